@@ -1,0 +1,34 @@
+"""Build the ASGI app for a set of services, and serve it."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import uvicorn
+from fastapi import FastAPI
+
+from jiesu.config import Settings
+from jiesu.runtime import Runtime, load_spec
+from jiesu.web import create_app
+
+
+def build_app(settings: Settings, services: list[str], *, bootstrap: str | None = None) -> FastAPI:
+    routers = [r for name in services for r in load_spec(name).routers]
+    target = bootstrap or settings.broker_url
+    return create_app(lambda: Runtime.create(settings, services, bootstrap=target), routers)
+
+
+async def serve(app: FastAPI, host: str, port: int, *, on_ready=None) -> None:
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # we own SIGINT/SIGTERM below
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():
+        await asyncio.sleep(0.05)
+    if server.started and on_ready:
+        on_ready()
+    await task

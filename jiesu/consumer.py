@@ -1,0 +1,158 @@
+"""The idempotent consumer: apply each event once, commit the offset after the database.
+
+A batch of records is applied in one transaction (fast path). If anything in it fails,
+the batch is rolled back and each record is applied in its own transaction with bounded
+retries; a record that still fails is a poison message: it goes to `<topic>.dlq` (via the
+outbox) and into the dead-letter table, and the partition moves on. Infrastructure
+failures (database or broker unreachable) are not poison: the batch is not acknowledged
+and Kafka redelivers it after a back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+from prometheus_client import Counter
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
+
+from jiesu.logging import get_logger
+from jiesu.messaging import ServiceStore, Transaction
+from schemas import topics
+from schemas.events import Envelope, EventPayload, new_event_id, utcnow
+
+log = get_logger(__name__)
+
+Handler = Callable[[Transaction, Envelope, EventPayload], Awaitable[None]]
+
+CONSUMED = Counter("jiesu_events_consumed_total", "Events applied", ["service", "event_type"])
+DUPLICATES = Counter("jiesu_events_duplicate_total", "Redelivered events skipped by the inbox", ["service"])
+DEAD = Counter("jiesu_events_dead_lettered_total", "Poison messages sent to the DLQ", ["service", "topic"])
+
+
+class InfrastructureError(Exception):
+    """The database or broker is unreachable: retry the whole batch later."""
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    if isinstance(exc, IntegrityError):
+        return False
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, ConnectionError, OSError,
+                            TimeoutError, InfrastructureError))
+
+
+class EventConsumer:
+    def __init__(self, store: ServiceStore, handlers: dict[str, Handler], *, retries: int = 3) -> None:
+        self.store = store
+        self.handlers = handlers
+        self.retries = retries
+        self.service = store.name
+
+    async def process(self, records: Sequence[Any]) -> None:
+        try:
+            async with self.store.transaction() as tx:
+                for record in records:
+                    await self._apply(tx, record)
+            return
+        except Exception as exc:
+            if is_infrastructure(exc):
+                await asyncio.sleep(1.0)  # back off before Kafka redelivers the batch
+                raise
+            if len(records) > 1 or self.retries == 0:
+                log.info("batch failed; applying records one by one", service=self.service, error=repr(exc))
+            first_error = exc
+        for record in records:
+            await self._process_one(record, first_error if len(records) == 1 else None)
+
+    async def _process_one(self, record: Any, known_error: BaseException | None) -> None:
+        error = known_error
+        attempts = 1 if known_error is not None else 0
+        while attempts <= self.retries:
+            if attempts:
+                await asyncio.sleep(0.05 * attempts)
+            attempts += 1
+            try:
+                async with self.store.transaction() as tx:
+                    await self._apply(tx, record)
+                return
+            except Exception as exc:
+                if is_infrastructure(exc):
+                    await asyncio.sleep(1.0)
+                    raise
+                error = exc
+        await self._dead_letter(record, error, attempts)
+
+    async def _apply(self, tx: Transaction, record: Any) -> None:
+        envelope = Envelope.from_bytes(record.value)
+        handler = self.handlers.get(envelope.event_type)
+        if handler is None:
+            return  # not for this service
+        payload = envelope.parsed()
+        if await tx.already_processed(envelope.event_id):
+            DUPLICATES.labels(self.service).inc()
+            return
+        with structlog.contextvars.bound_contextvars(
+            service=self.service, ticket_id=str(envelope.ticket_id), event_id=str(envelope.event_id),
+            event_type=envelope.event_type, trace_id=envelope.trace_id,
+        ):
+            await handler(tx, envelope, payload)
+        await tx.mark_processed(envelope.event_id, record.topic)
+        CONSUMED.labels(self.service, envelope.event_type).inc()
+
+    async def _dead_letter(self, record: Any, error: BaseException | None, attempts: int) -> None:
+        dead = self.store.tables.dead_letters
+        digest = hashlib.sha256(record.value or b"").hexdigest()
+        event_id = _header(record, "event_id")
+        async with self.store.transaction() as tx:
+            exists = await tx.session.scalar(
+                select(dead.c.id).where(dead.c.topic == record.topic, dead.c.partition == record.partition,
+                                        dead.c.offset == record.offset, dead.c.digest == digest)
+            )
+            if exists:
+                return
+            text = f"{type(error).__name__}: {error}"[:4000]
+            await tx.session.execute(dead.insert().values(
+                topic=record.topic, partition=record.partition, offset=record.offset, key=record.key,
+                value=record.value or b"", digest=digest, event_id=event_id, error=text, attempts=attempts,
+                created_at=utcnow(),
+            ))
+            await tx.emit_raw(
+                topics.dlq(record.topic), key=(record.key or b"").decode(errors="replace"),
+                value=record.value or b"", event_type=f"dead:{text[:50]}", event_id=new_event_id(), ticket_id=None,
+            )
+        DEAD.labels(self.service, record.topic).inc()
+        log.error("poison message dead-lettered", service=self.service, topic=record.topic,
+                  partition=record.partition, offset=record.offset, error=text, attempts=attempts)
+
+    def subscribe(self, router: KafkaRouter, *topic_names: str, group_id: str, batch: int = 200) -> None:
+        """Register this consumer on a FastStream router: manual commit after the handler."""
+
+        @router.subscriber(
+            *topic_names,
+            group_id=group_id,
+            batch=True,
+            max_records=batch,
+            batch_timeout_ms=100,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            title=f"{group_id}:{'+'.join(topic_names)}",
+        )
+        async def consume(msg: KafkaMessage) -> None:
+            raw = msg.raw_message
+            await self.process(raw if isinstance(raw, (list, tuple)) else [raw])
+
+
+def _header(record: Any, name: str) -> str | None:
+    for key, value in getattr(record, "headers", None) or ():
+        if key == name:
+            return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return None

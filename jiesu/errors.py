@@ -1,0 +1,95 @@
+"""Errors a person can act on: a stable code and a message in Chinese and English."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from jiesu.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, zh: str, en: str, *, fields: list[dict] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{code}: {en}")
+        self.status = status
+        self.code = code
+        self.zh = zh
+        self.en = en
+        self.fields = fields or []
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": f"{self.zh} / {self.en}", "zh": self.zh, "en": self.en}
+        if self.fields:
+            error["fields"] = self.fields
+        return {"error": error}
+
+
+# pydantic error types → Chinese; the English comes from pydantic itself.
+_ZH = {
+    "missing": "必填项未填写",
+    "string_too_short": "内容太短",
+    "string_too_long": "内容太长",
+    "string_pattern_mismatch": "格式不正确",
+    "enum": "不是允许的选项",
+    "literal_error": "不是允许的选项",
+    "int_parsing": "应为整数",
+    "float_parsing": "应为数字",
+    "bool_parsing": "应为是或否",
+    "datetime_parsing": "日期时间格式不正确",
+    "datetime_from_date_parsing": "日期时间格式不正确",
+    "uuid_parsing": "编号格式不正确",
+    "extra_forbidden": "不接受此字段",
+    "too_long": "条目太多",
+    "greater_than_equal": "数值太小",
+    "less_than_equal": "数值太大",
+    "json_invalid": "JSON 格式错误",
+    "model_attributes_type": "应为对象",
+    "dict_type": "应为对象",
+    "string_type": "应为文本",
+    "value_error": "取值不正确",
+}
+
+
+def validation_fields(errors: list[dict]) -> list[dict]:
+    fields = []
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "header", "form")]
+        fields.append({"field": ".".join(loc) or "(body)", "type": e.get("type"),
+                       "zh": _ZH.get(e.get("type", ""), "取值不正确"), "en": e.get("msg", "invalid value")})
+    return fields
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = validation_fields(exc.errors())
+        summary_zh = "；".join(f"{f['field']}：{f['zh']}" for f in fields[:5])
+        summary_en = "; ".join(f"{f['field']}: {f['en']}" for f in fields[:5])
+        err = ApiError(422, "invalid_input", f"提交的内容有误：{summary_zh}", f"Invalid input: {summary_en}",
+                       fields=fields)
+        return JSONResponse(err.body(), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        zh = {404: "未找到", 405: "不支持此操作", 401: "请先登录", 403: "无权访问"}.get(exc.status_code, "请求有误")
+        err = ApiError(exc.status_code, f"http_{exc.status_code}", zh, str(exc.detail))
+        return JSONResponse(err.body(), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", path=request.url.path)
+        err = ApiError(500, "internal_error", "系统内部错误，请稍后重试；如仍失败请联系管理员",
+                       "Internal error; please retry later, and contact the administrator if it persists")
+        return JSONResponse(err.body(), status_code=500)

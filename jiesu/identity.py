@@ -1,0 +1,154 @@
+"""Users, roles, password log-in and API tokens, shared by every service.
+
+Identity has its own small database (`JIESU_IDENTITY_DATABASE_URL`), owned by this
+plumbing package rather than by any service. Sessions are signed cookies, so a
+service verifies a page request without a database round trip; API tokens are random
+secrets stored only as SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Boolean, ForeignKey, Integer, MetaData, String, select, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from jiesu.db import Database, UTCDateTime
+from schemas.enums import Role
+from schemas.events import utcnow
+
+
+class IdentityBase(DeclarativeBase):
+    metadata = MetaData()
+
+
+class UserRow(IdentityBase):
+    __tablename__ = "identity_users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(32))
+    department: Mapped[str | None] = mapped_column(String(32), nullable=True)  # for role=department
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at = mapped_column(UTCDateTime, nullable=False)
+
+
+class ApiTokenRow(IdentityBase):
+    __tablename__ = "identity_api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("identity_users.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at = mapped_column(UTCDateTime, nullable=False)
+    last_used_at = mapped_column(UTCDateTime, nullable=True)
+    revoked_at = mapped_column(UTCDateTime, nullable=True)
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    department: str | None = None
+
+    def has(self, *roles: Role) -> bool:
+        return self.role in roles or self.role == Role.ADMIN
+
+
+_hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _user(row: UserRow) -> User:
+    return User(row.id, row.username, row.display_name, Role(row.role), row.department)
+
+
+class IdentityStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create_user(self, username: str, password: str, role: Role, *, display_name: str = "",
+                          department: str | None = None) -> User:
+        if role == Role.DEPARTMENT and not department:
+            raise ValueError("department staff must be bound to a department")
+        if len(password) < 8:
+            raise ValueError("password must have at least 8 characters")
+        async with self.db.session() as s:
+            row = UserRow(username=username, display_name=display_name or username,
+                          password_hash=hash_password(password), role=role.value, department=department,
+                          active=True, created_at=utcnow())
+            s.add(row)
+            await s.flush()
+            return _user(row)
+
+    async def get_user(self, username: str) -> User | None:
+        async with self.db.session() as s:
+            row = await s.scalar(select(UserRow).where(UserRow.username == username))
+            return _user(row) if row else None
+
+    async def authenticate(self, username: str, password: str) -> User | None:
+        async with self.db.session() as s:
+            row = await s.scalar(select(UserRow).where(UserRow.username == username, UserRow.active.is_(True)))
+            if row is None:
+                _hasher.hash(password)  # same work either way: no user-enumeration by timing
+                return None
+            try:
+                _hasher.verify(row.password_hash, password)
+            except (VerificationError, InvalidHashError):
+                return None
+            if _hasher.check_needs_rehash(row.password_hash):
+                row.password_hash = hash_password(password)
+            return _user(row)
+
+    async def create_token(self, username: str, name: str) -> str:
+        token = "jst_" + secrets.token_urlsafe(32)
+        async with self.db.session() as s:
+            row = await s.scalar(select(UserRow).where(UserRow.username == username))
+            if row is None:
+                raise LookupError(username)
+            s.add(ApiTokenRow(user_id=row.id, name=name, token_hash=token_hash(token), created_at=utcnow()))
+        return token
+
+    async def user_for_token(self, token: str) -> User | None:
+        digest = token_hash(token)
+        async with self.db.session() as s:
+            row = await s.scalar(
+                select(UserRow).join(ApiTokenRow, ApiTokenRow.user_id == UserRow.id).where(
+                    ApiTokenRow.token_hash == digest, ApiTokenRow.revoked_at.is_(None), UserRow.active.is_(True))
+            )
+            if row is None:
+                return None
+            await s.execute(update(ApiTokenRow).where(ApiTokenRow.token_hash == digest).values(last_used_at=utcnow()))
+            return _user(row)
+
+    async def list_users(self) -> list[User]:
+        async with self.db.session() as s:
+            return [_user(r) for r in (await s.scalars(select(UserRow).order_by(UserRow.id))).all()]
+
+
+def load_secret(configured: str, data_dir: Path) -> str:
+    """The configured secret, or one generated once into the data directory (0600)."""
+    if configured:
+        return configured
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(secret)
+    return secret

@@ -1,0 +1,180 @@
+"""Per-service messaging tables and the unit of work that writes the outbox.
+
+Every service owns three tables, prefixed with its name so that services can share one
+database when an operator wants to (and the test database) without clashing:
+
+- `<svc>_outbox`: events owed to Kafka, written in the same transaction as the state
+  change that caused them; the relay publishes and marks them sent.
+- `<svc>_inbox`: ids of events already applied; inserted in the same transaction as
+  the state change, so a redelivered event is recognised and skipped.
+- `<svc>_dead_letters`: poison messages after bounded retries, with the error, until
+  replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from jiesu.db import Database, UTCDateTime, UUIDStr
+from schemas.events import Envelope, utcnow
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    outbox: Table
+    inbox: Table
+    dead_letters: Table
+
+
+def messaging_tables(metadata: MetaData, prefix: str) -> MessagingTables:
+    outbox = Table(
+        f"{prefix}_outbox",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("event_id", UUIDStr, nullable=False, unique=True),
+        Column("topic", String(120), nullable=False),
+        Column("key", String(64), nullable=False),
+        Column("event_type", String(64), nullable=False),
+        Column("ticket_id", UUIDStr, nullable=True, index=True),
+        Column("value", LargeBinary, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("sent_at", UTCDateTime, nullable=True),
+        Column("attempts", Integer, nullable=False, default=0),
+    )
+    Index(
+        f"ix_{prefix}_outbox_unsent",
+        outbox.c.id,
+        postgresql_where=outbox.c.sent_at.is_(None),
+        sqlite_where=outbox.c.sent_at.is_(None),
+    )
+    Index(f"ix_{prefix}_outbox_sent_at", outbox.c.sent_at)
+    inbox = Table(
+        f"{prefix}_inbox",
+        metadata,
+        Column("event_id", UUIDStr, primary_key=True),
+        Column("topic", String(120), nullable=False),
+        Column("processed_at", UTCDateTime, nullable=False),
+    )
+    dead_letters = Table(
+        f"{prefix}_dead_letters",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("topic", String(120), nullable=False, index=True),
+        Column("partition", Integer, nullable=False),
+        Column("offset", BigInteger, nullable=False),
+        Column("key", LargeBinary, nullable=True),
+        Column("value", LargeBinary, nullable=False),
+        Column("digest", String(64), nullable=False),
+        Column("event_id", String(64), nullable=True),
+        Column("error", Text, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("replayed_at", UTCDateTime, nullable=True),
+        UniqueConstraint("topic", "partition", "offset", "digest", name=f"uq_{prefix}_dead_letters_position"),
+    )
+    return MessagingTables(outbox, inbox, dead_letters)
+
+
+class Transaction:
+    """One database transaction of a service, and the events it owes (the unit of work).
+
+    `emit` writes to the outbox in the same transaction as the state change, so either
+    both happen or neither does.
+    """
+
+    def __init__(self, session: AsyncSession, tables: MessagingTables) -> None:
+        self.session = session
+        self.tables = tables
+        self.emitted: list[Envelope] = []
+        self.wrote_outbox = False
+
+    async def emit(self, topic: str, envelope: Envelope) -> None:
+        await self.emit_raw(
+            topic,
+            key=str(envelope.ticket_id),
+            value=envelope.to_bytes(),
+            event_type=envelope.event_type,
+            event_id=envelope.event_id,
+            ticket_id=envelope.ticket_id,
+        )
+        self.emitted.append(envelope)
+
+    async def emit_raw(self, topic: str, *, key: str, value: bytes, event_type: str, event_id: UUID,
+                       ticket_id: UUID | None) -> None:
+        """Owe a message whose bytes are given as they are (dead letters and their replays)."""
+        await self.session.execute(
+            self.tables.outbox.insert().values(
+                event_id=event_id,
+                topic=topic,
+                key=key,
+                event_type=event_type,
+                ticket_id=ticket_id,
+                value=value,
+                created_at=utcnow(),
+                attempts=0,
+            )
+        )
+        self.wrote_outbox = True
+
+    async def reemit(self, ticket_id: UUID, event_types: tuple[str, ...] | None = None) -> int:
+        """Mark this ticket's already-sent events for sending again (same event ids).
+
+        Reconciliation uses it when the broker may have lost them; consumers skip the
+        ones they already applied.
+        """
+        stmt = update(self.tables.outbox).where(
+            self.tables.outbox.c.ticket_id == ticket_id, self.tables.outbox.c.sent_at.is_not(None)
+        )
+        if event_types:
+            stmt = stmt.where(self.tables.outbox.c.event_type.in_(event_types))
+        result = await self.session.execute(stmt.values(sent_at=None))
+        return result.rowcount or 0
+
+    async def already_processed(self, event_id: UUID) -> bool:
+        row = await self.session.execute(
+            select(self.tables.inbox.c.event_id).where(self.tables.inbox.c.event_id == event_id)
+        )
+        return row.first() is not None
+
+    async def mark_processed(self, event_id: UUID, topic: str) -> None:
+        await self.session.execute(
+            self.tables.inbox.insert().values(event_id=event_id, topic=topic, processed_at=utcnow())
+        )
+
+
+@dataclass
+class ServiceStore:
+    """A service's database plus its messaging tables, and a signal for its outbox relay."""
+
+    name: str
+    db: Database
+    tables: MessagingTables
+    outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self.db.session() as session:
+            tx = Transaction(session, self.tables)
+            yield tx
+        if tx.wrote_outbox:
+            self.outbox_signal.set()

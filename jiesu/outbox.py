@@ -1,0 +1,174 @@
+"""The outbox relay: publishes what services wrote to their outbox, then marks it sent.
+
+At least once: a crash after publishing and before marking publishes again, and the
+idempotent consumers downstream skip the repeat. Rows go in id order and one key's rows
+are enqueued to the producer in that order, so a ticket's events stay in order.
+Several instances of one service may run: on PostgreSQL a transaction-scoped advisory
+lock lets one relay work at a time, which keeps per-ticket order across instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy import delete, func, select, text, update
+
+from jiesu.logging import get_logger
+from jiesu.messaging import ServiceStore
+from schemas.events import utcnow
+
+log = get_logger(__name__)
+
+PUBLISHED = Counter("jiesu_outbox_published_total", "Events published from the outbox", ["service", "topic"])
+BACKLOG = Gauge("jiesu_outbox_backlog", "Unsent outbox rows at the last relay pass", ["service"])
+
+
+@dataclass(frozen=True)
+class OutboundRecord:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+class Sender(Protocol):
+    async def send(self, records: list[OutboundRecord]) -> None:
+        """Publish all records (acks=all); raise if any was not acknowledged."""
+
+
+class AioKafkaSender:
+    """Publishes through an aiokafka producer: enqueue in order, then await all acks."""
+
+    def __init__(self, producer) -> None:
+        self.producer = producer
+
+    async def send(self, records: list[OutboundRecord]) -> None:
+        futures = [
+            await self.producer.send(r.topic, value=r.value, key=r.key, headers=r.headers) for r in records
+        ]
+        await asyncio.gather(*futures)
+
+
+class BrokerSender:
+    """Publishes through a FastStream broker (used with TestKafkaBroker in unit tests)."""
+
+    def __init__(self, broker) -> None:
+        self.broker = broker
+
+    async def send(self, records: list[OutboundRecord]) -> None:
+        for r in records:
+            await self.broker.publish(r.value, r.topic, key=r.key, headers={k: v.decode() for k, v in r.headers})
+
+
+class OutboxRelay:
+    def __init__(self, store: ServiceStore, sender: Sender, *, batch: int = 500, poll_seconds: float = 0.5,
+                 retention_days: int = 7) -> None:
+        self.store = store
+        self.sender = sender
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self.retention = timedelta(days=retention_days)
+        self._lock_key = zlib.crc32(f"jiesu-outbox-{store.name}".encode())
+
+    async def relay_once(self) -> int:
+        """Publish one batch; returns how many rows were sent (0 when idle or not the leader)."""
+        if self.store.db.dialect == "postgresql":
+            # One transaction holding the advisory lock: one relay of this service at a time.
+            async with self.store.db.session() as session:
+                got = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self._lock_key})
+                if not got:
+                    return 0
+                rows = await self._claim(session)
+                if rows:
+                    await self._publish_and_mark(session, rows)
+        else:
+            # SQLite's write lock would stall the whole service while we wait for the broker,
+            # so read, publish, then mark in a second short transaction (one process per file).
+            async with self.store.db.session() as session:
+                rows = await self._claim(session)
+            if rows:
+                await self.sender.send(self._records(rows))
+                async with self.store.db.session() as session:
+                    await self._mark(session, rows)
+        if not rows:
+            BACKLOG.labels(self.store.name).set(0)
+            return 0
+        for r in rows:
+            PUBLISHED.labels(self.store.name, r.topic).inc()
+        if len(rows) == self.batch:
+            self.store.outbox_signal.set()  # more waiting: go again without sleeping
+        return len(rows)
+
+    async def _claim(self, session):
+        outbox = self.store.tables.outbox
+        return (
+            await session.execute(
+                select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.event_id,
+                       outbox.c.event_type)
+                .where(outbox.c.sent_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(self.batch)
+            )
+        ).all()
+
+    @staticmethod
+    def _records(rows) -> list[OutboundRecord]:
+        return [
+            OutboundRecord(
+                topic=r.topic,
+                key=r.key.encode(),
+                value=r.value,
+                headers=[("event_type", r.event_type.encode()), ("event_id", str(r.event_id).encode())],
+            )
+            for r in rows
+        ]
+
+    async def _publish_and_mark(self, session, rows) -> None:
+        await self.sender.send(self._records(rows))
+        await self._mark(session, rows)
+
+    async def _mark(self, session, rows) -> None:
+        outbox = self.store.tables.outbox
+        await session.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=utcnow()))
+
+    async def backlog(self) -> int:
+        outbox = self.store.tables.outbox
+        async with self.store.db.session() as session:
+            return await session.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))
+
+    async def purge_sent(self) -> int:
+        """Drop rows sent longer ago than the retention (kept meanwhile for re-emission)."""
+        outbox = self.store.tables.outbox
+        async with self.store.db.session() as session:
+            result = await session.execute(delete(outbox).where(outbox.c.sent_at < utcnow() - self.retention))
+            return result.rowcount or 0
+
+    async def run(self) -> None:
+        """Relay until cancelled: wake on a local commit or every poll interval."""
+        signal = self.store.outbox_signal
+        failures = 0
+        passes = 0
+        while True:
+            try:
+                await asyncio.wait_for(signal.wait(), timeout=self.poll_seconds)
+            except TimeoutError:
+                pass
+            signal.clear()
+            try:
+                await self.relay_once()
+                failures = 0
+                passes += 1
+                if passes % 10000 == 0:
+                    await self.purge_sent()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker or database down: back off and retry, lose nothing
+                failures += 1
+                log.warning("outbox relay failed; will retry", service=self.store.name, error=repr(exc),
+                            failures=failures)
+                await asyncio.sleep(min(5.0, 0.2 * 2**min(failures, 5)))

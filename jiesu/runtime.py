@@ -1,0 +1,187 @@
+"""Wiring: what a service declares, and the runtime that starts services in a process.
+
+`jiesu up` runs all three services in one process; `jiesu run router` runs one. The same
+`ServiceSpec`s, the same broker code and the same database code serve both: only the
+settings (URLs) differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter
+from faststream.kafka import KafkaBroker, KafkaRouter
+from sqlalchemy import MetaData, text
+
+from jiesu.config import SERVICES, Settings
+from jiesu.consumer import Handler, EventConsumer
+from jiesu.db import Database
+from jiesu.identity import IdentityStore, load_secret
+from jiesu.logging import get_logger
+from jiesu.messaging import MessagingTables, ServiceStore
+from jiesu.outbox import AioKafkaSender, BrokerSender, OutboxRelay, Sender
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Subscription:
+    """One consumer group per service: its topics and a handler per event type it applies."""
+
+    topics: tuple[str, ...]
+    handlers: dict[str, Handler]
+
+
+@dataclass
+class ServiceSpec:
+    """Everything a service contributes; `services/<name>/bootstrap.py` defines `SPEC`."""
+
+    name: str
+    metadata: MetaData
+    tables: MessagingTables
+    routers: list[APIRouter]
+    # Called once the runtime exists: the service builds its own state (directory, model, calendar …).
+    setup: Callable[[Runtime], Awaitable[Any]]
+    subscriptions: Callable[[Runtime], list[Subscription]]
+    background: Callable[[Runtime], list[Callable[[], Awaitable[None]]]] = lambda rt: []
+
+
+def load_spec(name: str) -> ServiceSpec:
+    if name not in SERVICES:
+        raise ValueError(f"unknown service {name!r}; choose from {', '.join(SERVICES)}")
+    return importlib.import_module(f"services.{name}.bootstrap").SPEC
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    specs: dict[str, ServiceSpec]
+    bootstrap: str
+    stores: dict[str, ServiceStore] = field(default_factory=dict)
+    identity: IdentityStore | None = None
+    secret: str = ""
+    brokers: dict[str, KafkaBroker] = field(default_factory=dict)
+    sender: Sender | None = None
+    state: dict[str, Any] = field(default_factory=dict)  # per-service objects set by setup()
+    http: httpx.AsyncClient | None = None
+    _producer: AIOKafkaProducer | None = None
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+    relays: dict[str, OutboxRelay] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, settings: Settings, services: list[str], *, bootstrap: str) -> Runtime:
+        specs = {name: load_spec(name) for name in services}
+        rt = cls(settings=settings, specs=specs, bootstrap=bootstrap)
+        for name, spec in specs.items():
+            rt.stores[name] = ServiceStore(name, Database(settings.database_url(name)), spec.tables)
+        rt.identity = IdentityStore(Database(settings.database_url("identity")))
+        rt.secret = load_secret(settings.secret_key, settings.data_dir)
+        return rt
+
+    def store(self, name: str) -> ServiceStore:
+        return self.stores[name]
+
+    def service_url(self, name: str) -> str:
+        return getattr(self.settings, f"{name}_url") or ""
+
+    def build_brokers(self, factory: Callable[[], KafkaBroker] | None = None) -> dict[str, KafkaBroker]:
+        """One FastStream broker per service, with that service's consumer registered.
+
+        Separate brokers let the services join their consumer groups concurrently at
+        start-up and keep each service's consumer independent, as in production.
+        """
+        for name, spec in self.specs.items():
+            broker = factory() if factory else KafkaBroker(
+                self.bootstrap, acks="all", enable_idempotence=self.settings.producer_idempotence,
+                client_id=f"jiesu-{name}",
+            )
+            router = KafkaRouter()
+            for sub in spec.subscriptions(self):
+                consumer = EventConsumer(self.stores[name], sub.handlers, retries=self.settings.consumer_retries)
+                consumer.subscribe(router, *sub.topics, group_id=f"jiesu-{name}", batch=self.settings.consumer_batch)
+            broker.include_router(router)
+            self.brokers[name] = broker
+        return self.brokers
+
+    async def start(self, *, sender: Sender | None = None, start_broker: bool = True) -> None:
+        for spec in self.specs.values():
+            await spec.setup(self)
+        if not self.brokers:
+            self.build_brokers()
+        if sender is None:
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", linger_ms=2,
+                enable_idempotence=self.settings.producer_idempotence, client_id="jiesu-outbox",
+            )
+            await self._producer.start()
+            sender = AioKafkaSender(self._producer)
+        self.sender = sender
+        if start_broker:
+            await asyncio.gather(*(b.start() for b in self.brokers.values()))
+        self.http = httpx.AsyncClient(timeout=5.0)
+        for name, store in self.stores.items():
+            relay = OutboxRelay(store, sender, batch=self.settings.outbox_batch,
+                                poll_seconds=self.settings.outbox_poll_seconds,
+                                retention_days=self.settings.outbox_retention_days)
+            self.relays[name] = relay
+            self._spawn(relay.run(), f"outbox-{name}")
+            for job in self.specs[name].background(self):
+                self._spawn(job(), f"{name}-background")
+        log.info("services started", services=list(self.specs), broker=self.bootstrap)
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(_report_crash)
+        self._tasks.append(task)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        # Flush what is left in the outbox before leaving, if the broker is still there.
+        for relay in self.relays.values():
+            try:
+                await asyncio.wait_for(relay.relay_once(), 5)
+            except Exception:  # noqa: BLE001 - it stays in the outbox for next time
+                pass
+        await asyncio.gather(*(b.stop() for b in self.brokers.values()), return_exceptions=True)
+        if self._producer is not None:
+            await self._producer.stop()
+        if self.http is not None:
+            await self.http.aclose()
+        for store in self.stores.values():
+            await store.db.dispose()
+        if self.identity:
+            await self.identity.db.dispose()
+
+    async def ready(self) -> dict[str, str]:
+        """What /readyz reports: each database and the broker."""
+        status: dict[str, str] = {}
+        for name, store in self.stores.items():
+            try:
+                async with store.db.session() as s:
+                    await s.execute(text("SELECT 1"))
+                status[f"db:{name}"] = "ok"
+            except Exception as exc:  # noqa: BLE001
+                status[f"db:{name}"] = f"error: {type(exc).__name__}"
+        for name, broker in self.brokers.items():
+            try:
+                status[f"broker:{name}"] = "ok" if await broker.ping(timeout=2.0) else "down"
+            except Exception as exc:  # noqa: BLE001
+                status[f"broker:{name}"] = f"error: {type(exc).__name__}"
+        return status
+
+
+def _report_crash(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task crashed", task=task.get_name(), error=repr(task.exception()))
+
+
+__all__ = ["Runtime", "ServiceSpec", "Subscription", "load_spec", "BrokerSender"]

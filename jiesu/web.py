@@ -1,0 +1,245 @@
+"""The HTTP shell every service shares: app factory, log-in, auth dependencies, health.
+
+A service contributes `APIRouter`s; `create_app` mounts those of the services this
+process runs, plus log-in, `/healthz`, `/readyz`, `/metrics` and static assets.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from jiesu.errors import ApiError
+from jiesu.errors import install as install_errors
+from jiesu.identity import User
+from jiesu.runtime import Runtime
+from schemas import enums
+from schemas.enums import Role
+
+SESSION_COOKIE = "jiesu_session"
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=[str(HERE / "templates")])
+templates.env.globals.update(
+    KIND_LABELS=enums.KIND_LABELS, CHANNEL_LABELS=enums.CHANNEL_LABELS, URGENCY_LABELS=enums.URGENCY_LABELS,
+    STATE_LABELS=enums.STATE_LABELS, ROLE_LABELS=enums.ROLE_LABELS,
+)
+
+
+def add_template_dir(path: Path) -> None:
+    """Each service keeps its own templates; one loader searches them all."""
+    loader = templates.env.loader
+    if str(path) not in loader.searchpath:
+        loader.searchpath.append(str(path))
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+def _serializer(rt: Runtime) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(rt.secret, salt="jiesu-session")
+
+
+def session_cookie(rt: Runtime, user: User) -> str:
+    return _serializer(rt).dumps({"id": user.id, "u": user.username, "n": user.display_name, "r": user.role.value,
+                                  "d": user.department, "c": secrets.token_urlsafe(16)})
+
+
+def _session(request: Request) -> dict | None:
+    raw = request.cookies.get(SESSION_COOKIE)
+    if not raw:
+        return None
+    rt = runtime(request)
+    try:
+        return _serializer(rt).loads(raw, max_age=int(rt.settings.session_hours * 3600))
+    except BadSignature:
+        return None
+
+
+async def optional_user(request: Request) -> User | None:
+    """The caller: a bearer token (machine clients) or a session cookie (people)."""
+    if hasattr(request.state, "user"):
+        return request.state.user
+    user: User | None = None
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        user = await runtime(request).identity.user_for_token(auth[7:].strip())
+        if user is None:
+            raise ApiError(401, "invalid_token", "访问令牌无效或已吊销", "The API token is invalid or revoked",
+                           headers={"WWW-Authenticate": "Bearer"})
+        request.state.via_token = True
+    else:
+        data = _session(request)
+        if data:
+            user = User(data["id"], data["u"], data["n"], Role(data["r"]), data.get("d"))
+            request.state.csrf = data.get("c", "")
+            if request.method not in ("GET", "HEAD", "OPTIONS"):
+                await _check_csrf(request)
+    request.state.user = user
+    return user
+
+
+async def _check_csrf(request: Request) -> None:
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        sent = (await request.form()).get("csrf_token")
+    if not sent or not secrets.compare_digest(str(sent), request.state.csrf):
+        raise ApiError(403, "csrf_failed", "页面已过期，请刷新后重试", "The form has expired; reload the page and retry")
+
+
+def require(*roles: Role) -> Callable:
+    """A dependency: the caller must be logged in with one of these roles (admin always may)."""
+
+    async def dependency(request: Request, user: Annotated[User | None, Depends(optional_user)]) -> User:
+        if user is None:
+            if request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", ""):
+                raise ApiError(401, "login_required", "请先登录", "Log in first",
+                               headers={"WWW-Authenticate": "Bearer"})
+            raise _LoginRedirect(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        if roles and not user.has(*roles):
+            raise ApiError(403, "forbidden", "您的角色无权执行此操作", "Your role may not do this")
+        return user
+
+    return dependency
+
+
+class _LoginRedirect(Exception):
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+def page(request: Request, template: str, **context) -> HTMLResponse:
+    user = getattr(request.state, "user", None)
+    return templates.TemplateResponse(
+        request, template, {"user": user, "csrf": getattr(request.state, "csrf", ""), **context}
+    )
+
+
+shell = APIRouter()
+
+
+@shell.get("/healthz", include_in_schema=False)
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@shell.get("/readyz", include_in_schema=False)
+async def readyz(rt: RuntimeDep) -> JSONResponse:
+    status = await rt.ready()
+    ok = all(v == "ok" for v in status.values())
+    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": status}, status_code=200 if ok else 503)
+
+
+@shell.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@shell.get("/login", response_class=HTMLResponse, include_in_schema=False)
+async def login_page(request: Request, next: str = "/") -> HTMLResponse:
+    return page(request, "login.html", next=_safe_next(next), error=None)
+
+
+@shell.post("/login", include_in_schema=False)
+async def login(request: Request, rt: RuntimeDep, username: Annotated[str, Form()],
+                password: Annotated[str, Form()], next: Annotated[str, Form()] = "/") -> Response:
+    user = await rt.identity.authenticate(username.strip(), password)
+    if user is None:
+        return page(request, "login.html", next=_safe_next(next), error="用户名或密码错误 / Wrong user name or password")
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(SESSION_COOKIE, session_cookie(rt, user), httponly=True, samesite="lax",
+                        max_age=int(rt.settings.session_hours * 3600), secure=request.url.scheme == "https")
+    return response
+
+
+@shell.post("/logout", include_in_schema=False)
+async def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@shell.get("/api/v1/me", tags=["identity"])
+async def me(user: Annotated[User, Depends(require())]) -> dict:
+    return {"username": user.username, "display_name": user.display_name, "role": user.role.value,
+            "department": user.department}
+
+
+def _safe_next(path: str) -> str:
+    return path if path.startswith("/") and not path.startswith("//") else "/"
+
+
+HOME_BY_ROLE = {
+    Role.OPERATOR: "/intake/console",
+    Role.DISPATCHER: "/router/dispatch",
+    Role.DEPARTMENT: "/tracker/inbox",
+    Role.VISITOR: "/tracker/tickets",
+    Role.SUPERVISOR: "/tracker/tickets",
+    Role.ADMIN: "/tracker/tickets",
+}
+
+
+def create_app(rt_factory: Callable[[], Runtime], routers: list[APIRouter], *, start: bool = True,
+               title: str = "jiesu 接诉即办") -> FastAPI:
+    """Build the ASGI app; the lifespan creates and starts the runtime (unless `start` is False)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        rt = rt_factory()
+        app.state.runtime = rt
+        if start:
+            await rt.start()
+        try:
+            yield
+        finally:
+            if start:
+                await rt.stop()
+
+    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan,
+                  description="Intake, routing and tracking of citizens' requests (12345 热线, 市长信箱, 网上留言).")
+    install_errors(app)
+
+    @app.exception_handler(_LoginRedirect)
+    async def _to_login(request: Request, exc: _LoginRedirect) -> Response:
+        return RedirectResponse(f"/login?next={quote(exc.next_path)}", status_code=303)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'",
+        )
+        return response
+
+    app.include_router(shell)
+
+    @app.get("/", include_in_schema=False)
+    async def home(request: Request, user: Annotated[User | None, Depends(optional_user)]) -> Response:
+        if user is None:
+            return RedirectResponse("/login", status_code=303)
+        return RedirectResponse(HOME_BY_ROLE.get(user.role, "/tracker/tickets"), status_code=303)
+
+    for router in routers:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    return app

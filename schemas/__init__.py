@@ -1,0 +1,1 @@
+"""The contract between jiesu's services: events, topics, enums."""

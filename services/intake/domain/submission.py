@@ -1,0 +1,103 @@
+"""What a channel submits, validated once for every channel, and turned into TicketReceived."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.enums import Channel, Kind, Urgency
+from schemas.events import Attachment, Citizen, Location, TicketReceived
+
+PHONE = re.compile(r"^\+?[0-9][0-9\- ]{4,30}$")
+MAX_SUBJECT = 200
+MAX_DESCRIPTION = 20000
+
+
+class CitizenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="", max_length=100, description="姓名 (may be empty: anonymous)")
+    phone: str = Field(default="", max_length=32, description="联系电话")
+    email: str = Field(default="", max_length=254)
+    confidential: bool = Field(default=False, description="保密: departments see a masked contact")
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str) -> str:
+        v = v.strip()
+        if v and not PHONE.match(v):
+            raise ValueError("phone number may contain digits, spaces, '-' and a leading '+' only")
+        return v.replace(" ", "")
+
+
+class LocationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    district: str | None = Field(default=None, max_length=32, description="district code from the directory")
+    street: str | None = Field(default=None, max_length=32, description="street/town code from the directory")
+    address: str = Field(default="", max_length=500)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+
+
+class TicketSubmission(BaseModel):
+    """A new request as any channel hands it to intake."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Kind = Field(description="咨询 consultation / 求助 help / 投诉 complaint / 举报 report / 建议 suggestion / "
+                                   "表扬 praise / 信息公开申请 information_request")
+    urgency: Urgency = Urgency.NORMAL
+    subject: str = Field(min_length=1, max_length=MAX_SUBJECT)
+    description: str = Field(min_length=1, max_length=MAX_DESCRIPTION)
+    citizen: CitizenIn = CitizenIn()
+    location: LocationIn = LocationIn()
+    category: str | None = Field(default=None, max_length=64, description="category code, if the operator chose one")
+    suggested_unit: str | None = Field(default=None, max_length=32,
+                                       description="unit code the operator chose over the router's suggestion")
+    source_ref: str | None = Field(default=None, max_length=200,
+                                   description="the channel's own reference (call id, Message-ID…): retries with the "
+                                               "same reference return the same ticket")
+
+    @field_validator("subject", "description")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v  # stored exactly as given
+
+
+def format_number(day: date, sequence: int) -> str:
+    """工单编号: 12345-YYYYMMDD-NNNNNN, the sequence restarting each local day."""
+    if not 1 <= sequence <= 999_999:
+        raise ValueError("ticket sequence out of range for one day")
+    return f"12345-{day:%Y%m%d}-{sequence:06d}"
+
+
+def to_event(sub: TicketSubmission, *, number: str, channel: Channel, received_at: datetime, operator: str | None,
+             source_ref: str, attachments: list[Attachment] | None = None) -> TicketReceived:
+    return TicketReceived(
+        number=number,
+        channel=channel,
+        kind=sub.kind,
+        urgency=sub.urgency,
+        subject=sub.subject,
+        description=sub.description,
+        citizen=Citizen(**sub.citizen.model_dump()),
+        location=Location(**sub.location.model_dump()),
+        category=sub.category,
+        suggested_unit=sub.suggested_unit,
+        attachments=attachments or [],
+        received_at=received_at,
+        operator=operator,
+        source_ref=source_ref,
+    )
+
+
+class Receipt(BaseModel):
+    """What intake answers: the number to read back to the caller."""
+
+    ticket_id: UUID
+    number: str
+    received_at: datetime
+    duplicate_request: bool = Field(description="true when this was a retry of an earlier submission")

@@ -1,0 +1,3 @@
+from jiesu.migrate import run_env
+
+run_env()

@@ -1,0 +1,50 @@
+"""Intake's own tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Column, Date, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+
+from jiesu.db import UTCDateTime, UUIDStr
+from jiesu.messaging import messaging_tables
+
+metadata = MetaData()
+messaging = messaging_tables(metadata, "intake")
+
+tickets = Table(
+    "intake_tickets",
+    metadata,
+    Column("ticket_id", UUIDStr, primary_key=True),
+    Column("number", String(21), nullable=False, unique=True),
+    Column("channel", String(16), nullable=False),
+    Column("source_ref", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("urgency", String(16), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("citizen_name", String(100), nullable=False),
+    Column("citizen_phone", String(32), nullable=False, index=True),
+    Column("citizen_email", String(254), nullable=False),
+    Column("confidential", Boolean, nullable=False),
+    Column("location", JSON, nullable=False),
+    Column("category", String(64), nullable=True),
+    Column("operator", String(64), nullable=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("event_id", UUIDStr, nullable=False),  # the TicketReceived event, for re-emission
+    # What the rest of the system reported back (from tickets.lifecycle), for look-ups and reconciliation.
+    Column("state", String(32), nullable=False),
+    Column("department", String(100), nullable=True),
+    Column("tracked_at", UTCDateTime, nullable=True),
+    Column("reconcile_attempts", Integer, nullable=False, default=0),
+    Column("last_reconcile_at", UTCDateTime, nullable=True),
+    UniqueConstraint("channel", "source_ref", name="uq_intake_tickets_source"),
+)
+Index("ix_intake_tickets_untracked", tickets.c.received_at, sqlite_where=tickets.c.tracked_at.is_(None),
+      postgresql_where=tickets.c.tracked_at.is_(None))
+
+# One row per local day: the last sequence number handed out (工单编号 12345-YYYYMMDD-NNNNNN).
+ticket_counters = Table(
+    "intake_ticket_counters",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("value", Integer, nullable=False),
+)

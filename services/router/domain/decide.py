@@ -1,0 +1,138 @@
+"""The routing decision as pure code: rules first, then category + place, else a dispatcher.
+
+1. An explicit rule that fires wins (unless it names a unit that returned the ticket).
+2. Otherwise the category (the operator's choice, or the classifier's prediction) and the
+   place give the responsible unit through the directory.
+3. Low confidence, a rule and the model disagreeing, or nothing fitting → a dispatcher
+   decides, with the best suggestions and why.
+Every decision says why, so it can be explained and audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from schemas.events import RoutingReason, Suggestion, UnitRef
+from services.router.domain import rules as rule_engine
+from services.router.domain.directory import Directory, Unit, UnknownCode
+from services.router.domain.rules import TicketFacts
+
+
+class Prediction(Protocol):
+    label: str
+    score: float
+    top: Sequence[tuple[str, float]]
+
+
+class Classifier(Protocol):
+    version: str
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Literal["assign", "dispatch"]
+    reason: RoutingReason
+    lead: Unit | None = None
+    co_handlers: tuple[Unit, ...] = ()
+    category: str | None = None
+    suggestions: tuple[Suggestion, ...] = ()
+    why: str = ""
+    rule_trace: tuple = field(default=(), compare=False)
+
+
+def ref(unit: Unit) -> UnitRef:
+    return UnitRef(code=unit.code, name=unit.name)
+
+
+def decide(directory: Directory, facts: TicketFacts, *, classifier: Classifier | None = None,
+           threshold: float = 0.6, exclude: frozenset[str] = frozenset(),
+           operator_unit: str | None = None) -> Decision:
+    facts = _with_district(directory, facts)
+    if operator_unit and directory.has_unit(operator_unit) and operator_unit not in exclude:
+        unit = directory.unit(operator_unit)
+        return Decision("assign", RoutingReason(method="operator", category=facts.category,
+                                                note="话务员选定承办单位"), unit, (), facts.category,
+                        why=f"话务员选定 {unit.name}")
+
+    match = rule_engine.evaluate(directory.rules, facts)
+    prediction = None
+    if classifier is not None and not facts.category:
+        prediction = classifier.predict([f"{facts.subject} {facts.description}"])[0]
+
+    if match is not None and match.lead not in exclude:
+        lead = directory.unit(match.lead)
+        co = tuple(directory.unit(c) for c in match.co_handlers if directory.has_unit(c) and c != match.lead)
+        model_unit = _unit_for(directory, prediction.label, facts) if prediction else None
+        if prediction and prediction.score >= threshold and model_unit and model_unit.code != lead.code \
+                and not _related(directory, model_unit, lead, co):
+            return Decision("dispatch", RoutingReason(method="rule", rule_id=match.rule_id,
+                                                      model_version=classifier.version, score=prediction.score),
+                            category=prediction.label,
+                            suggestions=(Suggestion(unit=ref(lead), score=1.0, reason=f"规则 {match.rule_id}"),
+                                         Suggestion(unit=ref(model_unit), category=prediction.label,
+                                                    score=prediction.score, reason="分类模型")),
+                            why=f"规则 {match.rule_id} 与分类模型意见不一致")
+        return Decision("assign", RoutingReason(method="rule", rule_id=match.rule_id, category=facts.category,
+                                                note=match.description[:500]),
+                        lead, co, facts.category, why=f"规则 {match.rule_id}：{match.description}")
+
+    if facts.category:
+        assignment = _assignment(directory, facts.category, facts)
+        if assignment and assignment.unit.code not in exclude:
+            return Decision("assign", RoutingReason(method="directory", category=facts.category,
+                                                    note=assignment.reason[:500]),
+                            assignment.unit, (), facts.category, why=assignment.reason)
+
+    suggestions: list[Suggestion] = []
+    if prediction is not None:
+        for label, score in prediction.top:
+            assignment = _assignment(directory, label, facts)
+            if assignment and assignment.unit.code not in exclude and \
+                    all(s.unit.code != assignment.unit.code for s in suggestions):
+                suggestions.append(Suggestion(unit=ref(assignment.unit), category=label, score=float(score),
+                                              reason=assignment.reason[:500]))
+        best = suggestions[0] if suggestions else None
+        if best and best.score >= threshold and best.category == prediction.label:
+            return Decision("assign", RoutingReason(method="model", model_version=classifier.version,
+                                                    score=best.score, category=best.category,
+                                                    note=best.reason),
+                            directory.unit(best.unit.code), (), best.category, tuple(suggestions),
+                            why=best.reason)
+        why = "分类置信度低于阈值" if best else "没有可用的承办单位建议"
+    else:
+        why = "未命中派单规则，且无法确定类别"
+    return Decision("dispatch", RoutingReason(method="directory", category=facts.category, note=why),
+                    category=facts.category, suggestions=tuple(suggestions[:3]), why=why)
+
+
+def _with_district(directory: Directory, facts: TicketFacts) -> TicketFacts:
+    if facts.street and not facts.district:
+        try:
+            street = directory.street(facts.street)
+        except UnknownCode:
+            return facts
+        return TicketFacts(facts.subject, facts.description, facts.category, street.parent, facts.street,
+                           facts.channel, facts.kind)
+    return facts
+
+
+def _assignment(directory: Directory, category: str, facts: TicketFacts):
+    try:
+        return directory.responsible_unit(category, facts.district, facts.street)
+    except (UnknownCode, ValueError):
+        return None
+
+
+def _unit_for(directory: Directory, category: str, facts: TicketFacts) -> Unit | None:
+    assignment = _assignment(directory, category, facts)
+    return assignment.unit if assignment else None
+
+
+def _related(directory: Directory, model_unit: Unit, lead: Unit, co: tuple[Unit, ...]) -> bool:
+    """The model's unit is the rule's lead, a co-handler, or the lead's own district/street: no conflict."""
+    return model_unit.code in {lead.code, *(c.code for c in co)} or model_unit.parent == lead.code \
+        or lead.parent == model_unit.code

@@ -1,0 +1,92 @@
+"""The ticket lifecycle as a pure state machine (no I/O).
+
+A department or the hotline acts on a ticket; the action is allowed only from certain
+states. `next_state` answers the new state, or refuses with a message a person can act
+on. The table below is the whole lifecycle: read it to know what can happen when.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from schemas.enums import STATE_LABELS, TicketState as S
+
+
+class Action(StrEnum):
+    RECEIVE = "receive"  # 受理
+    NEED_DISPATCH = "need_dispatch"  # 待人工派单
+    ASSIGN = "assign"  # 派单 / 改派
+    SIGN_FOR = "sign_for"  # 签收
+    CONTACT = "contact"  # 联系市民
+    WAIT_CITIZEN = "wait_citizen"  # 待补充材料 (clock pauses)
+    RESUME = "resume"  # 材料已补充 (clock resumes)
+    REQUEST_EXTENSION = "request_extension"  # 延期申请
+    DECIDE_EXTENSION = "decide_extension"  # 延期审批
+    DEFER = "defer"  # 挂账
+    RETURN = "return"  # 退单
+    REPLY = "reply"  # 答复
+    VISIT_CLOSE = "visit_close"  # 回访: satisfied / basically satisfied / unreachable
+    REOPEN = "reopen"  # 重办
+    MERGE = "merge"  # 重复件合并
+    ANSWER_DIRECTLY = "answer_directly"  # 直接办结
+
+
+ACTION_LABELS = {
+    Action.RECEIVE: "受理", Action.NEED_DISPATCH: "转人工派单", Action.ASSIGN: "派单", Action.SIGN_FOR: "签收",
+    Action.CONTACT: "联系市民", Action.WAIT_CITIZEN: "待补充材料", Action.RESUME: "恢复办理",
+    Action.REQUEST_EXTENSION: "申请延期", Action.DECIDE_EXTENSION: "延期审批", Action.DEFER: "挂账",
+    Action.RETURN: "退单", Action.REPLY: "答复", Action.VISIT_CLOSE: "回访办结", Action.REOPEN: "重办",
+    Action.MERGE: "合并重复件", Action.ANSWER_DIRECTLY: "直接办结",
+}
+
+_WORKING = (S.SIGNED_FOR, S.CONTACTED, S.REOPENED)  # the department holds it and is working on it
+
+TRANSITIONS: dict[tuple[S, Action], S] = {
+    (S.RECEIVED, Action.NEED_DISPATCH): S.DISPATCHING,
+    (S.RECEIVED, Action.ASSIGN): S.ASSIGNED,
+    (S.RECEIVED, Action.MERGE): S.MERGED,
+    (S.RECEIVED, Action.ANSWER_DIRECTLY): S.ANSWERED_DIRECTLY,
+    (S.DISPATCHING, Action.ASSIGN): S.ASSIGNED,
+    (S.DISPATCHING, Action.MERGE): S.MERGED,
+    (S.RETURNED, Action.ASSIGN): S.ASSIGNED,
+    (S.RETURNED, Action.NEED_DISPATCH): S.DISPATCHING,
+    (S.ASSIGNED, Action.SIGN_FOR): S.SIGNED_FOR,
+    (S.ASSIGNED, Action.RETURN): S.RETURNED,
+    (S.ASSIGNED, Action.ASSIGN): S.ASSIGNED,  # re-dispatch before sign-for (dispatcher correction)
+    (S.ASSIGNED, Action.MERGE): S.MERGED,
+    (S.SIGNED_FOR, Action.RETURN): S.RETURNED,
+    (S.REOPENED, Action.SIGN_FOR): S.SIGNED_FOR,
+    **{(s, Action.CONTACT): S.CONTACTED for s in _WORKING},
+    **{(s, Action.WAIT_CITIZEN): S.WAITING_CITIZEN for s in _WORKING},
+    **{(s, Action.REQUEST_EXTENSION): S.EXTENSION_REQUESTED for s in _WORKING},
+    **{(s, Action.DEFER): S.DEFERRED for s in _WORKING},
+    **{(s, Action.REPLY): S.REPLIED for s in (*_WORKING, S.DEFERRED)},
+    (S.WAITING_CITIZEN, Action.RESUME): S.CONTACTED,
+    (S.EXTENSION_REQUESTED, Action.DECIDE_EXTENSION): S.CONTACTED,
+    (S.DEFERRED, Action.RESUME): S.CONTACTED,
+    (S.REPLIED, Action.VISIT_CLOSE): S.CLOSED,
+    (S.REPLIED, Action.REOPEN): S.REOPENED,
+}
+
+TERMINAL = frozenset({S.CLOSED, S.MERGED, S.ANSWERED_DIRECTLY})
+OPEN = frozenset(set(S) - TERMINAL)
+
+
+class TransitionRefused(ValueError):
+    def __init__(self, state: S, action: Action) -> None:
+        self.state = state
+        self.action = action
+        self.zh = f"工单当前状态为“{STATE_LABELS[state]}”，不能执行“{ACTION_LABELS[action]}”"
+        self.en = f"A ticket in state '{state.value}' cannot take the action '{action.value}'"
+        super().__init__(self.en)
+
+
+def next_state(state: S, action: Action) -> S:
+    try:
+        return TRANSITIONS[(state, action)]
+    except KeyError:
+        raise TransitionRefused(state, action) from None
+
+
+def allowed_actions(state: S) -> list[Action]:
+    return [a for (s, a) in TRANSITIONS if s == state]
