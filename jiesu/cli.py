@@ -183,21 +183,24 @@ def cmd_schemas(args, settings) -> int:
 
 
 def cmd_broker(args, settings) -> int:
+    import signal
+
     from jiesu.embedded_broker import EmbeddedBroker
 
-    async def run() -> None:
-        broker = EmbeddedBroker(port=args.port)
-        await broker.start(partitions=settings.topic_partitions)
-        print(f"embedded broker on {broker.bootstrap}; Ctrl-C stops it", flush=True)
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, broker.process.wait)
-        finally:
-            broker.stop()
+    broker = EmbeddedBroker(port=args.port)
 
+    def stop(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
-        asyncio.run(run())
+        asyncio.run(broker.start(partitions=settings.topic_partitions))
+        print(f"embedded broker on {broker.bootstrap}; Ctrl-C stops it", flush=True)
+        broker.process.wait()
     except KeyboardInterrupt:
         pass
+    finally:
+        broker.stop()
     return 0
 
 

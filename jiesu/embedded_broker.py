@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -20,6 +21,14 @@ from jiesu.logging import get_logger
 from schemas import topics as topic_names
 
 log = get_logger(__name__)
+
+
+def _die_with_parent() -> None:
+    """Linux: the broker gets SIGTERM if our process dies, even by SIGKILL (no orphan brokers)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -50,6 +59,7 @@ class EmbeddedBroker:
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, "RUST_LOG": os.environ.get("JIESU_BROKER_LOG", "warn")},
             start_new_session=True,  # a Ctrl-C to the terminal reaches us, and we stop it in order
+            preexec_fn=_die_with_parent,
         )
 
     async def start(self, *, partitions: int = 6, timeout: float = 20.0) -> None:

@@ -103,8 +103,11 @@ async def on_assigned(tx: Transaction, envelope: Envelope, p: TicketAssigned, cl
         calendar_unconfirmed=deadlines.calendar_unconfirmed, tracked_event_id=tracked.event_id, updated_at=utcnow(),
     )
     if row is None:
-        await tx.session.execute(tickets.insert().values(ticket_id=envelope.ticket_id, confidential=False, **values))
+        await tx.session.execute(tickets.insert().values(ticket_id=envelope.ticket_id, confidential=False,
+                                                         tracked_at=utcnow(), **values))
     else:
+        if row.tracked_at is None:
+            values["tracked_at"] = utcnow()
         await tx.session.execute(update(tickets).where(tickets.c.ticket_id == envelope.ticket_id).values(**values))
     await tx.session.execute(delete(ticket_units).where(ticket_units.c.ticket_id == envelope.ticket_id))
     await tx.session.execute(ticket_units.insert(), [
@@ -125,14 +128,18 @@ async def on_dispatch_needed(tx: Transaction, envelope: Envelope, p: DispatchNee
     state = _transition(row.state if row else None, Action.NEED_DISPATCH)
     if state is None:
         return
+    tracked = Envelope.wrap(TicketTracked(number=p.number, state=state), ticket_id=envelope.ticket_id,
+                            producer=PRODUCER, trace_id=envelope.trace_id)
+    values = dict(number=p.number, state=state.value, tracked_event_id=tracked.event_id, updated_at=utcnow())
     if row is None:
-        await tx.session.execute(tickets.insert().values(
-            ticket_id=envelope.ticket_id, number=p.number, state=state.value, confidential=False, co_handlers=[],
-            updated_at=utcnow()))
+        await tx.session.execute(tickets.insert().values(ticket_id=envelope.ticket_id, confidential=False,
+                                                         co_handlers=[], tracked_at=utcnow(), **values))
     else:
-        await tx.session.execute(update(tickets).where(tickets.c.ticket_id == envelope.ticket_id).values(
-            state=state.value, updated_at=utcnow()))
+        if row.tracked_at is None:
+            values["tracked_at"] = utcnow()
+        await tx.session.execute(update(tickets).where(tickets.c.ticket_id == envelope.ticket_id).values(**values))
     await _timeline(tx, envelope, "router", f"转人工派单：{p.why}", {})
+    await tx.emit(topics.LIFECYCLE, tracked)
 
 
 async def on_reconcile(tx: Transaction, envelope: Envelope, p) -> None:

@@ -40,6 +40,7 @@ tickets = Table(
     Column("warn_at", UTCDateTime, nullable=True),
     Column("calendar_unconfirmed", Boolean, nullable=False, default=False),
     Column("tracked_event_id", UUIDStr, nullable=True),  # our TicketTracked, re-emitted on reconcile
+    Column("tracked_at", UTCDateTime, nullable=True),  # when the first assignment became visible here
     Column("updated_at", UTCDateTime, nullable=False),
 )
 Index("ix_tracker_tickets_lead_state", tickets.c.lead_code, tickets.c.state)
