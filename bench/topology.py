@@ -128,3 +128,23 @@ class Topology:
                 self.broker.wait(10)
             except subprocess.TimeoutExpired:
                 os.killpg(self.broker.pid, signal.SIGKILL)
+
+
+JIESU_TABLE_PREFIXES = ("intake_", "router_", "tracker_", "identity_", "alembic_version_")
+
+
+async def drop_jiesu_tables(url: str) -> None:
+    """Remove jiesu's tables (only ours, by prefix) from a PostgreSQL database: a clean slate for a run."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            names = (await conn.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))).scalars().all()
+            for name in names:
+                if name.startswith(JIESU_TABLE_PREFIXES):
+                    await conn.execute(text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
+    finally:
+        await engine.dispose()

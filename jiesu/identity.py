@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,9 +78,15 @@ def _user(row: UserRow) -> User:
     return User(row.id, row.username, row.display_name, Role(row.role), row.department)
 
 
+TOKEN_CACHE_SECONDS = 30.0  # a revoked token stops working within this time
+
+
 class IdentityStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Machine clients send a token with every request: remember recent look-ups so that
+        # authentication is not a database write per request.
+        self._token_cache: dict[str, tuple[float, User]] = {}
 
     async def create_user(self, username: str, password: str, role: Role, *, display_name: str = "",
                           department: str | None = None) -> User:
@@ -125,6 +132,10 @@ class IdentityStore:
 
     async def user_for_token(self, token: str) -> User | None:
         digest = token_hash(token)
+        now = time.monotonic()
+        cached = self._token_cache.get(digest)
+        if cached and cached[0] > now:
+            return cached[1]
         async with self.db.session() as s:
             row = await s.scalar(
                 select(UserRow).join(ApiTokenRow, ApiTokenRow.user_id == UserRow.id).where(
@@ -133,7 +144,11 @@ class IdentityStore:
             if row is None:
                 return None
             await s.execute(update(ApiTokenRow).where(ApiTokenRow.token_hash == digest).values(last_used_at=utcnow()))
-            return _user(row)
+            user = _user(row)
+        if len(self._token_cache) > 10_000:
+            self._token_cache.clear()
+        self._token_cache[digest] = (now + TOKEN_CACHE_SECONDS, user)
+        return user
 
     async def list_users(self) -> list[User]:
         async with self.db.session() as s:

@@ -40,7 +40,7 @@ def configure(fmt: str = "console", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "uvicorn.access", "faststream.access", "alembic"):
+    for noisy in ("aiokafka", "uvicorn.access", "faststream.access", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.topology import drop_jiesu_tables
 from jiesu.config import Settings
 
 REQUIRE_ALL = os.environ.get("JIESU_REQUIRE_ALL") == "1"
@@ -43,27 +44,11 @@ def _pg_reachable() -> bool:
         return False
 
 
-async def reset_postgres(url: str = PG_URL) -> None:
-    """Drop jiesu's tables from the test database (only ours: prefixed by service)."""
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        names = (await conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND (tablename LIKE 'intake\\_%' "
-            "OR tablename LIKE 'router\\_%' OR tablename LIKE 'tracker\\_%' OR tablename LIKE 'identity\\_%' "
-            "OR tablename LIKE 'alembic\\_version\\_%')"))).scalars().all()
-        for name in names:
-            await conn.execute(text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
-    await engine.dispose()
-
-
 @pytest.fixture
 def pg_url() -> str:
     if not _pg_reachable():
         skip_or_fail(f"PostgreSQL not reachable at {PG_URL}")
-    asyncio.run(reset_postgres())
+    asyncio.run(drop_jiesu_tables(PG_URL))
     return PG_URL
 
 

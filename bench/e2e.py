@@ -1,0 +1,175 @@
+"""`jiesu bench`: post realistic tickets to intake over HTTP and wait until the tracker has them all.
+
+Prints throughput and the latency from intake's acceptance to the tracker making the
+ticket visible (p50 / p95 / p99), measured from the services' own timestamps: intake's
+`received_at` and the tracker's `tracked_at`. Modes:
+
+- embedded: `jiesu up` (one process, embedded broker, SQLite), as `make run` starts it;
+- services: one process per service (`jiesu run …`) over the embedded broker, on SQLite
+  or on PostgreSQL (`--postgres URL`; jiesu's tables there are dropped first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bench.tickets import generate
+from bench.topology import Topology, drop_jiesu_tables
+from jiesu.embedded_broker import free_port
+from services.router.domain.directory import Directory
+
+
+async def _rows(url: str, sql: str) -> list:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return (await conn.execute(text(sql))).all()
+    finally:
+        await engine.dispose()
+
+
+async def post_all(base: str, token: str, items: list[dict], concurrency: int) -> float:
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in items:
+        queue.put_nowait(item)
+    done = 0
+    started = time.perf_counter()
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal done
+        while not queue.empty():
+            item = queue.get_nowait()
+            r = await client.post(f"{base}/api/v1/intake/tickets", json=item,
+                                  headers={"Authorization": f"Bearer {token}", "Idempotency-Key": item["source_ref"]})
+            r.raise_for_status()
+            done += 1
+            if done % max(1, len(items) // 10) == 0:
+                print(f"  posted {done}/{len(items)}", flush=True)
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+async def measure(intake_url: str, tracker_url: str, n: int, timeout: float = 600) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        (count,) = (await _rows(tracker_url, "SELECT count(*) FROM tracker_tickets WHERE tracked_at IS NOT NULL"))[0]
+        if count >= n or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.25)
+    received = dict(await _rows(intake_url, "SELECT ticket_id, received_at FROM intake_tickets"))
+    tracked = dict(await _rows(tracker_url, "SELECT ticket_id, tracked_at FROM tracker_tickets "
+                                            "WHERE tracked_at IS NOT NULL"))
+    from jiesu.db import UTCDateTime  # noqa: F401 - SQLite returns text; parse both the same way
+    from datetime import UTC, datetime
+
+    def ts(value):
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    latencies = [(ts(tracked[k]) - ts(received[k])).total_seconds() * 1000 for k in tracked if k in received]
+    first = min(ts(v) for v in received.values())
+    last = max(ts(v) for v in tracked.values())
+    span = (last - first).total_seconds()
+    return {"tracked": len(latencies), "span_s": span, "throughput": len(latencies) / span if span else 0,
+            "p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "p99": percentile(latencies, 99),
+            "mean": statistics.fmean(latencies)}
+
+
+def report(title: str, n: int, post_s: float, m: dict) -> None:
+    print(f"\n== {title}: {n} tickets, {os.cpu_count()} cores")
+    print(f"  posted in {post_s:.2f} s ({n / post_s:.0f} req/s accepted by intake)")
+    print(f"  tracked {m['tracked']}/{n} in {m['span_s']:.2f} s → {m['throughput']:.0f} tickets/s end to end")
+    print(f"  latency intake accept → tracker visible: p50 {m['p50']:.0f} ms, p95 {m['p95']:.0f} ms, "
+          f"p99 {m['p99']:.0f} ms (mean {m['mean']:.0f} ms)")
+
+
+def _cli(env: dict, *args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "jiesu.cli", *args], env=env, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def run_embedded(n: int, concurrency: int) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="jiesu-bench-"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JIESU_")}
+    env.update({"JIESU_DATA_DIR": str(workdir), "JIESU_SECRET_KEY": "bench", "JIESU_LOG_LEVEL": "WARNING"})
+    _cli(env, "migrate")
+    _cli(env, "user", "bench", "operator", "--password", "bench-password")
+    token = _cli(env, "token", "bench", "bench")
+    log = open(workdir / "up.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "jiesu.cli", "up", "--port", str(port)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        items = generate(Directory.default(), n)
+        post_s = asyncio.run(post_all(base, token, items, concurrency))
+        urls = {s: f"sqlite+aiosqlite:///{workdir / f'{s}.db'}" for s in ("intake", "tracker")}
+        m = asyncio.run(measure(urls["intake"], urls["tracker"], n))
+        report("embedded (jiesu up: one process, embedded broker, SQLite)", n, post_s, m)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_services(n: int, concurrency: int, postgres: str | None) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="jiesu-bench-"))
+    urls = {}
+    if postgres:
+        asyncio.run(drop_jiesu_tables(postgres))
+        urls = {s: postgres for s in ("intake", "router", "tracker", "identity")}
+    topo = Topology(workdir, database_urls=urls, extra_env={"JIESU_LOG_LEVEL": "WARNING"})
+    try:
+        topo.jiesu("migrate")
+        topo.jiesu("user", "bench", "operator", "--password", "bench-password")
+        token = topo.jiesu("token", "bench", "bench").stdout.strip()
+        topo.start_broker()
+        intake = topo.start("intake")
+        topo.start("router")
+        topo.start("tracker")
+        items = generate(Directory.default(), n)
+        post_s = asyncio.run(post_all(intake.url, token, items, concurrency))
+        db = {s: urls.get(s) or f"sqlite+aiosqlite:///{workdir / f'{s}.db'}" for s in ("intake", "tracker")}
+        m = asyncio.run(measure(db["intake"], db["tracker"], n))
+        store = "PostgreSQL" if postgres else "SQLite"
+        report(f"services (one process per service, embedded broker, {store})", n, post_s, m)
+    finally:
+        topo.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(args, settings) -> int:
+    if args.mode == "embedded":
+        run_embedded(args.tickets, args.concurrency)
+    else:
+        run_services(args.tickets, args.concurrency, args.postgres)
+    return 0

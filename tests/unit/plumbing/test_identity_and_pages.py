@@ -1,0 +1,91 @@
+"""Log-in, roles, tokens and CSRF, on the real app without the broker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from jiesu.app import build_app
+from jiesu.migrate import upgrade_all
+from schemas.enums import Role
+
+
+@pytest.fixture
+async def app(sqlite_settings):
+    await asyncio.to_thread(upgrade_all, sqlite_settings)
+    from jiesu.runtime import Runtime
+    from jiesu.web import create_app
+    from jiesu.runtime import load_spec
+
+    routers = [r for n in ("intake", "router", "tracker") for r in load_spec(n).routers]
+    rt = Runtime.create(sqlite_settings, ["intake", "router", "tracker"], bootstrap="unused:9092")
+    for spec in rt.specs.values():
+        await spec.setup(rt)
+    application = create_app(lambda: rt, routers, start=False)
+    async with application.router.lifespan_context(application):
+        await rt.identity.create_user("op", "correct-horse", Role.OPERATOR, display_name="话务员")
+        await rt.identity.create_user("dept", "correct-horse", Role.DEPARTMENT, department="M-CGW")
+        yield application
+    for store in rt.stores.values():
+        await store.db.dispose()
+    await rt.identity.db.dispose()
+
+
+def client(app) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://jiesu.test")
+
+
+async def test_passwords_are_stored_as_argon2id_hashes(app):
+    store = app.state.runtime.identity
+    from sqlalchemy import select
+
+    from jiesu.identity import UserRow
+
+    async with store.db.session() as s:
+        row = await s.scalar(select(UserRow).where(UserRow.username == "op"))
+    assert row.password_hash.startswith("$argon2id$") and "correct-horse" not in row.password_hash
+    assert await store.authenticate("op", "correct-horse") is not None
+    assert await store.authenticate("op", "wrong") is None
+    assert await store.authenticate("nobody", "correct-horse") is None
+
+
+async def test_department_staff_must_be_bound_to_a_department(app):
+    with pytest.raises(ValueError):
+        await app.state.runtime.identity.create_user("x", "long-enough", Role.DEPARTMENT)
+
+
+async def test_login_sets_a_session_and_pages_need_it(app):
+    async with client(app) as c:
+        r = await c.get("/tracker/tickets")
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+        r = await c.post("/login", data={"username": "op", "password": "wrong", "next": "/"})
+        assert "用户名或密码错误" in r.text
+        r = await c.post("/login", data={"username": "op", "password": "correct-horse", "next": "/tracker/tickets"})
+        assert r.status_code == 303 and r.headers["location"] == "/tracker/tickets"
+        page = await c.get("/tracker/tickets")
+        assert page.status_code == 200 and "工单列表" in page.text
+        assert page.headers["x-frame-options"] == "DENY"
+
+
+async def test_forms_posted_without_the_csrf_token_are_refused(app):
+    async with client(app) as c:
+        await c.post("/login", data={"username": "op", "password": "correct-horse"})
+        r = await c.post("/api/v1/intake/tickets", json={"kind": "help", "subject": "s", "description": "d"})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "csrf_failed"
+
+
+async def test_bearer_tokens_identify_machine_clients_and_revoked_ones_fail(app):
+    token = await app.state.runtime.identity.create_token("op", "portal")
+    async with client(app) as c:
+        me = await c.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.json()["role"] == "operator"
+        bad = await c.get("/api/v1/me", headers={"Authorization": "Bearer jst_nope"})
+        assert bad.status_code == 401 and bad.json()["error"]["code"] == "invalid_token"
+
+
+async def test_login_redirect_never_leaves_the_site(app):
+    async with client(app) as c:
+        r = await c.post("/login", data={"username": "op", "password": "correct-horse", "next": "//evil.example"})
+        assert r.headers["location"] == "/"
