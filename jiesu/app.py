@@ -15,9 +15,11 @@ from jiesu.web import create_app
 
 
 def build_app(settings: Settings, services: list[str], *, bootstrap: str | None = None) -> FastAPI:
-    routers = [r for name in services for r in load_spec(name).routers]
+    specs = [load_spec(name) for name in services]
+    routers = [r for spec in specs for r in spec.routers]
+    statics = [(spec.name, spec.static_dir) for spec in specs if spec.static_dir and spec.static_dir.is_dir()]
     target = bootstrap or settings.broker_url
-    return create_app(lambda: Runtime.create(settings, services, bootstrap=target), routers)
+    return create_app(lambda: Runtime.create(settings, services, bootstrap=target), routers, static_dirs=statics)
 
 
 async def serve(app: FastAPI, host: str, port: int, *, on_ready=None) -> None:

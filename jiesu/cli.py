@@ -61,10 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--postgres", default=None, help="PostgreSQL URL for --mode services (default: SQLite)")
 
+    from jiesu.runtime import load_spec
+
+    for name in SERVICES:  # each service adds its own commands (train-router, calendar, report …)
+        spec = load_spec(name)
+        if spec.cli:
+            spec.cli(sub)
+
     args = parser.parse_args(argv)
     settings = get_settings()
     configure(settings.log_format, settings.log_level)
-    handler = globals()[f"cmd_{args.command.replace('-', '_')}"]
+    handler = getattr(args, "func", None) or globals()[f"cmd_{args.command.replace('-', '_')}"]
     return handler(args, settings) or 0
 
 
@@ -103,8 +110,8 @@ def cmd_seed_demo(args, settings) -> int:
 
     directory = Directory.from_yaml(settings.directory_file) if settings.directory_file else Directory.default()
     users = demo_users()
-    # Department staff: one log-in for each of a few units people will see tickets for in the demo.
-    for unit in [*directory.units[:6], *directory.districts[:2], *directory.streets[:4]]:
+    # Department staff: a log-in for every municipal unit, utility and district, and the streets of one district.
+    for unit in [*directory.units, *directory.districts, *directory.streets_of(directory.districts[0].code)]:
         users.append((f"dept-{unit.code.lower()}", f"{unit.name} 承办人", "department", unit.code))
 
     async def run() -> list[tuple]:
@@ -122,7 +129,11 @@ def cmd_seed_demo(args, settings) -> int:
     rows = asyncio.run(run())
     print(f"演示账号（密码均为 {DEMO_PASSWORD}）/ demo log-ins (password {DEMO_PASSWORD}):")
     for username, name, role, dept in rows:
-        print(f"  {username:<18} {name}" + (f"  [{dept}]" if dept else ""))
+        if role != "department":
+            print(f"  {username:<12} {name}")
+    depts = [r for r in rows if r[2] == "department"]
+    print(f"  dept-<单位代码>  承办单位账号 {len(depts)} 个 / {len(depts)} department log-ins, e.g. "
+          + "、".join(f"{u} ({n.removesuffix(' 承办人')})" for u, n, _, _ in depts if u in ("dept-m-cgw", "dept-u-zls")))
     return 0
 
 

@@ -49,6 +49,19 @@ class Settings(BaseSettings):
     reconcile_after_seconds: float = Field(default=300, gt=0)
     reconcile_every_seconds: float = Field(default=60, gt=0)
 
+    public_url: str = ""  # how citizens reach the public pages (links in e-mails); default http://host:port
+    attachments_dir: Path | None = None  # intake's uploaded files, outside the web root (default data_dir/attachments)
+    smtp_listen_port: int = 0  # intake's SMTP/LMTP listener for the mayor's mailbox (0 = off)
+    smtp_listen_host: str = "127.0.0.1"
+    mail_host: str = ""  # outgoing mail (department notifications); empty = no e-mail
+    mail_port: int = 25
+    mail_from: str = "jiesu@localhost"
+    webhook_url: str = ""  # city messaging system; empty = no webhook
+    webhook_secret: str = ""  # HMAC-SHA256 signature key of webhook bodies
+    router_threshold: float = Field(default=0.6, ge=0, le=1)  # below: a dispatcher decides
+    model_dir: Path | None = None  # router's trained models (default data_dir/models)
+    timer_poll_seconds: float = Field(default=0.5, gt=0)  # tracker timers: how often due rows are claimed
+
     directory_file: Path | None = None  # router's department directory (YAML)
     calendar_file: Path | None = None  # tracker's working-calendar overrides (YAML)
 

@@ -11,6 +11,7 @@ import asyncio
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,6 +51,9 @@ class ServiceSpec:
     setup: Callable[[Runtime], Awaitable[Any]]
     subscriptions: Callable[[Runtime], list[Subscription]]
     background: Callable[[Runtime], list[Callable[[], Awaitable[None]]]] = lambda rt: []
+    # Extra `jiesu` sub-commands: called with argparse's sub-parsers; each sets `func=(args, settings) -> int`.
+    cli: Callable[[Any], None] | None = None
+    static_dir: Path | None = None  # served at /static/<name>/
 
 
 def load_spec(name: str) -> ServiceSpec:

@@ -7,7 +7,10 @@ process runs, plus log-in, `/healthz`, `/readyz`, `/metrics` and static assets.
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 from collections.abc import Callable
+from dataclasses import dataclass
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
@@ -34,6 +37,23 @@ templates.env.globals.update(
     KIND_LABELS=enums.KIND_LABELS, CHANNEL_LABELS=enums.CHANNEL_LABELS, URGENCY_LABELS=enums.URGENCY_LABELS,
     STATE_LABELS=enums.STATE_LABELS, ROLE_LABELS=enums.ROLE_LABELS,
 )
+
+
+_display_tz: list[ZoneInfo] = [ZoneInfo("Asia/Shanghai")]
+
+
+def localtime(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored UTC instant as people here read it: local time, to the minute."""
+    if not value:
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(_display_tz[0]).strftime(fmt)
+
+
+templates.env.filters["localtime"] = localtime
 
 
 def add_template_dir(path: Path) -> None:
@@ -185,24 +205,48 @@ def _safe_next(path: str) -> str:
     return path if path.startswith("/") and not path.startswith("//") else "/"
 
 
-HOME_BY_ROLE = {
-    Role.OPERATOR: "/intake/console",
-    Role.DISPATCHER: "/router/dispatch",
-    Role.DEPARTMENT: "/tracker/inbox",
-    Role.VISITOR: "/tracker/tickets",
-    Role.SUPERVISOR: "/tracker/tickets",
-    Role.ADMIN: "/tracker/tickets",
-}
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    href: str
+    roles: frozenset[Role]  # admin sees everything
+    order: int = 100
+    accesskey: str = ""
+
+
+NAV: list[NavItem] = []
+HOME_BY_ROLE: dict[Role, str] = {}
+
+
+def register_nav(label: str, href: str, roles: tuple[Role, ...], *, order: int = 100, accesskey: str = "",
+                 home_for: tuple[Role, ...] = ()) -> None:
+    """A service adds its screens to the menu (and may be the landing page of some roles)."""
+    if any(item.href == href for item in NAV):
+        return
+    NAV.append(NavItem(label, href, frozenset(roles), order, accesskey))
+    NAV.sort(key=lambda item: item.order)
+    for role in home_for:
+        HOME_BY_ROLE.setdefault(role, href)
+
+
+def nav_for(user: User | None) -> list[NavItem]:
+    if user is None:
+        return []
+    return [item for item in NAV if user.role == Role.ADMIN or user.role in item.roles]
+
+
+templates.env.globals["nav_for"] = nav_for
 
 
 def create_app(rt_factory: Callable[[], Runtime], routers: list[APIRouter], *, start: bool = True,
-               title: str = "jiesu 接诉即办") -> FastAPI:
+               title: str = "jiesu 接诉即办", static_dirs: list[tuple[str, Path]] | None = None) -> FastAPI:
     """Build the ASGI app; the lifespan creates and starts the runtime (unless `start` is False)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         rt = rt_factory()
         app.state.runtime = rt
+        _display_tz[0] = ZoneInfo(rt.settings.timezone)
         if start:
             await rt.start()
         try:
@@ -237,9 +281,13 @@ def create_app(rt_factory: Callable[[], Runtime], routers: list[APIRouter], *, s
     async def home(request: Request, user: Annotated[User | None, Depends(optional_user)]) -> Response:
         if user is None:
             return RedirectResponse("/login", status_code=303)
-        return RedirectResponse(HOME_BY_ROLE.get(user.role, "/tracker/tickets"), status_code=303)
+        items = nav_for(user)
+        home = HOME_BY_ROLE.get(user.role) or (items[0].href if items else "/api/v1/me")
+        return RedirectResponse(home, status_code=303)
 
     for router in routers:
         app.include_router(router)
+    for name, path in static_dirs or {}:
+        app.mount(f"/static/{name}", StaticFiles(directory=str(path)), name=f"static-{name}")
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     return app

@@ -183,6 +183,11 @@ class TicketReceived(EventPayload):
     received_at: datetime
     operator: str | None = Field(default=None, max_length=64)
     source_ref: str = Field(min_length=1, max_length=200)  # idempotency key
+    # 直接办结: the operator answered on the call; the ticket is closed at once and never dispatched.
+    answer: str | None = Field(default=None, max_length=20000)
+    # 重复件: the operator attached this call to an open ticket of the same citizen and matter.
+    duplicate_of: UUID | None = None
+    duplicate_of_number: str | None = Field(default=None, max_length=21)
 
 
 @_register

@@ -59,4 +59,4 @@ def asyncapi() -> dict:
     rt.build_brokers(factory=lambda: shared)
     spec = AsyncAPI(shared, title="jiesu events", version="0.1.0",
                     description="Topics and events between intake, router and tracker. Payload schemas: schemas/json/.")
-    return json.loads(spec.to_json())
+    return json.loads(spec.to_specification().to_json())

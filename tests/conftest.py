@@ -65,3 +65,97 @@ def any_settings(request, tmp_path: Path) -> Settings:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_settings")
     return request.getfixturevalue("pg_settings")
+
+
+# --- a running system and a browser, for end-to-end and browser tests ---------------------
+
+DEMO_PASSWORD = "demo-password-1"
+
+
+class LiveSystem:
+    """The whole system in this process over the real embedded broker, served on a loopback port."""
+
+    def __init__(self, settings: Settings, app, url: str, broker) -> None:
+        self.settings = settings
+        self.app = app
+        self.url = url
+        self.broker = broker
+
+    @property
+    def runtime(self):
+        return self.app.state.runtime
+
+    async def user(self, username: str, role, department: str | None = None) -> str:
+        """Create a user (password DEMO_PASSWORD) and return an API token for it."""
+        identity = self.runtime.identity
+        if await identity.get_user(username) is None:
+            await identity.create_user(username, DEMO_PASSWORD, role, department=department,
+                                       display_name=username)
+        return await identity.create_token(username, "test")
+
+
+@pytest.fixture
+async def live(sqlite_settings):
+    import uvicorn
+
+    from jiesu.app import build_app
+    from jiesu.config import SERVICES
+    from jiesu.embedded_broker import EmbeddedBroker, free_port
+    from jiesu.migrate import upgrade_all
+
+    await asyncio.to_thread(upgrade_all, sqlite_settings)
+    broker = EmbeddedBroker()
+    await broker.start(partitions=3)
+    app = build_app(sqlite_settings, list(SERVICES), bootstrap=broker.bootstrap)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
+                                           lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    try:
+        yield LiveSystem(sqlite_settings, app, f"http://127.0.0.1:{port}", broker)
+    finally:
+        server.should_exit = True
+        await task
+        broker.stop()
+
+
+def chromium_path() -> str | None:
+    import shutil
+
+    return os.environ.get("JIESU_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+async def browser():
+    path = chromium_path()
+    if not path:
+        skip_or_fail("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        b = await p.chromium.launch(
+            executable_path=path, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def log_in(page, base_url: str, username: str, password: str = DEMO_PASSWORD) -> None:
+    await page.goto(f"{base_url}/login")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", password)
+    await page.keyboard.press("Enter")
+    await page.wait_for_load_state("networkidle")
+
+
+@pytest.fixture
+def login():
+    """`await login(page, live.url, "username")`: log in through the real form."""
+    return log_in

@@ -12,6 +12,11 @@ from services.router.api import api, pages
 from services.router.domain.directory import Directory
 from services.router.store import messaging, metadata
 
+from jiesu.web import register_nav
+from schemas.enums import Role
+
+register_nav("派单队列", "/router/dispatch", (Role.DISPATCHER, Role.SUPERVISOR), order=20, home_for=(Role.DISPATCHER,))
+
 HERE = Path(__file__).parent
 add_template_dir(HERE / "templates")
 

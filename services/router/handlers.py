@@ -9,7 +9,7 @@ from sqlalchemy import select
 from jiesu.logging import get_logger
 from jiesu.messaging import Transaction
 from schemas import topics
-from schemas.events import DispatchNeeded, Envelope, TicketAssigned, TicketReceived, utcnow
+from schemas.events import DispatchNeeded, Envelope, TicketAssigned, TicketMerged, TicketReceived, utcnow
 from services.router.domain.decide import Classifier, Decision, decide, ref
 from services.router.domain.directory import Directory
 from services.router.domain.rules import TicketFacts
@@ -45,6 +45,11 @@ async def on_received(tx: Transaction, envelope: Envelope, p: TicketReceived, st
     existing = await tx.session.scalar(select(decisions.c.ticket_id).where(decisions.c.ticket_id == envelope.ticket_id))
     if existing is not None:
         return  # decided already (a re-emitted TicketReceived with a new id would land here)
+    if p.answer is not None:
+        return  # 直接办结: answered on the call, never dispatched
+    if p.duplicate_of is not None:
+        await _merge(tx, envelope, p)
+        return
     d = decide(state.directory, facts_of(p), classifier=state.classifier, threshold=state.threshold,
                operator_unit=p.suggested_unit)
     topic, payload = decision_event(d, number=p.number, kind=p.kind, urgency=p.urgency, attempt=1)
@@ -62,6 +67,21 @@ async def on_received(tx: Transaction, envelope: Envelope, p: TicketReceived, st
     log.info("routed", outcome=d.outcome, lead=d.lead.code if d.lead else None, why=d.why)
 
 
+async def _merge(tx: Transaction, envelope: Envelope, p: TicketReceived) -> None:
+    """重复件: the operator attached this call to an open ticket; it follows that one."""
+    await tx.session.execute(decisions.insert().values(
+        ticket_id=envelope.ticket_id, number=p.number, status="merged", channel=p.channel.value, kind=p.kind.value,
+        urgency=p.urgency.value, subject=p.subject, description=p.description, district=p.location.district,
+        street=p.location.street, category=p.category, lead_code=None, co_handlers=[],
+        reason={"method": "operator", "note": f"合并至 {p.duplicate_of_number or p.duplicate_of}"}, suggestions=[],
+        why="话务员认定为重复件", attempt=1, excluded=[], received_at=p.received_at, decided_at=utcnow(),
+    ))
+    await tx.emit(topics.ASSIGNED, Envelope.wrap(
+        TicketMerged(number=p.number, into_ticket_id=p.duplicate_of, into_number=p.duplicate_of_number or "",
+                     similarity=1.0),
+        ticket_id=envelope.ticket_id, producer=PRODUCER, trace_id=envelope.trace_id))
+
+
 async def on_reconcile(tx: Transaction, envelope: Envelope, p) -> None:
     """Re-emit our decisions for this ticket (same event ids); consumers skip what they applied."""
-    await tx.reemit(envelope.ticket_id, ("TicketAssigned", "DispatchNeeded"))
+    await tx.reemit(envelope.ticket_id, ("TicketAssigned", "DispatchNeeded", "TicketMerged"))

@@ -13,6 +13,13 @@ from services.tracker.domain.calendar import WorkingCalendar
 from services.tracker.domain.sla import SlaPolicy
 from services.tracker.store import messaging, metadata
 
+from jiesu.web import register_nav
+from schemas.enums import Role
+
+register_nav("工单", "/tracker/tickets", (Role.OPERATOR, Role.DISPATCHER, Role.VISITOR, Role.SUPERVISOR), order=50,
+             home_for=(Role.VISITOR, Role.SUPERVISOR))
+register_nav("本单位工单", "/tracker/inbox", (Role.DEPARTMENT,), order=10, home_for=(Role.DEPARTMENT,))
+
 HERE = Path(__file__).parent
 DEFAULT_CALENDAR = HERE / "calendar_overrides.yaml"
 add_template_dir(HERE / "templates")
@@ -33,6 +40,7 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
             "TicketReceived": handlers.on_received,
             "TicketAssigned": assigned,
             "DispatchNeeded": handlers.on_dispatch_needed,
+            "TicketMerged": handlers.on_merged,
             "ReconcileRequested": handlers.on_reconcile,
         }),
     ]

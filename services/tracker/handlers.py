@@ -17,11 +17,11 @@ from schemas.enums import KIND_LABELS, TicketState
 from schemas.events import (
     DispatchNeeded,
     Envelope,
+    TicketMerged,
     TicketAssigned,
     TicketReceived,
     TicketTracked,
     UnitRef,
-    new_event_id,
     utcnow,
 )
 from services.tracker.domain.calendar import WorkingCalendar
@@ -44,10 +44,19 @@ async def _row(tx: Transaction, envelope: Envelope):
     return (await tx.session.execute(select(tickets).where(tickets.c.ticket_id == envelope.ticket_id))).first()
 
 
-async def _timeline(tx: Transaction, envelope: Envelope, actor: str, summary: str, data: dict) -> None:
+async def _timeline(tx: Transaction, envelope: Envelope, actor: str, summary: str, data: dict,
+                    suffix: str = "") -> None:
+    event_id = _derived_id(envelope.event_id, suffix) if suffix else envelope.event_id
     await tx.session.execute(timeline.insert().values(
-        ticket_id=envelope.ticket_id, event_id=envelope.event_id, event_type=envelope.event_type,
+        ticket_id=envelope.ticket_id, event_id=event_id, event_type=envelope.event_type,
         at=envelope.occurred_at, actor=actor, summary=summary, data=data))
+
+
+def _derived_id(event_id, purpose: str):
+    """A stable id for a second timeline entry caused by one event (unique, and the same on redelivery)."""
+    import uuid
+
+    return uuid.uuid5(event_id, purpose)
 
 
 def _received_values(p: TicketReceived) -> dict:
@@ -62,15 +71,55 @@ def _received_values(p: TicketReceived) -> dict:
 async def on_received(tx: Transaction, envelope: Envelope, p: TicketReceived) -> None:
     row = await _row(tx, envelope)
     values = _received_values(p)
+    answered = p.answer is not None
     if row is None:
+        extra = {}
+        if answered:  # 直接办结: closed at once, counted, never dispatched
+            tracked = await _acknowledge(tx, envelope, p.number, TicketState.ANSWERED_DIRECTLY)
+            extra = dict(tracked_event_id=tracked.event_id, tracked_at=utcnow(), reply=p.answer,
+                         replied_at=p.received_at)
         await tx.session.execute(tickets.insert().values(
-            ticket_id=envelope.ticket_id, state=TicketState.RECEIVED.value, category=p.category, co_handlers=[],
-            updated_at=utcnow(), **values))
+            ticket_id=envelope.ticket_id,
+            state=(TicketState.ANSWERED_DIRECTLY if answered else TicketState.RECEIVED).value,
+            category=p.category, co_handlers=[], updated_at=utcnow(), **values, **extra))
     else:  # the assignment overtook it: fill in the details, keep the later state
         await tx.session.execute(update(tickets).where(tickets.c.ticket_id == envelope.ticket_id).values(
             updated_at=utcnow(), **values))
     await _timeline(tx, envelope, p.operator or p.channel.value,
                     f"受理（{KIND_LABELS[p.kind]}）：{p.subject}", {"channel": p.channel.value})
+    if answered:
+        await _timeline(tx, envelope, p.operator or "hotline", f"直接办结：{p.answer[:200]}", {}, suffix="answer")
+
+
+async def _acknowledge(tx: Transaction, envelope: Envelope, number: str, state: TicketState,
+                       lead: UnitRef | None = None, reply_due=None) -> Envelope:
+    """TicketTracked: tell intake (and anyone) that the tracker holds the ticket now."""
+    tracked = Envelope.wrap(TicketTracked(number=number, state=state, lead=lead, reply_due=reply_due),
+                            ticket_id=envelope.ticket_id, producer=PRODUCER, trace_id=envelope.trace_id)
+    await tx.emit(topics.LIFECYCLE, tracked)
+    return tracked
+
+
+async def on_merged(tx: Transaction, envelope: Envelope, p: TicketMerged) -> None:
+    """重复件: this ticket follows an earlier one; both timelines say so."""
+    row = await _row(tx, envelope)
+    state = _transition(row.state if row else None, Action.MERGE)
+    if state is None:
+        return
+    tracked = await _acknowledge(tx, envelope, p.number, state)
+    values = dict(number=p.number, state=state.value, merged_into=p.into_ticket_id, tracked_event_id=tracked.event_id,
+                  updated_at=utcnow())
+    if row is None:
+        await tx.session.execute(tickets.insert().values(ticket_id=envelope.ticket_id, confidential=False,
+                                                         co_handlers=[], tracked_at=utcnow(), **values))
+    else:
+        values.setdefault("tracked_at", row.tracked_at or utcnow())
+        await tx.session.execute(update(tickets).where(tickets.c.ticket_id == envelope.ticket_id).values(**values))
+    await _timeline(tx, envelope, "router", f"作为重复件合并至 {p.into_number}", {"into": str(p.into_ticket_id)})
+    await tx.session.execute(timeline.insert().values(
+        ticket_id=p.into_ticket_id, event_id=_derived_id(envelope.event_id, "merged-into"),
+        event_type="TicketMerged", at=envelope.occurred_at, actor="router",
+        summary=f"重复件 {p.number} 已并入本工单", data={"from": str(envelope.ticket_id)}))
 
 
 def _transition(current: str | None, action: Action) -> TicketState | None:
@@ -90,10 +139,7 @@ async def on_assigned(tx: Transaction, envelope: Envelope, p: TicketAssigned, cl
         return
     assigned_at = envelope.occurred_at
     deadlines = compute_deadlines(clocks.policy, clocks.calendar, assigned_at, p.kind.value, p.urgency.value)
-    tracked = Envelope.wrap(
-        TicketTracked(number=p.number, state=state, lead=p.lead, reply_due=deadlines.reply_due),
-        ticket_id=envelope.ticket_id, producer=PRODUCER, trace_id=envelope.trace_id, event_id=new_event_id(),
-    )
+    tracked = await _acknowledge(tx, envelope, p.number, state, p.lead, deadlines.reply_due)
     values = dict(
         state=state.value, number=p.number, kind=p.kind.value, urgency=p.urgency.value,
         category=p.category, lead_code=p.lead.code, lead_name=p.lead.name,
@@ -120,7 +166,6 @@ async def on_assigned(tx: Transaction, envelope: Envelope, p: TicketAssigned, cl
     co = "、".join(c.name for c in p.co_handlers)
     await _timeline(tx, envelope, "router", f"派单至 {p.lead.name}" + (f"，协办 {co}" if co else "") + f"（依据：{why}）",
                     {"lead": p.lead.code, "reason": p.reason.model_dump(mode="json")})
-    await tx.emit(topics.LIFECYCLE, tracked)
 
 
 async def on_dispatch_needed(tx: Transaction, envelope: Envelope, p: DispatchNeeded) -> None:
@@ -128,8 +173,7 @@ async def on_dispatch_needed(tx: Transaction, envelope: Envelope, p: DispatchNee
     state = _transition(row.state if row else None, Action.NEED_DISPATCH)
     if state is None:
         return
-    tracked = Envelope.wrap(TicketTracked(number=p.number, state=state), ticket_id=envelope.ticket_id,
-                            producer=PRODUCER, trace_id=envelope.trace_id)
+    tracked = await _acknowledge(tx, envelope, p.number, state)
     values = dict(number=p.number, state=state.value, tracked_event_id=tracked.event_id, updated_at=utcnow())
     if row is None:
         await tx.session.execute(tickets.insert().values(ticket_id=envelope.ticket_id, confidential=False,
@@ -139,7 +183,6 @@ async def on_dispatch_needed(tx: Transaction, envelope: Envelope, p: DispatchNee
             values["tracked_at"] = utcnow()
         await tx.session.execute(update(tickets).where(tickets.c.ticket_id == envelope.ticket_id).values(**values))
     await _timeline(tx, envelope, "router", f"转人工派单：{p.why}", {})
-    await tx.emit(topics.LIFECYCLE, tracked)
 
 
 async def on_reconcile(tx: Transaction, envelope: Envelope, p) -> None:

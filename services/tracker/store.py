@@ -41,6 +41,9 @@ tickets = Table(
     Column("calendar_unconfirmed", Boolean, nullable=False, default=False),
     Column("tracked_event_id", UUIDStr, nullable=True),  # our TicketTracked, re-emitted on reconcile
     Column("tracked_at", UTCDateTime, nullable=True),  # when the first assignment became visible here
+    Column("reply", Text, nullable=True),  # 答复 (or the operator's direct answer)
+    Column("replied_at", UTCDateTime, nullable=True),
+    Column("merged_into", UUIDStr, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 Index("ix_tracker_tickets_lead_state", tickets.c.lead_code, tickets.c.state)

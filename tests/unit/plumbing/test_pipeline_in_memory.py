@@ -92,3 +92,69 @@ async def test_poison_message_goes_to_the_dead_letter_table_and_dlq_topic(sqlite
             assert "tickets.received.dlq" in owed
         finally:
             await rt.stop()
+
+
+async def _publish_received(test_broker, ticket_id, **extra):
+    from schemas.events import Envelope, TicketReceived
+
+    payload = TicketReceived.model_validate({
+        "number": extra.pop("number", "12345-20261122-000009"), "channel": "hotline", "kind": "consultation",
+        "subject": "咨询公积金提取", "description": "想问租房提取公积金需要什么材料。",
+        "citizen": {"phone": "13800000001"}, "received_at": "2026-11-22T08:00:00Z", "source_ref": str(ticket_id),
+        **extra,
+    })
+    envelope = Envelope.wrap(payload, ticket_id=ticket_id, producer="test")
+    await test_broker.publish(envelope.to_bytes(), "tickets.received", key=str(ticket_id).encode())
+
+
+async def _tracker_row(rt, ticket_id):
+    from services.tracker.store import tickets as tracked
+
+    for _ in range(100):
+        async with rt.store("tracker").db.session() as s:
+            row = (await s.execute(select(tracked).where(tracked.c.ticket_id == ticket_id))).first()
+        if row is not None and row.tracked_at is not None:
+            return row
+        await asyncio.sleep(0.02)
+    return row
+
+
+async def test_answered_directly_is_closed_at_once_and_never_dispatched(sqlite_settings):
+    import uuid
+
+    from services.router.store import decisions
+
+    rt, shared = await _pipeline(sqlite_settings)
+    async with TestKafkaBroker(shared) as test_broker:
+        await rt.start(sender=BrokerSender(test_broker), start_broker=False)
+        try:
+            ticket_id = uuid.uuid4()
+            await _publish_received(test_broker, ticket_id, answer="租房提取需身份证、租赁合同，可在网上办理。")
+            row = await _tracker_row(rt, ticket_id)
+            assert row.state == "answered_directly" and row.reply.startswith("租房提取")
+            async with rt.store("router").db.session() as s:
+                assert (await s.execute(select(decisions).where(decisions.c.ticket_id == ticket_id))).first() is None
+        finally:
+            await rt.stop()
+
+
+async def test_a_call_attached_to_an_open_ticket_is_merged_and_both_timelines_say_so(sqlite_settings):
+    import uuid
+
+    from services.tracker.store import timeline
+
+    rt, shared = await _pipeline(sqlite_settings)
+    async with TestKafkaBroker(shared) as test_broker:
+        await rt.start(sender=BrokerSender(test_broker), start_broker=False)
+        try:
+            first, second = uuid.uuid4(), uuid.uuid4()
+            await _publish_received(test_broker, first, number="12345-20261122-000010")
+            await _publish_received(test_broker, second, number="12345-20261122-000011", duplicate_of=str(first),
+                                    duplicate_of_number="12345-20261122-000010")
+            row = await _tracker_row(rt, second)
+            assert row.state == "merged" and row.merged_into == first
+            async with rt.store("tracker").db.session() as s:
+                notes = (await s.execute(select(timeline.c.summary).where(timeline.c.ticket_id == first))).scalars()
+                assert any("12345-20261122-000011" in n for n in notes)
+        finally:
+            await rt.stop()

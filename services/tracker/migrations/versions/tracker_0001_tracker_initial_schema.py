@@ -2,7 +2,7 @@
 
 Revision ID: tracker_0001
 Revises: 
-Create Date: 2026-11-22 18:45:31.604114
+Create Date: 2026-11-22 18:56:25.042350
 """
 from alembic import op
 import sqlalchemy as sa
@@ -98,6 +98,9 @@ def upgrade() -> None:
     sa.Column('calendar_unconfirmed', sa.Boolean(), nullable=False),
     sa.Column('tracked_event_id', jiesu.db.UUIDStr(length=36), nullable=True),
     sa.Column('tracked_at', jiesu.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reply', sa.Text(), nullable=True),
+    sa.Column('replied_at', jiesu.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('merged_into', jiesu.db.UUIDStr(length=36), nullable=True),
     sa.Column('updated_at', jiesu.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('ticket_id'),
     sa.UniqueConstraint('number')

@@ -1,0 +1,42 @@
+"""A supervisor logs in and finds a ticket logged over the API, with its department and deadline."""
+
+import asyncio
+
+import pytest
+
+from schemas.enums import Role
+
+pytestmark = pytest.mark.browser
+
+
+async def test_supervisor_sees_the_routed_ticket_with_its_deadline(live, browser, login):
+    import httpx
+
+    token = await live.user("op", Role.OPERATOR)
+    await live.user("sup", Role.SUPERVISOR)
+    async with httpx.AsyncClient(base_url=live.url) as client:
+        r = await client.post("/api/v1/intake/tickets", headers={"Authorization": f"Bearer {token}"}, json={
+            "kind": "help", "urgency": "urgent", "subject": "小区突然停水", "description": "整栋楼停水，没有通知。<script>alert(1)</script>",
+            "citizen": {"name": "王芳", "phone": "13700001111"}})
+        number = r.json()["number"]
+        for _ in range(100):
+            t = (await client.get(f"/api/v1/tracker/tickets/{number}", headers={"Authorization": f"Bearer {token}"}))
+            if t.status_code == 200 and t.json()["state"] == "assigned":
+                break
+            await asyncio.sleep(0.05)
+
+    page = await browser.new_page()
+    alerts = []
+    page.on("dialog", lambda d: alerts.append(d.message))
+    await login(page, live.url, "sup")
+    await page.goto(f"{live.url}/tracker/tickets")
+    row = page.locator("tr", has_text=number)
+    await row.wait_for()
+    assert "待签收" in await row.inner_text()
+    await row.locator("a").click()
+    await page.wait_for_load_state("networkidle")
+    body = await page.inner_text("main")
+    assert number in body and "答复期限" in body and "紧急" in body
+    assert "<script>alert(1)</script>" in body  # shown as text, never run
+    assert alerts == []
+    await page.screenshot(path=str(live.settings.data_dir / "ticket.png"))
