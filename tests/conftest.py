@@ -44,12 +44,57 @@ def _pg_reachable() -> bool:
         return False
 
 
-@pytest.fixture
-def pg_url() -> str:
+async def _create_database(admin_url: str, name: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> str:
+    """A database of this test session's own, created beside `test` (which is used when that is not allowed).
+
+    Concurrent test runs on one machine (a developer's and CI's) then never drop each other's tables.
+    """
+    from sqlalchemy.engine import make_url
+
     if not _pg_reachable():
         skip_or_fail(f"PostgreSQL not reachable at {PG_URL}")
-    asyncio.run(drop_jiesu_tables(PG_URL))
-    return PG_URL
+    name = f"jiesu_t_{os.getpid()}"
+    try:
+        asyncio.run(_create_database(PG_URL, name))
+    except Exception:  # no CREATEDB right: share the configured database
+        yield PG_URL
+        return
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        asyncio.run(_drop_database(PG_URL, name))
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    asyncio.run(drop_jiesu_tables(pg_database))
+    return pg_database
 
 
 @pytest.fixture
