@@ -14,7 +14,7 @@ from jiesu.logging import configure, get_logger
 log = get_logger("jiesu")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jiesu", description="接诉即办: intake, routing and tracking of "
                                      "citizens' requests")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("broker", help="run only the embedded Kafka-protocol broker (for local multi-process runs)")
     p.add_argument("--port", type=int, default=9092)
+
+    sub.add_parser("topics", help="create jiesu's topics (and .dlq topics) on the configured broker")
 
     p = sub.add_parser("migrate", help="bring the databases up to date (Alembic)")
     p.add_argument("targets", nargs="*", help="intake, router, tracker, identity (default: all)")
@@ -67,12 +69,28 @@ def main(argv: list[str] | None = None) -> int:
         spec = load_spec(name)
         if spec.cli:
             spec.cli(sub)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     settings = get_settings()
     configure(settings.log_format, settings.log_level)
     handler = getattr(args, "func", None) or globals()[f"cmd_{args.command.replace('-', '_')}"]
     return handler(args, settings) or 0
+
+
+def cmd_topics(args, settings) -> int:
+    from jiesu.embedded_broker import ensure_topics
+    from schemas import topics
+
+    if settings.embedded_broker:
+        print("JIESU_BROKER_URL is 'embedded': `jiesu up` creates the topics itself / nothing to do", file=sys.stderr)
+        return 2
+    asyncio.run(ensure_topics(settings.broker_url, settings.topic_partitions))
+    print(f"topics ready on {settings.broker_url}: {', '.join(topics.ALL_WITH_DLQ)} "
+          f"({settings.topic_partitions} partitions, 1 for .dlq)")
+    return 0
 
 
 def cmd_migrate(args, settings) -> int:
