@@ -77,9 +77,9 @@ def exactly_once_report(urls: dict[str, str]) -> dict[str, int]:
             urls["tracker"], "SELECT count(*) FROM tracker_timeline WHERE event_type = 'TicketReceived'"),
         "decided (router rows)": scalar(urls["router"], "SELECT count(*) FROM router_decisions"),
         "decisions owed (router outbox)": scalar(
-            urls["router"], "SELECT count(*) FROM router_outbox WHERE event_type IN ('TicketAssigned', 'DispatchNeeded')"),
+            urls["router"], "SELECT count(*) FROM router_outbox WHERE event_type IN ('TicketAssigned', 'DispatchNeeded', 'TicketMerged')"),
         "decisions applied (tracker timeline)": scalar(
-            urls["tracker"], "SELECT count(*) FROM tracker_timeline WHERE event_type IN ('TicketAssigned', 'DispatchNeeded')"),
+            urls["tracker"], "SELECT count(*) FROM tracker_timeline WHERE event_type IN ('TicketAssigned', 'DispatchNeeded', 'TicketMerged')"),
         "tracked (tracker rows)": scalar(urls["tracker"], "SELECT count(*) FROM tracker_tickets WHERE tracked_at IS NOT NULL"),
         "acknowledged (tracker outbox)": scalar(
             urls["tracker"], "SELECT count(*) FROM tracker_outbox WHERE event_type = 'TicketTracked'"),
@@ -99,3 +99,14 @@ def wait_intake_acknowledged(intake_url: str, timeout: float = 60) -> int:
             break
         time.sleep(0.5)
     return waiting
+
+
+def settled_report(urls: dict[str, str], expected: int, timeout: float = 120) -> dict[str, int]:
+    """Poll until every exactly-once count reaches `expected` (events on different topics arrive
+    at different times), or the timeout passes; returns the last counts either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        report = exactly_once_report(urls)
+        if all(v >= expected for v in report.values()) or time.monotonic() > deadline:
+            return report
+        time.sleep(0.5)

@@ -154,6 +154,11 @@ def page(request: Request, template: str, **context) -> HTMLResponse:
 shell = APIRouter()
 
 
+@shell.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Response:
+    return Response(status_code=204)
+
+
 @shell.get("/healthz", include_in_schema=False)
 async def healthz() -> dict:
     return {"status": "ok"}

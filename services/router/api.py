@@ -1,28 +1,36 @@
-"""The router's HTTP API: read-only routing suggestions and the directory, for other screens."""
+"""The router's HTTP API and pages: suggestions, the dispatch queue, rule tests, return rates, the directory."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
+from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.web import RuntimeDep, page, require
 from schemas.enums import Channel, Kind, Role
+from services.router import service
+from services.router.domain import rules as rule_engine
 from services.router.domain.decide import decide
+from services.router.domain.directory import DirectoryError
 from services.router.domain.rules import TicketFacts
-from services.router.store import decisions
+from services.router.store import assignments, decisions, directory_versions
 
 api = APIRouter(prefix="/api/v1/router", tags=["router"])
 pages = APIRouter(prefix="/router", include_in_schema=False)
 
 Staff = Annotated[User, Depends(require(Role.OPERATOR, Role.DISPATCHER, Role.SUPERVISOR))]
+Dispatcher = Annotated[User, Depends(require(Role.DISPATCHER))]
+Watcher = Annotated[User, Depends(require(Role.DISPATCHER, Role.SUPERVISOR))]
+Admin = Annotated[User, Depends(require(Role.ADMIN))]
 
 
-class SuggestRequest(BaseModel):
+class TicketText(BaseModel):
     model_config = ConfigDict(extra="forbid")
     subject: str = Field(default="", max_length=200)
     description: str = Field(default="", max_length=20000)
@@ -32,14 +40,13 @@ class SuggestRequest(BaseModel):
     channel: Channel = Channel.HOTLINE
     kind: Kind = Kind.COMPLAINT
 
+    def facts(self) -> TicketFacts:
+        return TicketFacts(subject=self.subject, description=self.description, category=self.category or None,
+                           district=self.district or None, street=self.street or None, channel=self.channel.value,
+                           kind=self.kind.value)
 
-@api.post("/suggest")
-async def suggest(body: SuggestRequest, rt: RuntimeDep, user: Staff) -> dict:
-    """Where the router would send this ticket now, and why. Changes nothing."""
-    state = rt.state["router"]
-    facts = TicketFacts(subject=body.subject, description=body.description, category=body.category,
-                        district=body.district, street=body.street, channel=body.channel.value, kind=body.kind.value)
-    d = decide(state.directory, facts, classifier=state.classifier, threshold=state.threshold)
+
+def _decision_json(d) -> dict:
     return {
         "outcome": d.outcome,
         "lead": {"code": d.lead.code, "name": d.lead.name} if d.lead else None,
@@ -51,9 +58,35 @@ async def suggest(body: SuggestRequest, rt: RuntimeDep, user: Staff) -> dict:
     }
 
 
+def _explain(state, text: TicketText) -> dict:
+    facts = text.facts()
+    d = decide(state.directory, facts, classifier=state.classifier, threshold=state.threshold)
+    traces = rule_engine.explain(state.directory.rules, facts)
+    return {
+        "decision": _decision_json(d),
+        "rules": [{"rule_id": t.rule_id, "description": t.description, "matched": t.matched, "fired": t.fired,
+                   "checks": [{"condition": c.condition, "passed": c.passed, "detail": c.detail} for c in t.checks]}
+                  for t in traces],
+    }
+
+
+@api.post("/suggest")
+async def suggest(body: TicketText, rt: RuntimeDep, user: Staff) -> dict:
+    """Where the router would send this ticket now, and why. Changes nothing."""
+    d = decide(rt.state["router"].directory, body.facts(), classifier=rt.state["router"].classifier,
+               threshold=rt.state["router"].threshold)
+    return _decision_json(d)
+
+
+@api.post("/explain")
+async def explain(body: TicketText, rt: RuntimeDep, user: Watcher) -> dict:
+    """The decision and, for every rule in order, which conditions passed or failed."""
+    return _explain(rt.state["router"], body)
+
+
 @api.get("/directory")
 async def directory(rt: RuntimeDep, user: Annotated[User, Depends(require())]) -> dict:
-    """Districts and streets (for pickers) and the version of the directory in use."""
+    """Districts and streets (for pickers), the taxonomy, and the version of the directory in use."""
     d = rt.state["router"].directory
     return {
         "version": d.version,
@@ -74,11 +107,163 @@ async def units(rt: RuntimeDep, user: Annotated[User, Depends(require())],
     return [{"code": u.code, "name": u.name, "type": u.type} for u in found]
 
 
-@pages.get("/dispatch", response_class=HTMLResponse)
-async def dispatch_queue(request: Request, rt: RuntimeDep,
-                         user: Annotated[User, Depends(require(Role.DISPATCHER, Role.SUPERVISOR))]) -> HTMLResponse:
-    """Tickets the router could not place with confidence, oldest first."""
+class DispatchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unit: str = Field(max_length=32, description="lead unit code (主办)")
+    co_handlers: list[str] = Field(default_factory=list, max_length=10, description="co-handler codes (协办)")
+    category: str | None = Field(default=None, max_length=64)
+
+
+@api.get("/queue")
+async def queue(rt: RuntimeDep, user: Watcher, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict:
+    """Tickets waiting for a dispatcher, oldest first, with the router's suggestions."""
+    rows, total = await _queue(rt, limit)
+    return {"total": total, "items": [_queue_item(r) for r in rows]}
+
+
+@api.post("/tickets/{ticket_id}/dispatch")
+async def dispatch_ticket(ticket_id: uuid.UUID, body: DispatchBody, rt: RuntimeDep, user: Dispatcher) -> dict:
+    """A dispatcher's decision: assign the ticket to a unit (published at once, kept as training data)."""
+    try:
+        d = await service.dispatch(rt.store("router"), rt.state["router"], ticket_id, unit_code=body.unit,
+                                   co_handlers=body.co_handlers, category=body.category, by=user.username)
+    except service.DispatchError as exc:
+        raise ApiError(exc.status, exc.code, exc.zh, exc.en) from None
+    return _decision_json(d)
+
+
+@api.get("/stats")
+async def stats(rt: RuntimeDep, user: Watcher) -> dict:
+    """Assignments and returns (退单) per unit and per rule: where the rules and the directory fail."""
+    return await _stats(rt)
+
+
+@api.get("/directory/export", response_class=PlainTextResponse)
+async def export_directory(rt: RuntimeDep, user: Admin) -> str:
     async with rt.store("router").db.session() as s:
+        return await s.scalar(select(directory_versions.c.content).order_by(directory_versions.c.id.desc()).limit(1))
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+async def _queue(rt, limit: int):
+    async with rt.store("router").db.session() as s:
+        total = await s.scalar(select(func.count()).select_from(decisions).where(decisions.c.status == "dispatch"))
         rows = (await s.execute(select(decisions).where(decisions.c.status == "dispatch")
-                                .order_by(decisions.c.received_at).limit(200))).all()
-    return page(request, "router_dispatch.html", rows=rows)
+                                .order_by(decisions.c.received_at).limit(limit))).all()
+    return rows, total
+
+
+def _queue_item(r) -> dict:
+    return {"ticket_id": str(r.ticket_id), "number": r.number, "received_at": r.received_at.isoformat(),
+            "subject": r.subject, "description": r.description, "kind": r.kind, "urgency": r.urgency,
+            "district": r.district, "street": r.street, "why": r.why, "returns": r.returns,
+            "excluded": r.excluded, "suggestions": r.suggestions}
+
+
+@pages.get("/dispatch", response_class=HTMLResponse)
+async def dispatch_queue(request: Request, rt: RuntimeDep, user: Watcher) -> HTMLResponse:
+    """Tickets the router could not place with confidence, oldest first."""
+    rows, total = await _queue(rt, 200)
+    directory = rt.state["router"].directory
+    return page(request, "router_dispatch.html", rows=[_queue_item(r) for r in rows], total=total,
+                unit_name=lambda code: directory.unit(code).name if directory.has_unit(code) else code)
+
+
+@pages.post("/dispatch/{ticket_id}", response_class=HTMLResponse)
+async def dispatch_form(ticket_id: uuid.UUID, request: Request, rt: RuntimeDep, user: Dispatcher,
+                        unit: Annotated[list[str], Form()]) -> RedirectResponse:
+    # A suggestion button and the search box both send `unit`: the first one filled in wins.
+    chosen = next((u.strip() for u in unit if u.strip()), "")
+    if not chosen:
+        raise ApiError(422, "unit_required", "请选择或输入承办单位", "Choose or type a unit")
+    try:
+        await service.dispatch(rt.store("router"), rt.state["router"], ticket_id, unit_code=chosen,
+                               co_handlers=[], category=None, by=user.username)
+    except service.DispatchError as exc:
+        raise ApiError(exc.status, exc.code, exc.zh, exc.en) from None
+    return RedirectResponse("/router/dispatch", status_code=303)
+
+
+@pages.get("/rules", response_class=HTMLResponse)
+async def rules_page(request: Request, rt: RuntimeDep, user: Watcher) -> HTMLResponse:
+    return page(request, "router_rules.html", directory=rt.state["router"].directory, result=None, form={})
+
+
+@pages.post("/rules", response_class=HTMLResponse)
+async def rules_try(request: Request, rt: RuntimeDep, user: Watcher,
+                    subject: Annotated[str, Form(max_length=200)] = "",
+                    description: Annotated[str, Form(max_length=20000)] = "",
+                    district: Annotated[str, Form(max_length=32)] = "",
+                    street: Annotated[str, Form(max_length=32)] = "",
+                    channel: Annotated[Channel, Form()] = Channel.HOTLINE,
+                    kind: Annotated[Kind, Form()] = Kind.COMPLAINT,
+                    category: Annotated[str, Form(max_length=64)] = "") -> HTMLResponse:
+    text = TicketText(subject=subject, description=description, district=district or None, street=street or None,
+                      channel=channel, kind=kind, category=category or None)
+    template = "router_rules_result.html" if request.headers.get("hx-request") else "router_rules.html"
+    return page(request, template, directory=rt.state["router"].directory, result=_explain(rt.state["router"], text),
+                form=text.model_dump(mode="json"))
+
+
+async def _stats(rt) -> dict:
+    returned = func.sum(case((assignments.c.returned_at.is_not(None), 1), else_=0))
+    async with rt.store("router").db.session() as s:
+        by_unit = (await s.execute(select(assignments.c.unit_code, func.count(), returned)
+                                   .group_by(assignments.c.unit_code))).all()
+        by_rule = (await s.execute(select(assignments.c.rule_id, func.count(), returned)
+                                   .where(assignments.c.rule_id.is_not(None)).group_by(assignments.c.rule_id))).all()
+        by_method = (await s.execute(select(assignments.c.method, func.count(), returned)
+                                     .group_by(assignments.c.method))).all()
+    directory = rt.state["router"].directory
+
+    def rows(items, label):
+        out = [{"key": k, "label": label(k), "assigned": n, "returned": int(r or 0),
+                "return_rate": round((r or 0) / n, 4) if n else 0.0} for k, n, r in items]
+        return sorted(out, key=lambda x: (-x["return_rate"], -x["assigned"]))
+
+    rule_desc = {r.id: r.description for r in directory.rules}
+    return {
+        "units": rows(by_unit, lambda c: directory.unit(c).name if directory.has_unit(c) else c),
+        "rules": rows(by_rule, lambda r: rule_desc.get(r, "（已删除的规则）")),
+        "methods": rows(by_method, lambda m: {"rule": "规则", "model": "模型", "directory": "目录",
+                                              "dispatcher": "人工派单", "reroute": "退单改派",
+                                              "operator": "话务员指定"}.get(m, m)),
+    }
+
+
+@pages.get("/stats", response_class=HTMLResponse)
+async def stats_page(request: Request, rt: RuntimeDep, user: Watcher) -> HTMLResponse:
+    return page(request, "router_stats.html", stats=await _stats(rt))
+
+
+@pages.get("/directory", response_class=HTMLResponse)
+async def directory_page(request: Request, rt: RuntimeDep, user: Admin) -> HTMLResponse:
+    return await _directory_page(request, rt)
+
+
+async def _directory_page(request, rt, *, error: str | None = None, draft: str | None = None,
+                          message: str | None = None) -> HTMLResponse:
+    async with rt.store("router").db.session() as s:
+        history = (await s.execute(select(directory_versions.c.id, directory_versions.c.version,
+                                          directory_versions.c.summary, directory_versions.c.imported_by,
+                                          directory_versions.c.imported_at)
+                                   .order_by(directory_versions.c.id.desc()).limit(50))).all()
+        content = await s.scalar(select(directory_versions.c.content).order_by(directory_versions.c.id.desc())
+                                 .limit(1))
+    return page(request, "router_directory.html", directory=rt.state["router"].directory, history=history,
+                content=draft if draft is not None else content, error=error, message=message)
+
+
+@pages.post("/directory", response_class=HTMLResponse)
+async def directory_import(request: Request, rt: RuntimeDep, user: Admin,
+                           content: Annotated[str, Form(max_length=2_000_000)]) -> HTMLResponse:
+    try:
+        version_id, directory, summary = await service.import_directory(rt.store("router"), content,
+                                                                        by=user.username)
+    except (DirectoryError, ValueError) as exc:  # YAML or cross-reference errors: nothing changes
+        return await _directory_page(request, rt, error=str(exc), draft=content)
+    state = rt.state["router"]
+    state.directory_version_id, state.directory = version_id, directory
+    return await _directory_page(request, rt, message=f"已启用版本 {directory.version}：{summary}")

@@ -2,38 +2,78 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from pathlib import Path
 
 from jiesu.runtime import Runtime, ServiceSpec, Subscription
-from jiesu.web import add_template_dir
+from jiesu.web import add_template_dir, register_nav
 from schemas import topics
-from services.router import handlers
+from schemas.enums import Role
+from services.router import service
 from services.router.api import api, pages
-from services.router.domain.directory import Directory
+from services.router.cli import register as register_cli
+from services.router.domain.directory import DEMO_CITY
 from services.router.store import messaging, metadata
 
-from jiesu.web import register_nav
-from schemas.enums import Role
-
-register_nav("派单队列", "/router/dispatch", (Role.DISPATCHER, Role.SUPERVISOR), order=20, home_for=(Role.DISPATCHER,))
+register_nav("派单队列", "/router/dispatch", (Role.DISPATCHER, Role.SUPERVISOR), order=20, accesskey="d",
+             home_for=(Role.DISPATCHER,))
+register_nav("规则试算", "/router/rules", (Role.DISPATCHER, Role.SUPERVISOR), order=21)
+register_nav("退单分析", "/router/stats", (Role.DISPATCHER, Role.SUPERVISOR), order=22)
+register_nav("部门目录", "/router/directory", (Role.ADMIN,), order=90)
 
 HERE = Path(__file__).parent
 add_template_dir(HERE / "templates")
+DIRECTORY_RELOAD_SECONDS = 10.0
 
 
 async def setup(rt: Runtime) -> None:
-    path = rt.settings.directory_file
-    directory = Directory.from_yaml(path) if path else Directory.default()
-    rt.state["router"] = handlers.RouterState(directory=directory)
+    store = rt.store("router")
+    current = await service.current_directory(store)
+    if current is None:  # first start: the configured file (or the demo city) becomes version 1
+        path = rt.settings.directory_file or DEMO_CITY
+        version_id, directory, _ = await service.import_directory(store, Path(path).read_text(encoding="utf-8"),
+                                                                  by="system")
+    else:
+        version_id, directory = current
+    rt.state["router"] = service.RouterState(
+        directory=directory, directory_version_id=version_id, threshold=rt.settings.router_threshold,
+        phone_key=hashlib.sha256(f"jiesu-router-phone:{rt.secret}".encode()).digest(),
+    )
 
 
 def subscriptions(rt: Runtime) -> list[Subscription]:
-    async def received(tx, envelope, payload):
-        await handlers.on_received(tx, envelope, payload, rt.state["router"])
+    def with_state(fn):
+        async def handler(tx, envelope, payload):
+            await fn(tx, envelope, payload, rt.state["router"])
 
-    return [Subscription((topics.RECEIVED, topics.RECONCILE),
-                         {"TicketReceived": received, "ReconcileRequested": handlers.on_reconcile})]
+        return handler
+
+    return [Subscription((topics.RECEIVED, topics.RETURNED, topics.LIFECYCLE, topics.RECONCILE), {
+        "TicketReceived": with_state(service.route_received),
+        "TicketReturned": with_state(service.reroute_after_return),
+        "TicketClosed": service.on_closed,
+        "ReconcileRequested": service.on_reconcile,
+    })]
+
+
+def background(rt: Runtime):
+    async def follow_directory() -> None:
+        """Other router instances (or the admin page) may import a new directory: pick it up."""
+        while True:
+            await asyncio.sleep(DIRECTORY_RELOAD_SECONDS)
+            try:
+                current = await service.current_directory(rt.store("router"))
+            except Exception as exc:  # noqa: BLE001 - next pass retries
+                service.log.warning("directory reload failed", error=repr(exc))
+                continue
+            state = rt.state["router"]
+            if current and current[0] != state.directory_version_id:
+                state.directory_version_id, state.directory = current
+                service.log.info("directory reloaded", version=state.directory.version)
+
+    return [follow_directory]
 
 
 SPEC = ServiceSpec(name="router", metadata=metadata, tables=messaging, routers=[api, pages], setup=setup,
-                   subscriptions=subscriptions)
+                   subscriptions=subscriptions, background=background, cli=register_cli, static_dir=HERE / "static")

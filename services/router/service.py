@@ -1,0 +1,310 @@
+"""The router's use cases: route what arrives, re-route what is returned, record dispatchers' decisions.
+
+Every decision is written with the event it owes (outbox) in one transaction, and every
+assignment is remembered with why it was made, so return rates per unit and per rule
+show where the rules and the directory fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from datetime import timedelta
+from uuid import UUID
+
+import yaml
+from sqlalchemy import and_, func, select, update
+
+from jiesu.logging import get_logger
+from jiesu.messaging import ServiceStore, Transaction
+from jiesu.text import similarity
+from schemas import topics
+from schemas.enums import Kind, Urgency
+from schemas.events import (
+    DispatchNeeded,
+    Envelope,
+    RoutingReason,
+    TicketAssigned,
+    TicketMerged,
+    TicketReceived,
+    TicketReturned,
+    utcnow,
+)
+from services.router.domain.decide import Classifier, Decision, decide, ref
+from services.router.domain.directory import Directory, DirectoryError
+from services.router.domain.rules import TicketFacts
+from services.router.store import assignments, decisions, directory_versions, training_examples
+
+log = get_logger(__name__)
+PRODUCER = "router"
+DUPLICATE_WINDOW = timedelta(days=30)
+DUPLICATE_SIMILARITY = 0.35  # bigram Jaccard: rephrased repeats score ~0.4+, unrelated complaints < 0.15
+MAX_AUTOMATIC_RETURNS = 1  # a second return goes to a dispatcher
+
+
+@dataclass
+class RouterState:
+    directory: Directory
+    phone_key: bytes
+    classifier: Classifier | None = None
+    threshold: float = 0.6
+    directory_version_id: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class DispatchError(ValueError):
+    def __init__(self, status: int, code: str, zh: str, en: str) -> None:
+        super().__init__(en)
+        self.status, self.code, self.zh, self.en = status, code, zh, en
+
+
+def phone_hash(key: bytes, phone: str) -> str | None:
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest() if digits else None
+
+
+def facts_of(row) -> TicketFacts:
+    return TicketFacts(subject=row.subject, description=row.description, category=row.category,
+                       district=row.district, street=row.street, channel=row.channel, kind=row.kind)
+
+
+# --- routing what arrives ------------------------------------------------------------------
+
+
+async def route_received(tx: Transaction, envelope: Envelope, p: TicketReceived, state: RouterState) -> None:
+    existing = await tx.session.scalar(select(decisions.c.ticket_id).where(decisions.c.ticket_id == envelope.ticket_id))
+    if existing is not None or p.answer is not None:
+        return  # decided already, or answered on the call (直接办结: never dispatched)
+    values = dict(
+        ticket_id=envelope.ticket_id, number=p.number, channel=p.channel.value, kind=p.kind.value,
+        urgency=p.urgency.value, subject=p.subject, description=p.description, district=p.location.district,
+        street=p.location.street, received_at=p.received_at, decided_at=utcnow(), attempt=1, excluded=[],
+        returns=0, phone_hash=phone_hash(state.phone_key, p.citizen.phone),
+    )
+    into = await _duplicate_target(tx, envelope.ticket_id, p, values["phone_hash"])
+    if into is not None:
+        target_id, target_number, score, why = into
+        await tx.session.execute(decisions.insert().values(
+            **values, status="merged", category=p.category, lead_code=None, co_handlers=[], suggestions=[],
+            reason={"method": "operator" if p.duplicate_of else "directory", "note": why}, why=why))
+        await tx.emit(topics.ASSIGNED, Envelope.wrap(
+            TicketMerged(number=p.number, into_ticket_id=target_id, into_number=target_number, similarity=score),
+            ticket_id=envelope.ticket_id, producer=PRODUCER, trace_id=envelope.trace_id))
+        return
+    d = decide(state.directory, facts_of_payload(p), classifier=state.classifier, threshold=state.threshold,
+               operator_unit=p.suggested_unit)
+    await tx.session.execute(decisions.insert().values(**values, **_decision_values(d), status=_status(d)))
+    await _emit_decision(tx, envelope.ticket_id, d, number=p.number, kind=p.kind, urgency=p.urgency, attempt=1,
+                         trace_id=envelope.trace_id)
+    log.info("routed", outcome=d.outcome, lead=d.lead.code if d.lead else None, why=d.why)
+
+
+def facts_of_payload(p: TicketReceived) -> TicketFacts:
+    return TicketFacts(subject=p.subject, description=p.description, category=p.category,
+                       district=p.location.district, street=p.location.street, channel=p.channel.value,
+                       kind=p.kind.value)
+
+
+async def _duplicate_target(tx: Transaction, ticket_id: UUID, p: TicketReceived, phone: str | None):
+    """(ticket id, number, similarity, why) of the open ticket this one repeats, or None."""
+    if p.duplicate_of is not None:
+        return p.duplicate_of, p.duplicate_of_number or "", 1.0, "话务员认定为重复件"
+    if phone is None:
+        return None
+    rows = (await tx.session.execute(
+        select(decisions.c.ticket_id, decisions.c.number, decisions.c.subject, decisions.c.description)
+        .where(decisions.c.phone_hash == phone, decisions.c.ticket_id != ticket_id,
+               decisions.c.status != "merged", decisions.c.closed_at.is_(None),
+               decisions.c.received_at >= p.received_at - DUPLICATE_WINDOW)
+        .order_by(decisions.c.received_at)
+    )).all()
+    text = f"{p.subject} {p.description}"
+    best = max(((similarity(text, f"{r.subject} {r.description}"), r) for r in rows), default=None,
+               key=lambda pair: pair[0])
+    if best is None or best[0] < DUPLICATE_SIMILARITY:
+        return None
+    score, row = best
+    return row.ticket_id, row.number, round(score, 3), f"同一来电号码 30 日内相似诉求（相似度 {score:.0%}），并入 {row.number}"
+
+
+def _status(d: Decision) -> str:
+    return "assigned" if d.outcome == "assign" else "dispatch"
+
+
+def _decision_values(d: Decision) -> dict:
+    return dict(category=d.category, lead_code=d.lead.code if d.lead else None,
+                co_handlers=[u.code for u in d.co_handlers], reason=d.reason.model_dump(mode="json"),
+                suggestions=[s.model_dump(mode="json") for s in d.suggestions], why=d.why[:500])
+
+
+async def _emit_decision(tx: Transaction, ticket_id: UUID, d: Decision, *, number: str, kind, urgency,
+                         attempt: int, trace_id: str | None = None, decided_by: str | None = None) -> None:
+    if d.outcome == "assign":
+        payload = TicketAssigned(number=number, kind=kind, urgency=urgency, lead=ref(d.lead),
+                                 co_handlers=[ref(u) for u in d.co_handlers], category=d.category,
+                                 reason=d.reason, attempt=attempt)
+        r = d.reason
+        await tx.session.execute(assignments.insert().values(
+            ticket_id=ticket_id, attempt=attempt, unit_code=d.lead.code, method=r.method, rule_id=r.rule_id,
+            model_version=r.model_version, score=r.score, decided_by=decided_by, at=utcnow()))
+    else:
+        payload = DispatchNeeded(number=number, suggestions=list(d.suggestions), why=d.why[:500], attempt=attempt)
+    await tx.emit(topics.ASSIGNED, Envelope.wrap(payload, ticket_id=ticket_id, producer=PRODUCER, trace_id=trace_id))
+
+
+# --- returns (退单) --------------------------------------------------------------------------
+
+
+async def reroute_after_return(tx: Transaction, envelope: Envelope, p: TicketReturned, state: RouterState) -> None:
+    row = (await tx.session.execute(select(decisions).where(decisions.c.ticket_id == envelope.ticket_id))).first()
+    if row is None:  # returned before we ever saw it (e.g. a restored database): route from what the return says
+        await tx.session.execute(decisions.insert().values(
+            ticket_id=envelope.ticket_id, number=p.number, status="dispatch", channel="other", kind=Kind.HELP.value,
+            urgency=Urgency.NORMAL.value, subject=p.subject or p.number, description=p.description or p.reason,
+            received_at=envelope.occurred_at, decided_at=utcnow(), attempt=1, excluded=[], co_handlers=[],
+            suggestions=[], returns=0, reason={"method": "reroute"}, why=""))
+        row = (await tx.session.execute(select(decisions).where(decisions.c.ticket_id == envelope.ticket_id))).first()
+    latest = await tx.session.scalar(
+        select(func.max(assignments.c.id)).where(assignments.c.ticket_id == envelope.ticket_id,
+                                                 assignments.c.unit_code == p.unit.code))
+    if latest is not None:
+        await tx.session.execute(update(assignments).where(assignments.c.id == latest).values(
+            returned_at=envelope.occurred_at, return_reason_code=p.reason_code, return_reason=p.reason))
+    excluded = sorted({*row.excluded, p.unit.code})
+    returns = row.returns + 1
+    attempt = row.attempt + 1
+    d = decide(state.directory, facts_of(row), classifier=state.classifier, threshold=state.threshold,
+               exclude=frozenset(excluded))
+    if returns > MAX_AUTOMATIC_RETURNS:
+        why = f"第 {returns} 次退单（{p.unit.name}：{p.reason[:80]}），转人工派单"
+        d = Decision("dispatch", RoutingReason(method="reroute", note=why), category=d.category,
+                     suggestions=d.suggestions or _suggestion_from(d), why=why)
+    elif d.outcome == "assign":
+        d = Decision("assign", d.reason.model_copy(update={"method": "reroute", "note": (
+            f"{p.unit.name}退单（{p.reason[:60]}）后改派；原依据：{d.why}")[:500]}), d.lead, d.co_handlers,
+            d.category, d.suggestions, why=f"退单后改派：{d.why}")
+    await tx.session.execute(update(decisions).where(decisions.c.ticket_id == envelope.ticket_id).values(
+        **_decision_values(d), status=_status(d), excluded=excluded, returns=returns, attempt=attempt,
+        decided_at=utcnow()))
+    await _emit_decision(tx, envelope.ticket_id, d, number=row.number, kind=Kind(row.kind),
+                         urgency=Urgency(row.urgency), attempt=attempt, trace_id=envelope.trace_id)
+    log.info("re-routed after return", returns=returns, outcome=d.outcome, unit=p.unit.code)
+
+
+def _suggestion_from(d: Decision) -> tuple:
+    if d.lead is None:
+        return ()
+    from schemas.events import Suggestion
+
+    return (Suggestion(unit=ref(d.lead), category=d.category, score=d.reason.score or 1.0, reason=d.why[:500]),)
+
+
+# --- dispatchers (派单员) --------------------------------------------------------------------
+
+
+async def dispatch(store: ServiceStore, state: RouterState, ticket_id: UUID, *, unit_code: str,
+                   co_handlers: list[str], category: str | None, by: str) -> Decision:
+    """A dispatcher's decision for a queued ticket: published at once and kept as training data."""
+    directory = state.directory
+    for code in (unit_code, *co_handlers):
+        if not directory.has_unit(code):
+            raise DispatchError(422, "unknown_unit", f"没有代码为 {code} 的承办单位", f"No unit with code {code}")
+    if category is not None:
+        try:
+            directory.category(category)
+        except LookupError:
+            raise DispatchError(422, "unknown_category", f"没有代码为 {category} 的类别",
+                                f"No category with code {category}") from None
+    async with store.transaction() as tx:
+        row = (await tx.session.execute(select(decisions).where(decisions.c.ticket_id == ticket_id))).first()
+        if row is None:
+            raise DispatchError(404, "ticket_not_found", "派单队列中没有该工单", "No such ticket in the dispatch queue")
+        if row.status != "dispatch":
+            raise DispatchError(409, "not_waiting_for_dispatch", "该工单已派出，无需再派",
+                                "This ticket is not waiting for a dispatcher")
+        lead = directory.unit(unit_code)
+        co = tuple(directory.unit(c) for c in co_handlers if c != unit_code)
+        if category is None:  # taking a suggestion takes its category too
+            category = next((s["category"] for s in row.suggestions if s["unit"]["code"] == unit_code), None)
+        d = Decision("assign", RoutingReason(method="dispatcher", category=category or row.category,
+                                             note=f"派单员 {by} 人工派单"), lead, co, category or row.category,
+                     why=f"派单员 {by} 派至 {lead.name}")
+        attempt = row.attempt if row.attempt > 1 or row.returns == 0 else row.attempt + 1
+        await tx.session.execute(update(decisions).where(decisions.c.ticket_id == ticket_id).values(
+            **_decision_values(d), status="assigned", attempt=attempt, decided_at=utcnow()))
+        await _emit_decision(tx, ticket_id, d, number=row.number, kind=Kind(row.kind), urgency=Urgency(row.urgency),
+                             attempt=attempt, decided_by=by)
+        existing = await tx.session.scalar(select(training_examples.c.id).where(
+            training_examples.c.ticket_id == ticket_id))
+        example = dict(subject=row.subject, description=row.description, category=d.category, unit_code=unit_code,
+                       source="dispatcher", decided_by=by, at=utcnow())
+        if existing is None:
+            await tx.session.execute(training_examples.insert().values(ticket_id=ticket_id, **example))
+        else:
+            await tx.session.execute(update(training_examples).where(training_examples.c.id == existing)
+                                     .values(**example))
+    log.info("dispatched by hand", ticket_id=str(ticket_id), unit=unit_code, by=by)
+    return d
+
+
+async def on_closed(tx: Transaction, envelope: Envelope, p) -> None:
+    """The tracker closed the ticket: it no longer absorbs repeats of the same matter."""
+    await tx.session.execute(update(decisions).where(
+        and_(decisions.c.ticket_id == envelope.ticket_id, decisions.c.closed_at.is_(None))
+    ).values(closed_at=envelope.occurred_at))
+
+
+async def on_reconcile(tx: Transaction, envelope: Envelope, p) -> None:
+    """Re-emit our decisions for this ticket (same event ids); consumers skip what they applied."""
+    await tx.reemit(envelope.ticket_id, ("TicketAssigned", "DispatchNeeded", "TicketMerged"))
+
+
+# --- the directory in force --------------------------------------------------------------------
+
+
+async def current_directory(store: ServiceStore) -> tuple[int, Directory] | None:
+    async with store.db.session() as s:
+        row = (await s.execute(select(directory_versions).order_by(directory_versions.c.id.desc()).limit(1))).first()
+    if row is None:
+        return None
+    return row.id, Directory.from_data(yaml.safe_load(row.content), source=f"directory version {row.id}")
+
+
+async def import_directory(store: ServiceStore, content: str, *, by: str) -> tuple[int, Directory, str]:
+    """Validate and activate a new directory version; returns (id, directory, summary of changes)."""
+    try:
+        data = yaml.safe_load(content)
+    except yaml.YAMLError as exc:
+        raise DirectoryError(f"YAML 格式错误：{exc} / not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise DirectoryError("目录文件应为 YAML 映射（version、units、rules…）/ the directory must be a YAML mapping")
+    directory = Directory.from_data(data, source="import")  # raises DirectoryError listing every problem
+    previous = await current_directory(store)
+    summary = describe_changes(previous[1] if previous else None, directory)
+    async with store.db.session() as s:
+        result = await s.execute(directory_versions.insert().values(
+            version=directory.version, content=content, summary=summary, imported_by=by, imported_at=utcnow()))
+        version_id = result.inserted_primary_key[0]
+    log.info("directory imported", version=directory.version, by=by, changes=summary)
+    return version_id, directory, summary
+
+
+def describe_changes(old: Directory | None, new: Directory) -> str:
+    if old is None:
+        return (f"初始导入：{len(new.units)} 个部门/公用事业单位，{len(new.districts)} 个区，{len(new.streets)} 个街道，"
+                f"{len(new.categories)} 个类别，{len(new.rules)} 条规则")
+    parts = []
+    for label, attr, key in (("单位", "units", "code"), ("区", "districts", "code"), ("街道", "streets", "code"),
+                             ("类别", "categories", "code"), ("规则", "rules", "id")):
+        before = {getattr(x, key): x for x in getattr(old, attr)}
+        after = {getattr(x, key): x for x in getattr(new, attr)}
+        added = sorted(set(after) - set(before))
+        removed = sorted(set(before) - set(after))
+        changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+        for word, items in (("新增", added), ("删除", removed), ("修改", changed)):
+            if items:
+                parts.append(f"{word}{label} {len(items)}：{'、'.join(items[:10])}{'…' if len(items) > 10 else ''}")
+    if [r.id for r in old.rules] != [r.id for r in new.rules] and not any("规则" in p for p in parts):
+        parts.append("规则顺序调整")
+    return "；".join(parts) or f"无内容变化（版本 {new.version}）"
