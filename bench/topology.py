@@ -75,6 +75,14 @@ class Topology:
             time.sleep(0.1)
         raise RuntimeError("broker did not start")
 
+    def restart_broker(self) -> None:
+        """Stop the broker and start a new one on the same port: everything it held in memory is gone."""
+        if self.broker and self.broker.poll() is None:
+            os.killpg(self.broker.pid, signal.SIGTERM)
+            self.broker.wait(15)
+        (self.workdir / "broker.log").write_text("")
+        self.start_broker()
+
     def start(self, name: str, instance: int = 0, *, service: str | None = None, wait: bool = True) -> ServiceProcess:
         key = f"{name}{instance or ''}"
         proc = self.services.get(key) or ServiceProcess(service or name, free_port(), self.workdir / f"{key}.log")

@@ -119,15 +119,24 @@ class Runtime:
         if not self.brokers:
             self.build_brokers()
         if sender is None:
-            self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap, acks="all", linger_ms=2,
-                enable_idempotence=self.settings.producer_idempotence, client_id="jiesu-outbox",
-            )
-            await self._producer.start()
+            async def start_producer() -> AIOKafkaProducer:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap, acks="all", linger_ms=2,
+                    enable_idempotence=self.settings.producer_idempotence, client_id="jiesu-outbox",
+                )
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                return producer
+
+            self._producer = await _retry(start_producer, "outbox producer", self.bootstrap)
             sender = AioKafkaSender(self._producer)
         self.sender = sender
         if start_broker:
-            await asyncio.gather(*(b.start() for b in self.brokers.values()))
+            await asyncio.gather(*(_retry(b.start, f"{name} consumer", self.bootstrap)
+                                   for name, b in self.brokers.items()))
         self.http = httpx.AsyncClient(timeout=5.0)
         for name, store in self.stores.items():
             relay = OutboxRelay(store, sender, batch=self.settings.outbox_batch,
@@ -181,6 +190,25 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001
                 status[f"broker:{name}"] = f"error: {type(exc).__name__}"
         return status
+
+
+async def _retry(start: Callable[[], Awaitable[Any]], what: str, bootstrap: str, timeout: float = 120.0):
+    """Start something that needs the broker, waiting for the broker rather than failing at once.
+
+    A service started while Kafka restarts (or before it) comes up when Kafka does.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    delay = 0.5
+    while True:
+        try:
+            return await start()
+        except Exception as exc:
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise
+            log.warning("broker not reachable yet; retrying", what=what, broker=bootstrap, error=repr(exc),
+                        retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _report_crash(task: asyncio.Task) -> None:
