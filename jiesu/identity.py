@@ -12,11 +12,12 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Boolean, ForeignKey, Integer, MetaData, String, select, update
+from sqlalchemy import Boolean, ForeignKey, Integer, MetaData, String, delete, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from jiesu.db import Database, UTCDateTime
@@ -49,6 +50,27 @@ class ApiTokenRow(IdentityBase):
     created_at = mapped_column(UTCDateTime, nullable=False)
     last_used_at = mapped_column(UTCDateTime, nullable=True)
     revoked_at = mapped_column(UTCDateTime, nullable=True)
+
+
+class LoginAttemptRow(IdentityBase):
+    """Failed log-ins, for throttling password guessing (kept for the throttle window only)."""
+
+    __tablename__ = "identity_login_failures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at = mapped_column(UTCDateTime, nullable=False, index=True)
+
+
+THROTTLE_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_USER = 5  # then the account waits out the window, whatever the address
+MAX_FAILURES_PER_ADDRESS = 20  # then the address waits, whatever the user name
+
+
+class LoginThrottled(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed log-ins; retry in {retry_after} s")
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -106,6 +128,27 @@ class IdentityStore:
         async with self.db.session() as s:
             row = await s.scalar(select(UserRow).where(UserRow.username == username))
             return _user(row) if row else None
+
+    async def check_throttle(self, username: str, address: str) -> None:
+        """Raise LoginThrottled while a user name or an address has failed too often recently."""
+        since = utcnow() - THROTTLE_WINDOW
+        async with self.db.session() as s:
+            await s.execute(delete(LoginAttemptRow).where(LoginAttemptRow.at < since))
+            for column, value, limit in ((LoginAttemptRow.username, username, MAX_FAILURES_PER_USER),
+                                         (LoginAttemptRow.address, address, MAX_FAILURES_PER_ADDRESS)):
+                rows = (await s.execute(select(LoginAttemptRow.at).where(column == value, LoginAttemptRow.at >= since)
+                                        .order_by(LoginAttemptRow.at))).scalars().all()
+                if len(rows) >= limit:
+                    wait = rows[-limit] + THROTTLE_WINDOW - utcnow()
+                    raise LoginThrottled(max(1, int(wait.total_seconds())))
+
+    async def record_failure(self, username: str, address: str) -> None:
+        async with self.db.session() as s:
+            s.add(LoginAttemptRow(username=username[:64], address=address[:64], at=utcnow()))
+
+    async def clear_failures(self, username: str) -> None:
+        async with self.db.session() as s:
+            await s.execute(delete(LoginAttemptRow).where(LoginAttemptRow.username == username))
 
     async def authenticate(self, username: str, password: str) -> User | None:
         async with self.db.session() as s:

@@ -7,9 +7,46 @@ line logged while an event is handled carries it without passing loggers around.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
+
+
+# Mainland mobile numbers and landlines with area code: citizens' numbers never reach a log line.
+_PHONE = re.compile(r"(?<![0-9A-Za-z])(?:\+?86[- ]?)?(?:1[3-9]\d{9}|0\d{2,3}-\d{7,8})(?![0-9A-Za-z])")
+
+
+def mask_phones(text: str) -> str:
+    return _PHONE.sub(lambda m: m.group(0)[:3] + "****" + m.group(0)[-4:], text)
+
+
+def _mask_value(value):
+    if isinstance(value, str):
+        return mask_phones(value)
+    if isinstance(value, dict):
+        return {k: _mask_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_mask_value(v) for v in value)
+    return value
+
+
+def redact_phone_numbers(logger, method_name, event_dict):
+    """A structlog processor: mask anything shaped like a phone number, wherever it appears."""
+    return {key: _mask_value(value) for key, value in event_dict.items()}
+
+
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is at the time (test capture swaps it), never a stale handle."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
 
 
 def configure(fmt: str = "console", level: str = "INFO") -> None:
@@ -24,18 +61,20 @@ def configure(fmt: str = "console", level: str = "INFO") -> None:
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
-        processors=[*shared, structlog.processors.StackInfoRenderer(), structlog.processors.format_exc_info, renderer]
+        processors=[*shared, structlog.processors.StackInfoRenderer(), structlog.processors.format_exc_info,
+                    redact_phone_numbers, renderer]
         if fmt == "json"
-        else [*shared, renderer],
+        else [*shared, redact_phone_numbers, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=True,
     )
     # Route the standard library's records (uvicorn, aiokafka, sqlalchemy) through the same renderer.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_CurrentStderr())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer])
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.format_exc_info,
+            redact_phone_numbers, renderer])
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

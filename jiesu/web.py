@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from jiesu.errors import ApiError
 from jiesu.errors import install as install_errors
-from jiesu.identity import User
+from jiesu.identity import LoginThrottled, User
 from jiesu.runtime import Runtime
 from schemas import enums
 from schemas.enums import Role
@@ -184,9 +184,26 @@ async def login_page(request: Request, next: str = "/") -> HTMLResponse:
 @shell.post("/login", include_in_schema=False)
 async def login(request: Request, rt: RuntimeDep, username: Annotated[str, Form()],
                 password: Annotated[str, Form()], next: Annotated[str, Form()] = "/") -> Response:
-    user = await rt.identity.authenticate(username.strip(), password)
+    username = username.strip()
+    address = request.client.host if request.client else "unknown"
+    try:
+        await rt.identity.check_throttle(username, address)
+    except LoginThrottled as exc:
+        minutes = max(1, round(exc.retry_after / 60))
+        response = page(request, "login.html", next=_safe_next(next),
+                        error=f"登录失败次数过多，请 {minutes} 分钟后再试 / Too many failed log-ins; try again in "
+                              f"{minutes} min")
+        response.status_code = 429
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    user = await rt.identity.authenticate(username, password)
     if user is None:
-        return page(request, "login.html", next=_safe_next(next), error="用户名或密码错误 / Wrong user name or password")
+        await rt.identity.record_failure(username, address)
+        response = page(request, "login.html", next=_safe_next(next),
+                        error="用户名或密码错误 / Wrong user name or password")
+        response.status_code = 401
+        return response
+    await rt.identity.clear_failures(username)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(SESSION_COOKIE, session_cookie(rt, user), httponly=True, samesite="lax",
                         max_age=int(rt.settings.session_hours * 3600), secure=request.url.scheme == "https")

@@ -89,3 +89,27 @@ async def test_login_redirect_never_leaves_the_site(app):
     async with client(app) as c:
         r = await c.post("/login", data={"username": "op", "password": "correct-horse", "next": "//evil.example"})
         assert r.headers["location"] == "/"
+
+
+async def test_password_guessing_is_throttled_even_with_the_right_password_afterwards(app):
+    async with client(app) as c:
+        for _ in range(5):
+            r = await c.post("/login", data={"username": "op", "password": "guess"})
+            assert r.status_code == 401
+        r = await c.post("/login", data={"username": "op", "password": "correct-horse"})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+        assert "登录失败次数过多" in r.text
+    # Another account is not locked by it.
+    async with client(app) as c:
+        r = await c.post("/login", data={"username": "dept", "password": "correct-horse"})
+        assert r.status_code == 303
+
+
+async def test_a_successful_log_in_clears_earlier_failures(app):
+    async with client(app) as c:
+        for _ in range(4):
+            await c.post("/login", data={"username": "op", "password": "guess"})
+        assert (await c.post("/login", data={"username": "op", "password": "correct-horse"})).status_code == 303
+        for _ in range(4):
+            assert (await c.post("/login", data={"username": "op", "password": "guess"})).status_code == 401
+        assert (await c.post("/login", data={"username": "op", "password": "correct-horse"})).status_code == 303
