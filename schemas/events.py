@@ -309,6 +309,8 @@ class ReturnVisitDue(EventPayload):
     event_type: ClassVar[str] = "ReturnVisitDue"
     due_at: datetime
     method: Literal["phone", "link"]
+    # For method "link": the one-time page where the citizen rates the reply (send it to them).
+    link: str | None = None
 
 
 @_register
@@ -360,6 +362,44 @@ class ReconcileRequested(EventPayload):
     number: str
     stuck_since: datetime
     requested_by: str
+
+
+@_register
+class CitizenContacted(EventPayload):
+    """联系市民: the department recorded talking to the citizen."""
+
+    event_type: ClassVar[str] = "CitizenContacted"
+    unit: UnitRef
+    note: str = Field(default="", max_length=2000)
+    by: str
+
+
+@_register
+class ClockPaused(EventPayload):
+    """The reply clock stopped: waiting on the citizen (补充材料) or deferred (挂账)."""
+
+    event_type: ClassVar[str] = "ClockPaused"
+    reason: Literal["waiting_citizen", "deferred"]
+    note: str = Field(default="", max_length=2000)
+    expected_until: datetime | None = None
+    by: str
+
+
+@_register
+class ClockResumed(EventPayload):
+    event_type: ClassVar[str] = "ClockResumed"
+    reply_due: datetime
+    by: str
+
+
+@_register
+class CoHandlerNoted(EventPayload):
+    """协办意见: a co-handling unit's contribution, for the lead unit to use in its reply."""
+
+    event_type: ClassVar[str] = "CoHandlerNoted"
+    unit: UnitRef
+    note: str = Field(min_length=1, max_length=4000)
+    by: str
 
 
 def parse(data: bytes) -> tuple[Envelope, EventPayload]:

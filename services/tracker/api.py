@@ -1,21 +1,27 @@
-"""The tracker's HTTP API and pages."""
+"""The tracker's HTTP API (JSON): reading tickets and every department, visit and supervision action."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, update
 
 from jiesu.errors import ApiError
 from jiesu.identity import User
-from jiesu.web import RuntimeDep, page, require
+from jiesu.web import RuntimeDep, require
 from schemas.enums import Role, TicketState
 from schemas.events import utcnow
 from services.tracker import queries
+from services.tracker.domain.replies import RETURN_REASONS
+from services.tracker.store import notifications, unit_contacts
+
+if TYPE_CHECKING:
+    from services.tracker.actions import Tracker
 
 api = APIRouter(prefix="/api/v1/tracker", tags=["tracker"])
-pages = APIRouter(prefix="/tracker", include_in_schema=False)
 
 Reader = Annotated[User, Depends(require(Role.OPERATOR, Role.DISPATCHER, Role.DEPARTMENT, Role.VISITOR,
                                          Role.SUPERVISOR))]
@@ -56,26 +62,177 @@ async def get_ticket(ref: str, rt: RuntimeDep, user: Reader) -> dict:
     return {**queries.ticket_view(row, user, utcnow()), "timeline": events}
 
 
-@pages.get("/tickets", response_class=HTMLResponse)
-async def tickets_page(request: Request, rt: RuntimeDep, user: Reader,
-                       state: Annotated[TicketState | None, Query()] = None,
-                       page_no: Annotated[int, Query(alias="page", ge=1)] = 1) -> HTMLResponse:
+# --- actions (JSON) -------------------------------------------------------------------
+
+Department = Annotated[User, Depends(require(Role.DEPARTMENT))]
+Supervisor = Annotated[User, Depends(require(Role.SUPERVISOR))]
+Visitor = Annotated[User, Depends(require(Role.VISITOR, Role.SUPERVISOR))]
+Worker = Annotated[User, Depends(require(Role.DEPARTMENT, Role.SUPERVISOR))]
+
+
+def tracker(rt) -> "Tracker":
+    return rt.state["tracker"]
+
+
+async def _answer(rt, user: User, row) -> dict:
+    async with rt.store("tracker").db.session() as s:
+        return {**queries.ticket_view(row, user, utcnow()), "timeline": await queries.timeline_of(s, row.ticket_id)}
+
+
+class Note(BaseModel):
+    note: str = Field(default="", max_length=2000)
+
+
+class PauseIn(BaseModel):
+    note: str = Field(min_length=1, max_length=2000)
+    expected_until: datetime | None = None
+
+
+class ExtensionIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+    new_due: date  # the working day by which the department will reply
+
+
+class DecisionIn(BaseModel):
+    approved: bool
+    note: str = Field(default="", max_length=2000)
+
+
+class ReturnIn(BaseModel):
+    reason_code: str = Field(max_length=32)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ReplyIn(BaseModel):
+    reply: str = Field(min_length=1, max_length=20000)
+
+
+class NoteIn(BaseModel):
+    note: str = Field(min_length=1, max_length=4000)
+
+
+class VisitIn(BaseModel):
+    outcome: Literal["satisfied", "basically_satisfied", "dissatisfied", "unreachable"]
+    department_caused: bool | None = None
+    comment: str = Field(default="", max_length=2000)
+
+
+class SuperviseIn(BaseModel):
+    level: Literal["normal", "key"] = "normal"
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ContactIn(BaseModel):
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=200)
+
+
+@api.post("/tickets/{ref}/sign-for")
+async def sign_for(ref: str, rt: RuntimeDep, user: Department) -> dict:
+    """签收."""
+    return await _answer(rt, user, await tracker(rt).sign_for(user, ref))
+
+
+@api.post("/tickets/{ref}/contact")
+async def contact(ref: str, body: Note, rt: RuntimeDep, user: Department) -> dict:
+    """联系市民: record that the citizen was contacted, and what was agreed."""
+    return await _answer(rt, user, await tracker(rt).contact(user, ref, body.note))
+
+
+@api.post("/tickets/{ref}/wait-citizen")
+async def wait_citizen(ref: str, body: PauseIn, rt: RuntimeDep, user: Department) -> dict:
+    """待补充材料: the reply clock stops until `resume`."""
+    return await _answer(rt, user, await tracker(rt).pause(user, ref, "waiting_citizen", body.note,
+                                                           body.expected_until))
+
+
+@api.post("/tickets/{ref}/defer")
+async def defer(ref: str, body: PauseIn, rt: RuntimeDep, user: Department) -> dict:
+    """挂账: a matter that cannot finish in time (works, seasonal); tracked, clock stopped, not overdue."""
+    return await _answer(rt, user, await tracker(rt).pause(user, ref, "deferred", body.note, body.expected_until))
+
+
+@api.post("/tickets/{ref}/resume")
+async def resume(ref: str, rt: RuntimeDep, user: Worker) -> dict:
+    """恢复办理: the clock runs again; the reply deadline moves by the working time paused."""
+    return await _answer(rt, user, await tracker(rt).resume(user, ref))
+
+
+@api.post("/tickets/{ref}/extension")
+async def request_extension(ref: str, body: ExtensionIn, rt: RuntimeDep, user: Department) -> dict:
+    """延期申请: a new reply date and the reason; the supervision office decides."""
+    return await _answer(rt, user, await tracker(rt).request_extension(user, ref, body.reason, body.new_due))
+
+
+@api.post("/tickets/{ref}/extension/decision")
+async def decide_extension(ref: str, body: DecisionIn, rt: RuntimeDep, user: Supervisor) -> dict:
+    return await _answer(rt, user, await tracker(rt).decide_extension(user, ref, body.approved, body.note))
+
+
+@api.post("/tickets/{ref}/return")
+async def return_ticket(ref: str, body: ReturnIn, rt: RuntimeDep, user: Department) -> dict:
+    """退单: reason code (see /api/v1/tracker/return-reasons) and the explanation."""
+    return await _answer(rt, user, await tracker(rt).return_ticket(user, ref, body.reason_code, body.reason))
+
+
+@api.get("/return-reasons")
+async def return_reasons(user: Reader) -> dict:
+    return {"items": [{"code": k, "label": v} for k, v in RETURN_REASONS.items()]}
+
+
+@api.post("/tickets/{ref}/reply")
+async def reply(ref: str, body: ReplyIn, rt: RuntimeDep, user: Department) -> dict:
+    """答复: what was found, done and the result; stock phrases alone are refused."""
+    return await _answer(rt, user, await tracker(rt).reply(user, ref, body.reply))
+
+
+@api.post("/tickets/{ref}/notes")
+async def add_note(ref: str, body: NoteIn, rt: RuntimeDep, user: Worker) -> dict:
+    """协办意见."""
+    return await _answer(rt, user, await tracker(rt).note(user, ref, body.note))
+
+
+@api.post("/tickets/{ref}/return-visit")
+async def return_visit(ref: str, body: VisitIn, rt: RuntimeDep, user: Visitor) -> dict:
+    """回访结果."""
+    return await _answer(rt, user, await tracker(rt).record_visit(
+        user, ref, body.outcome, department_caused=body.department_caused, comment=body.comment))
+
+
+@api.post("/tickets/{ref}/supervise")
+async def supervise(ref: str, body: SuperviseIn, rt: RuntimeDep, user: Supervisor) -> dict:
+    """督办单, by hand (the system orders one by itself after 1 working day overdue)."""
+    return await _answer(rt, user, await tracker(rt).supervise(user, ref, body.level, body.reason))
+
+
+@api.get("/return-visits")
+async def visits(rt: RuntimeDep, user: Visitor) -> dict:
     now = utcnow()
     async with rt.store("tracker").db.session() as s:
-        rows, total = await queries.list_tickets(s, user, state=state.value if state else None, limit=50,
-                                                 offset=(page_no - 1) * 50)
-    return page(request, "tracker_tickets.html", items=[queries.ticket_view(r, user, now) for r in rows],
-                total=total, state=state.value if state else "", page_no=page_no, now=now,
-                title="工单列表" if user.role != Role.DEPARTMENT else "本单位工单")
+        rows = await queries.visit_queue(s)
+    return {"items": [queries.ticket_view(r, user, now) for r in rows]}
 
 
-@pages.get("/inbox", response_class=HTMLResponse)
-async def inbox(request: Request, rt: RuntimeDep,
-                user: Annotated[User, Depends(require(Role.DEPARTMENT))]) -> HTMLResponse:
-    return await tickets_page(request, rt, user)
+@api.get("/notifications")
+async def list_notifications(rt: RuntimeDep, user: Department) -> dict:
+    async with rt.store("tracker").db.session() as s:
+        rows = await queries.recent_notifications(s, user.department, 50)
+        unread = await queries.unread_count(s, user.department)
+    return {"unread": unread, "items": [{"id": r.id, "kind": r.kind, "number": r.number, "message": r.message,
+                                         "at": r.created_at.isoformat(), "read": r.read_at is not None} for r in rows]}
 
 
-@pages.get("/tickets/{ref}", response_class=HTMLResponse)
-async def ticket_page(ref: str, request: Request, rt: RuntimeDep, user: Reader) -> HTMLResponse:
-    row, events = await _get(rt, user, ref)
-    return page(request, "tracker_ticket.html", t=queries.ticket_view(row, user, utcnow()), timeline=events)
+@api.post("/notifications/read")
+async def read_notifications(rt: RuntimeDep, user: Department) -> dict:
+    async with rt.store("tracker").db.session() as s:
+        await s.execute(update(notifications).where(notifications.c.unit_code == user.department,
+                                                    notifications.c.read_at.is_(None)).values(read_at=utcnow()))
+    return {"unread": 0}
+
+
+@api.put("/units/{code}/contact")
+async def set_unit_contact(code: str, body: ContactIn, rt: RuntimeDep, user: Supervisor) -> dict:
+    """Where a department's e-mail notifications go."""
+    async with rt.store("tracker").db.session() as s:
+        await s.execute(delete(unit_contacts).where(unit_contacts.c.unit_code == code))
+        await s.execute(unit_contacts.insert().values(unit_code=code, email=body.email))
+    return {"unit_code": code, "email": body.email}

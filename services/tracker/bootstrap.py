@@ -5,20 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from jiesu.runtime import Runtime, ServiceSpec, Subscription
-from jiesu.web import add_template_dir
+from jiesu.web import add_template_dir, register_nav
 from schemas import topics
-from services.tracker import handlers
-from services.tracker.api import api, pages
+from schemas.enums import Role
+from services.tracker import calendar_cli, handlers
+from services.tracker.actions import Tracker
+from services.tracker.api import api
 from services.tracker.domain.calendar import WorkingCalendar
 from services.tracker.domain.sla import SlaPolicy
+from services.tracker.notify import DeliveryWorker
 from services.tracker.store import messaging, metadata
-
-from jiesu.web import register_nav
-from schemas.enums import Role
+from services.tracker.timers import TimerLoop
+from services.tracker.web import pages
 
 register_nav("工单", "/tracker/tickets", (Role.OPERATOR, Role.DISPATCHER, Role.VISITOR, Role.SUPERVISOR), order=50,
-             home_for=(Role.VISITOR, Role.SUPERVISOR))
-register_nav("本单位工单", "/tracker/inbox", (Role.DEPARTMENT,), order=10, home_for=(Role.DEPARTMENT,))
+             home_for=(Role.SUPERVISOR,))
+register_nav("本单位工单", "/tracker/inbox", (Role.DEPARTMENT,), order=10, accesskey="i", home_for=(Role.DEPARTMENT,))
+register_nav("回访队列", "/tracker/visits", (Role.VISITOR, Role.SUPERVISOR), order=20, accesskey="v",
+             home_for=(Role.VISITOR,))
+register_nav("督办台账", "/tracker/supervision", (Role.SUPERVISOR,), order=30, accesskey="s")
+register_nav("工作日历", "/tracker/calendar", (Role.SUPERVISOR,), order=90)
 
 HERE = Path(__file__).parent
 DEFAULT_CALENDAR = HERE / "calendar_overrides.yaml"
@@ -28,7 +34,9 @@ add_template_dir(HERE / "templates")
 async def setup(rt: Runtime) -> None:
     calendar = WorkingCalendar.from_file(rt.settings.calendar_file or DEFAULT_CALENDAR,
                                          timezone=rt.settings.timezone)
-    rt.state["tracker.clocks"] = handlers.Clocks(calendar=calendar, policy=SlaPolicy.default())
+    clocks = handlers.Clocks(calendar=calendar, policy=SlaPolicy.default(), settings=rt.settings)
+    rt.state["tracker.clocks"] = clocks
+    rt.state["tracker"] = Tracker(store=rt.store("tracker"), clocks=clocks, secret=rt.secret)
 
 
 def subscriptions(rt: Runtime) -> list[Subscription]:
@@ -46,5 +54,19 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
     ]
 
 
+def background(rt: Runtime) -> list:
+    """Timers (warnings, reminders, supervision orders) and notification delivery, in every instance."""
+    store = rt.store("tracker")
+
+    async def timer_loop() -> None:
+        await TimerLoop(store, rt.state["tracker.clocks"]).run(rt.settings.timer_poll_seconds)
+
+    async def deliveries() -> None:
+        await DeliveryWorker(store, rt.settings, rt.http).run(max(rt.settings.timer_poll_seconds, 0.5))
+
+    return [timer_loop, deliveries]
+
+
 SPEC = ServiceSpec(name="tracker", metadata=metadata, tables=messaging, routers=[api, pages], setup=setup,
-                   subscriptions=subscriptions)
+                   subscriptions=subscriptions, background=background, cli=calendar_cli.add_commands,
+                   static_dir=HERE / "static")

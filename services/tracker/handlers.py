@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
+from jiesu.config import Settings
 from jiesu.logging import get_logger
 from jiesu.messaging import Transaction
 from schemas import topics
@@ -27,6 +28,8 @@ from schemas.events import (
 from services.tracker.domain.calendar import WorkingCalendar
 from services.tracker.domain.lifecycle import Action, TransitionRefused, next_state
 from services.tracker.domain.sla import SlaPolicy, compute_deadlines
+from services.tracker import timers
+from services.tracker.notify import notify
 from services.tracker.store import ticket_units, tickets, timeline
 from sqlalchemy import delete
 
@@ -38,6 +41,7 @@ PRODUCER = "tracker"
 class Clocks:
     calendar: WorkingCalendar
     policy: SlaPolicy
+    settings: Settings | None = None  # for notifications (mail, webhook); None in pure tests
 
 
 async def _row(tx: Transaction, envelope: Envelope):
@@ -147,6 +151,8 @@ async def on_assigned(tx: Transaction, envelope: Envelope, p: TicketAssigned, cl
         assigned_at=assigned_at, sign_for_due=deadlines.sign_for_due, contact_due=deadlines.contact_due,
         reply_due=deadlines.reply_due, warn_at=deadlines.warn_at,
         calendar_unconfirmed=deadlines.calendar_unconfirmed, tracked_event_id=tracked.event_id, updated_at=utcnow(),
+        # A new assignment starts the clocks afresh: earlier pauses, extensions and sign-for were another unit's.
+        clock_started_at=assigned_at, reopened=False, extensions=[], pauses=[], paused_at=None, signed_for_at=None,
     )
     if row is None:
         await tx.session.execute(tickets.insert().values(ticket_id=envelope.ticket_id, confidential=False,
@@ -161,6 +167,10 @@ async def on_assigned(tx: Transaction, envelope: Envelope, p: TicketAssigned, cl
         *({"ticket_id": envelope.ticket_id, "unit_code": c.code, "role": "co"} for c in p.co_handlers
           if c.code != p.lead.code),
     ])
+    await timers.schedule(tx, envelope.ticket_id, state.value, deadlines, clocks.calendar)
+    current = await _row(tx, envelope)
+    await notify(tx, clocks.settings, current, p.lead.code, "arrived",
+                 f"新工单：{p.number}（{p.kind and KIND_LABELS.get(p.kind, p.kind)}），请在签收时限内签收。")
     why = f"规则 {p.reason.rule_id}" if p.reason.rule_id else (
         f"模型 {p.reason.model_version}（{(p.reason.score or 0):.0%}）" if p.reason.model_version else p.reason.method)
     co = "、".join(c.name for c in p.co_handlers)

@@ -7,7 +7,7 @@ are masked for roles that do not need them and on confidential tickets.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, exists, func, or_, select
 
@@ -73,7 +73,22 @@ def ticket_view(row, user: User, now: datetime) -> dict:
         "reply_due": _iso(due),
         "warn_at": _iso(row.warn_at),
         "calendar_unconfirmed": bool(row.calendar_unconfirmed),
-        "overdue": bool(due and due < now and row.state not in ("replied", "closed", "merged", "answered_directly")),
+        "overdue": bool(due and due < now and row.state in RUNNING_STATES),
+        "signed_for_at": _iso(getattr(row, "signed_for_at", None)),
+        "paused_since": _iso(getattr(row, "paused_at", None)),
+        "extensions": list(getattr(row, "extensions", None) or []),
+        "reopened": bool(getattr(row, "reopened", False)),
+        "returns": getattr(row, "returns_count", 0) or 0,
+        "reply": row.reply,
+        "replied_at": _iso(row.replied_at),
+        "visit_due": _iso(getattr(row, "visit_due", None)),
+        "visit_method": getattr(row, "visit_method", None),
+        "visit_attempts": getattr(row, "visit_attempts", 0) or 0,
+        "citizen_rating": getattr(row, "citizen_rating", None),
+        "outcome": getattr(row, "outcome", None),
+        "supervised": bool(getattr(row, "supervised", False)),
+        "urgency_class": urgency_class(row, now),
+        "time_left": time_left(row, now),
     }
 
 
@@ -109,3 +124,105 @@ async def timeline_of(session, ticket_id) -> list[dict]:
                                   .order_by(timeline.c.at, timeline.c.id))).all()
     return [{"at": r.at.isoformat(), "event_type": r.event_type, "actor": r.actor, "summary": r.summary}
             for r in rows]
+
+
+# --- the department workbench, return visits and the supervision office ----------------
+
+OPEN_STATES = ("assigned", "signed_for", "contacted", "waiting_citizen", "extension_requested", "deferred", "reopened")
+RUNNING_STATES = ("assigned", "signed_for", "contacted", "extension_requested", "reopened")
+INBOX_TABS = {
+    "open": "在办",
+    "new": "待签收",
+    "soon": "即将到期",
+    "overdue": "已超期",
+    "paused": "暂停计时",
+    "replied": "已答复",
+    "done": "已办结",
+}
+
+
+def inbox_filter(stmt: Select, tab: str, now: datetime) -> Select:
+    if tab == "open":
+        return stmt.where(tickets.c.state.in_(OPEN_STATES))
+    if tab == "new":  # just arrived, newest first
+        return stmt.where(tickets.c.state == "assigned")
+    if tab == "soon":
+        return stmt.where(tickets.c.state.in_(RUNNING_STATES), tickets.c.reply_due >= now,
+                          or_(tickets.c.warn_at <= now, tickets.c.reply_due <= now + timedelta(hours=24)))
+    if tab == "overdue":
+        return stmt.where(tickets.c.state.in_(RUNNING_STATES), tickets.c.reply_due < now)
+    if tab == "paused":
+        return stmt.where(tickets.c.state.in_(("waiting_citizen", "deferred")))
+    if tab == "replied":
+        return stmt.where(tickets.c.state == "replied")
+    return stmt.where(tickets.c.state.in_(("closed",)))
+
+
+async def inbox(session, user: User, *, tab: str, now: datetime, kind: str | None = None, q: str | None = None,
+                limit: int = 50, offset: int = 0) -> tuple[list, int, dict[str, int]]:
+    base = scoped(select(tickets), user)
+    if user.role != Role.DEPARTMENT:
+        base = base.where(tickets.c.lead_code.is_not(None))
+    if kind:
+        base = base.where(tickets.c.kind == kind)
+    if q:
+        like = f"%{q.strip()}%"
+        base = base.where(or_(tickets.c.number.like(like), tickets.c.subject.like(like), tickets.c.address.like(like)))
+    counts = {}
+    for name in INBOX_TABS:
+        counts[name] = await session.scalar(select(func.count()).select_from(inbox_filter(base, name, now).subquery()))
+    stmt = inbox_filter(base, tab, now)
+    if tab == "new":
+        order = (tickets.c.assigned_at.desc().nulls_last(), tickets.c.ticket_id)
+    elif tab in ("replied", "done"):
+        order = (tickets.c.replied_at.desc().nulls_last(), tickets.c.ticket_id)
+    else:
+        order = (tickets.c.reply_due.asc().nulls_last(), tickets.c.ticket_id)
+    rows = (await session.execute(stmt.order_by(*order).limit(limit).offset(offset))).all()
+    return rows, counts[tab], counts
+
+
+def urgency_class(row, now: datetime) -> str:
+    """How a row is coloured: overdue, soon (warning passed or under a day), paused, or ok."""
+    if row.state in ("waiting_citizen", "deferred"):
+        return "paused"
+    if row.state not in RUNNING_STATES or not row.reply_due:
+        return "ok"
+    if row.reply_due < now:
+        return "overdue"
+    if (row.warn_at and row.warn_at <= now) or row.reply_due - now <= timedelta(hours=24):
+        return "soon"
+    return "ok"
+
+
+def time_left(row, now: datetime) -> str:
+    if row.state not in RUNNING_STATES or not row.reply_due:
+        return ""
+    seconds = (row.reply_due - now).total_seconds()
+    hours = abs(seconds) / 3600
+    text = f"{int(hours // 24)} 天 {int(hours % 24)} 小时" if hours >= 24 else f"{int(hours)} 小时 {int(abs(seconds) % 3600 // 60)} 分"
+    return ("超期 " if seconds < 0 else "剩余 ") + text
+
+
+async def visit_queue(session, *, limit: int = 100) -> list:
+    stmt = (select(tickets).where(tickets.c.state == "replied")
+            .order_by(tickets.c.visit_due.asc().nulls_last(), tickets.c.replied_at).limit(limit))
+    return (await session.execute(stmt)).all()
+
+
+async def unread_count(session, unit_code: str | None) -> int:
+    from services.tracker.store import notifications
+
+    if not unit_code:
+        return 0
+    return await session.scalar(select(func.count()).select_from(notifications).where(
+        notifications.c.unit_code == unit_code, notifications.c.read_at.is_(None))) or 0
+
+
+async def recent_notifications(session, unit_code: str | None, limit: int = 20) -> list:
+    from services.tracker.store import notifications
+
+    if not unit_code:
+        return []
+    return (await session.execute(select(notifications).where(notifications.c.unit_code == unit_code)
+                                  .order_by(notifications.c.id.desc()).limit(limit))).all()

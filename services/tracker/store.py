@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text, false, text
 
 from jiesu.db import UTCDateTime, UUIDStr
 from jiesu.messaging import messaging_tables
@@ -45,6 +45,25 @@ tickets = Table(
     Column("replied_at", UTCDateTime, nullable=True),
     Column("merged_into", UUIDStr, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The clocks' inputs, so deadlines can be recomputed (domain/sla.py) rather than patched.
+    Column("clock_started_at", UTCDateTime, nullable=True),  # assignment, or the reopen (重办) instant
+    Column("reopened", Boolean, nullable=False, default=False, server_default=false()),
+    Column("extensions", JSON, nullable=True),  # approved extensions, working days each
+    Column("pauses", JSON, nullable=True),  # [[start, end], …] ISO instants the clock stood still
+    Column("paused_at", UTCDateTime, nullable=True),  # waiting on the citizen or deferred (挂账) since
+    Column("signed_for_at", UTCDateTime, nullable=True),
+    Column("contacted_at", UTCDateTime, nullable=True),
+    Column("replied_by", String(64), nullable=True),
+    Column("returns_count", Integer, nullable=False, default=0, server_default=text("0")),
+    Column("reopen_count", Integer, nullable=False, default=0, server_default=text("0")),
+    Column("dissatisfied_count", Integer, nullable=False, default=0, server_default=text("0")),
+    Column("visit_due", UTCDateTime, nullable=True),  # 回访 within 3 working days of the reply
+    Column("visit_method", String(8), nullable=True),  # phone | link
+    Column("visit_attempts", Integer, nullable=False, default=0, server_default=text("0")),
+    Column("citizen_rating", String(32), nullable=True),  # what the citizen said through the online link
+    Column("outcome", String(32), nullable=True),  # how it was closed
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("supervised", Boolean, nullable=False, default=False, server_default=false()),
 )
 Index("ix_tracker_tickets_lead_state", tickets.c.lead_code, tickets.c.state)
 
@@ -69,4 +88,115 @@ timeline = Table(
     Column("actor", String(64), nullable=False),
     Column("summary", Text, nullable=False),
     Column("data", JSON, nullable=False),
+)
+
+
+# Timers are rows, never in-memory sleeps: any tracker instance claims what is due.
+timers = Table(
+    "tracker_timers",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("ticket_id", UUIDStr, nullable=False, index=True),
+    # sign_for_warning, sign_for_due, reply_warning, reply_due, overdue_supervision, return_visit_due
+    Column("kind", String(32), nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("fired_at", UTCDateTime, nullable=True),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_at", UTCDateTime, nullable=True),
+)
+# Only pending rows are scanned; with a million open tickets this index stays small and hot.
+Index("ix_tracker_timers_pending", timers.c.due_at,
+      postgresql_where=timers.c.fired_at.is_(None), sqlite_where=timers.c.fired_at.is_(None))
+
+# What a department is told (in the page, by e-mail, by webhook). Never a citizen's phone number.
+notifications = Table(
+    "tracker_notifications",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("unit_code", String(32), nullable=False),
+    Column("ticket_id", UUIDStr, nullable=True),
+    Column("number", String(21), nullable=True),
+    Column("kind", String(32), nullable=False),  # arrived, warning, overdue, reminder, supervision, reopened, extension
+    Column("message", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("read_at", UTCDateTime, nullable=True),
+)
+Index("ix_tracker_notifications_unit", notifications.c.unit_code, notifications.c.read_at)
+
+# Outgoing e-mails and webhook calls, retried with back-off until delivered (an outbox of their own).
+deliveries = Table(
+    "tracker_deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("notification_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("channel", String(8), nullable=False),  # email | webhook
+    Column("target", String(500), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+)
+Index("ix_tracker_deliveries_pending", deliveries.c.next_attempt_at,
+      postgresql_where=deliveries.c.delivered_at.is_(None), sqlite_where=deliveries.c.delivered_at.is_(None))
+
+# Where a department wants its e-mail notifications (set by the supervision office or admin).
+unit_contacts = Table(
+    "tracker_unit_contacts",
+    metadata,
+    Column("unit_code", String(32), primary_key=True),
+    Column("email", String(200), nullable=False),
+)
+
+extensions = Table(
+    "tracker_extensions",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("ticket_id", UUIDStr, nullable=False, index=True),
+    Column("unit_code", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("working_days", Integer, nullable=False),
+    Column("requested_due", UTCDateTime, nullable=False),
+    Column("requested_by", String(64), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("approved", Boolean, nullable=True),  # None while pending
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("note", Text, nullable=True),
+)
+
+return_visits = Table(
+    "tracker_return_visits",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("ticket_id", UUIDStr, nullable=False, index=True),
+    Column("outcome", String(32), nullable=False),
+    Column("department_caused", Boolean, nullable=True),
+    Column("unit_code", String(32), nullable=True),
+    Column("comment", Text, nullable=False),
+    Column("by", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+# One-time links for citizens of online channels to rate the reply themselves.
+visit_links = Table(
+    "tracker_visit_links",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("ticket_id", UUIDStr, nullable=False, index=True),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+)
+
+supervision_orders = Table(
+    "tracker_supervision_orders",
+    metadata,
+    Column("order_no", String(32), primary_key=True),  # 督办单号
+    Column("ticket_id", UUIDStr, nullable=False, index=True),
+    Column("level", String(8), nullable=False),  # normal 一般 | key 重点
+    Column("unit_code", String(32), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("by", String(64), nullable=False),
 )

@@ -90,3 +90,46 @@ def next_state(state: S, action: Action) -> S:
 
 def allowed_actions(state: S) -> list[Action]:
     return [a for (s, a) in TRANSITIONS if s == state]
+
+
+# Who may take each action. Events from the router and intake act as "system"; a citizen
+# rating an online reply acts as "citizen". Admin may do everything.
+SYSTEM, CITIZEN = "system", "citizen"
+ACTORS: dict[Action, frozenset[str]] = {
+    Action.RECEIVE: frozenset({SYSTEM}),
+    Action.NEED_DISPATCH: frozenset({SYSTEM}),
+    Action.ASSIGN: frozenset({SYSTEM}),
+    Action.MERGE: frozenset({SYSTEM}),
+    Action.ANSWER_DIRECTLY: frozenset({SYSTEM}),
+    Action.SIGN_FOR: frozenset({"department"}),
+    Action.CONTACT: frozenset({"department"}),
+    Action.WAIT_CITIZEN: frozenset({"department"}),
+    Action.RESUME: frozenset({"department", "supervisor"}),  # the office may lift a deferral (挂账)
+    Action.REQUEST_EXTENSION: frozenset({"department"}),
+    Action.DECIDE_EXTENSION: frozenset({"supervisor"}),
+    Action.DEFER: frozenset({"department"}),
+    Action.RETURN: frozenset({"department"}),
+    Action.REPLY: frozenset({"department"}),
+    Action.VISIT_CLOSE: frozenset({"visitor", "supervisor", CITIZEN}),
+    Action.REOPEN: frozenset({"visitor", "supervisor"}),
+}
+
+
+class ActionNotPermitted(PermissionError):
+    def __init__(self, role: str, action: Action) -> None:
+        self.role = role
+        self.action = action
+        self.zh = f"您的角色不能执行“{ACTION_LABELS[action]}”"
+        self.en = f"The role '{role}' may not take the action '{action.value}'"
+        super().__init__(self.en)
+
+
+def may(role: str, action: Action) -> bool:
+    return role == "admin" or role in ACTORS[action]
+
+
+def decide(state: S, action: Action, role: str) -> S:
+    """`next_state` for a person or system acting in `role`: the role first, then the state."""
+    if not may(role, action):
+        raise ActionNotPermitted(role, action)
+    return next_state(state, action)

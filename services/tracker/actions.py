@@ -1,0 +1,454 @@
+"""What people do to a ticket: the command side of the tracker.
+
+Each action is one transaction (the unit of work): check who may do it and whether the
+ticket's state allows it (domain/lifecycle.py), change the ticket, recompute its clocks
+(domain/sla.py) and timers, write the timeline, and emit the event through the outbox.
+Refusals are `ApiError`s with a stable code and a message in Chinese and English.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select, update
+
+from jiesu.errors import ApiError
+from jiesu.identity import User
+from jiesu.messaging import ServiceStore, Transaction
+from schemas import topics
+from schemas.enums import Role, TicketState as S
+from schemas.events import (
+    CitizenContacted,
+    ClockPaused,
+    ClockResumed,
+    CoHandlerNoted,
+    Envelope,
+    EventPayload,
+    ExtensionDecided,
+    ExtensionRequested,
+    ReturnVisitDue,
+    ReturnVisitRecorded,
+    TicketAccepted,
+    TicketClosed,
+    TicketReopened,
+    TicketReplied,
+    TicketReturned,
+    UnitRef,
+    utcnow,
+)
+from services.tracker import queries, timers
+from services.tracker.domain.lifecycle import (
+    ACTION_LABELS,
+    CITIZEN,
+    Action,
+    ActionNotPermitted,
+    TransitionRefused,
+    decide,
+)
+from services.tracker.domain.replies import RETURN_REASONS, reply_problem
+from services.tracker.domain.sla import Deadlines, ExtensionNotAllowed, Pause, compute_deadlines, extend
+from services.tracker.handlers import Clocks
+from services.tracker.notify import notify
+from services.tracker.store import extensions, return_visits, tickets, timeline, visit_links
+
+PRODUCER = "tracker"
+ONLINE_CHANNELS = frozenset({"online", "open311", "mailbox", "email"})
+VISIT_WORKING_DAYS = 3
+UNREACHABLE_ATTEMPTS = 3
+LINK_DAYS = 7
+OUTCOME_LABELS = {"satisfied": "满意", "basically_satisfied": "基本满意", "dissatisfied": "不满意",
+                  "unreachable": "联系不上"}
+
+
+@dataclass
+class Tracker:
+    """What every action needs: the tracker's store, its clocks, and the key that signs visit links."""
+
+    store: ServiceStore
+    clocks: Clocks
+    secret: str
+
+    # --- department work ---------------------------------------------------------------
+
+    async def sign_for(self, user: User, ref: str) -> dict:
+        async with self._act(user, ref, Action.SIGN_FOR) as (tx, row, state):
+            now = utcnow()
+            row = await self._save(tx, row, state=state, signed_for_at=now)
+            await self._emit(tx, row, TicketAccepted(unit=_unit(row), by=user.username), user, "签收")
+            await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)
+            return row
+
+    async def contact(self, user: User, ref: str, note: str) -> dict:
+        async with self._act(user, ref, Action.CONTACT) as (tx, row, state):
+            row = await self._save(tx, row, state=state, contacted_at=row.contacted_at or utcnow())
+            await self._emit(tx, row, CitizenContacted(unit=_unit(row), note=note, by=user.username), user,
+                             "联系市民" + (f"：{note}" if note else ""))
+            await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)
+            return row
+
+    async def pause(self, user: User, ref: str, reason: str, note: str,
+                    expected_until: dt.datetime | None = None) -> dict:
+        """待补充材料 (waiting on the citizen) or 挂账 (deferred): the reply clock stops."""
+        action = Action.WAIT_CITIZEN if reason == "waiting_citizen" else Action.DEFER
+        if not note.strip():
+            raise ApiError(422, "note_required", "请说明原因", "Say why")
+        async with self._act(user, ref, action) as (tx, row, state):
+            row = await self._save(tx, row, state=state, paused_at=utcnow())
+            label = "待市民补充材料，计时暂停" if action == Action.WAIT_CITIZEN else "挂账，计时暂停"
+            await self._emit(tx, row, ClockPaused(reason=reason, note=note, expected_until=expected_until,
+                                                  by=user.username), user, f"{label}：{note}")
+            await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)
+            return row
+
+    async def resume(self, user: User, ref: str) -> dict:
+        async with self._act(user, ref, Action.RESUME) as (tx, row, state):
+            now = utcnow()
+            pauses = _closed_pauses(row, now)
+            deadlines = self._deadlines(row, pauses=pauses)
+            row = await self._save(tx, row, state=state, paused_at=None, pauses=_dump_pauses(pauses),
+                                   **_deadline_values(deadlines))
+            await self._emit(tx, row, ClockResumed(reply_due=deadlines.reply_due, by=user.username), user,
+                             f"恢复办理，计时继续；答复期限顺延至 {_local(deadlines.reply_due, self.clocks)}")
+            await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)
+            return row
+
+    async def request_extension(self, user: User, ref: str, reason: str, new_due: dt.date) -> dict:
+        if not reason.strip():
+            raise ApiError(422, "reason_required", "请填写延期理由", "Give the reason for the extension")
+        async with self._act(user, ref, Action.REQUEST_EXTENSION) as (tx, row, state):
+            calendar = self.clocks.calendar
+            if row.reply_due and row.reply_due < utcnow():
+                raise ApiError(409, "already_overdue", "已超过答复期限，不能再申请延期，请尽快答复",
+                               "The reply deadline has passed; an extension can no longer be requested")
+            requested_due = calendar.end_of_working_day(new_due)
+            days = calendar.working_days_between(row.reply_due, requested_due)
+            if days < 1 or not calendar.is_working_day(new_due):
+                raise ApiError(422, "extension_date", "新的答复期限须是现期限之后的某个工作日",
+                               "The new reply date must be a working day after the current deadline")
+            try:
+                extend(self.clocks.policy, calendar, self._deadlines(row), days)
+            except ExtensionNotAllowed as exc:
+                zh, _, en = str(exc).partition(" / ")
+                raise ApiError(422, "extension_not_allowed", zh, en or zh) from None
+            pending = await tx.session.scalar(select(extensions.c.id).where(
+                extensions.c.ticket_id == row.ticket_id, extensions.c.approved.is_(None)))
+            if pending:
+                raise ApiError(409, "extension_pending", "已有待审批的延期申请", "An extension request is pending")
+            now = utcnow()
+            await tx.session.execute(extensions.insert().values(
+                ticket_id=row.ticket_id, unit_code=row.lead_code, reason=reason, working_days=days,
+                requested_due=requested_due, requested_by=user.username, requested_at=now))
+            row = await self._save(tx, row, state=state)
+            await self._emit(tx, row, ExtensionRequested(unit=_unit(row), reason=reason, requested_due=requested_due,
+                                                         by=user.username), user,
+                             f"申请延期 {days} 个工作日至 {new_due.isoformat()}：{reason}")
+            return row
+
+    async def decide_extension(self, user: User, ref: str, approved: bool, note: str = "") -> dict:
+        async with self._act(user, ref, Action.DECIDE_EXTENSION) as (tx, row, state):
+            request = (await tx.session.execute(select(extensions).where(
+                extensions.c.ticket_id == row.ticket_id, extensions.c.approved.is_(None)))).first()
+            if request is None:
+                raise ApiError(409, "no_extension_pending", "没有待审批的延期申请", "No extension request is pending")
+            now = utcnow()
+            values: dict = {"state": state}
+            new_due = None
+            if approved:
+                granted = [*(row.extensions or []), request.working_days]
+                deadlines = self._deadlines(row, extensions_=granted)
+                values.update(extensions=granted, **_deadline_values(deadlines))
+                new_due = deadlines.reply_due
+            await tx.session.execute(update(extensions).where(extensions.c.id == request.id).values(
+                approved=approved, decided_by=user.username, decided_at=now, note=note))
+            row = await self._save(tx, row, **values)
+            verdict = f"同意延期，答复期限延至 {_local(new_due, self.clocks)}" if approved else "不同意延期"
+            await self._emit(tx, row, ExtensionDecided(approved=approved, new_due=new_due, note=note, by=user.username),
+                             user, verdict + (f"：{note}" if note else ""))
+            await notify(tx, self.clocks.settings, row, row.lead_code, "extension", f"工单 {row.number}：{verdict}。")
+            await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)
+            return row
+
+    async def return_ticket(self, user: User, ref: str, reason_code: str, reason: str) -> dict:
+        """退单: back to the router, which re-routes it without this unit."""
+        if reason_code not in RETURN_REASONS:
+            raise ApiError(422, "reason_code", "请选择退单原因", "Choose a reason for the return",
+                           fields=[{"field": "reason_code", "zh": "不是允许的选项", "en": "unknown reason code"}])
+        if len(reason.strip()) < 5:
+            raise ApiError(422, "reason_required", "请写明退单理由及依据（至少 5 个字）",
+                           "Explain the return and its basis (at least 5 characters)")
+        async with self._act(user, ref, Action.RETURN) as (tx, row, state):
+            row = await self._save(tx, row, state=state, returns_count=(row.returns_count or 0) + 1, paused_at=None)
+            payload = TicketReturned(number=row.number, unit=_unit(row), reason_code=reason_code, reason=reason,
+                                     by=user.username, returns_so_far=row.returns_count, subject=row.subject or "",
+                                     description=row.description or "")
+            await self._emit(tx, row, payload, user, f"退单（{RETURN_REASONS[reason_code]}）：{reason}",
+                             topic=topics.RETURNED)
+            await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)
+            return row
+
+    async def reply(self, user: User, ref: str, text: str) -> dict:
+        problem = reply_problem(text)
+        if problem:
+            raise ApiError(422, "reply_too_thin", *problem)
+        async with self._act(user, ref, Action.REPLY) as (tx, row, state):
+            now = utcnow()
+            visit_due = self.clocks.calendar.add_working_days(now, VISIT_WORKING_DAYS)
+            method = "link" if row.channel in ONLINE_CHANNELS else "phone"
+            pauses = _closed_pauses(row, now)
+            row = await self._save(tx, row, state=state, reply=text.strip(), replied_at=now, replied_by=user.username,
+                                   visit_due=visit_due, visit_method=method, paused_at=None,
+                                   pauses=_dump_pauses(pauses))
+            await self._emit(tx, row, TicketReplied(unit=_unit(row), reply=text.strip(), by=user.username), user,
+                             f"答复：{text.strip()}")
+            link = await self._visit_link(tx, row) if method == "link" else None
+            await self._emit(tx, row, ReturnVisitDue(due_at=visit_due, method=method, link=link), None,
+                             "待回访（" + ("已生成市民评价链接" if link else "电话回访") + f"），回访期限 "
+                             f"{_local(visit_due, self.clocks)}")
+            await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)
+            return row
+
+    async def note(self, user: User, ref: str, text: str) -> dict:
+        """协办意见: any unit on the ticket (lead or co-handler) adds what it found or did."""
+        if not text.strip():
+            raise ApiError(422, "note_required", "请填写意见内容", "Write the note")
+        async with self.store.transaction() as tx:
+            row = await self._load(tx, user, ref)
+            if user.role != Role.DEPARTMENT and not user.has(Role.SUPERVISOR):
+                raise ApiError(403, "forbidden", "您的角色不能填写协办意见", "Your role may not add notes")
+            if row.state in ("closed", "merged", "answered_directly"):
+                raise ApiError(409, "ticket_closed", "工单已办结，不能再填写意见", "The ticket is closed")
+            name = next((c.get("name") for c in row.co_handlers or [] if c.get("code") == user.department),
+                        row.lead_name if user.department == row.lead_code else user.department or "督查室")
+            unit = UnitRef(code=user.department or "SUPERVISION", name=name or "督查室")
+            await self._emit(tx, row, CoHandlerNoted(unit=unit, note=text.strip(), by=user.username), user,
+                             f"{unit.name} 意见：{text.strip()}")
+            if user.department and user.department != row.lead_code:
+                await notify(tx, self.clocks.settings, row, row.lead_code, "reminder",
+                             f"工单 {row.number}：协办单位 {unit.name} 提交了意见。")
+            return row
+
+    async def supervise(self, user: User, ref: str, level: str, reason: str) -> dict:
+        if level not in ("normal", "key") or not reason.strip():
+            raise ApiError(422, "invalid_input", "请选择督办级别并写明原因", "Choose a level and give a reason")
+        async with self.store.transaction() as tx:
+            row = await self._load(tx, user, ref)
+            if not user.has(Role.SUPERVISOR):
+                raise ApiError(403, "forbidden", "只有督查室可以下达督办单", "Only the supervision office may do this")
+            await timers.order_supervision(tx, self.clocks, row, level=level, by=user.username, reason=reason)
+            return await self._save(tx, row)
+
+    # --- return visits (回访) ----------------------------------------------------------
+
+    async def record_visit(self, user: User | None, ref: str, outcome: str, *, department_caused: bool | None = None,
+                           comment: str = "", via_link: bool = False) -> dict:
+        """A return-visit result, by a visitor on the phone or by the citizen through the link."""
+        if outcome not in OUTCOME_LABELS:
+            raise ApiError(422, "invalid_outcome", "请选择回访结果", "Choose an outcome")
+        if outcome == "dissatisfied" and not via_link and department_caused is None:
+            raise ApiError(422, "cause_required", "不满意时请选择是否为承办单位原因",
+                           "For a dissatisfied outcome say whether the department caused it")
+        if via_link and outcome == "unreachable":
+            raise ApiError(422, "invalid_outcome", "请选择评价", "Choose a rating")
+        role = CITIZEN if via_link else user.role.value
+        by = "citizen" if via_link else user.username
+        async with self.store.transaction() as tx:
+            row = await (self._load_by_id(tx, ref) if via_link else self._load(tx, user, ref))
+            self._decide(row, Action.VISIT_CLOSE, role)  # still waiting for its visit, and this role may record it
+            now = utcnow()
+            await tx.session.execute(return_visits.insert().values(
+                ticket_id=row.ticket_id, outcome=outcome, department_caused=department_caused, unit_code=row.lead_code,
+                comment=comment, by=by, at=now))
+            summary = f"回访：{OUTCOME_LABELS[outcome]}" + (
+                "（承办单位原因）" if department_caused else "（非承办单位原因）" if department_caused is False else "")
+            if via_link:
+                summary = f"市民在线评价：{OUTCOME_LABELS[outcome]}"
+            await self._emit(tx, row, ReturnVisitRecorded(outcome=outcome, department_caused=department_caused,
+                                                          comment=comment, by=by), user,
+                             summary + (f"。{comment}" if comment else ""), actor=by)
+            if outcome in ("satisfied", "basically_satisfied"):
+                row = await self._close(tx, row, outcome, by)
+            elif outcome == "unreachable":
+                attempts = (row.visit_attempts or 0) + 1
+                row = await self._save(tx, row, visit_attempts=attempts)
+                if attempts >= UNREACHABLE_ATTEMPTS:
+                    row = await self._close(tx, row, "unreachable", by)
+            elif via_link:  # a visitor calls back and judges the cause before anything is reopened
+                row = await self._save(tx, row, citizen_rating=outcome)
+            elif department_caused:
+                row = await self._reopen(tx, user, row, comment or "回访不满意")
+            else:
+                row = await self._close(tx, row, "dissatisfied", by)
+            return row
+
+    async def _close(self, tx: Transaction, row, outcome: str, by: str):
+        row = await self._save(tx, row, state=S.CLOSED.value, outcome=outcome, closed_at=utcnow())
+        await self._emit(tx, row, TicketClosed(outcome=outcome), None, f"办结（{OUTCOME_LABELS.get(outcome, outcome)}）",
+                         actor=by)
+        await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)
+        return row
+
+    async def _reopen(self, tx: Transaction, user: User, row, reason: str):
+        """重办: back to the same department with 3 working days; a second time, a key supervision order."""
+        state = self._decide(row, Action.REOPEN, user.role.value)
+        now = utcnow()
+        deadlines = compute_deadlines(self.clocks.policy, self.clocks.calendar, now, row.kind, row.urgency,
+                                      reopened=True)
+        count = (row.dissatisfied_count or 0) + 1
+        row = await self._save(tx, row, state=state, clock_started_at=now, reopened=True, extensions=[], pauses=[],
+                               paused_at=None, reopen_count=(row.reopen_count or 0) + 1, dissatisfied_count=count,
+                               visit_due=None, visit_attempts=0, citizen_rating=None, **_deadline_values(deadlines))
+        await self._emit(tx, row, TicketReopened(unit=_unit(row), reason=reason, reply_due=deadlines.reply_due), user,
+                         f"重办：{reason}；答复期限 {_local(deadlines.reply_due, self.clocks)}")
+        await notify(tx, self.clocks.settings, row, row.lead_code, "reopened",
+                     f"重办：工单 {row.number} 回访不满意，请在 3 个工作日内重新办理并答复。")
+        await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)
+        if count >= 2:
+            await timers.order_supervision(tx, self.clocks, row, level="key", by=user.username,
+                                           reason=f"第 {count} 次回访不满意")
+            row = await self._save(tx, row)
+        return row
+
+    # --- one-time links for online channels ---------------------------------------------
+
+    def _serializer(self) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self.secret, salt="jiesu-visit-link")
+
+    async def _visit_link(self, tx: Transaction, row) -> str:
+        nonce = secrets.token_urlsafe(18)
+        await tx.session.execute(visit_links.insert().values(
+            nonce=_hash(nonce), ticket_id=row.ticket_id, expires_at=utcnow() + dt.timedelta(days=LINK_DAYS)))
+        token = self._serializer().dumps({"t": str(row.ticket_id), "n": nonce})
+        settings = self.clocks.settings
+        base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/") if settings else ""
+        return f"{base}/tracker/rate/{token}"
+
+    async def open_link(self, token: str) -> tuple[dict, str]:
+        """The ticket a one-time link rates, and its nonce; refuses expired, forged or used links."""
+        try:
+            data = self._serializer().loads(token, max_age=LINK_DAYS * 86400)
+        except SignatureExpired:
+            raise ApiError(410, "link_expired", "评价链接已过期", "This rating link has expired") from None
+        except BadSignature:
+            raise ApiError(404, "link_invalid", "评价链接无效", "This rating link is not valid") from None
+        async with self.store.db.session() as s:
+            link = (await s.execute(select(visit_links).where(visit_links.c.nonce == _hash(data["n"])))).first()
+            if link is None or str(link.ticket_id) != data["t"]:
+                raise ApiError(404, "link_invalid", "评价链接无效", "This rating link is not valid")
+            if link.used_at is not None:
+                raise ApiError(410, "link_used", "您已评价过，感谢您的反馈", "This link has already been used")
+            row = (await s.execute(select(tickets).where(tickets.c.ticket_id == link.ticket_id))).first()
+        return row, data["n"]
+
+    async def rate_by_link(self, token: str, outcome: str, comment: str) -> dict:
+        row, nonce = await self.open_link(token)
+        async with self.store.transaction() as tx:
+            used = await tx.session.execute(update(visit_links).where(
+                visit_links.c.nonce == _hash(nonce), visit_links.c.used_at.is_(None)).values(used_at=utcnow()))
+            if used.rowcount != 1:
+                raise ApiError(410, "link_used", "您已评价过，感谢您的反馈", "This link has already been used")
+        try:
+            return await self.record_visit(None, str(row.ticket_id), outcome, comment=comment, via_link=True)
+        except ApiError:
+            async with self.store.transaction() as tx:  # nothing was recorded: the link stays usable
+                await tx.session.execute(update(visit_links).where(visit_links.c.nonce == _hash(nonce))
+                                         .values(used_at=None))
+            raise
+
+    # --- the machinery shared by every action -------------------------------------------
+
+    @asynccontextmanager
+    async def _act(self, user: User, ref: str, action: Action):
+        """One action's transaction: the ticket (locked on PostgreSQL), checked, and its next state."""
+        async with self.store.transaction() as tx:
+            row = await self._load(tx, user, ref, for_update=True)
+            if user.role == Role.DEPARTMENT and row.lead_code != user.department:
+                raise ApiError(403, "lead_only", f"只有主办单位可以{ACTION_LABELS[action]}",
+                               f"Only the lead unit may take the action '{action.value}'")
+            state = self._decide(row, action, user.role.value)
+            yield tx, row, state.value
+
+    @staticmethod
+    def _decide(row, action: Action, role: str) -> S:
+        try:
+            return decide(S(row.state), action, role)
+        except TransitionRefused as exc:
+            raise ApiError(409, "transition_refused", exc.zh, exc.en) from None
+        except ActionNotPermitted as exc:
+            raise ApiError(403, "action_not_permitted", exc.zh, exc.en) from None
+
+    async def _load(self, tx: Transaction, user: User, ref: str, *, for_update: bool = False):
+        stmt = queries.scoped(queries.find_stmt(ref), user)
+        if for_update and tx.session.bind.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(of=tickets)
+        row = (await tx.session.execute(stmt)).first()
+        if row is None:
+            raise ApiError(404, "ticket_not_found", f"未找到工单 {ref}", f"No ticket {ref} that you may see")
+        return row
+
+    async def _load_by_id(self, tx: Transaction, ticket_id: str):
+        row = (await tx.session.execute(select(tickets).where(tickets.c.ticket_id == uuid.UUID(ticket_id)))).first()
+        if row is None:
+            raise ApiError(404, "ticket_not_found", "未找到工单", "No such ticket")
+        return row
+
+    async def _save(self, tx: Transaction, row, **values):
+        await tx.session.execute(update(tickets).where(tickets.c.ticket_id == row.ticket_id)
+                                 .values(updated_at=utcnow(), **values))
+        return (await tx.session.execute(select(tickets).where(tickets.c.ticket_id == row.ticket_id))).first()
+
+    async def _emit(self, tx: Transaction, row, payload: EventPayload, user: User | None, summary: str, *,
+                    topic: str = topics.LIFECYCLE, actor: str | None = None) -> Envelope:
+        envelope = Envelope.wrap(payload, ticket_id=row.ticket_id, producer=PRODUCER)
+        await tx.emit(topic, envelope)
+        who = actor or (f"{user.display_name or user.username}（{user.department}）" if user and user.department
+                        else (user.display_name or user.username) if user else "system")
+        await tx.session.execute(timeline.insert().values(
+            ticket_id=row.ticket_id, event_id=envelope.event_id, event_type=envelope.event_type,
+            at=envelope.occurred_at, actor=who[:64], summary=summary,
+            data={"by": getattr(user, "username", actor or "system"), "state": row.state}))
+        return envelope
+
+    def _deadlines(self, row, *, pauses: list[Pause] | None = None, extensions_: list[int] | None = None) -> Deadlines:
+        start = row.clock_started_at or row.assigned_at
+        return compute_deadlines(
+            self.clocks.policy, self.clocks.calendar, start, row.kind or "complaint", row.urgency or "normal",
+            extensions=tuple(row.extensions or ()) if extensions_ is None else tuple(extensions_),
+            pauses=tuple(_load_pauses(row)) if pauses is None else tuple(pauses), reopened=bool(row.reopened))
+
+
+def _unit(row) -> UnitRef:
+    return UnitRef(code=row.lead_code or "?", name=row.lead_name or row.lead_code or "?")
+
+
+def _hash(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
+
+def _load_pauses(row) -> list[Pause]:
+    return [Pause(dt.datetime.fromisoformat(a), dt.datetime.fromisoformat(b)) for a, b in row.pauses or []]
+
+
+def _closed_pauses(row, now: dt.datetime) -> list[Pause]:
+    pauses = _load_pauses(row)
+    if row.paused_at is not None and now > row.paused_at:
+        pauses.append(Pause(row.paused_at, now))
+    return pauses
+
+
+def _dump_pauses(pauses: list[Pause]) -> list[list[str]]:
+    return [[p.start.isoformat(), p.end.isoformat()] for p in pauses]
+
+
+def _deadline_values(d: Deadlines) -> dict:
+    return dict(sign_for_due=d.sign_for_due, contact_due=d.contact_due, reply_due=d.reply_due, warn_at=d.warn_at,
+                calendar_unconfirmed=d.calendar_unconfirmed)
+
+
+def _local(value: dt.datetime | None, clocks: Clocks) -> str:
+    return value.astimezone(clocks.calendar.timezone).strftime("%Y-%m-%d %H:%M") if value else "—"

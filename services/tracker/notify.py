@@ -1,0 +1,179 @@
+"""Telling departments: in the page, by e-mail and by a signed webhook.
+
+`notify` runs inside the transaction that caused it: it writes the in-page notification
+and one delivery row per outside channel. `DeliveryWorker` sends those rows and retries
+with back-off until they go through, so a mail server or webhook receiver that is down
+loses nothing. Citizen phone numbers never leave in a notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import re
+import smtplib
+import socket
+from datetime import timedelta
+from email.message import EmailMessage
+
+from sqlalchemy import select, update
+
+from jiesu.config import Settings
+from jiesu.logging import get_logger
+from jiesu.messaging import ServiceStore, Transaction
+from schemas.events import utcnow
+from services.tracker.store import deliveries, notifications, unit_contacts
+
+log = get_logger(__name__)
+
+KIND_LABELS = {
+    "arrived": "新工单", "warning": "即将到期", "overdue": "已超期催办", "reminder": "催办", "supervision": "督办",
+    "reopened": "重办", "extension": "延期审批结果", "returned": "退单",
+}
+SIGNATURE_HEADER = "X-Jiesu-Signature"
+_PHONE = re.compile(r"(?<![\d-])(?:\+?86[- ]?)?(?:1[3-9]\d{9}|0\d{2,3}-?\d{7,8}|\d{7,8})(?![\d-])")
+
+
+def scrub(text: str, phone: str | None = None) -> str:
+    """The text with anything that looks like a phone number replaced."""
+    if phone:
+        text = text.replace(phone, "***")
+    return _PHONE.sub("***", text)
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def notify(tx: Transaction, settings: Settings | None, row, unit_code: str | None, kind: str,
+                 message: str) -> None:
+    """Tell `unit_code` about `row` (a ticket); nothing when there is no unit."""
+    if not unit_code:
+        return
+    now = utcnow()
+    message = scrub(message, row.citizen_phone)
+    result = await tx.session.execute(notifications.insert().values(
+        unit_code=unit_code, ticket_id=row.ticket_id, number=row.number, kind=kind, message=message, created_at=now))
+    notification_id = result.inserted_primary_key[0]
+    if settings is None:
+        return
+    body = {
+        "notification_id": notification_id, "kind": kind, "kind_label": KIND_LABELS.get(kind, kind),
+        "unit": unit_code, "ticket_id": str(row.ticket_id), "number": row.number,
+        "subject": scrub(row.subject or "", row.citizen_phone), "message": message,
+        "reply_due": row.reply_due.isoformat() if row.reply_due else None,
+        "url": f"{_base_url(settings)}/tracker/tickets/{row.number or row.ticket_id}",
+        "at": now.isoformat(),
+    }
+    targets = []
+    if settings.mail_host:
+        email = await tx.session.scalar(select(unit_contacts.c.email).where(unit_contacts.c.unit_code == unit_code))
+        if email:
+            targets.append(("email", email))
+    if settings.webhook_url:
+        targets.append(("webhook", settings.webhook_url))
+    for channel, target in targets:
+        await tx.session.execute(deliveries.insert().values(
+            notification_id=notification_id, channel=channel, target=target, body=body, attempts=0,
+            next_attempt_at=now))
+
+
+def _base_url(settings: Settings) -> str:
+    return (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+
+def backoff(attempts: int) -> timedelta:
+    """2 s, 4 s, 8 s … capped at one hour."""
+    return timedelta(seconds=min(2 ** max(attempts, 1), 3600))
+
+
+class DeliveryWorker:
+    """Sends pending e-mails and webhook calls; any number of tracker instances may run one.
+
+    A row is leased (its next attempt pushed into the future) in a short transaction,
+    sent outside any transaction, then marked delivered or given its back-off.
+    """
+
+    LEASE = timedelta(seconds=60)
+
+    def __init__(self, store: ServiceStore, settings: Settings, http=None) -> None:
+        self.store = store
+        self.settings = settings
+        self.http = http
+
+    async def run(self, poll_seconds: float = 1.0) -> None:
+        while True:
+            try:
+                if await self.deliver_once() == 0:
+                    await asyncio.sleep(poll_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the database may be away; try again later
+                log.warning("delivery round failed", error=repr(exc))
+                await asyncio.sleep(poll_seconds)
+
+    async def deliver_once(self, limit: int = 20) -> int:
+        rows = await self._lease(limit)
+        for row in rows:
+            try:
+                await self._send(row)
+            except Exception as exc:  # noqa: BLE001 - recorded and retried
+                async with self.store.transaction() as tx:
+                    await tx.session.execute(update(deliveries).where(deliveries.c.id == row.id).values(
+                        last_error=repr(exc)[:1000], next_attempt_at=utcnow() + backoff(row.attempts + 1)))
+                log.warning("notification delivery failed", channel=row.channel, delivery=row.id,
+                            attempts=row.attempts + 1, error=repr(exc)[:200])
+            else:
+                async with self.store.transaction() as tx:
+                    await tx.session.execute(update(deliveries).where(deliveries.c.id == row.id).values(
+                        delivered_at=utcnow(), last_error=None))
+        return len(rows)
+
+    async def _lease(self, limit: int) -> list:
+        now = utcnow()
+        async with self.store.transaction() as tx:
+            stmt = (select(deliveries).where(deliveries.c.delivered_at.is_(None), deliveries.c.next_attempt_at <= now)
+                    .order_by(deliveries.c.next_attempt_at).limit(limit))
+            if tx.session.bind.dialect.name == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            rows = (await tx.session.execute(stmt)).all()
+            for row in rows:
+                await tx.session.execute(update(deliveries).where(deliveries.c.id == row.id).values(
+                    next_attempt_at=now + self.LEASE, attempts=row.attempts + 1))
+        return rows
+
+    async def _send(self, row) -> None:
+        body = row.body if isinstance(row.body, dict) else json.loads(row.body)
+        if row.channel == "email":
+            await asyncio.to_thread(self._send_mail, row.target, body)
+        else:
+            await self._post(row.target, body, row.id)
+
+    def _send_mail(self, to: str, body: dict) -> None:
+        msg = EmailMessage()
+        msg["Subject"] = f"【接诉即办】{body['kind_label']}：{body['number']} {body['subject']}"[:200]
+        msg["From"] = self.settings.mail_from
+        msg["To"] = to
+        msg["Message-ID"] = f"<jiesu-{body['notification_id']}@{socket.gethostname()}>"
+        due = body.get("reply_due") or "—"
+        msg.set_content(f"{body['message']}\n\n工单编号：{body['number']}\n诉求：{body['subject']}\n"
+                        f"答复期限（UTC）：{due}\n办理入口：{body['url']}\n\n本邮件由接诉即办系统自动发送。")
+        with smtplib.SMTP(self.settings.mail_host, self.settings.mail_port, timeout=10) as smtp:
+            smtp.send_message(msg)
+
+    async def _post(self, url: str, body: dict, delivery_id: int) -> None:
+        import httpx
+
+        raw = json.dumps(body, ensure_ascii=False, sort_keys=True).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8", "X-Jiesu-Delivery": str(delivery_id)}
+        if self.settings.webhook_secret:
+            headers[SIGNATURE_HEADER] = sign(self.settings.webhook_secret, raw)
+        if self.http is not None:
+            response = await self.http.post(url, content=raw, headers=headers)
+        else:
+            async with httpx.AsyncClient(timeout=10) as client:
+                response = await client.post(url, content=raw, headers=headers)
+        if response.status_code >= 300:
+            raise RuntimeError(f"webhook answered HTTP {response.status_code}")

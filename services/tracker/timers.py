@@ -1,0 +1,206 @@
+"""SLA timers as database rows, claimed by any number of tracker instances.
+
+Whenever a ticket moves, `schedule` replaces its pending timers with the ones its new
+state needs (a paused ticket has none; a replied one waits for its return visit).
+`TimerLoop` polls for due rows every `timer_poll_seconds` and fires each exactly once:
+on PostgreSQL the claiming transaction locks the rows with FOR UPDATE SKIP LOCKED, so a
+second instance takes other rows instead of waiting; on SQLite (one process) the
+claim is a plain UPDATE … WHERE fired_at IS NULL. Firing and the claim commit together
+with the events they emit, so a crash in between fires the timer again, never half.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, select, update
+
+from jiesu.logging import get_logger
+from jiesu.messaging import ServiceStore, Transaction
+from schemas import topics
+from schemas.enums import TicketState as S
+from schemas.events import DeadlineMissed, DeadlineWarning, Envelope, SupervisionOrdered, UnitRef, utcnow
+from services.tracker import notify as notifications
+from services.tracker.store import supervision_orders, tickets, timeline, timers
+
+log = get_logger(__name__)
+PRODUCER = "tracker"
+
+SIGN_FOR_WARN_RATIO = 0.8
+RETRY_FAILED_TIMER = timedelta(seconds=60)
+
+# States in which the department owes a reply and its clock runs.
+RUNNING = frozenset({S.SIGNED_FOR, S.CONTACTED, S.REOPENED, S.EXTENSION_REQUESTED})
+
+
+def wanted_timers(state: str, t, calendar) -> list[tuple[str, datetime]]:
+    """The timers a ticket in `state` needs, from its deadlines (attributes of `t`)."""
+    state = S(state)
+    out: list[tuple[str, datetime]] = []
+    if state == S.ASSIGNED and t.sign_for_due:
+        start = getattr(t, "clock_started_at", None) or getattr(t, "received_at", None)
+        if start is not None and start < t.sign_for_due:
+            # 80 % of the sign-for window, in working time (urgent matters count wall time, which the
+            # working-time measure would stretch past the deadline, so fall back to that).
+            used = calendar.working_seconds_between(start, t.sign_for_due) * SIGN_FOR_WARN_RATIO
+            warn = calendar.add_working_seconds(start, used) if used > 0 else None
+            if warn is None or warn >= t.sign_for_due:
+                warn = start + (t.sign_for_due - start) * SIGN_FOR_WARN_RATIO
+            out.append(("sign_for_warning", warn))
+        out.append(("sign_for_due", t.sign_for_due))
+    if (state == S.ASSIGNED or state in RUNNING) and t.reply_due:
+        if t.warn_at and t.warn_at < t.reply_due:
+            out.append(("reply_warning", t.warn_at))
+        out.append(("reply_due", t.reply_due))
+        out.append(("overdue_supervision", calendar.add_working_days(t.reply_due, 1)))
+    if state == S.REPLIED and getattr(t, "visit_due", None):
+        out.append(("return_visit_due", t.visit_due))
+    return out
+
+
+async def schedule(tx: Transaction, ticket_id, state: str, t, calendar) -> None:
+    """Replace the ticket's pending timers with those its state needs.
+
+    A timer that already fired for the same instant is not created again, so moving a
+    ticket back and forth never repeats a warning or a reminder.
+    """
+    await tx.session.execute(delete(timers).where(timers.c.ticket_id == ticket_id, timers.c.fired_at.is_(None)))
+    wanted = wanted_timers(state, t, calendar)
+    if not wanted:
+        return
+    fired = {(r.kind, r.due_at) for r in (await tx.session.execute(
+        select(timers.c.kind, timers.c.due_at).where(timers.c.ticket_id == ticket_id,
+                                                     timers.c.fired_at.is_not(None)))).all()}
+    rows = [{"ticket_id": ticket_id, "kind": kind, "due_at": due} for kind, due in wanted if (kind, due) not in fired]
+    if rows:
+        await tx.session.execute(timers.insert(), rows)
+
+
+def instance_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{id(asyncio.get_running_loop()) % 100000}"
+
+
+class TimerLoop:
+    def __init__(self, store: ServiceStore, clocks, *, name: str | None = None, batch: int = 100) -> None:
+        self.store = store
+        self.clocks = clocks
+        self.name = name
+        self.batch = batch
+
+    async def run(self, poll_seconds: float) -> None:
+        self.name = self.name or instance_name()
+        while True:
+            try:
+                fired = await self.fire_due()
+                if fired < self.batch:
+                    await asyncio.sleep(poll_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - database away or a conflict: try again next round
+                log.warning("timer round failed", error=repr(exc))
+                await asyncio.sleep(poll_seconds)
+
+    async def fire_due(self, now: datetime | None = None) -> int:
+        """Claim and fire the timers due by `now`; answers how many this instance fired."""
+        now = now or utcnow()
+        name = self.name or instance_name()
+        async with self.store.transaction() as tx:
+            postgres = tx.session.bind.dialect.name == "postgresql"
+            stmt = (select(timers).where(timers.c.fired_at.is_(None), timers.c.due_at <= now)
+                    .order_by(timers.c.due_at).limit(self.batch))
+            if postgres:
+                stmt = stmt.with_for_update(skip_locked=True)
+            due = (await tx.session.execute(stmt)).all()
+            fired = 0
+            for timer in due:
+                claim = update(timers).where(and_(timers.c.id == timer.id, timers.c.fired_at.is_(None)))
+                result = await tx.session.execute(claim.values(fired_at=now, claimed_by=name, claimed_at=now))
+                if result.rowcount != 1:
+                    continue  # SQLite: another loop of this process took it
+                try:
+                    async with tx.session.begin_nested():  # one bad timer must not hold back the others
+                        await self._fire(tx, timer, now)
+                except Exception as exc:  # noqa: BLE001 - retried a minute later, and logged
+                    log.error("timer failed; retrying later", timer=timer.id, kind=timer.kind,
+                              ticket_id=str(timer.ticket_id), error=repr(exc))
+                    await tx.session.execute(update(timers).where(timers.c.id == timer.id).values(
+                        fired_at=None, claimed_by=None, claimed_at=None, due_at=now + RETRY_FAILED_TIMER))
+                    continue
+                fired += 1
+        return fired
+
+    async def _fire(self, tx: Transaction, timer, now: datetime) -> None:
+        row = (await tx.session.execute(select(tickets).where(tickets.c.ticket_id == timer.ticket_id))).first()
+        if row is None:
+            return
+        unit = UnitRef(code=row.lead_code, name=row.lead_name or row.lead_code) if row.lead_code else None
+        state = S(row.state)
+        kind = timer.kind
+        settings = self.clocks.settings
+        if kind == "sign_for_warning" and state == S.ASSIGNED:
+            await _emit(tx, row, DeadlineWarning(clock="sign_for", due_at=row.sign_for_due, unit=unit),
+                        "签收时限将到，预警", {"clock": "sign_for"})
+            await notifications.notify(tx, settings, row, row.lead_code, "warning",
+                                       f"预警：工单 {row.number} 尚未签收，签收时限即将到期。")
+        elif kind == "sign_for_due" and state == S.ASSIGNED:
+            await _emit(tx, row, DeadlineMissed(clock="sign_for", due_at=timer.due_at, unit=unit),
+                        "签收超时，已催办", {"clock": "sign_for"})
+            await notifications.notify(tx, settings, row, row.lead_code, "reminder",
+                                       f"催办：工单 {row.number} 已超过签收时限，请立即签收。")
+        elif kind == "reply_warning" and state in RUNNING | {S.ASSIGNED}:
+            await _emit(tx, row, DeadlineWarning(clock="reply", due_at=timer.due_at, unit=unit),
+                        "答复时限已用 80%，预警", {"clock": "reply"})
+            await notifications.notify(tx, settings, row, row.lead_code, "warning",
+                                       f"预警：工单 {row.number} 答复时限已用去 80%，请抓紧办理。")
+        elif kind == "reply_due" and state in RUNNING | {S.ASSIGNED}:
+            await _emit(tx, row, DeadlineMissed(clock="reply", due_at=timer.due_at, unit=unit),
+                        "答复超期，已催办", {"clock": "reply"})
+            await notifications.notify(tx, settings, row, row.lead_code, "overdue",
+                                       f"催办：工单 {row.number} 已超过答复期限，请尽快答复。")
+        elif kind == "overdue_supervision" and state in RUNNING | {S.ASSIGNED}:
+            await order_supervision(tx, self.clocks, row, level="normal", by="system",
+                                    reason="超期 1 个工作日仍未答复", now=now)
+        elif kind == "return_visit_due" and state == S.REPLIED:
+            await tx.session.execute(timeline.insert().values(
+                ticket_id=row.ticket_id, event_id=_uuid(), event_type="ReturnVisitOverdue", at=now, actor="system",
+                summary="回访已超过 3 个工作日，请尽快回访", data={}))
+
+
+async def _emit(tx: Transaction, row, payload, summary: str, data: dict, actor: str = "system") -> Envelope:
+    envelope = Envelope.wrap(payload, ticket_id=row.ticket_id, producer=PRODUCER)
+    await tx.emit(topics.LIFECYCLE, envelope)
+    await tx.session.execute(timeline.insert().values(
+        ticket_id=row.ticket_id, event_id=envelope.event_id, event_type=envelope.event_type,
+        at=envelope.occurred_at, actor=actor, summary=summary, data=data))
+    return envelope
+
+
+def _uuid():
+    from schemas.events import new_event_id
+
+    return new_event_id()
+
+
+async def order_supervision(tx: Transaction, clocks, row, *, level: str, by: str, reason: str,
+                            now: datetime | None = None) -> str:
+    """督办单: number it, give it its own deadline (2 working days), tell the department."""
+    now = now or utcnow()
+    count = len((await tx.session.execute(select(supervision_orders.c.order_no).where(
+        supervision_orders.c.ticket_id == row.ticket_id))).all())
+    order_no = f"DB-{(row.number or str(row.ticket_id))[6:]}-{count + 1}"
+    due = clocks.calendar.add_working_days(now, 2)
+    await tx.session.execute(supervision_orders.insert().values(
+        order_no=order_no, ticket_id=row.ticket_id, level=level, unit_code=row.lead_code, reason=reason, due_at=due,
+        created_at=now, by=by))
+    await tx.session.execute(update(tickets).where(tickets.c.ticket_id == row.ticket_id).values(supervised=True))
+    unit = UnitRef(code=row.lead_code, name=row.lead_name or row.lead_code) if row.lead_code else None
+    label = "重点督办" if level == "key" else "一般督办"
+    await _emit(tx, row, SupervisionOrdered(order_no=order_no, level=level, unit=unit, due_at=due, reason=reason,
+                                            by=by), f"督办单 {order_no}（{label}）：{reason}",
+                {"order_no": order_no, "level": level}, actor=by)
+    await notifications.notify(tx, clocks.settings, row, row.lead_code, "supervision",
+                               f"督办：工单 {row.number} 已列入{label}（{order_no}），原因：{reason}。")
+    return order_no

@@ -1,0 +1,277 @@
+"""The tracker's pages: department workbench, ticket page, return visits, supervision, calendar.
+
+Plain HTML forms (keyboard-friendly, work without JavaScript); htmx only refreshes the
+notification badge. Every form posts back to the ticket page, which shows what happened
+or why it was refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from jiesu.errors import ApiError
+from jiesu.identity import User
+from jiesu.web import RuntimeDep, page, require
+from schemas.enums import Role, TicketState
+from schemas.events import utcnow
+from services.tracker import queries
+from services.tracker.actions import OUTCOME_LABELS
+from services.tracker.domain.lifecycle import allowed_actions, may
+from services.tracker.domain.replies import RETURN_REASONS
+from services.tracker.store import extensions, supervision_orders, tickets
+
+pages = APIRouter(prefix="/tracker", include_in_schema=False)
+
+Reader = Annotated[User, Depends(require(Role.OPERATOR, Role.DISPATCHER, Role.DEPARTMENT, Role.VISITOR,
+                                         Role.SUPERVISOR))]
+Workbench = Annotated[User, Depends(require(Role.DEPARTMENT, Role.SUPERVISOR))]
+Visitor = Annotated[User, Depends(require(Role.VISITOR, Role.SUPERVISOR))]
+Supervisor = Annotated[User, Depends(require(Role.SUPERVISOR))]
+
+
+def _tracker(rt):
+    return rt.state["tracker"]
+
+
+@pages.get("/tickets", response_class=HTMLResponse)
+async def tickets_page(request: Request, rt: RuntimeDep, user: Reader,
+                       state: Annotated[TicketState | None, Query()] = None,
+                       page_no: Annotated[int, Query(alias="page", ge=1)] = 1) -> HTMLResponse:
+    now = utcnow()
+    async with rt.store("tracker").db.session() as s:
+        rows, total = await queries.list_tickets(s, user, state=state.value if state else None, limit=50,
+                                                 offset=(page_no - 1) * 50)
+    return page(request, "tracker_tickets.html", items=[queries.ticket_view(r, user, now) for r in rows],
+                total=total, state=state.value if state else "", page_no=page_no, now=now,
+                title="工单列表" if user.role != Role.DEPARTMENT else "本单位工单")
+
+
+@pages.get("/inbox", response_class=HTMLResponse)
+async def inbox(request: Request, rt: RuntimeDep, user: Workbench,
+                tab: Annotated[str, Query()] = "open", kind: Annotated[str, Query(max_length=32)] = "",
+                q: Annotated[str, Query(max_length=100)] = "",
+                page_no: Annotated[int, Query(alias="page", ge=1)] = 1) -> HTMLResponse:
+    if tab not in queries.INBOX_TABS:
+        tab = "open"
+    now = utcnow()
+    async with rt.store("tracker").db.session() as s:
+        rows, total, counts = await queries.inbox(s, user, tab=tab, now=now, kind=kind or None, q=q or None,
+                                                  limit=50, offset=(page_no - 1) * 50)
+        notes = await queries.recent_notifications(s, user.department, 8)
+        unread = await queries.unread_count(s, user.department)
+    title = "本单位工单" if user.role == Role.DEPARTMENT else "承办工作台（全部单位）"
+    unit_name = next((r.lead_name for r in rows if r.lead_code == user.department), None)
+    return page(request, "tracker_inbox.html", items=[queries.ticket_view(r, user, now) for r in rows], total=total,
+                counts=counts, tabs=queries.INBOX_TABS, tab=tab, kind=kind, q=q, page_no=page_no, title=title,
+                notes=notes, unread=unread, unit_name=unit_name)
+
+
+@pages.get("/badge", response_class=HTMLResponse)
+async def badge(request: Request, rt: RuntimeDep, user: Workbench) -> HTMLResponse:
+    """The unread-notification count, polled by htmx on the department's pages."""
+    async with rt.store("tracker").db.session() as s:
+        unread = await queries.unread_count(s, user.department)
+        overdue = (await queries.inbox(s, user, tab="overdue", now=utcnow(), limit=1))[1]
+    return page(request, "tracker_badge.html", unread=unread, overdue=overdue)
+
+
+@pages.post("/notifications/read")
+async def read_all(rt: RuntimeDep, user: Workbench) -> Response:
+    from sqlalchemy import update
+
+    from services.tracker.store import notifications
+
+    async with rt.store("tracker").db.session() as s:
+        await s.execute(update(notifications).where(notifications.c.unit_code == user.department,
+                                                    notifications.c.read_at.is_(None)).values(read_at=utcnow()))
+    return RedirectResponse("/tracker/inbox", status_code=303)
+
+
+async def _ticket_context(rt, user: User, ref: str) -> dict:
+    async with rt.store("tracker").db.session() as s:
+        row = (await s.execute(queries.scoped(queries.find_stmt(ref), user))).first()
+        if row is None:
+            raise ApiError(404, "ticket_not_found", f"未找到工单 {ref}", f"No ticket {ref} that you may see")
+        events = await queries.timeline_of(s, row.ticket_id)
+        pending = (await s.execute(select(extensions).where(extensions.c.ticket_id == row.ticket_id,
+                                                            extensions.c.approved.is_(None)))).first()
+        orders = (await s.execute(select(supervision_orders).where(supervision_orders.c.ticket_id == row.ticket_id)
+                                  .order_by(supervision_orders.c.created_at))).all()
+    role = user.role.value
+    lead = user.role != Role.DEPARTMENT or row.lead_code == user.department
+    can = {a.value for a in allowed_actions(TicketState(row.state)) if may(role, a) and lead}
+    open_ = row.state in queries.OPEN_STATES
+    if open_ and (user.role == Role.DEPARTMENT or user.has(Role.SUPERVISOR)):
+        can.add("note")
+    if user.has(Role.SUPERVISOR) and row.lead_code and row.state not in ("closed", "merged", "answered_directly"):
+        can.add("supervise")
+    return dict(t=queries.ticket_view(row, user, utcnow()), timeline=events, can=can, pending=pending, orders=orders,
+                is_lead=lead, reasons=RETURN_REASONS, outcomes=OUTCOME_LABELS, labels=DONE_LABELS,
+                now_iso=utcnow().isoformat())
+
+
+@pages.get("/tickets/{ref}", response_class=HTMLResponse)
+async def ticket_page(ref: str, request: Request, rt: RuntimeDep, user: Reader,
+                      done: Annotated[str, Query(max_length=60)] = "") -> HTMLResponse:
+    return page(request, "tracker_ticket.html", done=done, error=None, **await _ticket_context(rt, user, ref))
+
+
+DONE_LABELS = {
+    "sign_for": "签收", "contact": "记录联系情况", "wait_citizen": "暂停计时（待市民补充材料）", "defer": "挂账",
+    "resume": "恢复办理", "request_extension": "提交延期申请", "decide_extension": "审批延期申请", "return": "退单",
+    "reply": "答复", "note": "提交意见", "visit": "登记回访结果", "supervise": "下达督办单",
+}
+
+
+@pages.post("/tickets/{ref}/do/{action}", response_class=HTMLResponse)
+async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Reader) -> Response:
+    """One form per action; on refusal the page comes back with the reason and what was typed."""
+    form = await request.form()
+    f = {k: str(v) for k, v in form.items()}
+    tracker = _tracker(rt)
+    try:
+        if action == "sign_for":
+            row = await tracker.sign_for(user, ref)
+        elif action == "contact":
+            row = await tracker.contact(user, ref, f.get("note", ""))
+        elif action in ("wait_citizen", "defer"):
+            until = _date(f.get("expected_until"))
+            row = await tracker.pause(user, ref, "waiting_citizen" if action == "wait_citizen" else "deferred",
+                                      f.get("note", ""), tracker.clocks.calendar.end_of_working_day(until)
+                                      if until else None)
+        elif action == "resume":
+            row = await tracker.resume(user, ref)
+        elif action == "request_extension":
+            new_due = _date(f.get("new_due"))
+            if new_due is None:
+                raise ApiError(422, "extension_date", "请选择新的答复日期", "Choose the new reply date")
+            row = await tracker.request_extension(user, ref, f.get("reason", ""), new_due)
+        elif action == "decide_extension":
+            row = await tracker.decide_extension(user, ref, f.get("approved") == "yes", f.get("note", ""))
+        elif action == "return":
+            row = await tracker.return_ticket(user, ref, f.get("reason_code", ""), f.get("reason", ""))
+        elif action == "reply":
+            row = await tracker.reply(user, ref, f.get("reply", ""))
+        elif action == "note":
+            row = await tracker.note(user, ref, f.get("note", ""))
+        elif action == "visit":
+            cause = {"yes": True, "no": False}.get(f.get("department_caused", ""))
+            row = await tracker.record_visit(user, ref, f.get("outcome", ""), department_caused=cause,
+                                             comment=f.get("comment", ""))
+            return RedirectResponse(f"/tracker/visits?done={quote(row.number or '')}", status_code=303)
+        elif action == "supervise":
+            row = await tracker.supervise(user, ref, f.get("level", "normal"), f.get("reason", ""))
+        else:
+            raise ApiError(404, "unknown_action", "未知操作", "Unknown action")
+    except ApiError as exc:
+        if exc.status == 404:
+            raise
+        context = await _ticket_context(rt, user, ref)
+        response = page(request, "tracker_ticket.html", done="", error=exc, form=f, failed=action, **context)
+        response.status_code = exc.status
+        return response
+    target = f"/tracker/tickets/{quote(row.number or str(row.ticket_id))}?done={quote(action)}"
+    if user.role == Role.DEPARTMENT and action == "return":
+        target = f"/tracker/inbox?returned={quote(row.number or '')}"
+    return RedirectResponse(target, status_code=303)
+
+
+def _date(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        raise ApiError(422, "invalid_date", "日期格式不正确（YYYY-MM-DD）", "Write the date as YYYY-MM-DD") from None
+
+
+# --- return visits ------------------------------------------------------------------------
+
+
+@pages.get("/visits", response_class=HTMLResponse)
+async def visits(request: Request, rt: RuntimeDep, user: Visitor,
+                 done: Annotated[str, Query(max_length=30)] = "") -> HTMLResponse:
+    now = utcnow()
+    async with rt.store("tracker").db.session() as s:
+        rows = await queries.visit_queue(s)
+    items = [queries.ticket_view(r, user, now) for r in rows]
+    return page(request, "tracker_visits.html", items=items, now=now.isoformat(), done=done, title="回访队列")
+
+
+@pages.get("/visits/{ref}", response_class=HTMLResponse)
+async def visit_form(ref: str, request: Request, rt: RuntimeDep, user: Visitor) -> HTMLResponse:
+    context = await _ticket_context(rt, user, ref)
+    return page(request, "tracker_visit.html", error=None, form={}, **context)
+
+
+# --- supervision office --------------------------------------------------------------------
+
+
+@pages.get("/supervision", response_class=HTMLResponse)
+async def supervision(request: Request, rt: RuntimeDep, user: Supervisor) -> HTMLResponse:
+    now = utcnow()
+    calendar = _tracker(rt).clocks.calendar
+    async with rt.store("tracker").db.session() as s:
+        pending = (await s.execute(
+            select(extensions, tickets.c.number, tickets.c.subject, tickets.c.lead_name, tickets.c.reply_due)
+            .join(tickets, tickets.c.ticket_id == extensions.c.ticket_id)
+            .where(extensions.c.approved.is_(None)).order_by(extensions.c.requested_at))).all()
+        overdue = (await s.execute(select(tickets).where(tickets.c.state.in_(queries.RUNNING_STATES),
+                                                         tickets.c.reply_due < now)
+                                   .order_by(tickets.c.reply_due).limit(100))).all()
+        deferred = (await s.execute(select(tickets).where(tickets.c.state == "deferred")
+                                    .order_by(tickets.c.paused_at).limit(100))).all()
+        orders = (await s.execute(select(supervision_orders, tickets.c.number, tickets.c.subject, tickets.c.lead_name,
+                                         tickets.c.state)
+                                  .join(tickets, tickets.c.ticket_id == supervision_orders.c.ticket_id)
+                                  .order_by(supervision_orders.c.created_at.desc()).limit(100))).all()
+    year = dt.datetime.now(calendar.timezone).year
+    unconfirmed = [y for y in (year, year + 1) if not calendar.is_confirmed(y)]
+    return page(request, "tracker_supervision.html", pending=pending, now=now,
+                overdue=[queries.ticket_view(r, user, now) for r in overdue],
+                deferred=[queries.ticket_view(r, user, now) for r in deferred], orders=orders,
+                unconfirmed=unconfirmed, title="督办台账")
+
+
+@pages.get("/calendar", response_class=HTMLResponse)
+async def calendar_page(request: Request, rt: RuntimeDep, user: Supervisor,
+                        year: Annotated[int | None, Query(ge=2004, le=2100)] = None) -> HTMLResponse:
+    from services.tracker.calendar_cli import year_summary
+
+    calendar = _tracker(rt).clocks.calendar
+    this_year = dt.datetime.now(calendar.timezone).year
+    year = year or this_year
+    return page(request, "tracker_calendar.html", s=year_summary(calendar, year), year=year,
+                years=list(range(this_year - 1, this_year + 3)),
+                unconfirmed=[y for y in (this_year, this_year + 1) if not calendar.is_confirmed(y)],
+                title=f"{year} 年工作日历")
+
+
+# --- the citizen's one-time rating page (no log-in) ---------------------------------------
+
+
+@pages.get("/rate/{token}", response_class=HTMLResponse)
+async def rate_page(token: str, request: Request, rt: RuntimeDep) -> HTMLResponse:
+    try:
+        row, _ = await _tracker(rt).open_link(token)
+    except ApiError as exc:
+        response = page(request, "tracker_rate.html", t=None, error=exc, done=False, token=token)
+        response.status_code = exc.status
+        return response
+    return page(request, "tracker_rate.html", t=row, error=None, done=False, token=token)
+
+
+@pages.post("/rate/{token}", response_class=HTMLResponse)
+async def rate(token: str, request: Request, rt: RuntimeDep) -> HTMLResponse:
+    form = await request.form()
+    try:
+        await _tracker(rt).rate_by_link(token, str(form.get("outcome", "")), str(form.get("comment", ""))[:2000])
+    except ApiError as exc:
+        response = page(request, "tracker_rate.html", t=None, error=exc, done=False, token=token)
+        response.status_code = exc.status
+        return response
+    return page(request, "tracker_rate.html", t=None, error=None, done=True, token=token)

@@ -1,0 +1,163 @@
+"""Departments are told: an e-mail through a real SMTP server, a signed webhook retried until it lands.
+
+Both receivers are started here on loopback ports; the webhook receiver fails the first
+call so that the retry with back-off is exercised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import hashlib
+import hmac
+import json
+
+import os
+
+import httpx
+import pytest
+import uvicorn
+
+try:  # a test-only dependency (the SMTP sink); CI must have it
+    from aiosmtpd.controller import Controller
+except ImportError:  # pragma: no cover
+    if os.environ.get("JIESU_REQUIRE_ALL") == "1":
+        raise
+    pytest.skip("aiosmtpd is not installed (pip install aiosmtpd)", allow_module_level=True)
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from jiesu.config import Settings
+from jiesu.embedded_broker import free_port
+from schemas.enums import Role
+from services.tracker.store import deliveries
+
+SECRET = "webhook-test-secret"
+PHONE = "13800138000"
+
+
+class MailSink:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's handler hook
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+
+class WebhookSink:
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict, bytes]] = []
+
+    async def receive(self, request):
+        body = await request.body()
+        self.calls.append((dict(request.headers), body))
+        if len(self.calls) == 1:
+            return JSONResponse({"error": "busy"}, status_code=503)  # the first call fails
+        return JSONResponse({"ok": True})
+
+
+@pytest.fixture
+async def sinks():
+    mail = MailSink()
+    smtp = Controller(mail, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    hook = WebhookSink()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/hook", hook.receive, methods=["POST"])]),
+                                           host="127.0.0.1", port=port, log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield mail, hook, smtp.port, f"http://127.0.0.1:{port}/hook"
+    finally:
+        server.should_exit = True
+        await task
+        smtp.stop()
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path, sinks) -> Settings:
+    """The live system's settings, pointed at the sinks (overrides the conftest fixture)."""
+    _, _, smtp_port, hook_url = sinks
+    return Settings(data_dir=tmp_path, secret_key="test-secret", outbox_poll_seconds=0.05, consumer_retries=2,
+                    mail_host="127.0.0.1", mail_port=smtp_port, mail_from="jiesu@city.example",
+                    webhook_url=hook_url, webhook_secret=SECRET, timer_poll_seconds=0.2, _env_file=None)
+
+
+async def _until(check, timeout: float = 20.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (result := check()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.1)
+    return result
+
+
+async def test_a_new_ticket_reaches_the_department_by_email_and_by_a_signed_webhook_after_a_retry(live, sinks):
+    mail, hook, _, _ = sinks
+    op = await live.user("op", Role.OPERATOR)
+    sup = await live.user("sup", Role.SUPERVISOR)
+    async with httpx.AsyncClient(base_url=live.url, timeout=20) as client:
+        # Rule R-012 sends night-time construction noise to the city management commission.
+        r = await client.put("/api/v1/tracker/units/M-CGW/contact", json={"email": "duty@cgw.city.example"},
+                             headers={"Authorization": f"Bearer {sup}"})
+        assert r.status_code == 200, r.text
+        r = await client.post("/api/v1/intake/tickets", headers={"Authorization": f"Bearer {op}"}, json={
+            "kind": "complaint", "subject": f"夜间施工噪音，请回电{PHONE}",
+            "description": "每天晚上十一点以后工地还在打桩，噪音很大。", "citizen": {"name": "张伟", "phone": PHONE},
+            "location": {"address": "滨江路18号"}})
+        number = r.json()["number"]
+
+    message = await _until(lambda: next((m for m in mail.messages if number in m["Subject"]), None))
+    assert message["To"] == "duty@cgw.city.example" and message["From"] == "jiesu@city.example"
+    assert "新工单" in message["Subject"]
+    text = message.get_body(("plain",)).get_content()
+    assert number in text and f"/tracker/tickets/{number}" in text
+    assert PHONE not in message.as_string() and PHONE not in text
+
+    await _until(lambda: len(hook.calls) >= 2)
+    headers, body = hook.calls[-1]
+    assert headers["x-jiesu-signature"] == "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    payload = json.loads(body)
+    assert payload["number"] == number and payload["kind"] == "arrived" and payload["unit"] == "M-CGW"
+    assert PHONE not in body.decode()
+    assert hook.calls[0][1] == body  # the retry sends the same signed body
+
+    store = live.runtime.store("tracker")
+
+    async def delivered():
+        async with store.db.session() as s:
+            return (await s.execute(select(deliveries).where(deliveries.c.channel == "webhook"))).all()
+
+    for _ in range(50):
+        rows = await delivered()
+        if rows and rows[0].delivered_at:
+            break
+        await asyncio.sleep(0.1)
+    assert rows[0].delivered_at is not None and rows[0].attempts == 2 and rows[0].last_error is None
+
+
+async def test_the_department_sees_an_unread_badge_and_can_mark_notifications_read(live, sinks):
+    op = await live.user("op", Role.OPERATOR)
+    dept = await live.user("dept", Role.DEPARTMENT, department="M-CGW")
+    async with httpx.AsyncClient(base_url=live.url, timeout=20) as client:
+        await client.post("/api/v1/intake/tickets", headers={"Authorization": f"Bearer {op}"}, json={
+            "kind": "complaint", "subject": "夜间施工噪音扰民", "description": "每天晚上十一点以后工地还在打桩，噪音很大。",
+            "citizen": {"name": "张伟", "phone": PHONE}, "location": {"address": "滨江路18号"}})
+        h = {"Authorization": f"Bearer {dept}"}
+        for _ in range(100):
+            listed = (await client.get("/api/v1/tracker/notifications", headers=h)).json()
+            if listed["unread"]:
+                break
+            await asyncio.sleep(0.05)
+        assert listed["unread"] == 1 and listed["items"][0]["kind"] == "arrived"
+        assert PHONE not in json.dumps(listed, ensure_ascii=False)
+        badge = await client.get("/tracker/badge", headers=h)
+        assert 'data-unread="1"' in badge.text
+        assert (await client.post("/api/v1/tracker/notifications/read", headers=h)).json() == {"unread": 0}
+        assert (await client.get("/api/v1/tracker/notifications", headers=h)).json()["unread"] == 0

@@ -1,0 +1,191 @@
+"""SLA timers are rows that any number of tracker instances claim, each firing exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select
+
+from jiesu.migrate import upgrade
+from jiesu.runtime import Runtime
+from schemas.events import Envelope, utcnow
+from services.tracker.store import notifications, supervision_orders, tickets, timers
+
+TICKETS = 120
+
+
+async def _tracker_runtime(settings) -> Runtime:
+    rt = Runtime.create(settings, ["tracker"], bootstrap="unused:9092")
+    await rt.specs["tracker"].setup(rt)  # clocks and the Tracker; no broker, no HTTP
+    return rt
+
+
+async def _seed_overdue(rt: Runtime, count: int) -> None:
+    """`count` signed-for tickets whose reply deadline has just passed, each with its timers."""
+    now = utcnow()
+    store = rt.store("tracker")
+    async with store.transaction() as tx:
+        for i in range(count):
+            ticket_id = uuid.uuid4()
+            await tx.session.execute(tickets.insert().values(
+                ticket_id=ticket_id, number=f"12345-20261123-{i:06d}", state="signed_for", kind="complaint",
+                urgency="normal", subject="路灯不亮", citizen_phone="13800138000", confidential=False,
+                lead_code="M-CGW", lead_name="市城市管理委员会", co_handlers=[], assigned_at=now - dt.timedelta(days=9),
+                reply_due=now - dt.timedelta(seconds=1), warn_at=now - dt.timedelta(days=1), updated_at=now))
+            await tx.session.execute(timers.insert(), [
+                {"ticket_id": ticket_id, "kind": "reply_warning", "due_at": now - dt.timedelta(days=1)},
+                {"ticket_id": ticket_id, "kind": "reply_due", "due_at": now - dt.timedelta(seconds=1)},
+                {"ticket_id": ticket_id, "kind": "overdue_supervision", "due_at": now - dt.timedelta(milliseconds=500)},
+            ])
+
+
+async def _drain(loop, rounds: int = 200) -> int:
+    fired = 0
+    for _ in range(rounds):
+        n = await loop.fire_due()
+        fired += n
+        if n == 0:
+            return fired
+        await asyncio.sleep(0)
+    return fired
+
+
+@pytest.mark.postgres
+async def test_two_tracker_instances_on_postgresql_fire_every_timer_exactly_once(pg_settings):
+    from services.tracker.timers import TimerLoop
+
+    await asyncio.to_thread(upgrade, "tracker", pg_settings.database_url("tracker"))
+    one, two = await _tracker_runtime(pg_settings), await _tracker_runtime(pg_settings)
+    try:
+        await _seed_overdue(one, TICKETS)
+        loops = [TimerLoop(rt.store("tracker"), rt.state["tracker.clocks"], name=name, batch=7)
+                 for rt, name in ((one, "tracker-1"), (two, "tracker-2"))]
+        # Several concurrent claimers per instance, as if both ran flat out.
+        results = await asyncio.gather(*(_drain(loop) for loop in loops for _ in range(3)))
+        assert sum(results) == TICKETS * 3
+
+        store = one.store("tracker")
+        async with store.db.session() as s:
+            values = (await s.execute(select(store.tables.outbox.c.value))).scalars().all()
+            claimed = Counter((await s.execute(select(timers.c.claimed_by))).scalars().all())
+            pending = await s.scalar(select(func.count()).select_from(timers).where(timers.c.fired_at.is_(None)))
+            orders = await s.scalar(select(func.count()).select_from(supervision_orders))
+            reminders = await s.scalar(select(func.count()).select_from(notifications))
+        kinds = Counter(Envelope.from_bytes(v).event_type for v in values)
+        assert kinds["DeadlineWarning"] == TICKETS
+        assert kinds["DeadlineMissed"] == TICKETS
+        assert kinds["SupervisionOrdered"] == TICKETS == orders
+        assert reminders == TICKETS * 3  # warning, reminder (催办) and supervision notice per ticket
+        assert pending == 0
+        assert set(claimed) == {"tracker-1", "tracker-2"}, claimed  # both instances did work
+        print(f"claimed per instance: {dict(claimed)}")
+    finally:
+        for rt in (one, two):
+            await rt.store("tracker").db.dispose()
+            await rt.identity.db.dispose()
+
+
+async def test_a_timer_fires_within_a_second_of_its_due_time(sqlite_settings):
+    from services.tracker.timers import TimerLoop
+
+    await asyncio.to_thread(upgrade, "tracker", sqlite_settings.database_url("tracker"))
+    rt = await _tracker_runtime(sqlite_settings)
+    store = rt.store("tracker")
+    task = asyncio.create_task(TimerLoop(store, rt.state["tracker.clocks"]).run(sqlite_settings.timer_poll_seconds))
+    try:
+        ticket_id = uuid.uuid4()
+        due = utcnow() + dt.timedelta(seconds=1)
+        async with store.transaction() as tx:
+            await tx.session.execute(tickets.insert().values(
+                ticket_id=ticket_id, number="12345-20261123-000001", state="assigned", kind="complaint",
+                urgency="normal", confidential=False, lead_code="M-CGW", co_handlers=[], sign_for_due=due,
+                updated_at=utcnow()))
+            await tx.session.execute(timers.insert().values(ticket_id=ticket_id, kind="sign_for_due", due_at=due))
+        fired_at = None
+        for _ in range(60):
+            await asyncio.sleep(0.1)
+            async with store.db.session() as s:
+                fired_at = await s.scalar(select(timers.c.fired_at).where(timers.c.ticket_id == ticket_id))
+            if fired_at:
+                break
+        assert fired_at is not None
+        assert dt.timedelta(0) <= fired_at - due < dt.timedelta(seconds=1)
+        async with store.db.session() as s:
+            values = (await s.execute(select(store.tables.outbox.c.value))).scalars().all()
+            note = (await s.execute(select(notifications.c.message))).scalars().all()
+        missed = [Envelope.from_bytes(v).parsed() for v in values]
+        assert [m.clock for m in missed] == ["sign_for"]
+        assert note and "催办" in note[0] and "13800138000" not in note[0]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.db.dispose()
+        await rt.identity.db.dispose()
+
+
+async def test_pausing_cancels_the_reply_timers_and_resuming_re_times_them(live):
+    """Through the real system: timers follow the ticket as it moves."""
+    import httpx
+
+    from schemas.enums import Role
+
+    op = await live.user("op", Role.OPERATOR)
+    async with httpx.AsyncClient(base_url=live.url, timeout=20) as client:
+        r = await client.post("/api/v1/intake/tickets", headers={"Authorization": f"Bearer {op}"}, json={
+            "kind": "complaint", "subject": "楼下工地夜间施工噪音扰民", "description": "每天晚上十一点以后工地还在打桩。",
+            "citizen": {"name": "张伟", "phone": "13800138000"}, "location": {"address": "滨江路18号"}})
+        number = r.json()["number"]
+        store = live.runtime.store("tracker")
+
+        async def pending() -> dict[str, dt.datetime]:
+            async with store.db.session() as s:
+                rows = (await s.execute(select(timers.c.kind, timers.c.due_at).join(
+                    tickets, tickets.c.ticket_id == timers.c.ticket_id).where(
+                    tickets.c.number == number, timers.c.fired_at.is_(None)))).all()
+            return {k: d for k, d in rows}
+
+        for _ in range(200):
+            if "sign_for_due" in await pending():
+                break
+            await asyncio.sleep(0.05)
+        assert set(await pending()) == {"sign_for_warning", "sign_for_due", "reply_warning", "reply_due",
+                                        "overdue_supervision"}
+        ticket = (await client.get(f"/api/v1/tracker/tickets/{number}", headers={"Authorization": f"Bearer {op}"})).json()
+        dept = await live.user("dept", Role.DEPARTMENT, department=ticket["lead"]["code"])
+        h = {"Authorization": f"Bearer {dept}"}
+        assert (await client.post(f"/api/v1/tracker/tickets/{number}/sign-for", headers=h)).status_code == 200
+        assert set(await pending()) == {"reply_warning", "reply_due", "overdue_supervision"}
+        assert (await client.post(f"/api/v1/tracker/tickets/{number}/wait-citizen", headers=h,
+                                  json={"note": "请补充照片"})).status_code == 200
+        assert await pending() == {}
+        resumed = await client.post(f"/api/v1/tracker/tickets/{number}/resume", headers=h)
+        assert resumed.status_code == 200
+        after = await pending()
+        assert after["reply_due"] == dt.datetime.fromisoformat(resumed.json()["reply_due"])
+
+
+async def test_a_timer_that_fails_is_retried_later_and_does_not_hold_back_the_others(sqlite_settings):
+    from services.tracker.timers import TimerLoop
+
+    await asyncio.to_thread(upgrade, "tracker", sqlite_settings.database_url("tracker"))
+    rt = await _tracker_runtime(sqlite_settings)
+    store = rt.store("tracker")
+    try:
+        await _seed_overdue(rt, 2)
+        async with store.transaction() as tx:  # the first ticket's supervision order number is already taken
+            await tx.session.execute(supervision_orders.insert().values(
+                order_no="DB-20261123-000000-1", ticket_id=uuid.uuid4(), level="normal", reason="x",
+                due_at=utcnow(), created_at=utcnow(), by="test"))
+        fired = await TimerLoop(store, rt.state["tracker.clocks"], name="t").fire_due()
+        assert fired == 5  # six due, one failed
+        async with store.db.session() as s:
+            left = (await s.execute(select(timers).where(timers.c.fired_at.is_(None)))).all()
+        assert [t.kind for t in left] == ["overdue_supervision"]
+        assert left[0].due_at > utcnow() + dt.timedelta(seconds=30)  # pushed back, not lost
+    finally:
+        await store.db.dispose()
+        await rt.identity.db.dispose()
