@@ -1,28 +1,52 @@
-"""Intake's HTTP API."""
+"""Intake's JSON API: tickets from operators and machine clients, repeats, the citizen's look-up."""
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Query, Request, status
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.web import RuntimeDep, require
-from schemas.enums import Channel, Role
-from services.intake import service
-from services.intake.domain.submission import Receipt, TicketSubmission
+from schemas.enums import STATE_LABELS, Channel, Role
+from services.intake import files, service
+from services.intake.domain.submission import MAX_DESCRIPTION, MAX_SUBJECT, NUMBER_PATTERN, Receipt, TicketSubmission
+from services.intake.limits import JSON_LIMIT, client_address, limited
 from services.intake.store import tickets
 
-api = APIRouter(prefix="/api/v1/intake", tags=["intake"])
+api = APIRouter(prefix="/api/v1/intake", tags=["intake"], route_class=limited(JSON_LIMIT))
 
 Operator = Annotated[User, Depends(require(Role.OPERATOR))]
 
+LOOKUPS_PER_ADDRESS = 20  # per 10 minutes
+FAILED_LOOKUPS_PER_NUMBER = 10  # per day: four digits are not a password
+LOOKUP_WINDOW = timedelta(minutes=10)
+
+
+def _answer(receipt: Receipt):
+    if receipt.duplicate_request:
+        return JSONResponse(receipt.model_dump(mode="json"), status_code=200)
+    return receipt
+
+
+async def _accept(rt, sub: TicketSubmission, *, channel: Channel, user: User, idempotency_key: str | None,
+                  request: Request) -> Receipt:
+    return await service.accept(
+        rt.store("intake"), sub, channel=channel, operator=user.username, idempotency_key=idempotency_key,
+        tz=ZoneInfo(rt.settings.timezone), trace_id=request.headers.get("x-trace-id"),
+    )
+
 
 @api.post("/tickets", status_code=status.HTTP_201_CREATED, response_model=Receipt,
-          responses={200: {"model": Receipt, "description": "a retry: the ticket created earlier"}})
+          responses={200: {"model": Receipt, "description": "a retry: the ticket created earlier"},
+                     413: {"description": "the body is larger than 256 KB"}})
 async def create_ticket(
     sub: TicketSubmission,
     rt: RuntimeDep,
@@ -34,17 +58,57 @@ async def create_ticket(
     """Log a request (a hotline call by default) and return the ticket number to read back.
 
     Retrying with the same `Idempotency-Key` header (or the same `source_ref`) returns the
-    same ticket with status 200, never a second one.
+    same ticket with status 200, never a second one. `answer` records a consultation
+    answered on the call (直接办结); `duplicate_of_number` attaches the call to an open
+    ticket of the same citizen (重复件) instead of opening a new matter.
     """
-    receipt = await service.accept(
-        rt.store("intake"), sub, channel=channel, operator=user.username, idempotency_key=idempotency_key,
-        tz=ZoneInfo(rt.settings.timezone), trace_id=request.headers.get("x-trace-id"),
-    )
-    if receipt.duplicate_request:
-        from fastapi.responses import JSONResponse
+    return _answer(await _accept(rt, sub, channel=channel, user=user, idempotency_key=idempotency_key,
+                                 request=request))
 
-        return JSONResponse(receipt.model_dump(mode="json"), status_code=200)
-    return receipt
+
+@api.post("/messages", status_code=status.HTTP_201_CREATED, response_model=Receipt,
+          responses={200: {"model": Receipt, "description": "a retry: the message accepted earlier"}})
+async def create_message(
+    sub: TicketSubmission,
+    rt: RuntimeDep,
+    user: Operator,
+    request: Request,
+    channel: Annotated[Channel, Query(description="online (网上留言, default) or mailbox (市长信箱)")] = Channel.ONLINE,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+):
+    """网上留言 / 市长信箱 from a portal or an app: machine clients with an API token only.
+
+    The portal's account is an operator-role account; send `Authorization: Bearer <token>`
+    (`jiesu token USER NAME`) and the portal's own message id as `source_ref` or `Idempotency-Key`.
+    """
+    if not getattr(request.state, "via_token", False):
+        raise ApiError(401, "token_required", "此接口仅供门户和应用调用，请使用访问令牌",
+                       "This endpoint is for portals and apps: authenticate with an API token",
+                       headers={"WWW-Authenticate": "Bearer"})
+    if channel not in (Channel.ONLINE, Channel.MAILBOX):
+        raise ApiError(422, "invalid_input", "提交的内容有误：channel：只能是 online 或 mailbox",
+                       "Invalid input: channel: must be online or mailbox",
+                       fields=[{"field": "channel", "type": "enum", "zh": "只能是 online 或 mailbox",
+                                "en": "must be online or mailbox"}])
+    return _answer(await _accept(rt, sub, channel=channel, user=user, idempotency_key=idempotency_key,
+                                 request=request))
+
+
+class SimilarRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str = Field(min_length=1, max_length=32)
+    subject: str = Field(default="", max_length=MAX_SUBJECT)
+    description: str = Field(default="", max_length=MAX_DESCRIPTION)
+
+
+@api.post("/similar")
+async def similar(body: SimilarRequest, rt: RuntimeDep, user: Operator) -> dict:
+    """重复件 warning for the console: the caller's open tickets (30 days) whose text reads alike."""
+    found = await service.repeats_of(rt.store("intake"), body.phone.replace(" ", ""), body.subject, body.description)
+    return {"items": [{"ticket_id": str(r.ticket.ticket_id), "number": r.ticket.number, "subject": r.ticket.subject,
+                       "state": r.ticket.state, "state_label": STATE_LABELS.get(r.ticket.state, r.ticket.state),
+                       "received_at": r.ticket.received_at.isoformat(), "similarity": r.similarity}
+                      for r in found]}
 
 
 @api.get("/tickets/{number}")
@@ -57,6 +121,73 @@ async def get_ticket(number: str, rt: RuntimeDep, user: Operator) -> dict:
     return {
         "ticket_id": str(row.ticket_id), "number": row.number, "channel": row.channel, "kind": row.kind,
         "urgency": row.urgency, "subject": row.subject, "received_at": row.received_at.isoformat(),
-        "state": row.state, "department": row.department,
+        "state": row.state, "department": row.department, "reply": row.reply,
+        "reply_due": row.reply_due.isoformat() if row.reply_due else None,
         "tracked_at": row.tracked_at.isoformat() if row.tracked_at else None,
+        "attachments": row.attachments or [], "answer": row.answer,
+        "duplicate_of": str(row.duplicate_of) if row.duplicate_of else None,
     }
+
+
+@api.get("/tickets/{number}/attachments/{sha256}", response_class=FileResponse)
+async def attachment(number: str, sha256: str, rt: RuntimeDep,
+                     user: Annotated[User, Depends(require(Role.OPERATOR, Role.DISPATCHER, Role.SUPERVISOR))]):
+    """One attachment of a ticket, always as a download: never rendered or run in the browser."""
+    async with rt.store("intake").db.session() as s:
+        row = (await s.execute(select(tickets.c.attachments).where(tickets.c.number == number))).first()
+    meta = next((a for a in (row.attachments or []) if a["sha256"] == sha256), None) if row else None
+    path = files.path_of(rt.settings, sha256) if meta else None
+    if meta is None or not path.is_file():
+        raise ApiError(404, "attachment_not_found", "没有这个附件", "No such attachment on this ticket")
+    return FileResponse(path, media_type=meta["content_type"], filename=meta["filename"],
+                        content_disposition_type="attachment",
+                        headers={"Content-Security-Policy": "default-src 'none'; sandbox",
+                                 "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"})
+
+
+class ProgressQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    number: str = Field(max_length=21, description="工单编号")
+    phone_last4: str = Field(max_length=4, description="last four digits of the phone number given")
+
+
+NOT_FOUND = ApiError(404, "progress_not_found", "未查到：请核对工单编号和电话号码后四位",
+                     "Not found: check the ticket number and the last four digits of the phone number")
+TOO_MANY = ApiError(429, "too_many_requests", "查询过于频繁，请稍后再试", "Too many look-ups; try again later",
+                    headers={"Retry-After": "600"})
+
+
+def progress_view(row) -> dict:
+    """All a citizen sees: never names, phones, addresses or the text of the request."""
+    return {"number": row.number, "state": row.state,
+            "state_label": STATE_LABELS.get(row.state, row.state),
+            "department": row.department, "reply_due": row.reply_due.isoformat() if row.reply_due else None,
+            "reply": row.reply}
+
+
+async def look_up(rt, request: Request, number: str, last4: str):
+    """Rate-limited per address and per number; the same answer for any mismatch."""
+    store = rt.store("intake")
+    if not await service.allow(store, f"lookup:{client_address(request)}", limit=LOOKUPS_PER_ADDRESS,
+                               window=LOOKUP_WINDOW):
+        raise TOO_MANY
+    if not re.match(NUMBER_PATTERN, number.strip()):
+        raise NOT_FOUND
+    row = await service.progress(store, number.strip(), last4.strip())
+    if row is None:
+        if not await service.allow(store, f"lookup-fail:{number.strip()}", limit=FAILED_LOOKUPS_PER_NUMBER,
+                                   window=timedelta(days=1)):
+            raise TOO_MANY
+        raise NOT_FOUND
+    return row
+
+
+@api.post("/progress", responses={404: {"description": "no such number, or the digits do not match"},
+                                  429: {"description": "too many look-ups"}})
+async def progress(body: ProgressQuery, rt: RuntimeDep, request: Request) -> dict:
+    """Citizen's progress look-up (public): ticket number + last four digits of the phone.
+
+    Answers only the state, the department, the deadline and the reply. A wrong number
+    and wrong digits get the same answer.
+    """
+    return progress_view(await look_up(rt, request, body.number, body.phone_last4))

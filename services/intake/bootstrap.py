@@ -1,15 +1,24 @@
-"""Intake's wiring: tables, HTTP routes, subscriptions, background jobs."""
+"""Intake's wiring: tables, HTTP routes, pages, subscriptions, background jobs."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 from jiesu.runtime import Runtime, ServiceSpec, Subscription
+from jiesu.web import add_template_dir, register_nav
 from schemas import topics
-from services.intake import service
+from schemas.enums import Role
+from services.intake import mail, service
 from services.intake.api import api
+from services.intake.open311_api import open311_api
+from services.intake.web import console_pages, letter_pages, lookup_pages
 from services.intake.store import messaging, metadata
+
+HERE = Path(__file__).parent
+add_template_dir(HERE / "templates")
+register_nav("来电登记", "/intake/console", (Role.OPERATOR,), order=5, accesskey="n", home_for=(Role.OPERATOR,))
 
 
 async def setup(rt: Runtime) -> None:
@@ -17,8 +26,15 @@ async def setup(rt: Runtime) -> None:
 
 
 def subscriptions(rt: Runtime) -> list[Subscription]:
-    return [Subscription((topics.LIFECYCLE, topics.RECONCILE),
-                         {"TicketTracked": service.on_tracked, "ReconcileRequested": service.on_reconcile})]
+    return [Subscription((topics.LIFECYCLE, topics.RECONCILE), {
+        "TicketTracked": service.on_tracked,
+        "TicketAccepted": service.on_accepted,
+        "TicketReplied": service.on_replied,
+        "TicketReopened": service.on_reopened,
+        "TicketClosed": service.on_closed,
+        "ExtensionDecided": service.on_extension_decided,
+        "ReconcileRequested": service.on_reconcile,
+    })]
 
 
 def background(rt: Runtime):
@@ -30,11 +46,16 @@ def background(rt: Runtime):
             try:
                 await service.reconcile_stuck(rt.store("intake"),
                                               older_than=timedelta(seconds=settings.reconcile_after_seconds))
+                await service.purge_rate_limits(rt.store("intake"))
             except Exception as exc:  # noqa: BLE001 - the next pass retries
                 service.log.warning("reconciliation pass failed", error=repr(exc))
 
-    return [reconcile_loop]
+    jobs = [reconcile_loop]
+    if settings.smtp_listen_port:
+        jobs.append(mail.listener(rt))
+    return jobs
 
 
-SPEC = ServiceSpec(name="intake", metadata=metadata, tables=messaging, routers=[api], setup=setup,
-                   subscriptions=subscriptions, background=background)
+SPEC = ServiceSpec(name="intake", metadata=metadata, tables=messaging,
+                   routers=[api, console_pages, letter_pages, lookup_pages, open311_api], setup=setup,
+                   subscriptions=subscriptions, background=background, static_dir=HERE / "static")

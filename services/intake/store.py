@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Date, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+)
 
 from jiesu.db import UTCDateTime, UUIDStr
 from jiesu.messaging import messaging_tables
@@ -36,6 +49,15 @@ tickets = Table(
     Column("tracked_at", UTCDateTime, nullable=True),
     Column("reconcile_attempts", Integer, nullable=False, default=0),
     Column("last_reconcile_at", UTCDateTime, nullable=True),
+    # Added by intake_0002: what each channel brings, and the public side of the progress.
+    Column("may_publish", Boolean, nullable=False, default=False, server_default=false()),
+    Column("answer", Text, nullable=True),  # 直接办结: the operator's answer on the call
+    Column("duplicate_of", UUIDStr, nullable=True),  # 重复件: the open ticket this one repeats
+    Column("attachments", JSON, nullable=True),  # metadata as in TicketReceived.attachments
+    Column("reply", Text, nullable=True),  # 答复, from TicketReplied: shown to the citizen on look-up
+    Column("reply_due", UTCDateTime, nullable=True),
+    Column("status_at", UTCDateTime, nullable=True),  # when the tracker last changed the state we show
+    Column("closed_at", UTCDateTime, nullable=True),
     UniqueConstraint("channel", "source_ref", name="uq_intake_tickets_source"),
 )
 Index("ix_intake_tickets_untracked", tickets.c.received_at, sqlite_where=tickets.c.tracked_at.is_(None),
@@ -47,4 +69,15 @@ ticket_counters = Table(
     metadata,
     Column("day", Date, primary_key=True),
     Column("value", Integer, nullable=False),
+)
+
+# Fixed-window counters for the public forms and look-ups (per client address, per ticket
+# number), and single-use challenge nonces. In the database, so that every intake
+# process shares them; old windows are purged by the reconciliation loop.
+rate_limits = Table(
+    "intake_rate_limits",
+    metadata,
+    Column("bucket", String(200), primary_key=True),
+    Column("window_start", UTCDateTime, nullable=False, index=True),
+    Column("hits", Integer, nullable=False),
 )

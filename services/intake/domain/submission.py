@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.enums import Channel, Kind, Urgency
 from schemas.events import Attachment, Citizen, Location, TicketReceived
@@ -14,6 +14,7 @@ from schemas.events import Attachment, Citizen, Location, TicketReceived
 PHONE = re.compile(r"^\+?[0-9][0-9\- ]{4,30}$")
 MAX_SUBJECT = 200
 MAX_DESCRIPTION = 20000
+NUMBER_PATTERN = r"^12345-\d{8}-\d{6}$"
 
 
 class CitizenIn(BaseModel):
@@ -58,6 +59,12 @@ class TicketSubmission(BaseModel):
     source_ref: str | None = Field(default=None, max_length=200,
                                    description="the channel's own reference (call id, Message-ID…): retries with the "
                                                "same reference return the same ticket")
+    answer: str | None = Field(default=None, max_length=MAX_DESCRIPTION,
+                               description="直接办结: the answer given on the call; the ticket is closed at once")
+    duplicate_of_number: str | None = Field(default=None, pattern=NUMBER_PATTERN,
+                                            description="重复件: the open ticket this request repeats")
+    may_publish: bool = Field(default=False, description="the writer agrees that the letter and reply may be "
+                                                         "published (mailbox, online messages)")
 
     @field_validator("subject", "description")
     @classmethod
@@ -65,6 +72,19 @@ class TicketSubmission(BaseModel):
         if not v.strip():
             raise ValueError("must not be blank")
         return v  # stored exactly as given
+
+    @field_validator("answer")
+    @classmethod
+    def _answer_not_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("the answer given on the call must not be blank")
+        return v
+
+    @model_validator(mode="after")
+    def _answer_or_duplicate(self) -> TicketSubmission:
+        if self.answer is not None and self.duplicate_of_number is not None:
+            raise ValueError("a request answered on the call cannot also be attached to another ticket")
+        return self
 
 
 def format_number(day: date, sequence: int) -> str:
@@ -75,7 +95,8 @@ def format_number(day: date, sequence: int) -> str:
 
 
 def to_event(sub: TicketSubmission, *, number: str, channel: Channel, received_at: datetime, operator: str | None,
-             source_ref: str, attachments: list[Attachment] | None = None) -> TicketReceived:
+             source_ref: str, attachments: list[Attachment] | None = None,
+             duplicate_of: UUID | None = None) -> TicketReceived:
     return TicketReceived(
         number=number,
         channel=channel,
@@ -91,6 +112,9 @@ def to_event(sub: TicketSubmission, *, number: str, channel: Channel, received_a
         received_at=received_at,
         operator=operator,
         source_ref=source_ref,
+        answer=sub.answer,
+        duplicate_of=duplicate_of,
+        duplicate_of_number=sub.duplicate_of_number if duplicate_of else None,
     )
 
 

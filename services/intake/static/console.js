@@ -1,0 +1,346 @@
+// 来电登记: the operator's console. Keyboard first; the draft survives reloads and dropped
+// connections (localStorage) and is cleared only once intake has answered with a number.
+(() => {
+  "use strict";
+  const root = document.getElementById("console");
+  const form = document.getElementById("call");
+  if (!root || !form) return;
+  const csrf = document.querySelector("meta[name=csrf-token]").content;
+  const STATES = JSON.parse(root.dataset.states || "{}");
+  const DRAFT_KEY = "jiesu.intake.console.draft";
+  const $ = (id) => document.getElementById(id);
+  const field = (name) => form.elements.namedItem(name);
+  let directory = null;
+  let categoryNames = {};
+  let suggestion = null;
+  let draft = { id: null };
+
+  const newId = () => {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  };
+  const debounce = (fn, ms) => { let t; return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); }; };
+  const el = (tag, attrs = {}, ...children) => {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "class") e.className = v; else if (k.startsWith("data-")) e.setAttribute(k, v); else e[k] = v;
+    }
+    for (const c of children) e.append(c);  // text is appended as text: never parsed as HTML
+    return e;
+  };
+  const localTime = (iso) => iso ? new Date(iso).toLocaleString("zh-CN", { hour12: false, year: "numeric",
+    month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" }) : "—";
+  const jsonHeaders = { "Content-Type": "application/json", "Accept": "application/json", "X-CSRF-Token": csrf };
+
+  // --- draft -----------------------------------------------------------------------------
+  function values() {
+    const v = {};
+    for (const e of form.elements) {
+      if (!e.name) continue;
+      v[e.name] = e.type === "checkbox" ? e.checked : e.value;
+    }
+    return v;
+  }
+  function restoreValues(v) {
+    for (const [k, val] of Object.entries(v)) {
+      const e = field(k);
+      if (!e || e.type === "hidden" && k === "call_id" && !val) continue;
+      if (e.type === "checkbox") e.checked = !!val; else e.value = val;
+    }
+    toggleAnswer();
+  }
+  const saveDraft = debounce(() => {
+    if (!draft.id) draft.id = newId();
+    draft.values = values();
+    try { localStorage.setItem(DRAFT_KEY, JSON.stringify(draft)); } catch (e) { /* private mode: no draft */ }
+  }, 250);
+  function loadDraft() {
+    let saved = null;
+    try { saved = JSON.parse(localStorage.getItem(DRAFT_KEY) || "null"); } catch (e) { saved = null; }
+    const callId = root.dataset.callId;
+    if (!saved || !saved.values) return;
+    if (callId && saved.values.call_id && saved.values.call_id !== callId) return;  // another call's draft
+    draft = saved;
+    restoreValues(saved.values);
+    const note = $("draft-note");
+    note.textContent = "已恢复未提交的草稿（断线或刷新前填写的内容）。";
+    note.hidden = false;
+  }
+  function clearDraft() {
+    try { localStorage.removeItem(DRAFT_KEY); } catch (e) { /* ignore */ }
+    draft = { id: null };
+  }
+
+  // --- directory: districts, streets, categories, units -----------------------------------
+  function fillStreets() {
+    const select = field("street");
+    const keep = select.dataset.want || select.value;
+    select.replaceChildren(el("option", { value: "" }, "（未知）"));
+    const d = directory && directory.districts.find((x) => x.code === field("district").value);
+    if (d) for (const s of d.streets) select.append(el("option", { value: s.code }, s.name));
+    select.value = keep;
+    if (select.value !== keep) select.value = "";
+    delete select.dataset.want;
+  }
+  async function loadDirectory() {
+    const wanted = { district: field("district").value, street: field("street").value, category: field("category").value,
+                     suggested_unit: field("suggested_unit").value };
+    try {
+      const r = await fetch("/api/v1/router/directory", { headers: { Accept: "application/json" } });
+      if (!r.ok) throw new Error(r.status);
+      directory = await r.json();
+    } catch (e) {
+      showErrors(["无法读取区街目录，请刷新页面；仍可登记，地址写入详细地址栏。"]);
+      return;
+    }
+    const district = field("district");
+    for (const d of directory.districts) district.append(el("option", { value: d.code }, d.name));
+    const category = field("category");
+    for (const c of directory.categories) {
+      categoryNames[c.code] = c.name;
+      const depth = c.code.split(".").length - 1;
+      category.append(el("option", { value: c.code }, "\u3000".repeat(depth) + c.name));
+    }
+    try {
+      const r = await fetch("/api/v1/router/units", { headers: { Accept: "application/json" } });
+      if (r.ok) for (const u of await r.json()) field("suggested_unit").append(el("option", { value: u.code }, u.name));
+    } catch (e) { /* the override stays optional */ }
+    const draftValues = (draft.values || {});
+    for (const k of Object.keys(wanted)) {
+      const v = draftValues[k] || wanted[k];
+      if (v) field(k).value = v;
+    }
+    field("street").dataset.want = draftValues.street || wanted.street;
+    fillStreets();
+  }
+
+  // --- caller history and repeats ---------------------------------------------------------
+  const phone = () => field("phone").value.replace(/\s/g, "");
+  async function loadHistory() {
+    const body = $("history-body");
+    const p = phone();
+    if (p.length < 5) { body.replaceChildren("输入来电号码后显示。"); body.className = "muted"; return; }
+    let data;
+    try {
+      const r = await fetch(`/api/v1/tracker/tickets?phone=${encodeURIComponent(p)}&limit=10`,
+                            { headers: { Accept: "application/json" } });
+      if (!r.ok) throw new Error(r.status);
+      data = await r.json();
+    } catch (e) { body.replaceChildren("历史工单暂时无法读取。"); return; }
+    body.className = "";
+    if (!data.items.length) { body.replaceChildren(el("p", { class: "muted" }, "该号码没有历史工单（首次来电）。")); return; }
+    const rows = data.items.map((t) => el("tr", { class: t.overdue ? "late" : "" },
+      el("td", {}, el("a", { href: `/tracker/tickets/${t.number}`, tabIndex: -1 }, t.number)),
+      el("td", {}, el("span", { class: "tag" }, STATES[t.state] || t.state)),
+      el("td", {}, t.subject),
+      el("td", {}, (t.overdue ? "已超期 " : "") + localTime(t.reply_due))));
+    body.replaceChildren(el("p", { class: "muted" }, `共 ${data.total} 件`),
+      el("table", { class: "history" }, el("thead", {}, el("tr", {}, el("th", {}, "编号"), el("th", {}, "状态"),
+        el("th", {}, "标题"), el("th", {}, "答复期限"))), el("tbody", {}, ...rows)));
+  }
+  async function checkRepeats() {
+    const box = $("repeat");
+    const p = phone();
+    const subject = field("subject").value, description = field("description").value;
+    if (p.length < 5 || (subject + description).trim().length < 4) { box.hidden = true; return; }
+    let data;
+    try {
+      const r = await fetch("/api/v1/intake/similar", { method: "POST", headers: jsonHeaders,
+        body: JSON.stringify({ phone: p, subject, description }) });
+      if (!r.ok) throw new Error(r.status);
+      data = await r.json();
+    } catch (e) { return; }
+    if (!data.items.length) { box.hidden = true; return; }
+    const t = data.items[0];
+    const button = el("button", { type: "button", accessKey: "m", class: "attach" }, "并入此工单（重复件）");
+    button.append(" ", el("u", {}, "M"));
+    button.addEventListener("click", () => submit({ duplicate_of_number: t.number }));
+    $("repeat-list").replaceChildren(
+      el("p", {}, "该来电人 30 天内有未办结的相似工单：", el("strong", {}, t.number), `（${t.state_label}，相似度 ${Math.round(t.similarity * 100)}%）`),
+      el("p", { class: "quote" }, t.subject), button);
+    box.hidden = false;
+  }
+
+  // --- routing suggestion -----------------------------------------------------------------
+  async function suggest() {
+    const subject = field("subject").value, description = field("description").value;
+    const body = $("suggestion-body");
+    if ((subject + description).trim().length < 4) return;
+    let d;
+    try {
+      const r = await fetch("/api/v1/router/suggest", { method: "POST", headers: jsonHeaders, body: JSON.stringify({
+        subject, description, kind: field("kind").value, channel: "hotline",
+        district: field("district").value || null, street: field("street").value || null }) });
+      if (!r.ok) throw new Error(r.status);
+      d = await r.json();
+    } catch (e) { body.replaceChildren("暂时无法给出建议。"); return; }
+    suggestion = d;
+    const score = d.reason && d.reason.score != null ? `${Math.round(d.reason.score * 100)}%` : null;
+    const how = d.reason && d.reason.method === "rule" ? `规则 ${d.reason.rule_id}` : (score ? `模型置信度 ${score}` : "");
+    body.className = "";
+    body.replaceChildren(el("dl", { class: "facts" },
+      el("dt", {}, "分类"), el("dd", { id: "suggested-category" }, d.category ? (categoryNames[d.category] || d.category) : "—"),
+      el("dt", {}, "承办单位"), el("dd", { id: "suggested-unit" }, d.lead ? d.lead.name : "待派单员判断"),
+      el("dt", {}, "依据"), el("dd", {}, how || (d.why || "—"), d.outcome === "dispatch" ? "（置信度不足，将由派单员确认）" : "")));
+    const candidates = (d.suggestions || []).slice(0, 3);
+    if (candidates.length) {
+      body.append(el("p", { class: "muted" }, "候选：" + candidates.map((c) =>
+        `${c.unit.name}${c.category ? "·" + (categoryNames[c.category] || c.category) : ""} ${Math.round(c.score * 100)}%`).join("；")));
+    }
+    $("accept-suggestion").hidden = !(d.category || d.lead);
+  }
+  function acceptSuggestion() {
+    if (!suggestion) return;
+    if (suggestion.category) field("category").value = suggestion.category;
+    field("suggested_unit").value = "";  // accepted: the router routes it as suggested; choosing a unit overrides
+    field("category_source").value = "suggestion";
+    const body = $("suggestion-body");
+    body.querySelector(".accepted")?.remove();
+    body.append(el("p", { class: "accepted" }, "✓ 已采用建议"));
+    saveDraft();
+    field("category").focus();
+  }
+
+  // --- submit -----------------------------------------------------------------------------
+  function showErrors(messages, fields = []) {
+    const box = $("form-errors");
+    for (const e of form.querySelectorAll("[aria-invalid]")) e.removeAttribute("aria-invalid");
+    if (!messages.length) { box.hidden = true; return; }
+    box.replaceChildren(el("ul", {}, ...messages.map((m) => el("li", {}, m))));
+    box.hidden = false;
+    const names = { "citizen.phone": "phone", "citizen.name": "name", "location.address": "address",
+                    "location.district": "district", "location.street": "street" };
+    let first = null;
+    for (const f of fields) {
+      const e = field(names[f] || f);
+      if (e) { e.setAttribute("aria-invalid", "true"); first = first || e; }
+    }
+    (first || box).focus();
+  }
+  function payload(extra) {
+    const v = values();
+    const body = {
+      kind: v.kind, urgency: v.urgency, subject: v.subject, description: v.description,
+      citizen: { name: v.name, phone: v.phone.replace(/\s/g, ""), confidential: v.confidential },
+      location: { district: v.district || null, street: v.street || null, address: v.address },
+      category: v.category || null, suggested_unit: v.suggested_unit || null,
+    };
+    if (v.call_id) body.source_ref = v.call_id;
+    if (v.direct) body.answer = v.answer;
+    return Object.assign(body, extra || {});
+  }
+  let sending = false;
+  async function submit(extra) {
+    if (sending) return;
+    if (!draft.id) draft.id = newId();
+    saveDraft();
+    sending = true;
+    $("submit").disabled = true;
+    const headers = Object.assign({}, jsonHeaders);
+    if (!field("call_id").value) headers["Idempotency-Key"] = `console-${draft.id}`;
+    let r, data;
+    try {
+      r = await fetch("/api/v1/intake/tickets", { method: "POST", headers, body: JSON.stringify(payload(extra)) });
+      data = await r.json();
+    } catch (e) {
+      showErrors(["网络中断，未能提交。草稿已保存，请再按 Ctrl+Enter 重试（不会重复登记）。"]);
+      return;
+    } finally {
+      sending = false;
+      $("submit").disabled = false;
+    }
+    if (!r.ok) {
+      const err = data.error || {};
+      const fields = err.fields || [];
+      const labels = { subject: "标题", description: "诉求内容", "citizen.phone": "来电号码", "citizen.name": "姓名",
+                       answer: "答复内容", kind: "类型", duplicate_of_number: "重复件" };
+      showErrors(fields.length ? fields.map((f) => `${labels[f.field] || f.field}：${f.zh}`) : [err.zh || "提交失败"],
+                 fields.map((f) => f.field));
+      return;
+    }
+    done(data, extra);
+  }
+  function done(receipt, extra) {
+    clearDraft();
+    showErrors([]);
+    const n = receipt.number;
+    $("result-number").textContent = n;
+    $("result-readback").textContent = "请复述：" + n.split("-").map((p) => p.split("").join(" ")).join("，");
+    $("result-note").textContent = (extra && extra.duplicate_of_number) ? `已作为重复件并入 ${extra.duplicate_of_number}`
+      : field("direct").checked ? "已直接办结，不派单。" : (receipt.duplicate_request ? "此来电已登记过，编号不变。" : "已受理，正在派单。");
+    $("result").hidden = false;
+    resetForm();
+  }
+  function resetForm() {
+    // The page was opened for one caller: the next call starts empty, not with that caller's number.
+    for (const name of ["phone", "call_id"]) { field(name).defaultValue = ""; }
+    form.reset();
+    root.dataset.callId = "";
+    field("category_source").value = "";
+    toggleAnswer();
+    fillStreets();
+    $("repeat").hidden = true;
+    $("draft-note").hidden = true;
+    $("accept-suggestion").hidden = true;
+    suggestion = null;
+    $("suggestion-body").replaceChildren("输入标题和内容后显示建议的分类和承办单位。");
+    $("suggestion-body").className = "muted";
+    $("history-body").replaceChildren("输入来电号码后显示。");
+    $("history-body").className = "muted";
+    if (location.search) history.replaceState(null, "", location.pathname);
+    counts();
+    field("phone").focus();
+  }
+  function toggleAnswer() {
+    const on = field("direct").checked;
+    $("answer-box").hidden = !on;
+    field("answer").required = on;
+  }
+  function counts() {
+    for (const c of form.querySelectorAll(".count")) {
+      const e = $(c.dataset.for);
+      c.textContent = `${e.value.length}/${e.maxLength}`;
+    }
+  }
+
+  // --- wiring -----------------------------------------------------------------------------
+  const later = { repeats: debounce(checkRepeats, 500), suggest: debounce(suggest, 600), history: debounce(loadHistory, 400) };
+  form.addEventListener("input", (e) => {
+    saveDraft();
+    counts();
+    if (["phone"].includes(e.target.name)) { later.history(); later.repeats(); }
+    if (["subject", "description"].includes(e.target.name)) { later.repeats(); later.suggest(); }
+  });
+  form.addEventListener("change", (e) => {
+    saveDraft();
+    if (e.target.name === "district") { fillStreets(); later.suggest(); }
+    if (["street", "kind"].includes(e.target.name)) later.suggest();
+    if (e.target.name === "direct") toggleAnswer();
+  });
+  form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
+  form.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); submit(); }
+  });
+  // Alt+letter jumps to the field (or presses the button) with that accesskey. Handled here so it
+  // works the same in every browser (Firefox wants Alt+Shift, some set-ups none) and never
+  // reaches the browser's own menus.
+  document.addEventListener("keydown", (e) => {
+    if (!e.altKey || e.ctrlKey || e.metaKey || !/^Key[A-Z]$/.test(e.code)) return;
+    const key = e.code.slice(3).toLowerCase();
+    const target = Array.from(document.querySelectorAll(`[accesskey="${key}"]`))
+      .find((x) => x.offsetParent !== null && !x.disabled);
+    if (!target) return;
+    e.preventDefault();
+    if (target.matches("button, a, input[type=checkbox]")) { target.focus(); target.click(); } else target.focus();
+  });
+  $("accept-suggestion").addEventListener("click", acceptSuggestion);
+  $("clear").addEventListener("click", () => { clearDraft(); resetForm(); $("result").hidden = true; });
+
+  loadDraft();
+  toggleAnswer();
+  counts();
+  loadDirectory().then(() => { if (phone()) { loadHistory(); checkRepeats(); } suggest(); });
+  field("phone").focus();
+  if (field("phone").value) field("name").focus();  // the number is known: start with the name
+})();

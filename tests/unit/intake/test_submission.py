@@ -1,0 +1,35 @@
+"""One validation layer for every channel: what a submission may and may not say."""
+
+import pytest
+from pydantic import ValidationError
+
+from services.intake.domain.submission import TicketSubmission
+
+BASE = {"kind": "consultation", "subject": "医保异地报销", "description": "在外地住院怎么报销？"}
+
+
+def test_an_answer_on_the_call_travels_as_answer():
+    sub = TicketSubmission.model_validate({**BASE, "answer": "持备案凭证直接结算，咨询电话 12393。"})
+    assert sub.answer.startswith("持备案凭证")
+
+
+def test_a_blank_answer_is_refused():
+    with pytest.raises(ValidationError) as err:
+        TicketSubmission.model_validate({**BASE, "answer": "  "})
+    assert err.value.errors()[0]["loc"] == ("answer",)
+
+
+def test_answered_directly_and_duplicate_at_once_is_refused():
+    with pytest.raises(ValidationError, match="cannot also be attached"):
+        TicketSubmission.model_validate({**BASE, "answer": "已答复", "duplicate_of_number": "12345-20261120-000001"})
+
+
+def test_duplicate_of_must_look_like_a_ticket_number():
+    with pytest.raises(ValidationError) as err:
+        TicketSubmission.model_validate({**BASE, "duplicate_of_number": "abc"})
+    assert err.value.errors()[0]["type"] == "string_pattern_mismatch"
+
+
+def test_text_is_kept_exactly_as_given():
+    text = "  <b>原样</b>\n保存  "
+    assert TicketSubmission.model_validate({**BASE, "description": text}).description == text
