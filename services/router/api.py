@@ -173,9 +173,10 @@ async def dispatch_queue(request: Request, rt: RuntimeDep, user: Watcher) -> HTM
 
 @pages.post("/dispatch/{ticket_id}", response_class=HTMLResponse)
 async def dispatch_form(ticket_id: uuid.UUID, request: Request, rt: RuntimeDep, user: Dispatcher,
-                        unit: Annotated[list[str], Form()]) -> RedirectResponse:
-    # A suggestion button and the search box both send `unit`: the first one filled in wins.
-    chosen = next((u.strip() for u in unit if u.strip()), "")
+                        unit: Annotated[str, Form(max_length=32)] = "",
+                        search_unit: Annotated[str, Form(max_length=50)] = "") -> RedirectResponse:
+    # Enter in the search box also sends the form's first (suggestion) button: what was typed wins.
+    chosen = search_unit.strip() or unit.strip()
     if not chosen:
         raise ApiError(422, "unit_required", "请选择或输入承办单位", "Choose or type a unit")
     try:

@@ -10,7 +10,7 @@ from jiesu.runtime import Runtime, ServiceSpec, Subscription
 from jiesu.web import add_template_dir, register_nav
 from schemas import topics
 from schemas.enums import Role
-from services.router import service
+from services.router import models, service
 from services.router.api import api, pages
 from services.router.cli import register as register_cli
 from services.router.domain.directory import DEMO_CITY
@@ -36,9 +36,14 @@ async def setup(rt: Runtime) -> None:
                                                                   by="system")
     else:
         version_id, directory = current
+    active = await models.active_model(store)
+    if active is None:  # first start: a starter model from our own example tickets
+        active = await models.train_starter(store, directory)
+    model_id, classifier = active
     rt.state["router"] = service.RouterState(
         directory=directory, directory_version_id=version_id, threshold=rt.settings.router_threshold,
         phone_key=hashlib.sha256(f"jiesu-router-phone:{rt.secret}".encode()).digest(),
+        classifier=classifier, model_id=model_id,
     )
 
 
@@ -58,21 +63,24 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
 
 
 def background(rt: Runtime):
-    async def follow_directory() -> None:
-        """Other router instances (or the admin page) may import a new directory: pick it up."""
+    async def follow_directory_and_model() -> None:
+        """An admin may import a new directory, `jiesu train-router` may activate a new model: pick them up."""
+        store = rt.store("router")
         while True:
             await asyncio.sleep(DIRECTORY_RELOAD_SECONDS)
-            try:
-                current = await service.current_directory(rt.store("router"))
-            except Exception as exc:  # noqa: BLE001 - next pass retries
-                service.log.warning("directory reload failed", error=repr(exc))
-                continue
             state = rt.state["router"]
-            if current and current[0] != state.directory_version_id:
-                state.directory_version_id, state.directory = current
-                service.log.info("directory reloaded", version=state.directory.version)
+            try:
+                current = await service.current_directory(store)
+                if current and current[0] != state.directory_version_id:
+                    state.directory_version_id, state.directory = current
+                    service.log.info("directory reloaded", version=state.directory.version)
+                if await models.latest_model_id(store) != state.model_id:
+                    state.model_id, state.classifier = await models.active_model(store)
+                    service.log.info("router model reloaded", version=state.classifier.version)
+            except Exception as exc:  # noqa: BLE001 - the next pass retries
+                service.log.warning("directory or model reload failed", error=repr(exc))
 
-    return [follow_directory]
+    return [follow_directory_and_model]
 
 
 SPEC = ServiceSpec(name="router", metadata=metadata, tables=messaging, routers=[api, pages], setup=setup,

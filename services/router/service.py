@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
@@ -50,7 +50,7 @@ class RouterState:
     classifier: Classifier | None = None
     threshold: float = 0.6
     directory_version_id: int | None = None
-    extra: dict = field(default_factory=dict)
+    model_id: int | None = None
 
 
 class DispatchError(ValueError):

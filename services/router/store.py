@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
 from jiesu.db import UTCDateTime, UUIDStr
 from jiesu.messaging import messaging_tables
@@ -77,6 +77,18 @@ training_examples = Table(
     Column("source", String(16), nullable=False),  # dispatcher | return
     Column("decided_by", String(64), nullable=True),
     Column("at", UTCDateTime, nullable=False),
+)
+
+# Trained classifiers; the newest row is the one in force (every router instance uses it).
+models = Table(
+    "router_models",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("version", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("trained_by", String(64), nullable=False),
+    Column("metadata", JSON, nullable=False, key="metadata_"),
+    Column("content", LargeBinary, nullable=False),  # joblib, compressed
 )
 
 # The department directory in force and every earlier version: imports and edits are audited.

@@ -28,11 +28,16 @@ CALIBRATION_BINS = 10
 
 
 def read_labelled_csv(path: Path | str) -> tuple[list[str], list[str]]:
-    """Texts and labels from a messages CSV or a segmented-tokens CSV (UTF-8, header row)."""
+    """Texts and labels from a messages CSV or a segmented-tokens CSV (UTF-8, header row).
+
+    The label column is `label`, or `category` (our own example files: subject,body,category).
+    """
     path = Path(path)
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
         columns = set(reader.fieldnames or ())
+        label_column = "label" if "label" in columns else "category"
+        columns.add("label") if label_column in columns else None
         if {"subject", "body", "label"} <= columns:
             def text_of(row: dict[str, str]) -> str:
                 return f"{row['subject'] or ''} {row['body'] or ''}".strip()
@@ -44,7 +49,7 @@ def read_labelled_csv(path: Path | str) -> tuple[list[str], list[str]]:
                              f"expected columns subject,body,label or tokens,label, found {sorted(columns)}")
         texts, labels = [], []
         for line, row in enumerate(reader, start=2):
-            label = (row["label"] or "").strip()
+            label = (row[label_column] or "").strip()
             if not label:
                 raise ValueError(f"{path} 第 {line} 行缺少类别 / line {line} has no label")
             texts.append(text_of(row))

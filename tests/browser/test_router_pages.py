@@ -18,34 +18,54 @@ async def _state(client, token, number):
     return r.json() if r.status_code == 200 else {}
 
 
-async def test_dispatcher_assigns_a_queued_ticket_with_the_keyboard(live, browser, login):
+async def _post(client, token, body) -> str:
+    r = await client.post("/api/v1/intake/tickets", json=body, headers={"Authorization": f"Bearer {token}"})
+    return r.json()["number"]
+
+
+async def _wait(client, token, number, state):
+    for _ in range(200):
+        ticket = await _state(client, token, number)
+        if ticket.get("state") == state:
+            return ticket
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{number} never reached {state}: {ticket}")
+
+
+async def test_dispatcher_clears_the_queue_with_the_keyboard(live, browser, login):
+    live.runtime.state["router"].threshold = 1.01  # nothing is certain enough: every ticket waits for a person
     operator = await live.user("op", Role.OPERATOR)
     await live.user("disp", Role.DISPATCHER)
     async with httpx.AsyncClient(base_url=live.url) as client:
-        r = await client.post("/api/v1/intake/tickets", json=VAGUE, headers={"Authorization": f"Bearer {operator}"})
-        number = r.json()["number"]
-        for _ in range(100):
-            if (await _state(client, operator, number)).get("state") == "dispatching":
-                break
-            await asyncio.sleep(0.05)
+        water = await _post(client, operator, {
+            "kind": "complaint", "subject": "路灯不亮", "description": "小区门口的路灯坏了一个多星期，晚上很黑，老人出门不安全。",
+            "citizen": {"name": "吴女士", "phone": "13600003333"}, "location": {"district": "D-02"}})
+        vague = await _post(client, operator, VAGUE)
+        queued = await _wait(client, operator, water, "dispatching")
+        await _wait(client, operator, vague, "dispatching")
 
         page = await browser.new_page()
         await login(page, live.url, "disp")
         assert page.url.endswith("/router/dispatch")  # the dispatcher's home
-        card = page.locator("article.ticket", has_text=number)
-        await card.wait_for()
+        first = page.locator("article.ticket.selected")
+        assert water in await first.inner_text()  # oldest first, selected
+        suggested = (await first.locator("button.suggestion").first.get_attribute("value"))
+        async with page.expect_navigation():
+            await page.keyboard.press("1")  # take the first suggestion
+        assert await page.locator("article.ticket", has_text=water).count() == 0
+
+        assert vague in await page.locator("article.ticket.selected").inner_text()
         await page.keyboard.press("/")
         await page.keyboard.type("M-CGW")
         async with page.expect_navigation():
             await page.keyboard.press("Enter")
-        assert await page.locator("article.ticket", has_text=number).count() == 0, await page.content()
+        assert await page.locator("article.ticket", has_text=vague).count() == 0
 
-        for _ in range(100):
-            ticket = await _state(client, operator, number)
-            if ticket.get("state") == "assigned":
-                break
-            await asyncio.sleep(0.05)
-        assert ticket["lead"]["code"] == "M-CGW" and ticket["routing"]["method"] == "dispatcher"
+        taken = await _wait(client, operator, water, "assigned")
+        assert taken["lead"]["code"] == suggested and taken["routing"]["method"] == "dispatcher"
+        assert taken["category"]  # the suggestion's category came with it
+        typed = await _wait(client, operator, vague, "assigned")
+        assert typed["lead"]["code"] == "M-CGW"
 
 
 async def test_rule_page_shows_which_rule_fires_and_why(live, browser, login):

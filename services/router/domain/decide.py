@@ -31,6 +31,8 @@ class Classifier(Protocol):
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
 
+    def explain(self, text: str, label: str | None = None, k: int = 5) -> list[tuple[str, float]]: ...
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -68,7 +70,8 @@ def decide(directory: Directory, facts: TicketFacts, *, classifier: Classifier |
         co = tuple(directory.unit(c) for c in match.co_handlers if directory.has_unit(c) and c != match.lead)
         model_unit = _unit_for(directory, prediction.label, facts) if prediction else None
         if prediction and prediction.score >= threshold and model_unit and model_unit.code != lead.code \
-                and not _related(directory, model_unit, lead, co):
+                and not _related(directory, model_unit, lead, co) \
+                and not any(_handles(directory, unit, prediction.label) for unit in (lead, *co)):
             return Decision("dispatch", RoutingReason(method="rule", rule_id=match.rule_id,
                                                       model_version=classifier.version, score=prediction.score),
                             category=prediction.label,
@@ -97,9 +100,10 @@ def decide(directory: Directory, facts: TicketFacts, *, classifier: Classifier |
                                               reason=assignment.reason[:500]))
         best = suggestions[0] if suggestions else None
         if best and best.score >= threshold and best.category == prediction.label:
+            words = _weighing_words(classifier, facts, prediction.label)
             return Decision("assign", RoutingReason(method="model", model_version=classifier.version,
                                                     score=best.score, category=best.category,
-                                                    note=best.reason),
+                                                    top_features=words, note=best.reason),
                             directory.unit(best.unit.code), (), best.category, tuple(suggestions),
                             why=best.reason)
         why = "分类置信度低于阈值" if best else "没有可用的承办单位建议"
@@ -107,6 +111,14 @@ def decide(directory: Directory, facts: TicketFacts, *, classifier: Classifier |
         why = "未命中派单规则，且无法确定类别"
     return Decision("dispatch", RoutingReason(method="directory", category=facts.category, note=why),
                     category=facts.category, suggestions=tuple(suggestions[:3]), why=why)
+
+
+def _weighing_words(classifier: Classifier, facts: TicketFacts, label: str) -> list[str]:
+    """The words that weighed most for the predicted category: why the model thinks so."""
+    explain = getattr(classifier, "explain", None)
+    if explain is None:
+        return []
+    return [word for word, _ in explain(f"{facts.subject} {facts.description}", label, 5)]
 
 
 def _with_district(directory: Directory, facts: TicketFacts) -> TicketFacts:
@@ -130,6 +142,16 @@ def _assignment(directory: Directory, category: str, facts: TicketFacts):
 def _unit_for(directory: Directory, category: str, facts: TicketFacts) -> Unit | None:
     assignment = _assignment(directory, category, facts)
     return assignment.unit if assignment else None
+
+
+def _handles(directory: Directory, unit: Unit, category: str) -> bool:
+    """The unit is responsible for this category (or a broader one), or it is the local office for a local matter."""
+    try:
+        lineage = {category, *(c.code for c in directory.ancestors(category))}
+        local = directory.scope_of(category) == "local"
+    except UnknownCode:
+        return False
+    return bool(lineage & set(unit.responsibilities)) or (local and unit.type in ("street", "district"))
 
 
 def _related(directory: Directory, model_unit: Unit, lead: Unit, co: tuple[Unit, ...]) -> bool:

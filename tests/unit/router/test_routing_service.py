@@ -15,7 +15,7 @@ from jiesu.messaging import ServiceStore
 from jiesu.migrate import upgrade
 from schemas.events import Envelope, TicketClosed, TicketReceived, TicketReturned, UnitRef, parse
 from services.router import service
-from services.router.domain.decide import decide
+from services.router.domain.decide import _handles, decide
 from services.router.domain.directory import DEMO_CITY, Directory, DirectoryError
 from services.router.domain.rules import TicketFacts
 from services.router.store import assignments, decisions, messaging, training_examples
@@ -215,7 +215,13 @@ def test_a_rule_and_a_confident_model_that_disagree_go_to_a_dispatcher():
     assert by_rule.outcome == "assign" and by_rule.reason.method == "rule"
     elsewhere = next(c.code for c in directory.leaves() if directory.scope_of(c.code) == "citywide"
                      and (a := directory.responsible_unit(c.code, "D-01", "S-01-03")) is not None
-                     and a.unit.code not in {by_rule.lead.code, *(u.code for u in by_rule.co_handlers)})
+                     and a.unit.code not in {by_rule.lead.code, *(u.code for u in by_rule.co_handlers)}
+                     and not any(_handles(directory, u, c.code) for u in (by_rule.lead, *by_rule.co_handlers)))
     disagree = decide(directory, facts, classifier=FixedModel(elsewhere, 0.95), threshold=0.6)
     assert disagree.outcome == "dispatch" and "不一致" in disagree.why
     assert {s.unit.code for s in disagree.suggestions} >= {by_rule.lead.code}
+    # A model that names a category the rule's unit handles anyway is no disagreement.
+    handled = next(c.code for c in directory.leaves() if _handles(directory, by_rule.lead, c.code)
+                   and directory.scope_of(c.code) == "citywide")
+    agree = decide(directory, facts, classifier=FixedModel(handled, 0.95), threshold=0.6)
+    assert agree.outcome == "assign" and agree.lead.code == by_rule.lead.code
