@@ -113,9 +113,20 @@ class Runtime:
             self.brokers[name] = broker
         return self.brokers
 
-    async def start(self, *, sender: Sender | None = None, start_broker: bool = True) -> None:
+    async def prepare(self) -> None:
+        """Each service sets up its state (directory, model, calendar …); nothing is started."""
         for spec in self.specs.values():
             await spec.setup(self)
+
+    async def close(self) -> None:
+        """Release what prepare() opened (database connections)."""
+        for store in self.stores.values():
+            await store.db.dispose()
+        if self.identity:
+            await self.identity.db.dispose()
+
+    async def start(self, *, sender: Sender | None = None, start_broker: bool = True) -> None:
+        await self.prepare()
         if not self.brokers:
             self.build_brokers()
         if sender is None:
@@ -169,10 +180,7 @@ class Runtime:
             await self._producer.stop()
         if self.http is not None:
             await self.http.aclose()
-        for store in self.stores.values():
-            await store.db.dispose()
-        if self.identity:
-            await self.identity.db.dispose()
+        await self.close()
 
     async def ready(self) -> dict[str, str]:
         """What /readyz reports: each database and the broker."""

@@ -261,8 +261,14 @@ templates.env.globals["nav_for"] = nav_for
 
 
 def create_app(rt_factory: Callable[[], Runtime], routers: list[APIRouter], *, start: bool = True,
+               prepare: bool = False,
                title: str = "jiesu 接诉即办", static_dirs: list[tuple[str, Path]] | None = None) -> FastAPI:
-    """Build the ASGI app; the lifespan creates and starts the runtime (unless `start` is False)."""
+    """Build the ASGI app; the lifespan creates and starts the runtime.
+
+    With `start=False` nothing is started; with `prepare=True` as well, the services set up
+    their state (directory, model, calendar) but no broker or background job runs: enough to
+    exercise every HTTP endpoint in tests.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -271,11 +277,15 @@ def create_app(rt_factory: Callable[[], Runtime], routers: list[APIRouter], *, s
         _display_tz[0] = ZoneInfo(rt.settings.timezone)
         if start:
             await rt.start()
+        elif prepare:
+            await rt.prepare()
         try:
             yield
         finally:
             if start:
                 await rt.stop()
+            elif prepare:
+                await rt.close()
 
     app = FastAPI(title=title, version="0.1.0", lifespan=lifespan,
                   description="Intake, routing and tracking of citizens' requests (12345 热线, 市长信箱, 网上留言).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -68,6 +69,17 @@ async def _open_ticket(store: ServiceStore, number: str):
     return row.ticket_id
 
 
+def reference(idempotency_key: str | None, source_ref: str | None) -> str:
+    """The key a retry is recognised by: the Idempotency-Key header, else the channel's own reference.
+
+    Long keys are hashed so that any key a client may send fits the column.
+    """
+    if idempotency_key:
+        ref = f"idem:{idempotency_key}"
+        return ref if len(ref) <= 200 else "idem:sha256:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
+    return source_ref or f"new:{uuid.uuid4()}"
+
+
 async def accept(store: ServiceStore, sub: TicketSubmission, *, channel: Channel, operator: str | None,
                  idempotency_key: str | None, tz: ZoneInfo, trace_id: str | None = None,
                  attachments: list[Attachment] | None = None) -> Receipt:
@@ -75,7 +87,7 @@ async def accept(store: ServiceStore, sub: TicketSubmission, *, channel: Channel
 
     Every channel comes through here: one validation, one numbering, one idempotency rule.
     """
-    source_ref = (f"idem:{idempotency_key}" if idempotency_key else sub.source_ref) or f"new:{uuid.uuid4()}"
+    source_ref = reference(idempotency_key, sub.source_ref)
     existing = await find_by_source(store, channel, source_ref)
     if existing:
         return Receipt(ticket_id=existing.ticket_id, number=existing.number, received_at=existing.received_at,
