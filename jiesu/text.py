@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import re
-
-_NOISE = re.compile(r"[\s\W_]+", re.UNICODE)
+import unicodedata
 
 
-def bigrams(text: str) -> set[str]:
-    """Character bigrams of the text without spaces and punctuation (single characters for very short text)."""
-    chars = _NOISE.sub("", text.casefold())
+def normalise(text: str) -> str:
+    """Letters and digits only, NFKC and case-folded: punctuation and spacing never decide a match."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).casefold()
+                   if unicodedata.category(ch)[0] in ("L", "N"))
+
+
+def bigrams(text: str) -> frozenset[str]:
+    """Character bigrams of the normalised text (the single character for one-character text).
+
+    Bigrams suit Chinese: no word segmentation, robust to small rewordings
+    ("楼下工地夜里施工" / "楼下工地夜间施工").
+    """
+    chars = normalise(text)
     if len(chars) < 2:
-        return {chars} if chars else set()
-    return {chars[i:i + 2] for i in range(len(chars) - 1)}
+        return frozenset({chars}) if chars else frozenset()
+    return frozenset(chars[i:i + 2] for i in range(len(chars) - 1))
 
 
 def similarity(a: str, b: str) -> float:

@@ -1,38 +1,18 @@
 """重复件 detection: does a new call repeat an open ticket of the same caller?
 
-Character bigrams suit Chinese: no word segmentation, robust to small rewordings
-("楼下工地夜里施工" / "楼下工地夜间施工"). Jaccard of the two bigram sets is the score.
+The score is the Jaccard similarity of character bigrams (jiesu.text.similarity).
 """
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from jiesu.text import similarity as jaccard
 
 REPEAT_WINDOW = timedelta(days=30)
 REPEAT_THRESHOLD = 0.3
 CLOSED_STATES = frozenset({"closed", "merged", "answered_directly"})
-
-
-def _normalise(text: str) -> str:
-    """Letters and digits only, case-folded: punctuation and spacing never decide a match."""
-    return "".join(ch for ch in unicodedata.normalize("NFKC", text).casefold()
-                   if unicodedata.category(ch)[0] in ("L", "N"))
-
-
-def bigrams(text: str) -> frozenset[str]:
-    s = _normalise(text)
-    if len(s) == 1:
-        return frozenset({s})
-    return frozenset(s[i:i + 2] for i in range(len(s) - 1))
-
-
-def jaccard(a: str, b: str) -> float:
-    x, y = bigrams(a), bigrams(b)
-    if not x or not y:
-        return 0.0
-    return len(x & y) / len(x | y)
 
 
 @dataclass(frozen=True)

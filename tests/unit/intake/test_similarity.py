@@ -2,7 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from services.intake.domain.similarity import Earlier, bigrams, find_repeats, jaccard
+from jiesu.text import bigrams
+from services.intake.domain.similarity import Earlier, find_repeats, jaccard
 
 NOW = datetime(2026, 11, 22, 10, tzinfo=UTC)
 
