@@ -145,13 +145,18 @@ def _unit_for(directory: Directory, category: str, facts: TicketFacts) -> Unit |
 
 
 def _handles(directory: Directory, unit: Unit, category: str) -> bool:
-    """The unit is responsible for this category (or a broader one), or it is the local office for a local matter."""
+    """The unit handles this matter or a neighbouring one: responsible for the category, a broader
+    one, or a sibling under the same parent (施工噪音 and 施工扬尘 are one matter to a rule), or it is
+    the local office for a local matter. Only a model that names a different matter overrules a rule."""
     try:
         lineage = {category, *(c.code for c in directory.ancestors(category))}
+        parent = directory.category(category).parent
         local = directory.scope_of(category) == "local"
     except UnknownCode:
         return False
-    return bool(lineage & set(unit.responsibilities)) or (local and unit.type in ("street", "district"))
+    owned = set(unit.responsibilities)
+    siblings = {r for r in owned if parent and directory.has_category(r) and directory.category(r).parent == parent}
+    return bool(lineage & owned) or bool(siblings) or (local and unit.type in ("street", "district"))
 
 
 def _related(directory: Directory, model_unit: Unit, lead: Unit, co: tuple[Unit, ...]) -> bool:

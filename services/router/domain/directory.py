@@ -236,6 +236,9 @@ class Directory(_Frozen):
     def has_unit(self, code: str) -> bool:
         return code in self._units
 
+    def has_category(self, code: str) -> bool:
+        return code in self._categories
+
     def district(self, code: str) -> District:
         unit = self._units.get(code)
         if not isinstance(unit, District):
