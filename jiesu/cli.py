@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schemas", help="event schemas")
     p.add_argument("action", choices=["export", "check", "asyncapi"])
 
+    p = sub.add_parser("audit", help="the audit trail: seal new rows into the hash chain and verify it")
+    p.add_argument("action", choices=["verify"])
+    p.add_argument("services", nargs="*", choices=[[], *SERVICES], default=[])
+
     p = sub.add_parser("dlq", help="dead-lettered messages: list or replay")
     p.add_argument("action", choices=["list", "replay"])
     p.add_argument("service", choices=SERVICES)
@@ -281,6 +285,35 @@ def cmd_run(args, settings) -> int:
     asyncio.run(serve(app, host, port, on_ready=lambda: print(
         f"jiesu {args.service} on http://{host}:{port}/ (broker {settings.broker_url})", flush=True)))
     return 0
+
+
+def cmd_audit(args, settings) -> int:
+    from jiesu.audit import seal, verify
+    from jiesu.db import Database
+    from jiesu.runtime import load_spec
+
+    async def run() -> int:
+        broken = 0
+        for name in args.services or SERVICES:
+            table = load_spec(name).tables.audit
+            if table is None:
+                print(f"{name}: 无审计表 / no audit trail")
+                continue
+            db = Database(settings.database_url(name))
+            try:
+                while await seal(db, table) == 1000:
+                    pass
+                result = await verify(db, table)
+            finally:
+                await db.dispose()
+            if result.ok:
+                print(f"{name}: 完整 / intact — {result.checked} rows chained, {result.unsealed} too recent to seal")
+            else:
+                broken += 1
+                print(f"{name}: 被篡改 / BROKEN at row {result.broken_at} (after {result.checked} good rows)")
+        return 1 if broken else 0
+
+    return asyncio.run(run())
 
 
 def cmd_dlq(args, settings) -> int:

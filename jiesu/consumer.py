@@ -23,6 +23,7 @@ from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 
+from jiesu import audit
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
 from schemas import topics
@@ -58,6 +59,8 @@ class EventConsumer:
         self.service = store.name
 
     async def process(self, records: Sequence[Any]) -> None:
+        audit.current_actor.set(f"service:{self.service}")  # what a consumer changes, the service changed
+        audit.current_address.set("")
         try:
             async with self.store.transaction() as tx:
                 for record in records:

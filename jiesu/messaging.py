@@ -35,6 +35,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from jiesu import audit
+from jiesu.audit import audit_table
 from jiesu.db import Database, UTCDateTime, UUIDStr
 from schemas.events import Envelope, utcnow
 
@@ -44,9 +46,10 @@ class MessagingTables:
     outbox: Table
     inbox: Table
     dead_letters: Table
+    audit: Table | None = None  # <svc>_audit (jiesu.audit): every emitted event is recorded there
 
 
-def messaging_tables(metadata: MetaData, prefix: str) -> MessagingTables:
+def messaging_tables(metadata: MetaData, prefix: str, *, audit: bool = False) -> MessagingTables:
     outbox = Table(
         f"{prefix}_outbox",
         metadata,
@@ -92,7 +95,7 @@ def messaging_tables(metadata: MetaData, prefix: str) -> MessagingTables:
         Column("replayed_at", UTCDateTime, nullable=True),
         UniqueConstraint("topic", "partition", "offset", "digest", name=f"uq_{prefix}_dead_letters_position"),
     )
-    return MessagingTables(outbox, inbox, dead_letters)
+    return MessagingTables(outbox, inbox, dead_letters, audit_table(metadata, prefix) if audit else None)
 
 
 class Transaction:
@@ -109,6 +112,9 @@ class Transaction:
         self.wrote_outbox = False
 
     async def emit(self, topic: str, envelope: Envelope) -> None:
+        if self.tables.audit is not None:  # every event a service emits records a change of state
+            await audit.record(self.session, self.tables.audit, envelope.event_type, ticket_id=envelope.ticket_id,
+                               event_id=envelope.event_id)
         await self.emit_raw(
             topic,
             key=str(envelope.ticket_id),

@@ -155,6 +155,8 @@ class Runtime:
                                 retention_days=self.settings.outbox_retention_days)
             self.relays[name] = relay
             self._spawn(relay.run(), f"outbox-{name}")
+            if store.tables.audit is not None:
+                self._spawn(_seal_forever(store), f"audit-{name}")
             for job in self.specs[name].background(self):
                 self._spawn(job(), f"{name}-background")
         log.info("services started", services=list(self.specs), broker=self.bootstrap)
@@ -198,6 +200,21 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001
                 status[f"broker:{name}"] = f"error: {type(exc).__name__}"
         return status
+
+
+async def _seal_forever(store: ServiceStore) -> None:
+    """Link new audit rows into the hash chain, about once a second."""
+    from jiesu.audit import seal
+
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            while await seal(store.db, store.tables.audit) == 1000:
+                pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the next pass retries
+            log.warning("audit sealing failed; will retry", service=store.name, error=repr(exc))
 
 
 async def _retry(start: Callable[[], Awaitable[Any]], what: str, bootstrap: str, timeout: float = 120.0):

@@ -23,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from jiesu import audit
 from jiesu.errors import ApiError
 from jiesu.errors import install as install_errors
 from jiesu.identity import LoginThrottled, User
@@ -132,6 +133,8 @@ def require(*roles: Role) -> Callable:
                 raise ApiError(401, "login_required", "请先登录", "Log in first",
                                headers={"WWW-Authenticate": "Bearer"})
             raise _LoginRedirect(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        audit.current_actor.set(user.username)
+        audit.current_address.set(request.client.host if request.client else "")
         if roles and not user.has(*roles):
             raise ApiError(403, "forbidden", "您的角色无权执行此操作", "Your role may not do this")
         return user

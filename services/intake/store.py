@@ -21,7 +21,7 @@ from jiesu.db import UTCDateTime, UUIDStr
 from jiesu.messaging import messaging_tables
 
 metadata = MetaData()
-messaging = messaging_tables(metadata, "intake")
+messaging = messaging_tables(metadata, "intake", audit=True)
 
 tickets = Table(
     "intake_tickets",

@@ -8,7 +8,7 @@ from jiesu.db import UTCDateTime, UUIDStr
 from jiesu.messaging import messaging_tables
 
 metadata = MetaData()
-messaging = messaging_tables(metadata, "router")
+messaging = messaging_tables(metadata, "router", audit=True)
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
 
