@@ -174,7 +174,7 @@ class TicketReceived(EventPayload):
     kind: Kind
     urgency: Urgency = Urgency.NORMAL
     subject: str = Field(min_length=1, max_length=200)
-    description: str = Field(min_length=1, max_length=20000)
+    description: str = Field(min_length=1, max_length=100_000)
     citizen: Citizen
     location: Location = Location()
     category: str | None = Field(default=None, max_length=64)  # chosen by the operator, if any

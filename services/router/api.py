@@ -33,7 +33,7 @@ Admin = Annotated[User, Depends(require(Role.ADMIN))]
 class TicketText(BaseModel):
     model_config = ConfigDict(extra="forbid")
     subject: str = Field(default="", max_length=200)
-    description: str = Field(default="", max_length=20000)
+    description: str = Field(default="", max_length=100_000)
     category: str | None = Field(default=None, max_length=64)
     district: str | None = Field(default=None, max_length=32)
     street: str | None = Field(default=None, max_length=32)
@@ -195,7 +195,7 @@ async def rules_page(request: Request, rt: RuntimeDep, user: Watcher) -> HTMLRes
 @pages.post("/rules", response_class=HTMLResponse)
 async def rules_try(request: Request, rt: RuntimeDep, user: Watcher,
                     subject: Annotated[str, Form(max_length=200)] = "",
-                    description: Annotated[str, Form(max_length=20000)] = "",
+                    description: Annotated[str, Form(max_length=100_000)] = "",
                     district: Annotated[str, Form(max_length=32)] = "",
                     street: Annotated[str, Form(max_length=32)] = "",
                     channel: Annotated[Channel, Form()] = Channel.HOTLINE,

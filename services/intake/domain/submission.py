@@ -13,7 +13,7 @@ from schemas.events import Attachment, Citizen, Location, TicketReceived
 
 PHONE = re.compile(r"^\+?[0-9][0-9\- ]{4,30}$")
 MAX_SUBJECT = 200
-MAX_DESCRIPTION = 20000
+MAX_DESCRIPTION = 100_000  # the request size limit (256 kB) is what usually binds
 NUMBER_PATTERN = r"^12345-\d{8}-\d{6}$"
 
 

@@ -70,7 +70,7 @@ def mutate(envelope: Envelope, how: str, data) -> bytes:
     elif how == "unknown_type":
         doc["event_type"] = "TicketTeleported"
     elif how == "oversized":
-        doc["payload"]["description"] = "长" * 100_000
+        doc["payload"]["description"] = "长" * 200_000  # twice what a TicketReceived may carry
     elif how == "missing_field":
         required = sorted(name for name, f in TicketReceived.model_fields.items() if f.is_required())
         del doc["payload"][data.draw(st.sampled_from(required))]
