@@ -55,7 +55,7 @@ from services.tracker.domain.replies import RETURN_REASONS, reply_problem
 from services.tracker.domain.sla import Deadlines, ExtensionNotAllowed, Pause, compute_deadlines, extend
 from services.tracker.handlers import Clocks
 from services.tracker.notify import notify
-from services.tracker.store import extensions, return_visits, tickets, timeline, visit_links
+from services.tracker.store import extensions, return_visits, tickets, timeline, unit_log, visit_links
 
 PRODUCER = "tracker"
 ONLINE_CHANNELS = frozenset({"online", "open311", "mailbox", "email"})
@@ -183,6 +183,8 @@ class Tracker:
             raise ApiError(422, "reason_required", "请写明退单理由及依据（至少 5 个字）",
                            "Explain the return and its basis (at least 5 characters)")
         async with self._act(user, ref, Action.RETURN) as (tx, row, state):
+            await tx.session.execute(unit_log.insert().values(ticket_id=row.ticket_id, unit_code=row.lead_code,
+                                                              kind="returned", at=utcnow()))
             row = await self._save(tx, row, state=state, returns_count=(row.returns_count or 0) + 1, paused_at=None)
             payload = TicketReturned(number=row.number, unit=_unit(row), reason_code=reason_code, reason=reason,
                                      by=user.username, returns_so_far=row.returns_count, subject=row.subject or "",

@@ -8,13 +8,15 @@ from jiesu.runtime import Runtime, ServiceSpec, Subscription
 from jiesu.web import add_template_dir, register_nav
 from schemas import topics
 from schemas.enums import Role
-from services.tracker import calendar_cli, handlers
+from services.tracker import calendar_cli, handlers, report_cli
 from services.tracker.actions import Tracker
 from services.tracker.api import api
 from services.tracker.domain.calendar import WorkingCalendar
 from services.tracker.domain.sla import SlaPolicy
 from services.tracker.notify import DeliveryWorker
+from services.tracker.rollup import RollupWorker
 from services.tracker.store import messaging, metadata
+from services.tracker.supervision import hub, sup, sup_api
 from services.tracker.timers import TimerLoop
 from services.tracker.web import pages
 
@@ -23,7 +25,11 @@ register_nav("工单", "/tracker/tickets", (Role.OPERATOR, Role.DISPATCHER, Role
 register_nav("本单位工单", "/tracker/inbox", (Role.DEPARTMENT,), order=10, accesskey="i", home_for=(Role.DEPARTMENT,))
 register_nav("回访队列", "/tracker/visits", (Role.VISITOR, Role.SUPERVISOR), order=20, accesskey="v",
              home_for=(Role.VISITOR,))
-register_nav("督办台账", "/tracker/supervision", (Role.SUPERVISOR,), order=30, accesskey="s")
+register_nav("督办台账", "/tracker/sup/ledger", (Role.SUPERVISOR,), order=30, accesskey="s")
+register_nav("部门考评", "/tracker/sup/scorecard", (Role.SUPERVISOR,), order=31)
+register_nav("趋势热点", "/tracker/sup/trends", (Role.SUPERVISOR,), order=32)
+register_nav("通报报告", "/tracker/sup/reports", (Role.SUPERVISOR,), order=33)
+register_nav("延期审批", "/tracker/supervision", (Role.SUPERVISOR,), order=34)
 register_nav("工作日历", "/tracker/calendar", (Role.SUPERVISOR,), order=90)
 
 HERE = Path(__file__).parent
@@ -59,14 +65,24 @@ def background(rt: Runtime) -> list:
     store = rt.store("tracker")
 
     async def timer_loop() -> None:
-        await TimerLoop(store, rt.state["tracker.clocks"]).run(rt.settings.timer_poll_seconds)
+        await TimerLoop(store, rt.state["tracker.clocks"], on_fired=hub(rt).notify).run(rt.settings.timer_poll_seconds)
 
     async def deliveries() -> None:
         await DeliveryWorker(store, rt.settings, rt.http).run(max(rt.settings.timer_poll_seconds, 0.5))
 
-    return [timer_loop, deliveries]
+    async def rollups() -> None:
+        await RollupWorker(store, rt.state["tracker.clocks"].calendar.timezone).run()
+
+    return [timer_loop, deliveries, rollups]
 
 
-SPEC = ServiceSpec(name="tracker", metadata=metadata, tables=messaging, routers=[api, pages], setup=setup,
-                   subscriptions=subscriptions, background=background, cli=calendar_cli.add_commands,
+
+
+def add_commands(sub) -> None:
+    calendar_cli.add_commands(sub)
+    report_cli.add_commands(sub)
+
+
+SPEC = ServiceSpec(name="tracker", metadata=metadata, tables=messaging, routers=[api, sup_api, pages, sup],
+                   setup=setup, subscriptions=subscriptions, background=background, cli=add_commands,
                    static_dir=HERE / "static")

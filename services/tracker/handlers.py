@@ -30,7 +30,7 @@ from services.tracker.domain.lifecycle import Action, TransitionRefused, next_st
 from services.tracker.domain.sla import SlaPolicy, compute_deadlines
 from services.tracker import timers
 from services.tracker.notify import notify
-from services.tracker.store import ticket_units, tickets, timeline
+from services.tracker.store import ticket_units, tickets, timeline, unit_log
 from sqlalchemy import delete
 
 log = get_logger(__name__)
@@ -167,6 +167,8 @@ async def on_assigned(tx: Transaction, envelope: Envelope, p: TicketAssigned, cl
         *({"ticket_id": envelope.ticket_id, "unit_code": c.code, "role": "co"} for c in p.co_handlers
           if c.code != p.lead.code),
     ])
+    await tx.session.execute(unit_log.insert().values(ticket_id=envelope.ticket_id, unit_code=p.lead.code,
+                                                      kind="assigned", at=assigned_at))  # for the return rate
     await timers.schedule(tx, envelope.ticket_id, state.value, deadlines, clocks.calendar)
     current = await _row(tx, envelope)
     await notify(tx, clocks.settings, current, p.lead.code, "arrived",

@@ -199,4 +199,46 @@ supervision_orders = Table(
     Column("due_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("by", String(64), nullable=False),
+    # The department's required response (督办回复) and the office's closure (办结销号).
+    Column("response", Text, nullable=True),
+    Column("responded_at", UTCDateTime, nullable=True),
+    Column("responded_by", String(64), nullable=True),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("closed_by", String(64), nullable=True),
+    Column("closing_note", Text, nullable=True),
 )
+Index("ix_tracker_supervision_orders_created", supervision_orders.c.created_at)
+
+# Each assignment of a ticket to a unit and each return (退单) by it, for the return rate:
+# the ticket row only remembers its current lead. Written in the same transaction as the change.
+unit_log = Table(
+    "tracker_unit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("ticket_id", UUIDStr, nullable=False),
+    Column("unit_code", String(32), nullable=False),
+    Column("kind", String(8), nullable=False),  # assigned | returned
+    Column("at", UTCDateTime, nullable=False),
+)
+Index("ix_tracker_unit_log_at", unit_log.c.at, unit_log.c.kind, unit_log.c.unit_code)
+
+# Periodic roll-up (rollup.py): the report facts of each completed month, so a year is twelve small rows.
+rollups = Table(
+    "tracker_rollups",
+    metadata,
+    Column("period_key", String(16), primary_key=True),  # YYYY-MM
+    Column("computed_at", UTCDateTime, nullable=False),
+    Column("data", JSON, nullable=False),
+)
+
+# Dashboards read periods of a million rows through these (index-only where possible).
+Index("ix_tracker_tickets_received", tickets.c.received_at, tickets.c.channel, tickets.c.kind, tickets.c.district,
+      tickets.c.category, tickets.c.state, tickets.c.lead_code, tickets.c.replied_at)
+# Covering the scorecard's cohort conditions, so a month's or a year's figures are an index-only scan.
+Index("ix_tracker_tickets_assigned", tickets.c.assigned_at, tickets.c.lead_code, tickets.c.state, tickets.c.sign_for_due,
+      tickets.c.signed_for_at, tickets.c.reply_due, tickets.c.replied_at, tickets.c.reopen_count, tickets.c.outcome)
+Index("ix_tracker_tickets_closed", tickets.c.closed_at, tickets.c.state, tickets.c.outcome)
+Index("ix_tracker_tickets_replied", tickets.c.replied_at, tickets.c.lead_code)
+Index("ix_tracker_tickets_state_due", tickets.c.state, tickets.c.reply_due)
+Index("ix_tracker_return_visits_at", return_visits.c.at, return_visits.c.unit_code, return_visits.c.outcome,
+      return_visits.c.department_caused)

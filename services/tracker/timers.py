@@ -84,17 +84,21 @@ def instance_name() -> str:
 
 
 class TimerLoop:
-    def __init__(self, store: ServiceStore, clocks, *, name: str | None = None, batch: int = 100) -> None:
+    def __init__(self, store: ServiceStore, clocks, *, name: str | None = None, batch: int = 100,
+                 on_fired=None) -> None:
         self.store = store
         self.clocks = clocks
         self.name = name
         self.batch = batch
+        self.on_fired = on_fired  # told after a round that fired something (the live supervision ledger)
 
     async def run(self, poll_seconds: float) -> None:
         self.name = self.name or instance_name()
         while True:
             try:
                 fired = await self.fire_due()
+                if fired and self.on_fired:
+                    self.on_fired()
                 if fired < self.batch:
                     await asyncio.sleep(poll_seconds)
             except asyncio.CancelledError:

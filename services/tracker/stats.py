@@ -1,0 +1,336 @@
+"""The supervision office's figures: periods, the department scorecard (三率 and the rest).
+
+Every rate is a numerator over a denominator, both defined once here as SQL conditions.
+The scorecard sums them per unit; the click-through lists the tickets that satisfy the
+same conditions, so a figure and its tickets can never disagree. The definitions are
+also shown beside each rate on the page (`RATES[...].definition`).
+
+Three sources, each read by an index over its time column:
+
+- the **cohort**: tickets assigned to the unit in the period (``assigned_at``), leaving
+  out tickets that are not the unit's to answer — merged duplicates (合并), tickets the
+  operator answered directly (直办) and tickets returned or waiting for dispatch;
+- the **return visits** (回访) recorded in the period (``tracker_return_visits.at``);
+- the **unit log**: assignments to and returns (退单) by the unit in the period.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, not_, or_, select
+from sqlalchemy.sql import ColumnElement
+
+from services.tracker.store import return_visits, tickets, unit_log
+
+RUNNING = ("assigned", "signed_for", "contacted", "extension_requested", "reopened")
+OPEN = (*RUNNING, "waiting_citizen", "deferred")
+# Not the unit's to answer: merged into another ticket, answered on the call, or back with the router.
+NOT_THE_UNITS = ("merged", "answered_directly", "returned", "dispatching", "received")
+RATED = ("satisfied", "basically_satisfied", "dissatisfied")
+# Weights of the composite score used for ranking (Beijing's 接诉即办 考评: 响应 10 %, 解决 45 %, 满意 45 %).
+WEIGHTS = {"response": 0.10, "resolution": 0.45, "satisfaction": 0.45}
+
+
+# --- periods ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    start: dt.datetime  # UTC, inclusive
+    end: dt.datetime  # UTC, exclusive
+    label: str  # as people read it: 2026年11月
+    key: str  # as URLs carry it: 2026-11, 2026, 2026-11-01..2026-11-15
+
+    @property
+    def days(self) -> int:
+        return max(1, round((self.end - self.start).total_seconds() / 86400))
+
+
+def period_of(key: str, tz: ZoneInfo) -> Period:
+    """`YYYY-MM` (a month), `YYYY` (a year) or `YYYY-MM-DD..YYYY-MM-DD` (inclusive days), in local time."""
+    key = key.strip()
+
+    def at(day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC)
+
+    try:
+        if ".." in key:
+            a, b = (dt.date.fromisoformat(x) for x in key.split(".."))
+            if b < a:
+                raise ValueError(key)
+            return Period(at(a), at(b + dt.timedelta(days=1)), f"{a.isoformat()} 至 {b.isoformat()}", key)
+        if len(key) == 4:
+            year = int(key)
+            return Period(at(dt.date(year, 1, 1)), at(dt.date(year + 1, 1, 1)), f"{year}年", key)
+        year, month = (int(x) for x in key.split("-"))
+        first = dt.date(year, month, 1)
+        nxt = dt.date(year + (month == 12), month % 12 + 1, 1)
+        return Period(at(first), at(nxt), f"{year}年{month}月", f"{year}-{month:02d}")
+    except ValueError:
+        raise ValueError(f"期间格式应为 YYYY-MM、YYYY 或 YYYY-MM-DD..YYYY-MM-DD：{key} / "
+                         f"Write the period as YYYY-MM, YYYY or YYYY-MM-DD..YYYY-MM-DD") from None
+
+
+def this_month(tz: ZoneInfo, now: dt.datetime | None = None) -> str:
+    local = (now or dt.datetime.now(dt.UTC)).astimezone(tz)
+    return f"{local.year}-{local.month:02d}"
+
+
+# --- the rates ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rate:
+    key: str
+    label: str
+    numerator: str
+    denominator: str
+    definition: str
+    source: str  # cohort | visits | log
+
+
+RATES: dict[str, Rate] = {r.key: r for r in (
+    Rate("response", "响应率", "按时签收", "应签收",
+         "本期派件中在签收时限内签收的件数 ÷ 本期派件中已签收或签收时限已过的件数。签收时限未到且尚未签收的不计。",
+         "cohort"),
+    Rate("resolution", "解决率", "已解决", "参评回访",
+         "本期回访结果为满意、基本满意，或不满意但经核实非承办单位原因的件数 ÷ 本期参评回访数。"
+         "参评回访：满意、基本满意、不满意（已判明原因）；联系不上的、市民在线评价不满意尚待回访员核实的不计。",
+         "visits"),
+    Rate("satisfaction", "满意率", "满意+基本满意", "参评回访",
+         "本期回访结果为满意或基本满意的件数 ÷ 本期参评回访数（联系不上的不计入分母）。每次回访各计一次：重办后再回访满意的，"
+         "前一次不满意仍计入。", "visits"),
+    Rate("on_time", "按时办结率", "按期答复", "应答复",
+         "本期派件中在答复期限内答复的件数 ÷ 本期派件中已答复或答复期限已过仍未答复的件数（暂停计时中的不计）。"
+         "期限含批准的延期与暂停顺延；重办件以重办期限计。", "cohort"),
+    Rate("return", "退单率", "退单次数", "派件次数",
+         "本期该单位退单次数 ÷ 本期派给该单位的次数（含后来被退回的）。", "log"),
+    Rate("redo", "重办率", "重办件", "已答复件",
+         "本期派件中因回访不满意（承办单位原因）被重办过的件数 ÷ 本期派件中已答复的件数。", "cohort"),
+    Rate("visit", "回访率", "已回访", "已答复件",
+         "本期派件中已答复且回访取得结果（满意、基本满意、不满意）的件数 ÷ 本期派件中已答复的件数。联系不上的不算已回访。",
+         "cohort"),
+)}
+HANDLING_DEFINITION = "本期派件中已答复工单从派单到（最后一次）答复的平均时长，按自然时间计，单位小时。"
+ASSIGNED_DEFINITION = "本期（按派单时间）派给该单位且仍由其负责的工单；不含重复件合并、直接办结、已退回待改派的工单。"
+
+
+def cohort_conditions(now: dt.datetime) -> dict[str, tuple[ColumnElement, ColumnElement]]:
+    """(numerator, denominator) conditions on tracker_tickets for the cohort rates."""
+    t = tickets.c
+    replied = t.replied_at.is_not(None)
+    return {
+        "response": (and_(t.signed_for_at.is_not(None), or_(t.sign_for_due.is_(None), t.signed_for_at <= t.sign_for_due)),
+                     or_(t.signed_for_at.is_not(None), t.sign_for_due < now)),
+        "on_time": (and_(replied, or_(t.reply_due.is_(None), t.replied_at <= t.reply_due)),
+                    or_(replied, and_(t.state.in_(RUNNING), t.reply_due < now))),
+        "redo": (and_(replied, t.reopen_count > 0), replied),
+        "visit": (and_(replied, or_(and_(t.state == "closed", t.outcome.in_(RATED)), t.reopen_count > 0)), replied),
+    }
+
+
+def visit_conditions() -> dict[str, tuple[ColumnElement, ColumnElement]]:
+    v = return_visits.c
+    rated = and_(v.outcome.in_(RATED), not_(and_(v.outcome == "dissatisfied", v.department_caused.is_(None))))
+    good = v.outcome.in_(("satisfied", "basically_satisfied"))
+    return {
+        "satisfaction": (and_(rated, good), rated),
+        "resolution": (and_(rated, or_(good, and_(v.outcome == "dissatisfied", v.department_caused.is_(False)))),
+                       rated),
+    }
+
+
+def cohort_where(period: Period, unit: str | None = None) -> list[ColumnElement]:
+    t = tickets.c
+    where = [t.assigned_at >= period.start, t.assigned_at < period.end, t.lead_code.is_not(None),
+             t.state.not_in(NOT_THE_UNITS)]
+    if unit:
+        where.append(t.lead_code == unit)
+    return where
+
+
+def _hours(dialect: str, later, earlier) -> ColumnElement:
+    if dialect == "postgresql":
+        return func.extract("epoch", later - earlier) / 3600.0
+    return (func.julianday(later) - func.julianday(earlier)) * 24.0
+
+
+def _sum(cond) -> ColumnElement:
+    return func.sum(case((cond, 1), else_=0))
+
+
+@dataclass
+class Score:
+    unit_code: str
+    unit_name: str
+    assigned: int = 0
+    handling_hours: float | None = None
+    counts: dict[str, tuple[int, int]] | None = None  # rate key -> (numerator, denominator)
+    rank: int | None = None
+
+    def rate(self, key: str) -> float | None:
+        n, d = (self.counts or {}).get(key, (0, 0))
+        return n / d if d else None
+
+    @property
+    def score(self) -> float | None:
+        """The composite of the three rates, re-weighted over those that have a denominator."""
+        parts = [(w, self.rate(k)) for k, w in WEIGHTS.items() if self.rate(k) is not None]
+        total = sum(w for w, _ in parts)
+        return sum(w * r for w, r in parts) / total * 100 if total else None
+
+    def to_json(self) -> dict:
+        return {"code": self.unit_code, "name": self.unit_name, "assigned": self.assigned, "hours": self.handling_hours,
+                "counts": {k: list(v) for k, v in (self.counts or {}).items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Score:
+        return cls(data["code"], data["name"], data["assigned"], data["hours"],
+                   {k: (v[0], v[1]) for k, v in data["counts"].items()})
+
+    def as_dict(self) -> dict:
+        return {"unit_code": self.unit_code, "unit_name": self.unit_name, "assigned": self.assigned,
+                "handling_hours": None if self.handling_hours is None else round(self.handling_hours, 1),
+                "score": None if self.score is None else round(self.score, 2), "rank": self.rank,
+                "rates": {k: {"numerator": n, "denominator": d, "rate": (None if not d else round(n / d, 4))}
+                          for k, (n, d) in (self.counts or {}).items()}}
+
+
+async def scorecard(session, period: Period, now: dt.datetime, unit: str | None = None) -> tuple[list[Score], Score]:
+    """Per-unit figures for the period, ranked by composite score, and the city-wide total."""
+    dialect = session.bind.dialect.name
+    t = tickets.c
+    conds = cohort_conditions(now)
+    cols = [t.lead_code, func.max(t.lead_name), func.count()]
+    for n, d in conds.values():
+        cols += [_sum(n), _sum(d)]
+    cols.append(func.avg(case((t.replied_at.is_not(None), _hours(dialect, t.replied_at, t.assigned_at)))))
+    rows = (await session.execute(select(*cols).where(*cohort_where(period, unit)).group_by(t.lead_code))).all()
+    scores: dict[str, Score] = {}
+    for row in rows:
+        s = Score(row[0], row[1] or row[0], row[2], row[-1], {})
+        for i, key in enumerate(conds):
+            s.counts[key] = (int(row[3 + 2 * i] or 0), int(row[4 + 2 * i] or 0))
+        scores[row[0]] = s
+
+    v = return_visits.c
+    vconds = visit_conditions()
+    vcols = [v.unit_code]
+    for n, d in vconds.values():
+        vcols += [_sum(n), _sum(d)]
+    vwhere = [v.at >= period.start, v.at < period.end, v.unit_code.is_not(None)]
+    if unit:
+        vwhere.append(v.unit_code == unit)
+    for row in (await session.execute(select(*vcols).where(*vwhere).group_by(v.unit_code))).all():
+        s = scores.setdefault(row[0], Score(row[0], row[0], 0, None, {}))
+        for i, key in enumerate(vconds):
+            s.counts[key] = (int(row[1 + 2 * i] or 0), int(row[2 + 2 * i] or 0))
+
+    u = unit_log.c
+    lwhere = [u.at >= period.start, u.at < period.end]
+    if unit:
+        lwhere.append(u.unit_code == unit)
+    logged: dict[str, dict[str, int]] = {}
+    for code, kind, count in (await session.execute(
+            select(u.unit_code, u.kind, func.count()).where(*lwhere).group_by(u.unit_code, u.kind))).all():
+        logged.setdefault(code, {})[kind] = count
+    for code, kinds in logged.items():
+        s = scores.setdefault(code, Score(code, code, 0, None, {}))
+        s.counts["return"] = (kinds.get("returned", 0), kinds.get("assigned", 0))
+
+    missing = [s for s in scores.values() if s.unit_name == s.unit_code]
+    if missing:  # units that only appear in visits or the log: their names from any ticket they led
+        names = dict((await session.execute(select(t.lead_code, func.max(t.lead_name)).where(
+            t.lead_code.in_([s.unit_code for s in missing])).group_by(t.lead_code))).all())
+        for s in missing:
+            s.unit_name = names.get(s.unit_code) or s.unit_code
+    for s in scores.values():
+        for key in RATES:
+            s.counts.setdefault(key, (0, 0))
+    ranked = rank(list(scores.values()))
+    return ranked, total_of(ranked)
+
+
+def rank(scores: list[Score]) -> list[Score]:
+    ranked = sorted(scores, key=lambda s: (s.score is None, -(s.score or 0), -s.assigned, s.unit_code))
+    for i, s in enumerate(ranked, start=1):
+        s.rank = i if s.score is not None else None
+    return ranked
+
+
+def combine_scores(parts: list[list[Score]]) -> list[Score]:
+    """One unit's figures over several periods: every numerator and denominator adds up; the average
+    handling time is weighted by the replied tickets (the redo rate's denominator)."""
+    out: dict[str, Score] = {}
+    hours: dict[str, float] = {}
+    for part in parts:
+        for s in part:
+            c = out.setdefault(s.unit_code, Score(s.unit_code, s.unit_name, 0, None, {k: (0, 0) for k in RATES}))
+            if c.unit_name == c.unit_code:
+                c.unit_name = s.unit_name
+            c.assigned += s.assigned
+            for key, (n, d) in s.counts.items():
+                cn, cd = c.counts[key]
+                c.counts[key] = (cn + n, cd + d)
+            if s.handling_hours is not None:
+                hours[s.unit_code] = hours.get(s.unit_code, 0.0) + s.handling_hours * s.counts["redo"][1]
+    for code, c in out.items():
+        replied = c.counts["redo"][1]
+        c.handling_hours = hours[code] / replied if code in hours and replied else None
+    return rank(list(out.values()))
+
+
+def total_of(scores: list[Score]) -> Score:
+    total = Score("ALL", "全市合计", sum(s.assigned for s in scores), None, {k: (0, 0) for k in RATES})
+    for s in scores:
+        for key, (n, d) in s.counts.items():
+            tn, td = total.counts[key]
+            total.counts[key] = (tn + n, td + d)
+    weighted = [(s.handling_hours, s.counts["redo"][1]) for s in scores if s.handling_hours is not None]
+    replied = sum(w for _, w in weighted)
+    total.handling_hours = sum(h * w for h, w in weighted) / replied if replied else None
+    return total
+
+
+def measure_filter(measure: str, part: str, period: Period, now: dt.datetime, unit: str | None):
+    """Conditions on tracker_tickets selecting the tickets behind one figure (numerator or denominator)."""
+    t = tickets.c
+    if measure == "assigned":
+        return cohort_where(period, unit)
+    if measure in ("handling",):
+        return [*cohort_where(period, unit), t.replied_at.is_not(None)]
+    rate = RATES.get(measure)
+    if rate is None or part not in ("numerator", "denominator"):
+        raise ValueError(measure)
+    index = 0 if part == "numerator" else 1
+    if rate.source == "cohort":
+        return [*cohort_where(period, unit), cohort_conditions(now)[measure][index]]
+    # Visits and the unit log are read by their time index first, then the tickets by key.
+    if rate.source == "visits":
+        v = return_visits.c
+        where = [v.at >= period.start, v.at < period.end, visit_conditions()[measure][index]]
+        if unit:
+            where.append(v.unit_code == unit)
+        return [t.ticket_id.in_(select(v.ticket_id).where(*where))]
+    u = unit_log.c
+    where = [u.at >= period.start, u.at < period.end, u.kind == ("returned" if index == 0 else "assigned")]
+    if unit:
+        where.append(u.unit_code == unit)
+    return [t.ticket_id.in_(select(u.ticket_id).where(*where))]
+
+
+def local_day(dialect: str, column, tz: ZoneInfo) -> ColumnElement:
+    """The local calendar day of a UTC instant, as 'YYYY-MM-DD' text, in SQL."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone(tz.key, column), "YYYY-MM-DD")
+    offset = dt.datetime.now(tz).utcoffset() or dt.timedelta(0)
+    return func.date(column, f"{int(offset.total_seconds() // 3600):+d} hours")
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+

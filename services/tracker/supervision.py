@@ -1,0 +1,485 @@
+"""督查室 pages: the live overdue ledger, supervision orders, the department scorecard,
+trends and hotspots, the wall screen and the published reports.
+
+Supervisors and admins only (department staff never see other units' figures); the
+one exception is a department answering a supervision order addressed to its own unit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from typing import Annotated
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import func, select, update
+
+from jiesu.errors import ApiError
+from jiesu.identity import User
+from jiesu.web import RuntimeDep, page, require
+from schemas.enums import CHANNEL_LABELS, KIND_LABELS, Role
+from schemas.events import new_event_id, utcnow
+from services.tracker import hotspots as hot, queries, reports, rollup, stats, timers
+from services.tracker.ledger import LATENESS, SORTS, LedgerFilter, LedgerHub, ledger
+from services.tracker.notify import notify
+from services.tracker.store import supervision_orders, tickets, timeline
+
+sup = APIRouter(prefix="/tracker/sup", include_in_schema=False)
+sup_api = APIRouter(prefix="/api/v1/tracker/supervision", tags=["supervision"])
+
+Supervisor = Annotated[User, Depends(require(Role.SUPERVISOR))]
+Responder = Annotated[User, Depends(require(Role.SUPERVISOR, Role.DEPARTMENT))]
+
+
+def _tz(rt):
+    return rt.state["tracker"].clocks.calendar.timezone
+
+
+def hub(rt) -> LedgerHub:
+    if "tracker.ledger" not in rt.state:
+        rt.state["tracker.ledger"] = LedgerHub(rt.store("tracker"))
+    return rt.state["tracker.ledger"]
+
+
+async def _choices(s) -> dict:
+    """What the ledger's filters offer: the units, districts and categories that occur."""
+    t = tickets.c
+    running = t.state.in_(stats.RUNNING)  # what the ledger can hold: an index range, never the whole table
+    units = (await s.execute(select(t.lead_code, func.max(t.lead_name)).where(running, t.lead_code.is_not(None))
+                             .group_by(t.lead_code).order_by(t.lead_code))).all()
+    districts = (await s.execute(select(t.district).where(running, t.district.is_not(None)).distinct()
+                                 .order_by(t.district))).scalars().all()
+    categories = (await s.execute(select(t.category).where(running, t.category.is_not(None)).distinct()
+                                  .order_by(t.category).limit(300))).scalars().all()
+    return {"units": units, "districts": districts, "categories": categories}
+
+
+# --- 督办台账 --------------------------------------------------------------------------
+
+
+def _filter(unit: str, district: str, kind: str, channel: str, category: str, late: str, sort: str) -> LedgerFilter:
+    return LedgerFilter(unit=unit, district=district, kind=kind, channel=channel, category=category,
+                        late=late if late in LATENESS else "", sort=sort if sort in SORTS else "due")
+
+
+LedgerQuery = Annotated[str, Query(max_length=64)]
+
+
+@sup.get("/ledger", response_class=HTMLResponse)
+async def ledger_page(request: Request, rt: RuntimeDep, user: Supervisor, unit: LedgerQuery = "",
+                      district: LedgerQuery = "", kind: LedgerQuery = "", channel: LedgerQuery = "",
+                      category: LedgerQuery = "", late: LedgerQuery = "", sort: LedgerQuery = "due",
+                      done: Annotated[str, Query(max_length=80)] = "") -> HTMLResponse:
+    f = _filter(unit, district, kind, channel, category, late, sort)
+    now = utcnow()
+    async with rt.store("tracker").db.session() as s:
+        rows, counts = await ledger(s, f, now)
+        choices = await _choices(s)
+    return page(request, "tracker_sup_ledger.html", title="督办台账", f=f, counts=counts, now=now,
+                items=[queries.ticket_view(r, user, now) for r in rows], lateness=LATENESS, sorts=SORTS,
+                done=done, **choices)
+
+
+@sup.get("/ledger/rows", response_class=HTMLResponse)
+async def ledger_rows(request: Request, rt: RuntimeDep, user: Supervisor, unit: LedgerQuery = "",
+                      district: LedgerQuery = "", kind: LedgerQuery = "", channel: LedgerQuery = "",
+                      category: LedgerQuery = "", late: LedgerQuery = "", sort: LedgerQuery = "due") -> HTMLResponse:
+    """The ledger's table body and counts, fetched again when the stream says it changed."""
+    f = _filter(unit, district, kind, channel, category, late, sort)
+    now = utcnow()
+    async with rt.store("tracker").db.session() as s:
+        rows, counts = await ledger(s, f, now)
+    return page(request, "tracker_sup_ledger_rows.html", counts=counts,
+                items=[queries.ticket_view(r, user, now) for r in rows])
+
+
+@sup.get("/ledger/stream")
+async def ledger_stream(request: Request, rt: RuntimeDep, user: Supervisor) -> StreamingResponse:
+    """Server-sent events: `changed` whenever the ledger gains, loses or moves a ticket."""
+    h = hub(rt)
+
+    async def events():
+        queue = h.subscribe()
+        try:
+            yield "retry: 3000\n\n"
+            while True:
+                try:
+                    sig = await asyncio.wait_for(queue.get(), 15)
+                    yield f"event: changed\ndata: {json.dumps(sig)}\n\n"
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                if await request.is_disconnected():
+                    break
+        finally:
+            h.unsubscribe(queue)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def remind(rt, user: User, numbers: list[str], message: str) -> int:
+    """催办: a notice to each ticket's lead unit and a line in its timeline."""
+    store = rt.store("tracker")
+    sent = 0
+    async with store.transaction() as tx:
+        rows = (await tx.session.execute(select(tickets).where(tickets.c.number.in_(numbers)))).all()
+        now = utcnow()
+        for row in rows:
+            if not row.lead_code or row.state not in stats.OPEN:
+                continue
+            text = f"催办：工单 {row.number} 请抓紧办理并按期答复。" + (f"督查室意见：{message}" if message else "")
+            await notify(tx, rt.state["tracker"].clocks.settings, row, row.lead_code, "reminder", text)
+            await tx.session.execute(timeline.insert().values(
+                ticket_id=row.ticket_id, event_id=new_event_id(), event_type="ReminderSent", at=now,
+                actor=(user.display_name or user.username)[:64], summary="督查室催办" + (f"：{message}" if message else ""),
+                data={"by": user.username}))
+            sent += 1
+    return sent
+
+
+async def order_many(rt, user: User, numbers: list[str], level: str, reason: str) -> list[str]:
+    """督办单 for each ticket, through the same path as the ticket page (SupervisionOrdered)."""
+    if level not in ("normal", "key") or not reason.strip():
+        raise ApiError(422, "invalid_input", "请选择督办级别并写明原因", "Choose a level and give a reason")
+    clocks = rt.state["tracker"].clocks
+    done = []
+    async with rt.store("tracker").transaction() as tx:
+        rows = (await tx.session.execute(select(tickets).where(tickets.c.number.in_(numbers)))).all()
+        for row in rows:
+            if row.lead_code and row.state in stats.OPEN:
+                done.append(await timers.order_supervision(tx, clocks, row, level=level, by=user.username,
+                                                           reason=reason.strip()))
+    return done
+
+
+@sup.post("/ledger/bulk")
+async def ledger_bulk(request: Request, rt: RuntimeDep, user: Supervisor) -> Response:
+    form = await request.form()
+    numbers = [str(n) for n in form.getlist("number")][:500]
+    back = str(form.get("back", ""))
+    back = back if back.startswith("/tracker/sup/") else "/tracker/sup/ledger"
+    sep = "&" if "?" in back else "?"
+    if not numbers:
+        return RedirectResponse(f"{back}{sep}done={quote('未选择工单')}", status_code=303)
+    if form.get("op") == "supervise":
+        try:
+            orders = await order_many(rt, user, numbers, str(form.get("level", "normal")), str(form.get("reason", "")))
+        except ApiError as exc:
+            return RedirectResponse(f"{back}{sep}done={quote(exc.zh)}", status_code=303)
+        msg = f"已下达督办单 {len(orders)} 件"
+    else:
+        msg = f"已催办 {await remind(rt, user, numbers, str(form.get('reason', ''))[:500])} 件"
+    return RedirectResponse(f"{back}{sep}done={quote(msg)}", status_code=303)
+
+
+# --- 督办单 -----------------------------------------------------------------------------
+
+ORDER_TABS = {"open": "待回复", "responded": "已回复待销号", "overdue": "逾期未回复", "closed": "已销号", "all": "全部"}
+
+
+@sup.get("/orders", response_class=HTMLResponse)
+async def orders_page(request: Request, rt: RuntimeDep, user: Supervisor,
+                      tab: Annotated[str, Query(max_length=16)] = "open",
+                      level: Annotated[str, Query(max_length=8)] = "",
+                      done: Annotated[str, Query(max_length=80)] = "") -> HTMLResponse:
+    o = supervision_orders.c
+    now = utcnow()
+    conds = {"open": [o.responded_at.is_(None), o.closed_at.is_(None)],
+             "responded": [o.responded_at.is_not(None), o.closed_at.is_(None)],
+             "overdue": [o.responded_at.is_(None), o.closed_at.is_(None), o.due_at < now],
+             "closed": [o.closed_at.is_not(None)], "all": []}
+    tab = tab if tab in conds else "open"
+    extra = [o.level == level] if level in ("normal", "key") else []
+    async with rt.store("tracker").db.session() as s:
+        counts = {k: await s.scalar(select(func.count()).select_from(supervision_orders).where(*c, *extra))
+                  for k, c in conds.items()}
+        rows = (await s.execute(
+            select(supervision_orders, tickets.c.number, tickets.c.subject, tickets.c.lead_name, tickets.c.state)
+            .join(tickets, tickets.c.ticket_id == o.ticket_id).where(*conds[tab], *extra)
+            .order_by(o.level.desc(), o.due_at).limit(300))).all()
+    return page(request, "tracker_sup_orders.html", title="督办单", rows=rows, tab=tab, tabs=ORDER_TABS,
+                counts=counts, level=level, now=now, done=done)
+
+
+async def respond_order(rt, user: User, order_no: str, text: str) -> None:
+    """督办回复: the unit says what it did about the order (its own unit's orders only)."""
+    if len(text.strip()) < 5:
+        raise ApiError(422, "response_required", "请写明督办回复内容（至少 5 个字）",
+                       "Write the response (at least 5 characters)")
+    async with rt.store("tracker").transaction() as tx:
+        order = (await tx.session.execute(select(supervision_orders).where(
+            supervision_orders.c.order_no == order_no))).first()
+        if order is None or (user.role == Role.DEPARTMENT and order.unit_code != user.department):
+            raise ApiError(404, "order_not_found", f"未找到督办单 {order_no}", f"No supervision order {order_no}")
+        if order.closed_at is not None:
+            raise ApiError(409, "order_closed", "督办单已销号", "The order is already closed")
+        now = utcnow()
+        await tx.session.execute(update(supervision_orders).where(supervision_orders.c.order_no == order_no).values(
+            response=text.strip(), responded_at=now, responded_by=user.username))
+        late = "（逾期回复）" if now > order.due_at else ""
+        await tx.session.execute(timeline.insert().values(
+            ticket_id=order.ticket_id, event_id=new_event_id(), event_type="SupervisionResponded", at=now,
+            actor=(user.display_name or user.username)[:64], summary=f"督办单 {order_no} 回复{late}：{text.strip()}",
+            data={"by": user.username, "order_no": order_no}))
+
+
+async def close_order(rt, user: User, order_no: str, note: str) -> None:
+    """办结销号: the office accepts the response and closes the order."""
+    async with rt.store("tracker").transaction() as tx:
+        order = (await tx.session.execute(select(supervision_orders).where(
+            supervision_orders.c.order_no == order_no))).first()
+        if order is None:
+            raise ApiError(404, "order_not_found", f"未找到督办单 {order_no}", f"No supervision order {order_no}")
+        if order.closed_at is not None:
+            raise ApiError(409, "order_closed", "督办单已销号", "The order is already closed")
+        if order.responded_at is None:
+            raise ApiError(409, "order_unanswered", "承办单位尚未回复，不能销号", "The unit has not responded yet")
+        now = utcnow()
+        await tx.session.execute(update(supervision_orders).where(supervision_orders.c.order_no == order_no).values(
+            closed_at=now, closed_by=user.username, closing_note=note.strip()))
+        await tx.session.execute(timeline.insert().values(
+            ticket_id=order.ticket_id, event_id=new_event_id(), event_type="SupervisionClosed", at=now,
+            actor=(user.display_name or user.username)[:64],
+            summary=f"督办单 {order_no} 办结销号" + (f"：{note.strip()}" if note.strip() else ""),
+            data={"by": user.username, "order_no": order_no}))
+
+
+@sup.post("/orders/{order_no}/respond")
+async def order_respond(order_no: str, request: Request, rt: RuntimeDep, user: Responder) -> Response:
+    form = await request.form()
+    back = str(form.get("back", "")) or "/tracker/sup/orders"
+    back = back if back.startswith("/tracker/") else "/tracker/sup/orders"
+    sep = "&" if "?" in back else "?"
+    try:
+        await respond_order(rt, user, order_no, str(form.get("response", ""))[:4000])
+        msg = f"督办单 {order_no} 已回复"
+    except ApiError as exc:
+        if exc.status == 404:
+            raise
+        msg = exc.zh
+    return RedirectResponse(f"{back}{sep}done={quote(msg)}", status_code=303)
+
+
+@sup.post("/orders/{order_no}/close")
+async def order_close(order_no: str, request: Request, rt: RuntimeDep, user: Supervisor) -> Response:
+    form = await request.form()
+    try:
+        await close_order(rt, user, order_no, str(form.get("note", ""))[:2000])
+        msg = f"督办单 {order_no} 已销号"
+    except ApiError as exc:
+        if exc.status == 404:
+            raise
+        msg = exc.zh
+    return RedirectResponse(f"/tracker/sup/orders?tab=closed&done={quote(msg)}", status_code=303)
+
+
+# --- 部门考评 ----------------------------------------------------------------------------
+
+
+def _period(rt, key: str) -> stats.Period:
+    try:
+        return stats.period_of(key or stats.this_month(_tz(rt)), _tz(rt))
+    except ValueError as exc:
+        zh, _, en = str(exc).partition(" / ")
+        raise ApiError(422, "invalid_period", zh, en or zh) from None
+
+
+PeriodQ = Annotated[str, Query(max_length=24)]
+
+
+@sup.get("/scorecard", response_class=HTMLResponse)
+async def scorecard_page(request: Request, rt: RuntimeDep, user: Supervisor, period: PeriodQ = "") -> HTMLResponse:
+    p = _period(rt, period)
+    async with rt.store("tracker").db.session() as s:
+        scores, total = await rollup.period_scores(s, p, utcnow(), _tz(rt))
+    months = _recent_months(rt)
+    return page(request, "tracker_sup_scorecard.html", title="部门考评", p=p, scores=scores, total=total,
+                rates=stats.RATES, pct=stats.pct, weights=stats.WEIGHTS, months=months,
+                handling_definition=stats.HANDLING_DEFINITION, assigned_definition=stats.ASSIGNED_DEFINITION)
+
+
+@sup_api.get("/scorecard")
+async def scorecard_json(rt: RuntimeDep, user: Supervisor, period: PeriodQ = "") -> dict:
+    """The department scorecard of a period (YYYY-MM, YYYY or YYYY-MM-DD..YYYY-MM-DD)."""
+    p = _period(rt, period)
+    async with rt.store("tracker").db.session() as s:
+        scores, total = await rollup.period_scores(s, p, utcnow(), _tz(rt))
+    return {"period": p.key, "label": p.label, "units": [x.as_dict() for x in scores], "total": total.as_dict(),
+            "definitions": {k: {"label": r.label, "numerator": r.numerator, "denominator": r.denominator,
+                                "definition": r.definition} for k, r in stats.RATES.items()}}
+
+
+def _recent_months(rt, n: int = 12) -> list[str]:
+    local = dt.datetime.now(_tz(rt))
+    out, y, m = [], local.year, local.month
+    for _ in range(n):
+        out.append(f"{y}-{m:02d}")
+        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+    return out
+
+
+MEASURE_LABELS = {"assigned": "派件", "handling": "已答复（平均办理时长）"}
+
+
+@sup.get("/tickets", response_class=HTMLResponse)
+async def figure_tickets(request: Request, rt: RuntimeDep, user: Supervisor, period: PeriodQ = "",
+                         measure: Annotated[str, Query(max_length=16)] = "assigned",
+                         part: Annotated[str, Query(max_length=12)] = "denominator",
+                         unit: Annotated[str, Query(max_length=32)] = "",
+                         page_no: Annotated[int, Query(alias="page", ge=1)] = 1) -> HTMLResponse:
+    """The tickets behind one figure of the scorecard."""
+    p = _period(rt, period)
+    now = utcnow()
+    try:
+        where = stats.measure_filter(measure, part, p, now, unit or None)
+    except ValueError:
+        raise ApiError(404, "unknown_measure", "未知指标", "Unknown measure") from None
+    async with rt.store("tracker").db.session() as s:
+        total = await s.scalar(select(func.count()).select_from(tickets).where(*where))
+        rows = (await s.execute(select(tickets).where(*where).order_by(tickets.c.assigned_at.desc(),
+                                                                       tickets.c.ticket_id)
+                                .limit(100).offset((page_no - 1) * 100))).all()
+    rate = stats.RATES.get(measure)
+    what = (f"{rate.label}·{rate.numerator if part == 'numerator' else rate.denominator}" if rate
+            else MEASURE_LABELS.get(measure, measure))
+    unit_name = next((r.lead_name for r in rows if r.lead_code == unit), unit) if unit else "全市"
+    qs = urlencode({"period": p.key, "measure": measure, "part": part, "unit": unit})
+    return page(request, "tracker_sup_tickets.html", title=f"{p.label} {unit_name} {what}", what=what, p=p,
+                rate=rate, total=total, page_no=page_no, qs=qs, unit_name=unit_name,
+                items=[queries.ticket_view(r, user, now) for r in rows])
+
+
+# --- 趋势与热点 ---------------------------------------------------------------------------
+
+DIMENSIONS = {"channel": "渠道", "kind": "类型", "category": "问题分类", "district": "区域"}
+
+
+@sup.get("/trends", response_class=HTMLResponse)
+async def trends_page(request: Request, rt: RuntimeDep, user: Supervisor,
+                      days: Annotated[int, Query(ge=7, le=366)] = 30) -> HTMLResponse:
+    now = utcnow()
+    async with rt.store("tracker").db.session() as s:
+        spots = await hot.hotspots(s, now - dt.timedelta(days=7), now)
+    return page(request, "tracker_sup_trends.html", title="趋势与热点", days=days, dimensions=DIMENSIONS,
+                spots=spots, now=now)
+
+
+@sup_api.get("/trends")
+async def trends_json(rt: RuntimeDep, user: Supervisor, days: Annotated[int, Query(ge=1, le=366)] = 30,
+                      dimension: Annotated[str, Query(max_length=16)] = "channel",
+                      top: Annotated[int, Query(ge=1, le=20)] = 8) -> dict:
+    """Tickets received per local day over the last `days` days, split by one dimension (top N, rest 其他)."""
+    if dimension not in DIMENSIONS:
+        raise ApiError(422, "invalid_dimension", "维度应为 channel、kind、category 或 district",
+                       "dimension must be channel, kind, category or district")
+    tz = _tz(rt)
+    today = dt.datetime.now(tz).date()
+    first = today - dt.timedelta(days=days - 1)
+    start = dt.datetime.combine(first, dt.time(), tz).astimezone(dt.UTC)
+    column = getattr(tickets.c, dimension)
+    async with rt.store("tracker").db.session() as s:
+        day = stats.local_day(s.bind.dialect.name, tickets.c.received_at, tz)
+        rows = (await s.execute(select(day, column, func.count()).where(tickets.c.received_at >= start)
+                                .group_by(day, column))).all()
+    labels = {"channel": {k.value: v for k, v in CHANNEL_LABELS.items()},
+              "kind": {k.value: v for k, v in KIND_LABELS.items()}}.get(dimension, {})
+    dates = [(first + dt.timedelta(days=i)).isoformat() for i in range(days)]
+    totals: dict = {}
+    for _, key, n in rows:
+        totals[key] = totals.get(key, 0) + n
+    keep = [k for k, _ in sorted(totals.items(), key=lambda kv: -kv[1])[:top]]
+    series = {k: [0] * days for k in keep}
+    other = [0] * days
+    index = {d: i for i, d in enumerate(dates)}
+    for d, key, n in rows:
+        i = index.get(str(d))
+        if i is None:
+            continue
+        (series[key] if key in series else other)[i] += n
+    out = [{"key": k, "name": labels.get(k, k or "未注明"), "data": series[k], "total": totals[k]} for k in keep]
+    if any(other):
+        out.append({"key": "_other", "name": "其他", "data": other, "total": sum(other)})
+    return {"dimension": dimension, "dates": dates, "series": out, "total": sum(totals.values())}
+
+
+@sup_api.get("/hotspots")
+async def hotspots_json(rt: RuntimeDep, user: Supervisor, days: Annotated[int, Query(ge=1, le=31)] = 7) -> dict:
+    now = utcnow()
+    async with rt.store("tracker").db.session() as s:
+        spots = await hot.hotspots(s, now - dt.timedelta(days=days), now)
+    return {"items": [{"title": h.title, "place": h.place, "district": h.district, "category": h.category,
+                       "size": h.size, "units": h.units, "tickets": [r.number for r in h.tickets]} for h in spots]}
+
+
+# --- 大屏 --------------------------------------------------------------------------------
+
+
+async def overview(rt) -> dict:
+    tz = _tz(rt)
+    now = utcnow()
+    today = dt.datetime.combine(dt.datetime.now(tz).date(), dt.time(), tz).astimezone(dt.UTC)
+    t = tickets.c
+    async with rt.store("tracker").db.session() as s:
+        received = await s.scalar(select(func.count()).select_from(tickets).where(t.received_at >= today))
+        replied = await s.scalar(select(func.count()).select_from(tickets).where(t.replied_at >= today))
+        open_ = await s.scalar(select(func.count()).select_from(tickets).where(t.state.in_(stats.OPEN)))
+        overdue = await s.scalar(select(func.count()).select_from(tickets).where(
+            t.state.in_(stats.RUNNING), t.reply_due < now))
+        p = stats.period_of(stats.this_month(tz), tz)
+        _, total = await stats.scorecard(s, p, now)
+        channels = dict((await s.execute(select(t.channel, func.count()).where(t.received_at >= today)
+                                         .group_by(t.channel))).all())
+    return {"at": now.isoformat(), "today_received": received, "today_replied": replied, "open": open_,
+            "overdue": overdue, "period": p.label,
+            "rates": {k: total.rate(k) for k in ("response", "resolution", "satisfaction", "on_time")},
+            "channels": [{"name": CHANNEL_LABELS.get(k, k) if k else "未注明", "value": v} for k, v in channels.items()]}
+
+
+@sup.get("/wall", response_class=HTMLResponse)
+async def wall(request: Request, rt: RuntimeDep, user: Supervisor) -> HTMLResponse:
+    return page(request, "tracker_sup_wall.html", title="接诉即办大屏", o=await overview(rt), pct=stats.pct)
+
+
+@sup_api.get("/overview")
+async def overview_json(rt: RuntimeDep, user: Supervisor) -> dict:
+    return await overview(rt)
+
+
+# --- 报告 --------------------------------------------------------------------------------
+
+
+@sup.get("/reports", response_class=HTMLResponse)
+async def reports_page(request: Request, rt: RuntimeDep, user: Supervisor,
+                       kind: Annotated[str, Query(max_length=8)] = "monthly", period: PeriodQ = "",
+                       print_: Annotated[bool, Query(alias="print")] = False) -> HTMLResponse:
+    kind = kind if kind in ("monthly", "annual") else "monthly"
+    if kind == "annual" and len(period) != 4:
+        period = str(dt.datetime.now(_tz(rt)).year)
+    report = await _report(rt, kind, period)
+    return page(request, "tracker_sup_report.html", title=report.title, report=report, kind=kind,
+                months=_recent_months(rt), printing=print_)
+
+
+async def _report(rt, kind: str, period: str) -> reports.Report:
+    p = _period(rt, period)
+    async with rt.store("tracker").db.session() as s:
+        return await reports.build(s, kind, p, utcnow(), _tz(rt))
+
+
+@sup.get("/reports/{kind}.{ext}")
+async def report_file(kind: str, ext: str, rt: RuntimeDep, user: Supervisor, period: PeriodQ = "") -> Response:
+    if kind not in ("monthly", "annual") or ext not in ("xlsx", "csv", "json"):
+        raise ApiError(404, "not_found", "没有这种报告", "No such report")
+    report = await _report(rt, kind, period)
+    if ext == "json":
+        return JSONResponse({"title": report.title, "period": report.period.key, "tables": [
+            {"key": t.key, "title": t.title, "header": t.header, "rows": t.rows, "note": t.note}
+            for t in report.tables]})
+    body = reports.to_xlsx(report) if ext == "xlsx" else reports.to_csv(report)
+    media = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" if ext == "xlsx"
+             else "text/csv; charset=utf-8")
+    return Response(body, media_type=media, headers={
+        "Content-Disposition": f"attachment; filename=\"{reports.filename(report, ext)}\""})
