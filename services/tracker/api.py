@@ -29,10 +29,7 @@ Reader = Annotated[User, Depends(require(Role.OPERATOR, Role.DISPATCHER, Role.DE
 
 async def _get(rt, user: User, ref: str):
     async with rt.store("tracker").db.session() as s:
-        row = (await s.execute(queries.scoped(queries.find_stmt(ref), user))).first()
-        if row is None:
-            # The same answer whether it does not exist or belongs to another department.
-            raise ApiError(404, "ticket_not_found", f"未找到工单 {ref}", f"No ticket {ref} that you may see")
+        row = await queries.visible_ticket(s, user, ref)
         return row, await queries.timeline_of(s, row.ticket_id)
 
 
@@ -52,6 +49,8 @@ async def list_tickets(
     async with rt.store("tracker").db.session() as s:
         rows, total = await queries.list_tickets(s, user, state=state.value if state else None, phone=phone,
                                                  unit=unit, limit=limit, offset=offset)
+        if phone:
+            await queries.record_phone_search(s, user, phone, total)
     return {"total": total, "items": [queries.ticket_view(r, user, now) for r in rows]}
 
 

@@ -11,9 +11,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Select, exists, func, or_, select
 
+from jiesu import audit
+from jiesu.errors import ApiError
 from jiesu.identity import User
 from schemas.enums import Role
-from services.tracker.store import ticket_units, tickets, timeline
+from services.tracker.store import messaging, ticket_units, tickets, timeline
 
 CONTACT_ROLES = {Role.OPERATOR, Role.VISITOR, Role.SUPERVISOR, Role.ADMIN}
 
@@ -226,3 +228,26 @@ async def recent_notifications(session, unit_code: str | None, limit: int = 20) 
         return []
     return (await session.execute(select(notifications).where(notifications.c.unit_code == unit_code)
                                   .order_by(notifications.c.id.desc()).limit(limit))).all()
+
+
+async def visible_ticket(session, user: User, ref: str):
+    """The ticket by id or number if this user may see it, else 404 (the same answer as for no ticket).
+
+    Showing a citizen's name and phone number is a view of personal data: it is written to the
+    audit trail in the same transaction.
+    """
+    row = (await session.execute(scoped(find_stmt(ref), user))).first()
+    if row is None:
+        raise ApiError(404, "ticket_not_found", f"未找到工单 {ref}", f"No ticket {ref} that you may see")
+    if (row.citizen_phone or row.citizen_name) and can_see_contact(user, bool(row.confidential)):
+        await audit.record(session, messaging.audit, "view_contact", ticket_id=row.ticket_id,
+                           details={"role": user.role.value})
+    return row
+
+
+async def record_phone_search(session, user: User, phone: str, found: int) -> None:
+    """Looking tickets up by a caller's number is a view of personal data too."""
+    from jiesu.logging import mask_phones
+
+    await audit.record(session, messaging.audit, "search_by_phone",
+                       details={"role": user.role.value, "phone": mask_phones(phone), "found": found})

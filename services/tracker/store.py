@@ -8,7 +8,7 @@ from jiesu.db import UTCDateTime, UUIDStr
 from jiesu.messaging import messaging_tables
 
 metadata = MetaData()
-messaging = messaging_tables(metadata, "tracker")
+messaging = messaging_tables(metadata, "tracker", audit=True)
 
 tickets = Table(
     "tracker_tickets",

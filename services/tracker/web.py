@@ -95,9 +95,7 @@ async def read_all(rt: RuntimeDep, user: Workbench) -> Response:
 
 async def _ticket_context(rt, user: User, ref: str) -> dict:
     async with rt.store("tracker").db.session() as s:
-        row = (await s.execute(queries.scoped(queries.find_stmt(ref), user))).first()
-        if row is None:
-            raise ApiError(404, "ticket_not_found", f"未找到工单 {ref}", f"No ticket {ref} that you may see")
+        row = await queries.visible_ticket(s, user, ref)
         events = await queries.timeline_of(s, row.ticket_id)
         pending = (await s.execute(select(extensions).where(extensions.c.ticket_id == row.ticket_id,
                                                             extensions.c.approved.is_(None)))).first()
