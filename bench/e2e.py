@@ -22,22 +22,12 @@ import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.tickets import generate
 from bench.topology import Topology, drop_jiesu_tables
+from bench.verify import rows
 from jiesu.embedded_broker import free_port
 from services.router.domain.directory import Directory
-
-
-async def _rows(url: str, sql: str) -> list:
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return (await conn.execute(text(sql))).all()
-    finally:
-        await engine.dispose()
 
 
 async def post_all(base: str, token: str, items: list[dict], concurrency: int) -> float:
@@ -73,14 +63,13 @@ def percentile(values: list[float], p: float) -> float:
 async def measure(intake_url: str, tracker_url: str, n: int, timeout: float = 600) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        (count,) = (await _rows(tracker_url, "SELECT count(*) FROM tracker_tickets WHERE tracked_at IS NOT NULL"))[0]
+        (count,) = (await rows(tracker_url, "SELECT count(*) FROM tracker_tickets WHERE tracked_at IS NOT NULL"))[0]
         if count >= n or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.25)
-    received = dict(await _rows(intake_url, "SELECT ticket_id, received_at FROM intake_tickets"))
-    tracked = dict(await _rows(tracker_url, "SELECT ticket_id, tracked_at FROM tracker_tickets "
+    received = dict(await rows(intake_url, "SELECT ticket_id, received_at FROM intake_tickets"))
+    tracked = dict(await rows(tracker_url, "SELECT ticket_id, tracked_at FROM tracker_tickets "
                                             "WHERE tracked_at IS NOT NULL"))
-    from jiesu.db import UTCDateTime  # noqa: F401 - SQLite returns text; parse both the same way
     from datetime import UTC, datetime
 
     def ts(value):

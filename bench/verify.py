@@ -16,17 +16,18 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 
-async def _scalar(url: str, sql: str):
+async def rows(url: str, sql: str) -> list:
+    """Read a service's database directly (a benchmark or test looking in, never a service)."""
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
-            return (await conn.execute(text(sql))).scalar()
+            return (await conn.execute(text(sql))).all()
     finally:
         await engine.dispose()
 
 
 def scalar(url: str, sql: str):
-    return asyncio.run(_scalar(url, sql))
+    return asyncio.run(rows(url, sql))[0][0]
 
 
 async def post_all(url: str, token: str, items: list[dict], on_progress: Callable[[int], Awaitable[None]] | None = None,

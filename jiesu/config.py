@@ -27,12 +27,6 @@ class Settings(BaseSettings):
     router_database_url: str | None = None
     tracker_database_url: str | None = None
     identity_database_url: str | None = None
-    # Base URLs the services use to query each other's HTTP APIs (read-only look-ups).
-    # Empty means "this process" (embedded mode, one address).
-    intake_url: str = ""
-    router_url: str = ""
-    tracker_url: str = ""
-
     host: str = "127.0.0.1"
     port: int = 8000
     log_format: Literal["console", "json"] = "console"

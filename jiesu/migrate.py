@@ -49,8 +49,6 @@ def upgrade(name: str, url: str, revision: str = "head") -> None:
 
 
 def upgrade_all(settings: Settings, names: tuple[str, ...] = TARGETS) -> None:
-    from jiesu.db import create_engine  # noqa: F401 - ensures sqlite parent folders exist via the URL
-
     for name in names:
         url = settings.database_url(name)
         if url.startswith("sqlite"):

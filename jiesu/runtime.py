@@ -26,7 +26,7 @@ from jiesu.db import Database
 from jiesu.identity import IdentityStore, load_secret
 from jiesu.logging import get_logger
 from jiesu.messaging import MessagingTables, ServiceStore
-from jiesu.outbox import AioKafkaSender, BrokerSender, OutboxRelay, Sender
+from jiesu.outbox import AioKafkaSender, OutboxRelay, Sender
 
 log = get_logger(__name__)
 
@@ -90,9 +90,6 @@ class Runtime:
 
     def store(self, name: str) -> ServiceStore:
         return self.stores[name]
-
-    def service_url(self, name: str) -> str:
-        return getattr(self.settings, f"{name}_url") or ""
 
     def build_brokers(self, factory: Callable[[], KafkaBroker] | None = None) -> dict[str, KafkaBroker]:
         """One FastStream broker per service, with that service's consumer registered.
@@ -241,4 +238,3 @@ def _report_crash(task: asyncio.Task) -> None:
         log.error("background task crashed", task=task.get_name(), error=repr(task.exception()))
 
 
-__all__ = ["Runtime", "ServiceSpec", "Subscription", "load_spec", "BrokerSender"]
