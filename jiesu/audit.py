@@ -2,7 +2,9 @@
 
 Each service keeps `<service>_audit`. Rows are written in the same transaction as the change
 they record (every event a service emits is a state change and is recorded by the unit of
-work; views of personal data are recorded by the pages and APIs that show them). A sealer
+work; views of personal data are recorded by the pages and APIs that show them: `view_contact`
+for one ticket, `export_contact` for a list of tickets handed out with contacts, naming the
+export, its filter and the tickets, `search_by_phone` with the number masked). A sealer
 then links the rows in id order into a SHA-256 chain — off the hot path, so concurrent
 transactions never wait on each other — and `jiesu audit verify` recomputes the chain. The
 database refuses to delete rows or to change a sealed one (triggers created by the migrations).

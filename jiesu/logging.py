@@ -7,18 +7,11 @@ line logged while an event is handled carries it without passing loggers around.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 
 import structlog
 
-
-# Mainland mobile numbers and landlines with area code: citizens' numbers never reach a log line.
-_PHONE = re.compile(r"(?<![0-9A-Za-z])(?:\+?86[- ]?)?(?:1[3-9]\d{9}|0\d{2,3}-\d{7,8})(?![0-9A-Za-z])")
-
-
-def mask_phones(text: str) -> str:
-    return _PHONE.sub(lambda m: m.group(0)[:3] + "****" + m.group(0)[-4:], text)
+from jiesu.privacy import mask_phones
 
 
 def _mask_value(value):

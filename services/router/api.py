@@ -12,6 +12,7 @@ from sqlalchemy import case, func, select
 
 from jiesu.errors import ApiError
 from jiesu.identity import User
+from jiesu.privacy import mask_phones
 from jiesu.web import RuntimeDep, page, require
 from schemas.enums import Channel, Kind, Role
 from services.router import service
@@ -156,8 +157,11 @@ async def _queue(rt, limit: int):
 
 
 def _queue_item(r) -> dict:
+    """A queued ticket as dispatchers see it: they place tickets and never need a citizen's number, so numbers
+    typed into the text are masked (the router holds no other contact detail)."""
     return {"ticket_id": str(r.ticket_id), "number": r.number, "received_at": r.received_at.isoformat(),
-            "subject": r.subject, "description": r.description, "kind": r.kind, "urgency": r.urgency,
+            "subject": mask_phones(r.subject), "description": mask_phones(r.description),
+            "kind": r.kind, "urgency": r.urgency,
             "district": r.district, "street": r.street, "why": r.why, "returns": r.returns,
             "excluded": r.excluded, "suggestions": r.suggestions}
 

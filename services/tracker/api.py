@@ -30,7 +30,7 @@ Reader = Annotated[User, Depends(require(Role.OPERATOR, Role.DISPATCHER, Role.DE
 async def _get(rt, user: User, ref: str):
     async with rt.store("tracker").db.session() as s:
         row = await queries.visible_ticket(s, user, ref)
-        return row, await queries.timeline_of(s, row.ticket_id)
+        return row, await queries.timeline_of(s, row, user)
 
 
 @api.get("/tickets")
@@ -40,9 +40,11 @@ async def list_tickets(
     phone: Annotated[str | None, Query(max_length=32, description="caller's number (caller history)")] = None,
     unit: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict:
-    """Tickets the caller may see, newest first. Department staff see only their unit's."""
+    """Tickets the caller may see, newest first. Department staff see only their unit's.
+
+    A page that shows citizens' contact details is recorded in the audit trail (`export_contact`)."""
     if phone and user.role not in (Role.OPERATOR, Role.VISITOR, Role.SUPERVISOR, Role.ADMIN):
         raise ApiError(403, "forbidden", "您的角色不能按电话号码查询", "Your role may not search by phone number")
     now = utcnow()
@@ -51,6 +53,8 @@ async def list_tickets(
                                                  unit=unit, limit=limit, offset=offset)
         if phone:
             await queries.record_phone_search(s, user, phone, total)
+        await queries.record_contact_export(s, user, "api.tickets", rows, state=state.value if state else None,
+                                            phone=phone, unit=unit, limit=limit, offset=offset)
     return {"total": total, "items": [queries.ticket_view(r, user, now) for r in rows]}
 
 
@@ -74,8 +78,10 @@ def tracker(rt) -> "Tracker":
 
 
 async def _answer(rt, user: User, row) -> dict:
+    """The ticket after an action, as `get_ticket` shows it (and audits it)."""
     async with rt.store("tracker").db.session() as s:
-        return {**queries.ticket_view(row, user, utcnow()), "timeline": await queries.timeline_of(s, row.ticket_id)}
+        await queries.record_contact_view(s, user, row)
+        return {**queries.ticket_view(row, user, utcnow()), "timeline": await queries.timeline_of(s, row, user)}
 
 
 class Note(BaseModel):
@@ -205,9 +211,11 @@ async def supervise(ref: str, body: SuperviseIn, rt: RuntimeDep, user: Superviso
 
 @api.get("/return-visits")
 async def visits(rt: RuntimeDep, user: Visitor) -> dict:
+    """The return visits due, with the numbers to call (an export of contacts: audited)."""
     now = utcnow()
     async with rt.store("tracker").db.session() as s:
         rows = await queries.visit_queue(s)
+        await queries.record_contact_export(s, user, "api.return_visits", rows)
     return {"items": [queries.ticket_view(r, user, now) for r in rows]}
 
 

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import re
 import smtplib
 import socket
 from datetime import timedelta
@@ -23,6 +22,7 @@ from sqlalchemy import select, update
 from jiesu.config import Settings
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
+from jiesu.privacy import redact_phones
 from schemas.events import utcnow
 from services.tracker.store import deliveries, notifications, unit_contacts
 
@@ -33,14 +33,13 @@ KIND_LABELS = {
     "reopened": "重办", "extension": "延期审批结果", "returned": "退单",
 }
 SIGNATURE_HEADER = "X-Jiesu-Signature"
-_PHONE = re.compile(r"(?<![\d-])(?:\+?86[- ]?)?(?:1[3-9]\d{9}|0\d{2,3}-?\d{7,8}|\d{7,8})(?![\d-])")
 
 
 def scrub(text: str, phone: str | None = None) -> str:
-    """The text with anything that looks like a phone number replaced."""
+    """The text with the citizen's own number, and anything shaped like a phone number, replaced by ***."""
     if phone:
         text = text.replace(phone, "***")
-    return _PHONE.sub("***", text)
+    return redact_phones(text)
 
 
 def sign(secret: str, body: bytes) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy import Select, exists, func, or_, select
 from jiesu import audit
 from jiesu.errors import ApiError
 from jiesu.identity import User
+from jiesu.privacy import mask_contact_in, mask_name, mask_phone
 from schemas.enums import Role
 from services.tracker.store import messaging, ticket_units, tickets, timeline
 
@@ -27,16 +28,6 @@ def scoped(stmt: Select, user: User) -> Select:
     return stmt
 
 
-def mask_phone(phone: str | None) -> str:
-    if not phone:
-        return ""
-    return phone[:3] + "*" * max(len(phone) - 7, 4) + phone[-4:] if len(phone) >= 7 else "*" * len(phone)
-
-
-def mask_name(name: str | None) -> str:
-    return (name[0] + "*" * (len(name) - 1)) if name else ""
-
-
 def can_see_contact(user: User, confidential: bool) -> bool:
     if user.role in (Role.SUPERVISOR, Role.ADMIN):
         return True
@@ -45,8 +36,17 @@ def can_see_contact(user: User, confidential: bool) -> bool:
     return user.role in CONTACT_ROLES or user.role == Role.DEPARTMENT
 
 
+def shows_contact(row, user: User) -> bool:
+    """Whether this user reading this ticket sees a citizen's name or number unmasked (a view to audit)."""
+    return bool(row.citizen_phone or row.citizen_name) and can_see_contact(user, bool(row.confidential))
+
+
 def ticket_view(row, user: User, now: datetime) -> dict:
     show = can_see_contact(user, bool(row.confidential))
+
+    def text(value: str | None) -> str | None:  # free text can name the citizen or quote a number too
+        return value if show else mask_contact_in(value, row.citizen_name, row.citizen_phone)
+
     due = row.reply_due
     return {
         "ticket_id": str(row.ticket_id),
@@ -55,8 +55,8 @@ def ticket_view(row, user: User, now: datetime) -> dict:
         "channel": row.channel,
         "kind": row.kind,
         "urgency": row.urgency,
-        "subject": row.subject,
-        "description": row.description,
+        "subject": text(row.subject),
+        "description": text(row.description),
         "citizen": {
             "name": row.citizen_name if show else mask_name(row.citizen_name),
             "phone": row.citizen_phone if show else mask_phone(row.citizen_phone),
@@ -81,7 +81,7 @@ def ticket_view(row, user: User, now: datetime) -> dict:
         "extensions": list(getattr(row, "extensions", None) or []),
         "reopened": bool(getattr(row, "reopened", False)),
         "returns": getattr(row, "returns_count", 0) or 0,
-        "reply": row.reply,
+        "reply": text(row.reply),
         "replied_at": _iso(row.replied_at),
         "visit_due": _iso(getattr(row, "visit_due", None)),
         "visit_method": getattr(row, "visit_method", None),
@@ -121,11 +121,15 @@ async def list_tickets(session, user: User, *, state: str | None = None, phone: 
     return rows, total
 
 
-async def timeline_of(session, ticket_id) -> list[dict]:
-    rows = (await session.execute(select(timeline).where(timeline.c.ticket_id == ticket_id)
-                                  .order_by(timeline.c.at, timeline.c.id))).all()
-    return [{"at": r.at.isoformat(), "event_type": r.event_type, "actor": r.actor, "summary": r.summary}
-            for r in rows]
+async def timeline_of(session, row, user: User) -> list[dict]:
+    """The ticket's history; notes and replies in it are masked like the ticket for a reader who may not see
+    the citizen's contact."""
+    show = can_see_contact(user, bool(row.confidential))
+    events = (await session.execute(select(timeline).where(timeline.c.ticket_id == row.ticket_id)
+                                    .order_by(timeline.c.at, timeline.c.id))).all()
+    return [{"at": e.at.isoformat(), "event_type": e.event_type, "actor": e.actor,
+             "summary": e.summary if show else mask_contact_in(e.summary, row.citizen_name, row.citizen_phone)}
+            for e in events]
 
 
 # --- the department workbench, return visits and the supervision office ----------------
@@ -239,15 +243,30 @@ async def visible_ticket(session, user: User, ref: str):
     row = (await session.execute(scoped(find_stmt(ref), user))).first()
     if row is None:
         raise ApiError(404, "ticket_not_found", f"未找到工单 {ref}", f"No ticket {ref} that you may see")
-    if (row.citizen_phone or row.citizen_name) and can_see_contact(user, bool(row.confidential)):
+    await record_contact_view(session, user, row)
+    return row
+
+
+async def record_contact_view(session, user: User, row) -> None:
+    """One ticket shown with its citizen's name and number: a row in the audit trail, if they were unmasked."""
+    if shows_contact(row, user):
         await audit.record(session, messaging.audit, "view_contact", ticket_id=row.ticket_id,
                            details={"role": user.role.value})
-    return row
+
+
+async def record_contact_export(session, user: User, export: str, rows, **filters) -> None:
+    """A list or file of tickets handed out with citizens' contact details: one audit row saying which export,
+    with which filter, and which tickets showed a contact unmasked (their numbers, never the contact itself).
+    Nothing is recorded when every contact in it was masked."""
+    shown = [r.number or str(r.ticket_id) for r in rows if shows_contact(r, user)]
+    if not shown:
+        return
+    used = {k: (mask_phone(v) if k == "phone" else v) for k, v in filters.items() if v not in (None, "")}
+    await audit.record(session, messaging.audit, "export_contact", details={
+        "role": user.role.value, "export": export, "filter": used, "tickets": len(shown), "numbers": shown})
 
 
 async def record_phone_search(session, user: User, phone: str, found: int) -> None:
     """Looking tickets up by a caller's number is a view of personal data too."""
-    from jiesu.logging import mask_phones
-
     await audit.record(session, messaging.audit, "search_by_phone",
-                       details={"role": user.role.value, "phone": mask_phones(phone), "found": found})
+                       details={"role": user.role.value, "phone": mask_phone(phone), "found": found})

@@ -329,7 +329,7 @@ async def figure_tickets(request: Request, rt: RuntimeDep, user: Supervisor, per
                          measure: Annotated[str, Query(max_length=16)] = "assigned",
                          part: Annotated[str, Query(max_length=12)] = "denominator",
                          unit: Annotated[str, Query(max_length=32)] = "",
-                         page_no: Annotated[int, Query(alias="page", ge=1)] = 1) -> HTMLResponse:
+                         page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> HTMLResponse:
     """The tickets behind one figure of the scorecard."""
     p = _period(rt, period)
     now = utcnow()

@@ -42,7 +42,7 @@ def _tracker(rt):
 @pages.get("/tickets", response_class=HTMLResponse)
 async def tickets_page(request: Request, rt: RuntimeDep, user: Reader,
                        state: Annotated[TicketState | None, Query()] = None,
-                       page_no: Annotated[int, Query(alias="page", ge=1)] = 1) -> HTMLResponse:
+                       page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> HTMLResponse:
     now = utcnow()
     async with rt.store("tracker").db.session() as s:
         rows, total = await queries.list_tickets(s, user, state=state.value if state else None, limit=50,
@@ -56,7 +56,7 @@ async def tickets_page(request: Request, rt: RuntimeDep, user: Reader,
 async def inbox(request: Request, rt: RuntimeDep, user: Workbench,
                 tab: Annotated[str, Query()] = "open", kind: Annotated[str, Query(max_length=32)] = "",
                 q: Annotated[str, Query(max_length=100)] = "",
-                page_no: Annotated[int, Query(alias="page", ge=1)] = 1) -> HTMLResponse:
+                page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> HTMLResponse:
     if tab not in queries.INBOX_TABS:
         tab = "open"
     now = utcnow()
@@ -96,7 +96,7 @@ async def read_all(rt: RuntimeDep, user: Workbench) -> Response:
 async def _ticket_context(rt, user: User, ref: str) -> dict:
     async with rt.store("tracker").db.session() as s:
         row = await queries.visible_ticket(s, user, ref)
-        events = await queries.timeline_of(s, row.ticket_id)
+        events = await queries.timeline_of(s, row, user)
         pending = (await s.execute(select(extensions).where(extensions.c.ticket_id == row.ticket_id,
                                                             extensions.c.approved.is_(None)))).first()
         orders = (await s.execute(select(supervision_orders).where(supervision_orders.c.ticket_id == row.ticket_id)

@@ -3,7 +3,8 @@ import logging
 
 import structlog
 
-from jiesu.logging import configure, get_logger, mask_phones
+from jiesu.logging import configure, get_logger
+from jiesu.privacy import mask_phones
 
 
 def test_phone_numbers_never_reach_a_log_line(capsys):
