@@ -3,10 +3,10 @@
 Whenever a ticket moves, `schedule` replaces its pending timers with the ones its new
 state needs (a paused ticket has none; a replied one waits for its return visit).
 `TimerLoop` polls for due rows every `timer_poll_seconds` and fires each exactly once:
-on PostgreSQL the claiming transaction locks the rows with FOR UPDATE SKIP LOCKED, so a
-second instance takes other rows instead of waiting; on SQLite (one process) the
-claim is a plain UPDATE … WHERE fired_at IS NULL. Firing and the claim commit together
-with the events they emit, so a crash in between fires the timer again, never half.
+one UPDATE … RETURNING claims a round of them, its inner select locking the rows with
+FOR UPDATE SKIP LOCKED on PostgreSQL, so a second instance takes other rows instead of
+waiting (SQLite, one process, serialises writers anyway). Firing and the claim commit
+together with the events they emit, so a crash in between fires the timer again, never half.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import socket
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import delete, select, update
 
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
@@ -94,13 +94,17 @@ class TimerLoop:
 
     async def run(self, poll_seconds: float) -> None:
         self.name = self.name or instance_name()
+        clock = asyncio.get_running_loop().time
         while True:
+            started = clock()
             try:
                 fired = await self.fire_due()
                 if fired and self.on_fired:
                     self.on_fired()
                 if fired < self.batch:
-                    await asyncio.sleep(poll_seconds)
+                    # Caught up: look again one poll after this round began, so that the time a
+                    # round takes is not added to the lag of the timers falling due meanwhile.
+                    await asyncio.sleep(max(0.0, started + poll_seconds - clock()))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - database away or a conflict: try again next round
@@ -108,36 +112,52 @@ class TimerLoop:
                 await asyncio.sleep(poll_seconds)
 
     async def fire_due(self, now: datetime | None = None) -> int:
-        """Claim and fire the timers due by `now`; answers how many this instance fired."""
+        """Claim and fire the timers due by `now`; answers how many this instance fired.
+
+        A round is one transaction whose cost grows with what it owes (events, notices),
+        not with its bookkeeping: one statement claims it, one reads its tickets, and the
+        timers fire without a savepoint each. If any of them fails, the round is rolled back
+        and done again one savepoint per timer, so the bad one waits and the others fire,
+        as the idempotent consumer retries a failed batch record by record.
+        """
         now = now or utcnow()
+        try:
+            return await self._round(now, one_by_one=False)
+        except Exception as exc:  # noqa: BLE001 - nothing of the round was kept; the next try isolates the culprit
+            log.info("timer round failed; firing one by one", error=repr(exc))
+            return await self._round(now, one_by_one=True)
+
+    async def _round(self, now: datetime, *, one_by_one: bool) -> int:
         name = self.name or instance_name()
         async with self.store.transaction() as tx:
             postgres = tx.session.bind.dialect.name == "postgresql"
-            stmt = (select(timers).where(timers.c.fired_at.is_(None), timers.c.due_at <= now)
-                    .order_by(timers.c.due_at).limit(self.batch))
-            if postgres:
-                stmt = stmt.with_for_update(skip_locked=True)
-            due = (await tx.session.execute(stmt)).all()
+            claimed = (await tx.session.execute(claim(now, name, self.batch, postgres=postgres))).all()
+            due = sorted(claimed, key=lambda timer: (timer.due_at, timer.id))
+            rows = await _tickets(tx, {timer.ticket_id for timer in due})
+            if not one_by_one:
+                for timer in due:
+                    await self._fire(tx, timer, rows.get(timer.ticket_id), now)
+                return len(due)
             fired = 0
             for timer in due:
-                claim = update(timers).where(and_(timers.c.id == timer.id, timers.c.fired_at.is_(None)))
-                result = await tx.session.execute(claim.values(fired_at=now, claimed_by=name, claimed_at=now))
-                if result.rowcount != 1:
-                    continue  # SQLite: another loop of this process took it
-                try:
-                    async with tx.session.begin_nested():  # one bad timer must not hold back the others
-                        await self._fire(tx, timer, now)
-                except Exception as exc:  # noqa: BLE001 - retried a minute later, and logged
-                    log.error("timer failed; retrying later", timer=timer.id, kind=timer.kind,
-                              ticket_id=str(timer.ticket_id), error=repr(exc))
-                    await tx.session.execute(update(timers).where(timers.c.id == timer.id).values(
-                        fired_at=None, claimed_by=None, claimed_at=None, due_at=now + RETRY_FAILED_TIMER))
-                    continue
-                fired += 1
-        return fired
+                fired += await self._fire_alone(tx, timer, rows.get(timer.ticket_id), now)
+            return fired
 
-    async def _fire(self, tx: Transaction, timer, now: datetime) -> None:
-        row = (await tx.session.execute(select(tickets).where(tickets.c.ticket_id == timer.ticket_id))).first()
+    async def _fire_alone(self, tx: Transaction, timer, row, now: datetime) -> bool:
+        """Fire in a savepoint; a timer that fails is put back a minute later (and logged), not lost."""
+        try:
+            async with tx.session.begin_nested():
+                await self._fire(tx, timer, row, now)
+            return True
+        except Exception as exc:  # noqa: BLE001 - retried a minute later, and logged
+            log.error("timer failed; retrying later", timer=timer.id, kind=timer.kind,
+                      ticket_id=str(timer.ticket_id), error=repr(exc))
+            await tx.session.execute(update(timers).where(timers.c.id == timer.id).values(
+                fired_at=None, claimed_by=None, claimed_at=None, due_at=now + RETRY_FAILED_TIMER))
+            return False
+
+    async def _fire(self, tx: Transaction, timer, row, now: datetime) -> None:
+        """Do what `timer` stands for to its ticket `row` (as it was when the round began), if still owed."""
         if row is None:
             return
         unit = UnitRef(code=row.lead_code, name=row.lead_name or row.lead_code) if row.lead_code else None
@@ -171,6 +191,28 @@ class TimerLoop:
             await tx.session.execute(timeline.insert().values(
                 ticket_id=row.ticket_id, event_id=_uuid(), event_type="ReturnVisitOverdue", at=now, actor="system",
                 summary="回访已超过 3 个工作日，请尽快回访", data={}))
+
+
+def claim(now: datetime, name: str, batch: int, *, postgres: bool):
+    """One statement that marks up to `batch` timers due by `now` as fired by `name` and answers them.
+
+    On PostgreSQL the inner select locks its rows with SKIP LOCKED, so concurrent instances
+    claim disjoint rounds without waiting for each other; SQLite serialises writers anyway.
+    """
+    due = (select(timers.c.id).where(timers.c.fired_at.is_(None), timers.c.due_at <= now)
+           .order_by(timers.c.due_at).limit(batch))
+    if postgres:
+        due = due.with_for_update(skip_locked=True)
+    return (update(timers).where(timers.c.id.in_(due)).values(fired_at=now, claimed_by=name, claimed_at=now)
+            .returning(*timers.c))
+
+
+async def _tickets(tx: Transaction, ticket_ids: set) -> dict:
+    """The tickets of a round's timers, by id, in one query."""
+    if not ticket_ids:
+        return {}
+    result = await tx.session.execute(select(tickets).where(tickets.c.ticket_id.in_(ticket_ids)))
+    return {row.ticket_id: row for row in result}
 
 
 async def _emit(tx: Transaction, row, payload, summary: str, data: dict, actor: str = "system") -> Envelope:
