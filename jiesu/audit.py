@@ -21,7 +21,20 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, BigInteger, Column, Integer, MetaData, String, Table, func, select, text, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from jiesu.db import Database, UTCDateTime, UUIDStr
@@ -83,11 +96,17 @@ def drop_protection_sql(table: str, dialect: str) -> list[str]:
     return [f"DROP TRIGGER IF EXISTS {table}_no_delete", f"DROP TRIGGER IF EXISTS {table}_no_change"]
 
 
+def entry(action: str, *, ticket_id: UUID | None = None, event_id: UUID | None = None,
+          details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One row of the trail: the action, by whom and from where (the context's actor), now."""
+    return {"at": utcnow(), "actor": current_actor.get()[:64], "address": current_address.get()[:64],
+            "action": action[:64], "ticket_id": ticket_id, "event_id": event_id, "details": details or {}}
+
+
 async def record(session: AsyncSession, table: Table, action: str, *, ticket_id: UUID | None = None,
                  event_id: UUID | None = None, details: dict[str, Any] | None = None) -> None:
-    await session.execute(table.insert().values(
-        at=utcnow(), actor=current_actor.get()[:64], address=current_address.get()[:64], action=action[:64],
-        ticket_id=ticket_id, event_id=event_id, details=details or {}))
+    await session.execute(table.insert().values(**entry(action, ticket_id=ticket_id, event_id=event_id,
+                                                        details=details)))
 
 
 def _digest(prev: str, row) -> str:
@@ -109,10 +128,14 @@ async def seal(db: Database, table: Table, *, batch: int = 1000, settle: timedel
         prev = last.hash if last else GENESIS
         rows = (await s.execute(select(table).where(table.c.hash.is_(None), table.c.at <= utcnow() - settle)
                                 .order_by(table.c.id).limit(batch))).all()
+        links = []
         for row in rows:
             digest = _digest(prev, row)
-            await s.execute(update(table).where(table.c.id == row.id).values(prev_hash=prev, hash=digest))
+            links.append({"row_id": row.id, "row_prev": prev, "row_hash": digest})
             prev = digest
+        if links:  # one executemany, not a statement per row
+            await s.execute(update(table).where(table.c.id == bindparam("row_id"))
+                            .values(prev_hash=bindparam("row_prev"), hash=bindparam("row_hash")), links)
         return len(rows)
 
 

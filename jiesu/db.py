@@ -71,7 +71,11 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
                                      pool_timeout=120)
         _sqlite_transactions(engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # Multi-row inserts go through asyncpg's executemany: one prepared statement, whatever the
+    # row count. SQLAlchemy's default for asyncpg writes VALUES (…), (…) with a new statement
+    # text for every row count, which PostgreSQL has to parse and plan each time.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                               use_insertmanyvalues=False)
 
 
 def _sqlite_transactions(engine: AsyncEngine) -> None:
@@ -126,3 +130,14 @@ def insert_ignoring_conflicts(table, dialect: str, values: dict, *conflict_colum
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table).values(**values).on_conflict_do_nothing(index_elements=list(conflict_columns) or None)
+
+
+def one_of(column, values, dialect: str):
+    """`column IN (values)`, written on PostgreSQL as `= ANY(:array)`: one statement text, prepared
+    once, whatever the number of values (IN (…) has a text, and a plan, per count)."""
+    if dialect == "postgresql":
+        from sqlalchemy import any_, bindparam
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))

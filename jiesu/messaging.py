@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
@@ -37,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from jiesu import audit
 from jiesu.audit import audit_table
-from jiesu.db import Database, UTCDateTime, UUIDStr
+from jiesu.db import Database, UTCDateTime, UUIDStr, one_of
 from schemas.events import Envelope, utcnow
 
 
@@ -101,20 +102,29 @@ def messaging_tables(metadata: MetaData, prefix: str, *, audit: bool = False) ->
 class Transaction:
     """One database transaction of a service, and the events it owes (the unit of work).
 
-    `emit` writes to the outbox in the same transaction as the state change, so either
-    both happen or neither does.
+    `emit` owes an event in the same transaction as the state change, so either both
+    happen or neither does. What the unit of work owes (outbox rows, audit rows, inbox
+    marks) is collected and written at the end with one multi-row insert per table: a
+    consumer applying a batch of 200 events then pays three round trips for them, not 600.
     """
 
     def __init__(self, session: AsyncSession, tables: MessagingTables) -> None:
         self.session = session
         self.tables = tables
         self.emitted: list[Envelope] = []
-        self.wrote_outbox = False
+        self._outbox: list[dict] = []
+        self._audit: list[dict] = []
+        self._inbox: dict[UUID, dict] = {}
+        self._appended: dict[Table, list[dict]] = {}
+
+    @property
+    def wrote_outbox(self) -> bool:
+        return bool(self._outbox)
 
     async def emit(self, topic: str, envelope: Envelope) -> None:
         if self.tables.audit is not None:  # every event a service emits records a change of state
-            await audit.record(self.session, self.tables.audit, envelope.event_type, ticket_id=envelope.ticket_id,
-                               event_id=envelope.event_id)
+            self._audit.append(audit.entry(envelope.event_type, ticket_id=envelope.ticket_id,
+                                           event_id=envelope.event_id))
         await self.emit_raw(
             topic,
             key=str(envelope.ticket_id),
@@ -128,19 +138,8 @@ class Transaction:
     async def emit_raw(self, topic: str, *, key: str, value: bytes, event_type: str, event_id: UUID,
                        ticket_id: UUID | None) -> None:
         """Owe a message whose bytes are given as they are (dead letters and their replays)."""
-        await self.session.execute(
-            self.tables.outbox.insert().values(
-                event_id=event_id,
-                topic=topic,
-                key=key,
-                event_type=event_type,
-                ticket_id=ticket_id,
-                value=value,
-                created_at=utcnow(),
-                attempts=0,
-            )
-        )
-        self.wrote_outbox = True
+        self._outbox.append({"event_id": event_id, "topic": topic, "key": key, "event_type": event_type,
+                             "ticket_id": ticket_id, "value": value, "created_at": utcnow(), "attempts": 0})
 
     async def reemit(self, ticket_id: UUID, event_types: tuple[str, ...] | None = None) -> int:
         """Mark this ticket's already-sent events for sending again (same event ids).
@@ -156,16 +155,36 @@ class Transaction:
         result = await self.session.execute(stmt.values(sent_at=None))
         return result.rowcount or 0
 
+    async def processed_among(self, event_ids: list[UUID]) -> set[UUID]:
+        """Which of these events were applied already (by an earlier transaction or earlier in this one)."""
+        inbox = self.tables.inbox
+        done = set(self._inbox).intersection(event_ids)
+        if len(done) < len(event_ids):
+            rows = await self.session.execute(select(inbox.c.event_id).where(
+                one_of(inbox.c.event_id, event_ids, self.session.bind.dialect.name)))
+            done.update(r.event_id for r in rows)
+        return done
+
     async def already_processed(self, event_id: UUID) -> bool:
-        row = await self.session.execute(
-            select(self.tables.inbox.c.event_id).where(self.tables.inbox.c.event_id == event_id)
-        )
-        return row.first() is not None
+        return event_id in await self.processed_among([event_id])
 
     async def mark_processed(self, event_id: UUID, topic: str) -> None:
-        await self.session.execute(
-            self.tables.inbox.insert().values(event_id=event_id, topic=topic, processed_at=utcnow())
-        )
+        self._inbox[event_id] = {"event_id": event_id, "topic": topic, "processed_at": utcnow()}
+
+    def append(self, table: Table, row: dict) -> None:
+        """Add a row to an append-only log (a timeline …) at the end of the transaction, with others like it.
+
+        For tables nothing in the same transaction reads back.
+        """
+        self._appended.setdefault(table, []).append(row)
+
+    async def flush(self) -> None:
+        """Write what the unit of work owes; called once, just before the commit."""
+        owed = [(self.tables.inbox, list(self._inbox.values())), (self.tables.audit, self._audit),
+                (self.tables.outbox, self._outbox), *self._appended.items()]
+        for table, rows in owed:
+            if rows and table is not None:
+                await self.session.execute(table.insert(), rows)
 
 
 @dataclass
@@ -176,11 +195,13 @@ class ServiceStore:
     db: Database
     tables: MessagingTables
     outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
+    local: dict[str, Any] = field(default_factory=dict)  # what a service keeps per process beside it (a queue …)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self.db.session() as session:
             tx = Transaction(session, self.tables)
             yield tx
+            await tx.flush()
         if tx.wrote_outbox:
             self.outbox_signal.set()

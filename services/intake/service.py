@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from jiesu.db import insert_ignoring_conflicts
+from jiesu import audit
+from jiesu.consumer import is_infrastructure
+from jiesu.db import insert_ignoring_conflicts, one_of
 from jiesu.errors import ApiError
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
@@ -25,28 +30,23 @@ log = get_logger(__name__)
 PRODUCER = "intake"
 
 
-async def next_number(store: ServiceStore, now: datetime, tz: ZoneInfo) -> str:
-    """Take the day's next sequence number in a transaction of its own.
+async def next_numbers(store: ServiceStore, day: date, count: int) -> list[str]:
+    """Take the day's next `count` sequence numbers in a transaction of its own.
 
-    The counter row is a lock every concurrent request needs; holding it only for this
-    short transaction (not for the whole ticket insert) keeps intake fast under load.
-    A request that fails after this leaves a gap in the day's numbers, never a repeat.
+    The counter row is a lock every intake process needs; holding it only for this
+    short transaction (not for the tickets' insert) keeps intake fast under load.
+    A write that fails after this leaves a gap in the day's numbers, never a repeat.
     """
-    day = now.astimezone(tz).date()
     async with store.db.session() as session:
         dialect = session.bind.dialect.name
-        value = await session.scalar(
-            update(ticket_counters).where(ticket_counters.c.day == day)
-            .values(value=ticket_counters.c.value + 1).returning(ticket_counters.c.value)
-        )
-        if value is None:  # first ticket of the day (or a concurrent first: the conflict is ignored)
+        take = (update(ticket_counters).where(ticket_counters.c.day == day)
+                .values(value=ticket_counters.c.value + count).returning(ticket_counters.c.value))
+        last = await session.scalar(take)
+        if last is None:  # first ticket of the day (or a concurrent first: the conflict is ignored)
             await session.execute(insert_ignoring_conflicts(ticket_counters, dialect, {"day": day, "value": 0},
                                                             "day"))
-            value = await session.scalar(
-                update(ticket_counters).where(ticket_counters.c.day == day)
-                .values(value=ticket_counters.c.value + 1).returning(ticket_counters.c.value)
-            )
-    return format_number(day, value)
+            last = await session.scalar(take)
+    return [format_number(day, n) for n in range(last - count + 1, last + 1)]
 
 
 async def find_by_source(store: ServiceStore, channel: Channel, source_ref: str):
@@ -80,6 +80,150 @@ def reference(idempotency_key: str | None, source_ref: str | None) -> str:
     return source_ref or f"new:{uuid.uuid4()}"
 
 
+@dataclass
+class _Request:
+    """One submission waiting for the group commit."""
+
+    sub: TicketSubmission
+    channel: Channel
+    operator: str | None
+    source_ref: str
+    trace_id: str | None
+    attachments: list[Attachment] | None
+    duplicate_of: UUID | None
+    received_at: datetime
+    day: date  # the local day that numbers it
+    receipt: asyncio.Future[Receipt]
+    actor: str = field(default_factory=audit.current_actor.get)  # who submitted it, for the audit trail
+    address: str = field(default_factory=audit.current_address.get)
+
+
+class GroupCommit:
+    """Submissions that arrive together are written in one transaction.
+
+    Under load a request no longer pays for a transaction of its own: while one batch
+    commits, the next requests queue, and the next transaction takes them all. A lone
+    request waits for nobody. One per intake process (kept with the store).
+    """
+
+    MAX_BATCH = 200
+
+    def __init__(self, store: ServiceStore) -> None:
+        self.store = store
+        self.queue: list[_Request] = []
+        self.worker: asyncio.Task | None = None
+
+    async def submit(self, request: _Request) -> Receipt:
+        self.queue.append(request)
+        if self.worker is None or self.worker.done():
+            self.worker = asyncio.create_task(self._drain(), name="intake-group-commit")
+        return await asyncio.shield(request.receipt)  # a client that hangs up does not cancel the others' write
+
+    async def _drain(self) -> None:
+        while self.queue:
+            batch, self.queue = self.queue[:self.MAX_BATCH], self.queue[self.MAX_BATCH:]
+            try:
+                receipts = await _write(self.store, batch)
+            except Exception as exc:  # noqa: BLE001 - handed to the requests that wait for it
+                if len(batch) == 1 or is_infrastructure(exc):
+                    for r in batch:
+                        _settle(r, exc)
+                    continue
+                for r in batch:  # one bad submission must not fail the others: write them one by one
+                    try:
+                        _settle(r, (await _write(self.store, [r]))[0])
+                    except Exception as one:  # noqa: BLE001
+                        _settle(r, one)
+                continue
+            for r, receipt in zip(batch, receipts, strict=True):
+                _settle(r, receipt)
+
+
+def _settle(request: _Request, outcome: Receipt | BaseException) -> None:
+    if request.receipt.done():
+        return
+    if isinstance(outcome, BaseException):
+        request.receipt.set_exception(outcome)
+    else:
+        request.receipt.set_result(outcome)
+
+
+async def _write(store: ServiceStore, batch: list[_Request]) -> list[Receipt]:
+    """Record the batch's new tickets and owe their TicketReceived; retries get the earlier ticket."""
+    refs = {r.source_ref for r in batch}
+    async with store.db.session() as s:
+        earlier = {(row.channel, row.source_ref): row for row in await s.execute(
+            select(tickets.c.ticket_id, tickets.c.number, tickets.c.received_at, tickets.c.channel,
+                   tickets.c.source_ref).where(one_of(tickets.c.source_ref, refs, store.db.dialect)))}
+    fresh: dict[tuple[str, str], _Request] = {}
+    for r in batch:
+        key = (r.channel.value, r.source_ref)
+        if key not in earlier:
+            fresh.setdefault(key, r)  # the same reference twice in one batch: the second is a retry of the first
+    numbers: dict[tuple[str, str], str] = {}
+    for day in sorted({r.day for r in fresh.values()}):
+        keys = [k for k, r in fresh.items() if r.day == day]
+        numbers.update(zip(keys, await next_numbers(store, day, len(keys)), strict=True))
+    created: dict[tuple[str, str], Receipt] = {}
+    if fresh:
+        try:
+            async with store.transaction() as tx:
+                rows = []
+                for key, r in fresh.items():
+                    ticket_id = new_event_id()  # UUIDv7: tickets sort by creation time
+                    payload = to_event(r.sub, number=numbers[key], channel=r.channel, received_at=r.received_at,
+                                       operator=r.operator, source_ref=r.source_ref, attachments=r.attachments,
+                                       duplicate_of=r.duplicate_of)
+                    envelope = Envelope.wrap(payload, ticket_id=ticket_id, producer=PRODUCER, trace_id=r.trace_id,
+                                             occurred_at=r.received_at)
+                    rows.append(_ticket_row(r, ticket_id, numbers[key], envelope.event_id, payload.attachments))
+                    audit.current_actor.set(r.actor)  # this task writes for many requests: each under its own name
+                    audit.current_address.set(r.address)
+                    await tx.emit(topics.RECEIVED, envelope)
+                    created[key] = Receipt(ticket_id=ticket_id, number=numbers[key], received_at=r.received_at,
+                                           duplicate_request=False)
+                await tx.session.execute(tickets.insert(), rows)
+        except IntegrityError:
+            if len(batch) > 1:
+                raise  # the group commit writes them one by one
+            # A concurrent retry with the same reference won the race: answer with its ticket.
+            existing = await find_by_source(store, batch[0].channel, batch[0].source_ref)
+            if existing is None:
+                raise
+            return [Receipt(ticket_id=existing.ticket_id, number=existing.number, received_at=existing.received_at,
+                            duplicate_request=True)]
+        for key, receipt in created.items():
+            log.info("ticket received", ticket_id=str(receipt.ticket_id), number=receipt.number, channel=key[0])
+    receipts = []
+    for r in batch:
+        key = (r.channel.value, r.source_ref)
+        if key in earlier:
+            row = earlier[key]
+            receipts.append(Receipt(ticket_id=row.ticket_id, number=row.number, received_at=row.received_at,
+                                    duplicate_request=True))
+        elif fresh[key] is r:
+            receipts.append(created[key])
+        else:
+            receipts.append(created[key].model_copy(update={"duplicate_request": True}))
+    return receipts
+
+
+def _ticket_row(r: _Request, ticket_id: UUID, number: str, event_id: UUID, attachments: list[Attachment]) -> dict:
+    sub = r.sub
+    return dict(
+        ticket_id=ticket_id, number=number, channel=r.channel.value, source_ref=r.source_ref,
+        kind=sub.kind.value, urgency=sub.urgency.value, subject=sub.subject, description=sub.description,
+        citizen_name=sub.citizen.name, citizen_phone=sub.citizen.phone, citizen_email=sub.citizen.email,
+        confidential=sub.citizen.confidential, location=sub.location.model_dump(mode="json"),
+        category=sub.category, operator=r.operator, received_at=r.received_at, event_id=event_id,
+        state=TicketState.RECEIVED.value, reconcile_attempts=0, may_publish=sub.may_publish, answer=sub.answer,
+        duplicate_of=r.duplicate_of, attachments=[a.model_dump(mode="json") for a in attachments] or None,
+        # Columns set later by other events: listed so that every row of the multi-row insert has them.
+        department=None, tracked_at=None, last_reconcile_at=None, reply=None, reply_due=None, status_at=None,
+        closed_at=None,
+    )
+
+
 async def accept(store: ServiceStore, sub: TicketSubmission, *, channel: Channel, operator: str | None,
                  idempotency_key: str | None, tz: ZoneInfo, trace_id: str | None = None,
                  attachments: list[Attachment] | None = None) -> Receipt:
@@ -87,41 +231,15 @@ async def accept(store: ServiceStore, sub: TicketSubmission, *, channel: Channel
 
     Every channel comes through here: one validation, one numbering, one idempotency rule.
     """
-    source_ref = reference(idempotency_key, sub.source_ref)
-    existing = await find_by_source(store, channel, source_ref)
-    if existing:
-        return Receipt(ticket_id=existing.ticket_id, number=existing.number, received_at=existing.received_at,
-                       duplicate_request=True)
     duplicate_of = await _open_ticket(store, sub.duplicate_of_number) if sub.duplicate_of_number else None
     received_at = utcnow()
-    ticket_id = new_event_id()  # UUIDv7: tickets sort by creation time
-    number = await next_number(store, received_at, tz)
-    try:
-        async with store.transaction() as tx:
-            payload = to_event(sub, number=number, channel=channel, received_at=received_at, operator=operator,
-                               source_ref=source_ref, attachments=attachments, duplicate_of=duplicate_of)
-            envelope = Envelope.wrap(payload, ticket_id=ticket_id, producer=PRODUCER, trace_id=trace_id,
-                                     occurred_at=received_at)
-            await tx.session.execute(tickets.insert().values(
-                ticket_id=ticket_id, number=number, channel=channel.value, source_ref=source_ref,
-                kind=sub.kind.value, urgency=sub.urgency.value, subject=sub.subject, description=sub.description,
-                citizen_name=sub.citizen.name, citizen_phone=sub.citizen.phone, citizen_email=sub.citizen.email,
-                confidential=sub.citizen.confidential, location=sub.location.model_dump(mode="json"),
-                category=sub.category, operator=operator, received_at=received_at, event_id=envelope.event_id,
-                state=TicketState.RECEIVED.value, reconcile_attempts=0, may_publish=sub.may_publish,
-                answer=sub.answer, duplicate_of=duplicate_of,
-                attachments=[a.model_dump(mode="json") for a in payload.attachments] or None,
-            ))
-            await tx.emit(topics.RECEIVED, envelope)
-    except IntegrityError:
-        # A concurrent retry with the same reference won the race: answer with its ticket.
-        existing = await find_by_source(store, channel, source_ref)
-        if existing is None:
-            raise
-        return Receipt(ticket_id=existing.ticket_id, number=existing.number, received_at=existing.received_at,
-                       duplicate_request=True)
-    log.info("ticket received", ticket_id=str(ticket_id), number=number, channel=channel.value)
-    return Receipt(ticket_id=ticket_id, number=number, received_at=received_at, duplicate_request=False)
+    group = store.local.get("group_commit")
+    if group is None:
+        group = store.local["group_commit"] = GroupCommit(store)
+    return await group.submit(_Request(
+        sub=sub, channel=channel, operator=operator, source_ref=reference(idempotency_key, sub.source_ref),
+        trace_id=trace_id, attachments=attachments, duplicate_of=duplicate_of, received_at=received_at,
+        day=received_at.astimezone(tz).date(), receipt=asyncio.get_running_loop().create_future()))
 
 
 async def reconcile_stuck(store: ServiceStore, *, older_than: timedelta, max_attempts: int = 20,
@@ -160,17 +278,23 @@ def _newer(envelope: Envelope):
 
 
 async def on_tracked(tx: Transaction, envelope: Envelope, payload) -> None:
-    """TicketTracked: the end-to-end acknowledgement; also keeps a status for look-ups."""
-    await tx.session.execute(update(tickets).where(
-        tickets.c.ticket_id == envelope.ticket_id,
-        or_(tickets.c.tracked_at.is_(None), tickets.c.tracked_at <= envelope.occurred_at),
-    ).values(tracked_at=envelope.occurred_at))
-    values = {"state": payload.state.value, "status_at": envelope.occurred_at}
+    """TicketTracked: the end-to-end acknowledgement; also keeps a status for look-ups.
+
+    One statement: the acknowledgement always counts, the status only if no later one was
+    applied (re-emitted events arrive late).
+    """
+    at = envelope.occurred_at
+    newer = or_(tickets.c.status_at.is_(None), tickets.c.status_at <= at)
+    values = {"state": payload.state.value, "status_at": at}
     if payload.lead:
         values["department"] = payload.lead.name
     if payload.reply_due:
         values["reply_due"] = payload.reply_due
-    await tx.session.execute(update(tickets).where(_newer(envelope)).values(**values))
+    await tx.session.execute(update(tickets).where(tickets.c.ticket_id == envelope.ticket_id).values(
+        tracked_at=case((or_(tickets.c.tracked_at.is_(None), tickets.c.tracked_at <= at), at),
+                        else_=tickets.c.tracked_at),
+        **{name: case((newer, value), else_=tickets.c[name]) for name, value in values.items()},
+    ))
 
 
 async def on_accepted(tx: Transaction, envelope: Envelope, payload) -> None:

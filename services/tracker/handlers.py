@@ -7,6 +7,7 @@ first; each handler fills in what it knows and never moves a ticket backwards.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from sqlalchemy import select, update
 
@@ -51,9 +52,8 @@ async def _row(tx: Transaction, envelope: Envelope):
 async def _timeline(tx: Transaction, envelope: Envelope, actor: str, summary: str, data: dict,
                     suffix: str = "") -> None:
     event_id = _derived_id(envelope.event_id, suffix) if suffix else envelope.event_id
-    await tx.session.execute(timeline.insert().values(
-        ticket_id=envelope.ticket_id, event_id=event_id, event_type=envelope.event_type,
-        at=envelope.occurred_at, actor=actor, summary=summary, data=data))
+    tx.append(timeline, dict(ticket_id=envelope.ticket_id, event_id=event_id, event_type=envelope.event_type,
+                             at=envelope.occurred_at, actor=actor, summary=summary, data=data))
 
 
 def _derived_id(event_id, purpose: str):
@@ -120,7 +120,7 @@ async def on_merged(tx: Transaction, envelope: Envelope, p: TicketMerged) -> Non
         values.setdefault("tracked_at", row.tracked_at or utcnow())
         await tx.session.execute(update(tickets).where(tickets.c.ticket_id == envelope.ticket_id).values(**values))
     await _timeline(tx, envelope, "router", f"作为重复件合并至 {p.into_number}", {"into": str(p.into_ticket_id)})
-    await tx.session.execute(timeline.insert().values(
+    tx.append(timeline, dict(
         ticket_id=p.into_ticket_id, event_id=_derived_id(envelope.event_id, "merged-into"),
         event_type="TicketMerged", at=envelope.occurred_at, actor="router",
         summary=f"重复件 {p.number} 已并入本工单", data={"from": str(envelope.ticket_id)}))
@@ -155,22 +155,27 @@ async def on_assigned(tx: Transaction, envelope: Envelope, p: TicketAssigned, cl
         clock_started_at=assigned_at, reopened=False, extensions=[], pauses=[], paused_at=None, signed_for_at=None,
     )
     if row is None:
+        values["tracked_at"] = utcnow()
         await tx.session.execute(tickets.insert().values(ticket_id=envelope.ticket_id, confidential=False,
-                                                         tracked_at=utcnow(), **values))
+                                                         **values))
     else:
         if row.tracked_at is None:
             values["tracked_at"] = utcnow()
         await tx.session.execute(update(tickets).where(tickets.c.ticket_id == envelope.ticket_id).values(**values))
-    await tx.session.execute(delete(ticket_units).where(ticket_units.c.ticket_id == envelope.ticket_id))
+    # A first assignment has no units or timers to replace yet; only a re-assignment pays for the clean-up.
+    first = row is None or row.assigned_at is None
+    if not first:
+        await tx.session.execute(delete(ticket_units).where(ticket_units.c.ticket_id == envelope.ticket_id))
     await tx.session.execute(ticket_units.insert(), [
         {"ticket_id": envelope.ticket_id, "unit_code": p.lead.code, "role": "lead"},
         *({"ticket_id": envelope.ticket_id, "unit_code": c.code, "role": "co"} for c in p.co_handlers
           if c.code != p.lead.code),
     ])
-    await tx.session.execute(unit_log.insert().values(ticket_id=envelope.ticket_id, unit_code=p.lead.code,
-                                                      kind="assigned", at=assigned_at))  # for the return rate
-    await timers.schedule(tx, envelope.ticket_id, state.value, deadlines, clocks.calendar)
-    current = await _row(tx, envelope)
+    tx.append(unit_log, dict(ticket_id=envelope.ticket_id, unit_code=p.lead.code, kind="assigned",
+                             at=assigned_at))  # for the return rate
+    await timers.schedule(tx, envelope.ticket_id, state.value, deadlines, clocks.calendar, fresh=first)
+    before = dict(row._mapping) if row else {"subject": None, "citizen_phone": None}
+    current = SimpleNamespace(**{**before, **values, "ticket_id": envelope.ticket_id})  # the row as now written
     await notify(tx, clocks.settings, current, p.lead.code, "arrived",
                  f"新工单：{p.number}（{p.kind and KIND_LABELS.get(p.kind, p.kind)}），请在签收时限内签收。")
     why = f"规则 {p.reason.rule_id}" if p.reason.rule_id else (

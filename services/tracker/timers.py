@@ -61,17 +61,19 @@ def wanted_timers(state: str, t, calendar) -> list[tuple[str, datetime]]:
     return out
 
 
-async def schedule(tx: Transaction, ticket_id, state: str, t, calendar) -> None:
+async def schedule(tx: Transaction, ticket_id, state: str, t, calendar, *, fresh: bool = False) -> None:
     """Replace the ticket's pending timers with those its state needs.
 
     A timer that already fired for the same instant is not created again, so moving a
-    ticket back and forth never repeats a warning or a reminder.
+    ticket back and forth never repeats a warning or a reminder. `fresh`: the ticket has
+    never had timers (its first assignment), so there is nothing to replace or compare.
     """
-    await tx.session.execute(delete(timers).where(timers.c.ticket_id == ticket_id, timers.c.fired_at.is_(None)))
+    if not fresh:
+        await tx.session.execute(delete(timers).where(timers.c.ticket_id == ticket_id, timers.c.fired_at.is_(None)))
     wanted = wanted_timers(state, t, calendar)
     if not wanted:
         return
-    fired = {(r.kind, r.due_at) for r in (await tx.session.execute(
+    fired = set() if fresh else {(r.kind, r.due_at) for r in (await tx.session.execute(
         select(timers.c.kind, timers.c.due_at).where(timers.c.ticket_id == ticket_id,
                                                      timers.c.fired_at.is_not(None)))).all()}
     rows = [{"ticket_id": ticket_id, "kind": kind, "due_at": due} for kind, due in wanted if (kind, due) not in fired]

@@ -175,6 +175,11 @@ class TextClassifier:
         self.design = design  # how it was trained, for people reading the metadata
         self.metrics = metrics  # filled in by whoever evaluates it (training.evaluate → EvalReport.summary())
 
+    _last: tuple[str, sp.csr_matrix] | None = None  # the last single text's features (see _features)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_last"}
+
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
             return []
@@ -214,6 +219,15 @@ class TextClassifier:
         return chosen
 
     def _features(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """The texts' feature rows; the last single text's are kept, as `explain` follows `predict` for it."""
+        if len(texts) == 1 and self._last is not None and self._last[0] == texts[0]:
+            return self._last[1]
+        features = self._compute_features(texts)
+        if len(texts) == 1:
+            self._last = (texts[0], features)
+        return features
+
+    def _compute_features(self, texts: Sequence[str]) -> sp.csr_matrix:
         docs = [normalise(t) for t in texts]
         heads = [d[:self.head_chars] for d in docs]
         return sp.hstack([self.text.transform(docs), self.head.transform(heads)], format="csr")
