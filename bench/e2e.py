@@ -5,8 +5,13 @@ ticket visible (p50 / p95 / p99), measured from the services' own timestamps: in
 `received_at` and the tracker's `tracked_at`. Modes:
 
 - embedded: `jiesu up` (one process, embedded broker, SQLite), as `make run` starts it;
-- services: one process per service (`jiesu run …`) over the embedded broker, on SQLite
-  or on PostgreSQL (`--postgres URL`; jiesu's tables there are dropped first).
+- services: one process per service (`jiesu run …`, `--routers N --trackers N` for more)
+  over the embedded broker, on SQLite or on PostgreSQL (`--postgres URL`; jiesu's tables
+  there are dropped first).
+
+Given `--postgres`, the same run then measures the floor (bench/floor.py: as many messages
+through the broker into PostgreSQL with no logic at all) and prints our throughput as a
+fraction of it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 
 import httpx
 
+from bench import load
 from bench.tickets import generate
 from bench.topology import Topology, drop_jiesu_tables
 from bench.verify import rows
@@ -30,28 +36,19 @@ from jiesu.embedded_broker import free_port
 from services.router.domain.directory import Directory
 
 
-async def post_all(base: str, token: str, items: list[dict], concurrency: int) -> float:
-    queue: asyncio.Queue = asyncio.Queue()
-    for item in items:
-        queue.put_nowait(item)
-    done = 0
-    started = time.perf_counter()
+def post_all(base: str, token: str, items: list[dict], concurrency: int) -> float:
+    """Post every item to intake; every reply must be 201 (a new ticket)."""
+    requests = load.prepare(base, "/api/v1/intake/tickets", token, items)
+    step = max(1, len(items) // 10)
 
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal done
-        while not queue.empty():
-            item = queue.get_nowait()
-            r = await client.post(f"{base}/api/v1/intake/tickets", json=item,
-                                  headers={"Authorization": f"Bearer {token}", "Idempotency-Key": item["source_ref"]})
-            r.raise_for_status()
-            done += 1
-            if done % max(1, len(items) // 10) == 0:
-                print(f"  posted {done}/{len(items)}", flush=True)
+    def progress(sent: int) -> None:
+        if sent % step == 0:
+            print(f"  posted {sent}/{len(items)}", flush=True)
 
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-    return time.perf_counter() - started
+    result = asyncio.run(load.run(base, requests, concurrency=concurrency, on_progress=progress))
+    if result.statuses != {201: len(items)}:
+        raise RuntimeError(f"intake answered {result.statuses}, expected 201 for each of {len(items)}")
+    return result.seconds
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -99,7 +96,7 @@ def _cli(env: dict, *args: str) -> str:
                           text=True).stdout.strip()
 
 
-def run_embedded(n: int, concurrency: int) -> None:
+def run_embedded(n: int, concurrency: int) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="jiesu-bench-"))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JIESU_")}
@@ -120,17 +117,18 @@ def run_embedded(n: int, concurrency: int) -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
         items = generate(Directory.default(), n)
-        post_s = asyncio.run(post_all(base, token, items, concurrency))
+        post_s = post_all(base, token, items, concurrency)
         urls = {s: f"sqlite+aiosqlite:///{workdir / f'{s}.db'}" for s in ("intake", "tracker")}
         m = asyncio.run(measure(urls["intake"], urls["tracker"], n))
         report("embedded (jiesu up: one process, embedded broker, SQLite)", n, post_s, m)
+        return m
     finally:
         proc.terminate()
         proc.wait(30)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run_services(n: int, concurrency: int, postgres: str | None) -> None:
+def run_services(n: int, concurrency: int, postgres: str | None, routers: int = 1, trackers: int = 1) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="jiesu-bench-"))
     urls = {}
     if postgres:
@@ -143,14 +141,18 @@ def run_services(n: int, concurrency: int, postgres: str | None) -> None:
         token = topo.jiesu("token", "bench", "bench").stdout.strip()
         topo.start_broker()
         intake = topo.start("intake")
-        topo.start("router")
-        topo.start("tracker")
+        for i in range(routers):
+            topo.start("router", i)
+        for i in range(trackers):
+            topo.start("tracker", i)
         items = generate(Directory.default(), n)
-        post_s = asyncio.run(post_all(intake.url, token, items, concurrency))
+        post_s = post_all(intake.url, token, items, concurrency)
         db = {s: urls.get(s) or f"sqlite+aiosqlite:///{workdir / f'{s}.db'}" for s in ("intake", "tracker")}
         m = asyncio.run(measure(db["intake"], db["tracker"], n))
         store = "PostgreSQL" if postgres else "SQLite"
-        report(f"services (one process per service, embedded broker, {store})", n, post_s, m)
+        report(f"services (intake, {routers} router and {trackers} tracker processes, embedded broker, {store})",
+               n, post_s, m)
+        return m
     finally:
         topo.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -158,7 +160,17 @@ def run_services(n: int, concurrency: int, postgres: str | None) -> None:
 
 def main(args, settings) -> int:
     if args.mode == "embedded":
-        run_embedded(args.tickets, args.concurrency)
+        results = {"embedded": run_embedded(args.tickets, args.concurrency)}
     else:
-        run_services(args.tickets, args.concurrency, args.postgres)
+        results = {"services": run_services(args.tickets, args.concurrency, args.postgres, args.routers,
+                                            args.trackers)}
+    if args.postgres and not args.no_floor:
+        from bench.floor import report as report_floor
+        from bench.floor import run_floor
+
+        floor = asyncio.run(run_floor(args.tickets, args.postgres))
+        report_floor(floor, settings.topic_partitions)
+        for mode, m in results.items():
+            print(f"  {mode}: {m['throughput']:.0f} tickets/s is {m['throughput'] / floor['throughput']:.1%} of the "
+                  f"floor's {floor['throughput']:,.0f} messages/s")
     return 0

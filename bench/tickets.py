@@ -33,21 +33,23 @@ TEMPLATES = [
 
 
 def generate(directory: Directory, count: int, *, seed: int = 20261122, prefix: str = "bench") -> list[dict]:
-    rng = random.Random(seed)
     streets = list(directory.streets)
-    items = []
-    for i in range(count):
-        kind, urgency, subject, body = rng.choice(TEMPLATES)
-        street = rng.choice(streets)
-        n = rng.randint(1, 300)
-        phone = f"13{rng.randint(0, 9)}{rng.randint(10_000_000, 99_999_999)}"
-        items.append({
-            "kind": kind,
-            "urgency": urgency,
-            "subject": subject.format(street=street.name, n=n),
-            "description": body.format(street=street.name, n=n),
-            "citizen": {"name": rng.choice("王李张刘陈杨赵黄周吴") + rng.choice(["先生", "女士"]), "phone": phone},
-            "location": {"district": street.parent, "street": street.code, "address": f"{street.name}{n}号"},
-            "source_ref": f"{prefix}-{seed}-{i}",
-        })
-    return items
+    return [ticket(streets, i, seed=seed, prefix=prefix) for i in range(count)]
+
+
+def ticket(streets: list, i: int, *, seed: int = 20261122, prefix: str = "bench") -> dict:
+    """The i-th ticket of a run: the same for the same seed, whether made alone or in a list."""
+    rng = random.Random(seed * 1_000_003 + i)
+    kind, urgency, subject, body = rng.choice(TEMPLATES)
+    street = rng.choice(streets)
+    n = rng.randint(1, 300)
+    phone = f"13{rng.randint(0, 9)}{rng.randint(10_000_000, 99_999_999)}"
+    return {
+        "kind": kind,
+        "urgency": urgency,
+        "subject": subject.format(street=street.name, n=n),
+        "description": body.format(street=street.name, n=n),
+        "citizen": {"name": rng.choice("王李张刘陈杨赵黄周吴") + rng.choice(["先生", "女士"]), "phone": phone},
+        "location": {"district": street.parent, "street": street.code, "address": f"{street.name}{n}号"},
+        "source_ref": f"{prefix}-{seed}-{i}",
+    }

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import uvloop
+
 from jiesu.config import SERVICES, get_settings
 from jiesu.logging import configure, get_logger
 
@@ -65,7 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tickets", type=int, default=1000)
     p.add_argument("--mode", choices=["embedded", "services"], default="embedded")
     p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--postgres", default=None, help="PostgreSQL URL for --mode services (default: SQLite)")
+    p.add_argument("--postgres", default=None,
+                   help="PostgreSQL URL: the services' database in --mode services (default SQLite), and the "
+                        "floor's (jiesu's tables there are dropped first)")
+    p.add_argument("--routers", type=int, default=1, help="router processes (--mode services)")
+    p.add_argument("--trackers", type=int, default=1, help="tracker processes (--mode services)")
+    p.add_argument("--no-floor", action="store_true", help="skip the floor (broker → PostgreSQL, no logic)")
 
     from jiesu.runtime import load_spec
 
@@ -268,7 +275,7 @@ def cmd_up(args, settings) -> int:
             if broker:
                 broker.stop()
 
-    asyncio.run(run())
+    uvloop.run(run())
     return 0
 
 
@@ -282,7 +289,7 @@ def cmd_run(args, settings) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     app = build_app(settings, [args.service])
-    asyncio.run(serve(app, host, port, on_ready=lambda: print(
+    uvloop.run(serve(app, host, port, on_ready=lambda: print(
         f"jiesu {args.service} on http://{host}:{port}/ (broker {settings.broker_url})", flush=True)))
     return 0
 
