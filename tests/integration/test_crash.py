@@ -36,6 +36,10 @@ def _run_crash_scenario(topo: Topology, urls: dict[str, str]) -> None:
             kills.append("router")
             await asyncio.to_thread(topo.kill, "router")
             await asyncio.to_thread(topo.restart, "router")
+        elif count >= 220 and "intake" not in kills:  # requests in flight fail; the client retries them
+            kills.append("intake")
+            await asyncio.to_thread(topo.kill, "intake")
+            await asyncio.to_thread(topo.restart, "intake")
         elif count >= 320 and "tracker" not in kills:
             kills.append("tracker")
             await asyncio.to_thread(topo.kill, "tracker")
@@ -43,7 +47,7 @@ def _run_crash_scenario(topo: Topology, urls: dict[str, str]) -> None:
 
     items = generate(Directory.default(), TICKETS, prefix="crash")
     receipts = asyncio.run(post_all(intake.url, token, items, chaos))
-    assert kills == ["router", "tracker"]
+    assert kills == ["router", "intake", "tracker"]
     assert len({r["ticket_id"] for r in receipts}) == TICKETS
 
     tracked = wait_tracked(urls["tracker"], TICKETS)
@@ -55,7 +59,7 @@ def _run_crash_scenario(topo: Topology, urls: dict[str, str]) -> None:
     assert dead_letters(urls) == {"intake": 0, "router": 0, "tracker": 0}
 
 
-def test_sigkill_router_then_tracker_loses_and_duplicates_nothing_on_sqlite(tmp_path):
+def test_sigkill_each_service_in_turn_loses_and_duplicates_nothing_on_sqlite(tmp_path):
     topo = Topology(tmp_path)
     urls = {svc: f"sqlite+aiosqlite:///{tmp_path / f'{svc}.db'}" for svc in ("intake", "router", "tracker")}
     try:
@@ -65,7 +69,7 @@ def test_sigkill_router_then_tracker_loses_and_duplicates_nothing_on_sqlite(tmp_
 
 
 @pytest.mark.postgres
-def test_sigkill_router_then_tracker_loses_and_duplicates_nothing_on_postgres(tmp_path, pg_url):
+def test_sigkill_each_service_in_turn_loses_and_duplicates_nothing_on_postgres(tmp_path, pg_url):
     urls = {svc: pg_url for svc in ("intake", "router", "tracker", "identity")}
     topo = Topology(tmp_path, database_urls=urls)
     try:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -115,6 +118,65 @@ def test_cutting_every_database_connection_mid_stream_loses_nothing(tmp_path, pg
         assert sum(cuts[1::2]) > 0, "the test cut no connection"
         assert report == {k: TICKETS for k in report}
         assert dead == {"intake": 0, "router": 0, "tracker": 0}
+    finally:
+        topo.stop()
+
+
+def skip_or_fail(reason: str) -> None:
+    if os.environ.get("JIESU_REQUIRE_ALL") == "1":
+        pytest.fail(reason + " (mandatory because JIESU_REQUIRE_ALL=1)")
+    pytest.skip(reason)
+
+
+def _restart_postgres(pg_url: str) -> float:
+    """Restart the PostgreSQL server itself (fast shutdown: every session is cut); seconds it took."""
+    from sqlalchemy.engine import make_url
+
+    if make_url(pg_url).host not in ("127.0.0.1", "localhost", None) or not shutil.which("pg_lsclusters"):
+        skip_or_fail("restarting PostgreSQL needs the local server and pg_ctlcluster")
+    port = str(make_url(pg_url).port or 5432)
+    cluster = next((line.split()[:2] for line in subprocess.run(
+        ["pg_lsclusters", "-h"], capture_output=True, text=True, check=True).stdout.splitlines()
+        if line.split()[2] == port), None)
+    if cluster is None:
+        skip_or_fail(f"no local PostgreSQL cluster on port {port}")
+    started = time.monotonic()
+    ctl = ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster]
+    stopped = subprocess.run([*ctl, "stop", "-m", "fast"], capture_output=True, text=True)
+    if stopped.returncode != 0:
+        skip_or_fail(f"pg_ctlcluster stop failed: {stopped.stderr.strip()}")
+    subprocess.run([*ctl, "start"], capture_output=True, text=True)  # its status misleads; readiness tells
+    for _ in range(120):
+        if subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", port]).returncode == 0:
+            return time.monotonic() - started
+        time.sleep(0.25)
+    pytest.fail("PostgreSQL did not come back within 30 s")
+
+
+def test_a_postgres_restart_mid_stream_loses_nothing(tmp_path, pg_url):
+    """The database goes away under every service at once and comes back: requests in flight fail and
+    are retried by the client, consumers back off and are redelivered, relays and timers retry."""
+    topo, urls, token = start(tmp_path, pg_url)
+    try:
+        restarts: list[float] = []
+        began: list[int] = []
+
+        async def chaos(count: int) -> None:
+            if count >= 150 and not began:  # the workers call this concurrently: claim the restart first
+                began.append(count)
+                restarts.append(await asyncio.to_thread(_restart_postgres, pg_url))
+
+        receipts = stream(topo, token, "pgrestart", chaos)
+        assert len(restarts) == 1
+        assert len({r["ticket_id"] for r in receipts}) == TICKETS
+        report = settled_report(urls, TICKETS, timeout=240)
+        dead = dead_letters(urls)
+        figures(f"PostgreSQL restarted after 150 tickets (down and up in {restarts[0]:.1f} s)", report, dead)
+        assert report == {k: TICKETS for k in report}
+        assert wait_intake_acknowledged(urls["intake"]) == 0
+        assert dead == {"intake": 0, "router": 0, "tracker": 0}
+        for name in ("intake", "router", "tracker"):
+            assert topo.services[name].process.poll() is None, f"{name} died with the database"
     finally:
         topo.stop()
 
