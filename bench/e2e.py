@@ -136,9 +136,7 @@ def run_services(n: int, concurrency: int, postgres: str | None, routers: int = 
         urls = {s: postgres for s in ("intake", "router", "tracker", "identity")}
     topo = Topology(workdir, database_urls=urls, extra_env={"JIESU_LOG_LEVEL": "WARNING"})
     try:
-        topo.jiesu("migrate")
-        topo.jiesu("user", "bench", "operator", "--password", "bench-password")
-        token = topo.jiesu("token", "bench", "bench").stdout.strip()
+        token = topo.prepare("bench")
         topo.start_broker()
         intake = topo.start("intake")
         for i in range(routers):

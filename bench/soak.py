@@ -186,9 +186,7 @@ def run(postgres: str, rate: float, minutes: float, every: float, concurrency: i
     urls = {s: postgres for s in (*SERVICES, "identity")}
     topo = Topology(workdir, database_urls=urls, extra_env={"JIESU_LOG_LEVEL": "WARNING"})
     try:
-        topo.jiesu("migrate")
-        topo.jiesu("user", "soak", "operator", "--password", "soak-password")
-        token = topo.jiesu("token", "soak", "soak").stdout.strip()
+        token = topo.prepare("soak")
         topo.start_broker()
         for s in SERVICES:
             topo.start(s)

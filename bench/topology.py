@@ -61,6 +61,12 @@ class Topology:
         return subprocess.run([sys.executable, "-m", "jiesu.cli", *args], env=self.env(), check=check,
                               capture_output=True, text=True, timeout=120)
 
+    def prepare(self, operator: str) -> str:
+        """Migrate the databases and create an operator; returns an API token for it (for a load client)."""
+        self.jiesu("migrate")
+        self.jiesu("user", operator, "operator", "--password", f"{operator}-password")
+        return self.jiesu("token", operator, operator).stdout.strip()
+
     def start_broker(self) -> None:
         self.broker_port = self.broker_port or free_port()
         log = open(self.workdir / "broker.log", "ab")  # noqa: SIM115

@@ -21,9 +21,7 @@ TICKETS = 500
 
 
 def _run_crash_scenario(topo: Topology, urls: dict[str, str]) -> None:
-    assert topo.jiesu("migrate").returncode == 0
-    topo.jiesu("user", "crash-operator", "operator", "--password", "crash-test-pw")
-    token = topo.jiesu("token", "crash-operator", "crash").stdout.strip()
+    token = topo.prepare("crash-operator")
     topo.start_broker()
     intake = topo.start("intake")
     topo.start("router")

@@ -32,9 +32,7 @@ def start(tmp_path, pg_url, **env) -> tuple[Topology, dict[str, str], str]:
     urls = {svc: pg_url for svc in ("intake", "router", "tracker", "identity")}
     topo = Topology(tmp_path, database_urls=urls, extra_env={"JIESU_RECONCILE_AFTER_SECONDS": "8",
                                                              "JIESU_RECONCILE_EVERY_SECONDS": "2", **env})
-    topo.jiesu("migrate")
-    topo.jiesu("user", "fault-op", "operator", "--password", "fault-test-pw")
-    token = topo.jiesu("token", "fault-op", "fault").stdout.strip()
+    token = topo.prepare("fault-op")
     topo.start_broker()
     for name in ("intake", "router", "tracker"):
         topo.start(name)

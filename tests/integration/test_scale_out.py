@@ -37,9 +37,7 @@ def test_two_routers_and_two_trackers_share_the_work_and_survive_losing_one(tmp_
     urls = {svc: pg_url for svc in ("intake", "router", "tracker", "identity")}
     topo = Topology(tmp_path, database_urls=urls)
     try:
-        topo.jiesu("migrate")
-        topo.jiesu("user", "scale-op", "operator", "--password", "scale-test-pw")
-        token = topo.jiesu("token", "scale-op", "scale").stdout.strip()
+        token = topo.prepare("scale-op")
         topo.start_broker()
         intake = topo.start("intake")
         topo.start("router", 0)
