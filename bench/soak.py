@@ -35,6 +35,7 @@ from schemas import topics
 from services.router.domain.directory import Directory
 
 SERVICES = ("intake", "router", "tracker")
+DRAIN_SECONDS = 120  # after the last request, how long the tracker may take to catch up
 PARTITIONS = Settings(_env_file=None).topic_partitions
 
 
@@ -156,19 +157,21 @@ def print_report(rate: float, minutes: dict[int, list[float]], samples: list[Sam
                  statuses: dict[int, int]) -> None:
     print(f"\n== soak: {rate:.0f} tickets/s for {seconds / 60:.1f} min, {os.cpu_count()} cores, "
           f"one process per service, embedded broker, PostgreSQL")
-    print(f"  sent {sent} (replies {statuses}); tracked {sum(1 for v in minutes.values() for x in v if x != float('inf'))}")
+    print(f"  sent {sent} (replies {statuses}); tracked {sum(1 for v in minutes.values() for x in v if x != float('inf'))}"
+          f" ('open': accepted by intake, not yet tracked {DRAIN_SECONDS} s after the last request)")
     head = (f"  {'min':>3} {'sent':>6} {'lost':>5} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} | "
             f"{'RSS MB broker/intake/router/tracker':>36} | {'outbox i/r/t':>14} | {'lag i/r/t':>14}")
     print(head)
     for minute in sorted(minutes):
         values = minutes[minute]
-        done = [v for v in values if v != float("inf")]
+        finite = [v for v in values if v != float("inf")]
+        done = finite or [float("nan")]
         end = [s for s in samples if s.at <= (minute + 1) * 60] or samples[:1]
         s = end[-1]
         rss = "/".join(f"{s.rss_mb[k]:.0f}" for k in ("broker", *SERVICES))
         backlog = "/".join(str(s.backlog[k]) for k in SERVICES)
         lag = "/".join(str(s.lag[k]) for k in SERVICES)
-        print(f"  {minute:>3} {len(values):>6} {len(values) - len(done):>5} {percentile(done, 50):>7.0f} "
+        print(f"  {minute:>3} {len(values):>6} {len(values) - len(finite):>5} {percentile(done, 50):>7.0f} "
               f"{percentile(done, 95):>7.0f} {percentile(done, 99):>7.0f} {max(done):>7.0f} | {rss:>36} | "
               f"{backlog:>14} | {lag:>14}")
     if len(samples) >= 2:
@@ -198,7 +201,10 @@ def run(postgres: str, rate: float, minutes: float, every: float, concurrency: i
             stop = asyncio.Event()
             watcher = asyncio.create_task(watch(topo, postgres, every, state, stop))
             result = await load.run(topo.services["intake"].url, requests, concurrency=concurrency, rate=rate)
-            await asyncio.sleep(5)  # let the last tickets through before the final sample
+            deadline = time.monotonic() + DRAIN_SECONDS  # the last tickets through, or the backlog shows
+            while time.monotonic() < deadline and (await rows(
+                    postgres, "SELECT count(*) FROM tracker_tickets WHERE tracked_at IS NOT NULL"))[0][0] < count:
+                await asyncio.sleep(1)
             stop.set()
             await watcher
             return result, state

@@ -25,6 +25,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Index,
     Integer,
     MetaData,
     String,
@@ -62,6 +63,9 @@ def audit_table(metadata: MetaData, prefix: str) -> Table:
         Column("details", JSON, nullable=False),
         Column("prev_hash", String(64), nullable=True),
         Column("hash", String(64), nullable=True),  # set once by the sealer, never changed
+        # The sealer's work list: without it each pass would scan the whole, ever-growing trail.
+        Index(f"ix_{prefix}_audit_unsealed", "id", postgresql_where=text("hash IS NULL"),
+              sqlite_where=text("hash IS NULL")),
     )
 
 
