@@ -159,7 +159,7 @@ def print_report(rate: float, minutes: dict[int, list[float]], samples: list[Sam
           f"one process per service, embedded broker, PostgreSQL")
     print(f"  sent {sent} (replies {statuses}); tracked {sum(1 for v in minutes.values() for x in v if x != float('inf'))}"
           f" ('open': accepted by intake, not yet tracked {DRAIN_SECONDS} s after the last request)")
-    head = (f"  {'min':>3} {'sent':>6} {'lost':>5} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} | "
+    head = (f"  {'min':>3} {'sent':>6} {'open':>5} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} | "
             f"{'RSS MB broker/intake/router/tracker':>36} | {'outbox i/r/t':>14} | {'lag i/r/t':>14}")
     print(head)
     for minute in sorted(minutes):
