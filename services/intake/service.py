@@ -124,6 +124,11 @@ class GroupCommit:
             batch, self.queue = self.queue[:self.MAX_BATCH], self.queue[self.MAX_BATCH:]
             try:
                 receipts = await _write(self.store, batch)
+            except asyncio.CancelledError:  # shutting down: the waiting requests end too, none hangs
+                for r in [*batch, *self.queue]:
+                    r.receipt.cancel()
+                self.queue.clear()
+                raise
             except Exception as exc:  # noqa: BLE001 - handed to the requests that wait for it
                 if len(batch) == 1 or is_infrastructure(exc):
                     for r in batch:
