@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("intake", "router", "tracker")
@@ -37,6 +37,17 @@ class Settings(BaseSettings):
 
     consumer_batch: int = Field(default=200, ge=1)
     consumer_retries: int = Field(default=3, ge=0)
+    # Consumer-group membership. The broker drops a consumer it has not heard from for the session
+    # timeout and gives its partitions to the others; consumers heartbeat every interval. The
+    # embedded broker (Tansu) also holds a group's first join for half the session timeout (at
+    # least 1 s) before assigning partitions, so a short one makes its start-up quicker (the tests
+    # use 2000/500); against Apache Kafka keep the defaults, which are Kafka's own.
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=1)
+    consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=1)
+    # How long the broker may hold a consumer's fetch when there is nothing new. The embedded broker
+    # holds it that long even when a message arrives, so each hop between services may wait this
+    # long: 100 ms (aiokafka's default is 500) for a few idle fetches a second.
+    consumer_fetch_max_wait_ms: int = Field(default=100, ge=0)
     outbox_batch: int = Field(default=500, ge=1)
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     outbox_retention_days: int = Field(default=7, ge=1)
@@ -58,6 +69,12 @@ class Settings(BaseSettings):
 
     directory_file: Path | None = None  # router's department directory (YAML)
     calendar_file: Path | None = None  # tracker's working-calendar overrides (YAML)
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> Settings:
+        if self.consumer_heartbeat_interval_ms >= self.consumer_session_timeout_ms:
+            raise ValueError("consumer_heartbeat_interval_ms must be lower than consumer_session_timeout_ms")
+        return self
 
     def database_url(self, name: str) -> str:
         url = getattr(self, f"{name}_database_url")

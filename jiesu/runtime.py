@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from sqlalchemy import MetaData, text
 
 from jiesu.config import SERVICES, Settings
 from jiesu.consumer import Handler, EventConsumer
-from jiesu.db import Database
+from jiesu.db import Database, is_sqlite
 from jiesu.identity import IdentityStore, load_secret
 from jiesu.logging import get_logger
 from jiesu.messaging import MessagingTables, ServiceStore
@@ -102,13 +103,19 @@ class Runtime:
                 self.bootstrap, acks="all", enable_idempotence=self.settings.producer_idempotence,
                 client_id=f"jiesu-{name}",
             )
-            router = KafkaRouter()
+            router = _GroupRouter(self.consumer_options())
             for sub in spec.subscriptions(self):
                 consumer = EventConsumer(self.stores[name], sub.handlers, retries=self.settings.consumer_retries)
                 consumer.subscribe(router, *sub.topics, group_id=f"jiesu-{name}", batch=self.settings.consumer_batch)
             broker.include_router(router)
             self.brokers[name] = broker
         return self.brokers
+
+    def consumer_options(self) -> dict[str, Any]:
+        """Group-membership options (aiokafka's names) for every consumer this runtime starts."""
+        return {"session_timeout_ms": self.settings.consumer_session_timeout_ms,
+                "heartbeat_interval_ms": self.settings.consumer_heartbeat_interval_ms,
+                "fetch_max_wait_ms": self.settings.consumer_fetch_max_wait_ms}
 
     async def prepare(self) -> None:
         """Each service sets up its state (directory, model, calendar …); nothing is started."""
@@ -164,9 +171,10 @@ class Runtime:
         self._tasks.append(task)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        async with self._sqlite_quiet():
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         # Flush what is left in the outbox before leaving, if the broker is still there.
         for relay in self.relays.values():
@@ -180,6 +188,26 @@ class Runtime:
         if self.http is not None:
             await self.http.aclose()
         await self.close()
+
+    @asynccontextmanager
+    async def _sqlite_quiet(self, timeout: float = 5.0) -> AsyncIterator[None]:
+        """Hold every SQLite store's connection, so that tasks cancelled meanwhile are between transactions.
+
+        A task cancelled inside a SQLite transaction has its connection thrown away with the
+        write lock still held (the cancelled statement is never finalized): the outbox flush
+        after it then waited SQLite's whole busy timeout (30 s) and failed. A store has one
+        connection per process (jiesu.db), so holding it means no transaction of ours is open.
+        Past `timeout` (a transaction waiting on something slow) the tasks are cancelled anyway.
+        """
+        async with AsyncExitStack() as held:
+            for store in self.stores.values():
+                if is_sqlite(store.db.url):
+                    try:
+                        await asyncio.wait_for(held.enter_async_context(store.db.engine.connect()), timeout)
+                    except Exception as exc:  # noqa: BLE001 - busy or gone: cancel as before
+                        log.warning("could not quiesce the database before stopping", service=store.name,
+                                    error=repr(exc))
+            yield
 
     async def ready(self) -> dict[str, str]:
         """What /readyz reports: each database and the broker."""
@@ -197,6 +225,20 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001
                 status[f"broker:{name}"] = f"error: {type(exc).__name__}"
         return status
+
+
+class _GroupRouter(KafkaRouter):
+    """A service's router: its subscribers get the runtime's group-membership options by default.
+
+    A subscriber that names one of them itself keeps its own value.
+    """
+
+    def __init__(self, consumer_options: dict[str, Any]) -> None:
+        super().__init__()
+        self._consumer_options = consumer_options
+
+    def subscriber(self, *topics: str, **kwargs: Any):
+        return super().subscriber(*topics, **{**self._consumer_options, **kwargs})
 
 
 async def _seal_forever(store: ServiceStore) -> None:
