@@ -51,6 +51,9 @@ class Topology:
             "JIESU_OUTBOX_POLL_SECONDS": "0.2",
             "JIESU_RECONCILE_AFTER_SECONDS": "20",
             "JIESU_RECONCILE_EVERY_SECONDS": "5",
+            # Quick consumer groups: Tansu holds a group's first join for half the session timeout.
+            "JIESU_CONSUMER_SESSION_TIMEOUT_MS": "2000",
+            "JIESU_CONSUMER_HEARTBEAT_INTERVAL_MS": "500",
         })
         for name, url in self.database_urls.items():
             env[f"JIESU_{name.upper()}_DATABASE_URL"] = url

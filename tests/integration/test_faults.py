@@ -212,6 +212,8 @@ def test_poison_messages_are_dead_lettered_without_blocking_and_can_be_replayed(
         assert "20 dead letter(s)" in listing
         replayed = topo.jiesu("dlq", "replay", "router").stdout
         assert "replayed 20" in replayed
-        assert scalar(pg_url, "SELECT count(*) FROM router_dead_letters WHERE replayed_at IS NULL") == 0
+        # The replayed messages are still poison, so they are dead-lettered again as new rows;
+        # what must hold is that each of the 20 originals is marked replayed.
+        assert scalar(pg_url, "SELECT count(*) FROM router_dead_letters WHERE replayed_at IS NOT NULL") == 20
     finally:
         topo.stop()
