@@ -165,9 +165,6 @@ class Transaction:
             done.update(r.event_id for r in rows)
         return done
 
-    async def already_processed(self, event_id: UUID) -> bool:
-        return event_id in await self.processed_among([event_id])
-
     async def mark_processed(self, event_id: UUID, topic: str) -> None:
         self._inbox[event_id] = {"event_id": event_id, "topic": topic, "processed_at": utcnow()}
 

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
+from jiesu.db import one_of
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
 from schemas import topics
@@ -213,7 +214,8 @@ async def _tickets(tx: Transaction, ticket_ids: set) -> dict:
     """The tickets of a round's timers, by id, in one query."""
     if not ticket_ids:
         return {}
-    result = await tx.session.execute(select(tickets).where(tickets.c.ticket_id.in_(ticket_ids)))
+    result = await tx.session.execute(select(tickets).where(
+        one_of(tickets.c.ticket_id, ticket_ids, tx.session.bind.dialect.name)))
     return {row.ticket_id: row for row in result}
 
 
