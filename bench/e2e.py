@@ -29,6 +29,8 @@ from pathlib import Path
 import httpx
 
 from bench import load
+from bench.cpu import CpuMeter
+from bench.cpu import report as report_cpu
 from bench.tickets import generate
 from bench.topology import Topology, drop_jiesu_tables
 from bench.verify import rows
@@ -117,10 +119,13 @@ def run_embedded(n: int, concurrency: int) -> dict:
             except httpx.HTTPError:
                 time.sleep(0.2)
         items = generate(Directory.default(), n)
+        meter = CpuMeter({"jiesu up (services and broker)": proc.pid})
+        meter.start()
         post_s = post_all(base, token, items, concurrency)
         urls = {s: f"sqlite+aiosqlite:///{workdir / f'{s}.db'}" for s in ("intake", "tracker")}
         m = asyncio.run(measure(urls["intake"], urls["tracker"], n))
         report("embedded (jiesu up: one process, embedded broker, SQLite)", n, post_s, m)
+        report_cpu(meter.stop(), n)
         return m
     finally:
         proc.terminate()
@@ -144,12 +149,16 @@ def run_services(n: int, concurrency: int, postgres: str | None, routers: int = 
         for i in range(trackers):
             topo.start("tracker", i)
         items = generate(Directory.default(), n)
+        meter = CpuMeter({key: proc.process.pid for key, proc in topo.services.items()} | {"broker": topo.broker.pid},
+                         postgres=bool(postgres))
+        meter.start()
         post_s = post_all(intake.url, token, items, concurrency)
         db = {s: urls.get(s) or f"sqlite+aiosqlite:///{workdir / f'{s}.db'}" for s in ("intake", "tracker")}
         m = asyncio.run(measure(db["intake"], db["tracker"], n))
         store = "PostgreSQL" if postgres else "SQLite"
         report(f"services (intake, {routers} router and {trackers} tracker processes, embedded broker, {store})",
                n, post_s, m)
+        report_cpu(meter.stop(), n)
         return m
     finally:
         topo.stop()

@@ -32,6 +32,24 @@ from schemas.events import Envelope, EventPayload, new_event_id, utcnow
 log = get_logger(__name__)
 
 Handler = Callable[[Transaction, Envelope, EventPayload], Awaitable[None]]
+Many = Callable[[Transaction, list[tuple[Envelope, EventPayload]]], Awaitable[None]]
+
+
+class Batched:
+    """A handler that applies several events of its type in one go: one statement for all of them.
+
+    The consumer hands it runs of consecutive events of that type for distinct tickets, in
+    the order they arrived, so what one ticket's events mean is unchanged; what one ticket
+    in a run does to another (a repeat of the same caller …) is the handler's to see. Called
+    with a single event it is an ordinary handler (retrying a poison message one by one).
+    """
+
+    def __init__(self, many: Many) -> None:
+        self.many = many
+        self.__name__ = getattr(many, "__name__", "batched")
+
+    async def __call__(self, tx: Transaction, envelope: Envelope, payload: EventPayload) -> None:
+        await self.many(tx, [(envelope, payload)])
 
 CONSUMED = Counter("jiesu_events_consumed_total", "Events applied", ["service", "event_type"])
 DUPLICATES = Counter("jiesu_events_duplicate_total", "Redelivered events skipped by the inbox", ["service"])
@@ -116,19 +134,40 @@ class EventConsumer:
             if envelope.event_type in self.handlers:  # others are not for this service
                 mine.append((record, envelope))
         seen = await tx.processed_among([e.event_id for _, e in mine]) if mine else set()
+        run: list[tuple[Any, Envelope]] = []  # consecutive events for a Batched handler, distinct tickets
+        in_run: set = set()
         for record, envelope in mine:
             if envelope.event_id in seen:
                 DUPLICATES.labels(self.service).inc()
                 continue
             seen.add(envelope.event_id)
-            payload = envelope.parsed()
+            if run and (envelope.event_type != run[0][1].event_type or envelope.ticket_id in in_run):
+                await self._apply_run(tx, run)
+                run, in_run = [], set()
+            run.append((record, envelope))
+            in_run.add(envelope.ticket_id)
+            if not isinstance(self.handlers[envelope.event_type], Batched):
+                await self._apply_run(tx, run)
+                run, in_run = [], set()
+        if run:
+            await self._apply_run(tx, run)
+
+    async def _apply_run(self, tx: Transaction, run: list[tuple[Any, Envelope]]) -> None:
+        first = run[0][1]
+        handler = self.handlers[first.event_type]
+        if len(run) == 1:
             with structlog.contextvars.bound_contextvars(
-                service=self.service, ticket_id=str(envelope.ticket_id), event_id=str(envelope.event_id),
-                event_type=envelope.event_type, trace_id=envelope.trace_id,
+                service=self.service, ticket_id=str(first.ticket_id), event_id=str(first.event_id),
+                event_type=first.event_type, trace_id=first.trace_id,
             ):
-                await self.handlers[envelope.event_type](tx, envelope, payload)
+                await handler(tx, first, first.parsed())
+        else:
+            with structlog.contextvars.bound_contextvars(service=self.service, event_type=first.event_type,
+                                                         events=len(run)):
+                await handler.many(tx, [(envelope, envelope.parsed()) for _, envelope in run])
+        for record, envelope in run:
             await tx.mark_processed(envelope.event_id, record.topic)
-            CONSUMED.labels(self.service, envelope.event_type).inc()
+        CONSUMED.labels(self.service, first.event_type).inc(len(run))
 
     async def _dead_letter(self, record: Any, error: BaseException | None, attempts: int) -> None:
         dead = self.store.tables.dead_letters

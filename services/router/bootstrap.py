@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 from pathlib import Path
 
+from jiesu.consumer import Batched
 from jiesu.runtime import Runtime, ServiceSpec, Subscription
 from jiesu.web import add_template_dir, register_nav
 from schemas import topics
@@ -55,7 +56,7 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
         return handler
 
     return [Subscription((topics.RECEIVED, topics.RETURNED, topics.LIFECYCLE, topics.RECONCILE), {
-        "TicketReceived": with_state(service.route_received),
+        "TicketReceived": Batched(lambda tx, items: service.route_received_many(tx, items, rt.state["router"])),
         "TicketReturned": with_state(service.reroute_after_return),
         "TicketClosed": service.on_closed,
         "ReconcileRequested": service.on_reconcile,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jiesu.consumer import Batched
 from jiesu.runtime import Runtime, ServiceSpec, Subscription
 from jiesu.web import add_template_dir, register_nav
 from schemas import topics
@@ -46,13 +47,13 @@ async def setup(rt: Runtime) -> None:
 
 
 def subscriptions(rt: Runtime) -> list[Subscription]:
-    async def assigned(tx, envelope, payload):
-        await handlers.on_assigned(tx, envelope, payload, rt.state["tracker.clocks"])
+    async def assigned(tx, items):
+        await handlers.assigned_many(tx, items, rt.state["tracker.clocks"])
 
     return [
         Subscription((topics.RECEIVED, topics.ASSIGNED, topics.RECONCILE), {
             "TicketReceived": handlers.on_received,
-            "TicketAssigned": assigned,
+            "TicketAssigned": Batched(assigned),
             "DispatchNeeded": handlers.on_dispatch_needed,
             "TicketMerged": handlers.on_merged,
             "ReconcileRequested": handlers.on_reconcile,

@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from jiesu.config import Settings
+from jiesu.consumer import Batched
+from jiesu.db import one_of
 from jiesu.logging import get_logger
 from jiesu.messaging import Transaction
 from schemas import topics
@@ -30,9 +32,8 @@ from services.tracker.domain.calendar import WorkingCalendar
 from services.tracker.domain.lifecycle import Action, TransitionRefused, next_state
 from services.tracker.domain.sla import SlaPolicy, compute_deadlines
 from services.tracker import timers
-from services.tracker.notify import notify
+from services.tracker.notify import notify_many
 from services.tracker.store import ticket_units, tickets, timeline, unit_log
-from sqlalchemy import delete
 
 log = get_logger(__name__)
 PRODUCER = "tracker"
@@ -72,27 +73,52 @@ def _received_values(p: TicketReceived) -> dict:
     )
 
 
-async def on_received(tx: Transaction, envelope: Envelope, p: TicketReceived) -> None:
-    row = await _row(tx, envelope)
-    values = _received_values(p)
-    answered = p.answer is not None
-    if row is None:
-        extra = {}
-        if answered:  # 直接办结: closed at once, counted, never dispatched
-            tracked = await _acknowledge(tx, envelope, p.number, TicketState.ANSWERED_DIRECTLY)
-            extra = dict(tracked_event_id=tracked.event_id, tracked_at=utcnow(), reply=p.answer,
-                         replied_at=p.received_at)
-        await tx.session.execute(tickets.insert().values(
-            ticket_id=envelope.ticket_id,
-            state=(TicketState.ANSWERED_DIRECTLY if answered else TicketState.RECEIVED).value,
-            category=p.category, co_handlers=[], updated_at=utcnow(), **values, **extra))
-    else:  # the assignment overtook it: fill in the details, keep the later state
-        await tx.session.execute(update(tickets).where(tickets.c.ticket_id == envelope.ticket_id).values(
-            updated_at=utcnow(), **values))
-    await _timeline(tx, envelope, p.operator or p.channel.value,
-                    f"受理（{KIND_LABELS[p.kind]}）：{p.subject}", {"channel": p.channel.value})
-    if answered:
-        await _timeline(tx, envelope, p.operator or "hotline", f"直接办结：{p.answer[:200]}", {}, suffix="answer")
+async def _rows(tx: Transaction, envelopes) -> dict:
+    """The tickets these events are about, by id (one query for a run of events)."""
+    ids = [e.ticket_id for e in envelopes]
+    result = await tx.session.execute(select(tickets).where(one_of(tickets.c.ticket_id, ids,
+                                                                   tx.session.bind.dialect.name)))
+    return {row.ticket_id: row for row in result}
+
+
+# A run of events updates its tickets with one executemany: the SET columns are the parameters'.
+_UPDATE = update(tickets).where(tickets.c.ticket_id == bindparam("b_ticket_id"))
+
+
+async def _write(tx: Transaction, inserts: list[dict], updates: list[dict]) -> None:
+    if inserts:
+        await tx.session.execute(tickets.insert(), inserts)
+    if updates:
+        await tx.session.execute(_UPDATE, updates)
+
+
+async def _received_many(tx: Transaction, items: list[tuple[Envelope, TicketReceived]]) -> None:
+    rows = await _rows(tx, [e for e, _ in items])
+    inserts, updates = [], []
+    for envelope, p in items:
+        values = _received_values(p)
+        answered = p.answer is not None
+        if envelope.ticket_id not in rows:
+            extra = dict(tracked_event_id=None, tracked_at=None, reply=None, replied_at=None)
+            if answered:  # 直接办结: closed at once, counted, never dispatched
+                tracked = await _acknowledge(tx, envelope, p.number, TicketState.ANSWERED_DIRECTLY)
+                extra = dict(tracked_event_id=tracked.event_id, tracked_at=utcnow(), reply=p.answer,
+                             replied_at=p.received_at)
+            inserts.append(dict(
+                ticket_id=envelope.ticket_id,
+                state=(TicketState.ANSWERED_DIRECTLY if answered else TicketState.RECEIVED).value,
+                category=p.category, co_handlers=[], updated_at=utcnow(), **values, **extra))
+        else:  # the assignment overtook it: fill in the details, keep the later state
+            updates.append(dict(b_ticket_id=envelope.ticket_id, updated_at=utcnow(), **values))
+        await _timeline(tx, envelope, p.operator or p.channel.value,
+                        f"受理（{KIND_LABELS[p.kind]}）：{p.subject}", {"channel": p.channel.value})
+        if answered:
+            await _timeline(tx, envelope, p.operator or "hotline", f"直接办结：{p.answer[:200]}", {},
+                            suffix="answer")
+    await _write(tx, inserts, updates)
+
+
+on_received = Batched(_received_many)
 
 
 async def _acknowledge(tx: Transaction, envelope: Envelope, number: str, state: TicketState,
@@ -135,54 +161,68 @@ def _transition(current: str | None, action: Action) -> TicketState | None:
 
 
 async def on_assigned(tx: Transaction, envelope: Envelope, p: TicketAssigned, clocks: Clocks) -> None:
-    row = await _row(tx, envelope)
-    state = _transition(row.state if row else None, Action.ASSIGN)
-    if state is None:
-        log.warning("assignment ignored in this state", state=row.state)
-        await _timeline(tx, envelope, "router", f"派单未生效（工单状态：{row.state}）", {})
-        return
-    assigned_at = envelope.occurred_at
-    deadlines = compute_deadlines(clocks.policy, clocks.calendar, assigned_at, p.kind.value, p.urgency.value)
-    tracked = await _acknowledge(tx, envelope, p.number, state, p.lead, deadlines.reply_due)
-    values = dict(
-        state=state.value, number=p.number, kind=p.kind.value, urgency=p.urgency.value,
-        category=p.category, lead_code=p.lead.code, lead_name=p.lead.name,
-        co_handlers=[c.model_dump() for c in p.co_handlers], routing=p.reason.model_dump(mode="json"),
-        assigned_at=assigned_at, sign_for_due=deadlines.sign_for_due, contact_due=deadlines.contact_due,
-        reply_due=deadlines.reply_due, warn_at=deadlines.warn_at,
-        calendar_unconfirmed=deadlines.calendar_unconfirmed, tracked_event_id=tracked.event_id, updated_at=utcnow(),
-        # A new assignment starts the clocks afresh: earlier pauses, extensions and sign-for were another unit's.
-        clock_started_at=assigned_at, reopened=False, extensions=[], pauses=[], paused_at=None, signed_for_at=None,
-    )
-    if row is None:
-        values["tracked_at"] = utcnow()
-        await tx.session.execute(tickets.insert().values(ticket_id=envelope.ticket_id, confidential=False,
-                                                         **values))
-    else:
-        if row.tracked_at is None:
-            values["tracked_at"] = utcnow()
-        await tx.session.execute(update(tickets).where(tickets.c.ticket_id == envelope.ticket_id).values(**values))
-    # A first assignment has no units or timers to replace yet; only a re-assignment pays for the clean-up.
-    first = row is None or row.assigned_at is None
-    if not first:
-        await tx.session.execute(delete(ticket_units).where(ticket_units.c.ticket_id == envelope.ticket_id))
-    await tx.session.execute(ticket_units.insert(), [
-        {"ticket_id": envelope.ticket_id, "unit_code": p.lead.code, "role": "lead"},
-        *({"ticket_id": envelope.ticket_id, "unit_code": c.code, "role": "co"} for c in p.co_handlers
-          if c.code != p.lead.code),
-    ])
-    tx.append(unit_log, dict(ticket_id=envelope.ticket_id, unit_code=p.lead.code, kind="assigned",
-                             at=assigned_at))  # for the return rate
-    await timers.schedule(tx, envelope.ticket_id, state.value, deadlines, clocks.calendar, fresh=first)
-    before = dict(row._mapping) if row else {"subject": None, "citizen_phone": None}
-    current = SimpleNamespace(**{**before, **values, "ticket_id": envelope.ticket_id})  # the row as now written
-    await notify(tx, clocks.settings, current, p.lead.code, "arrived",
-                 f"新工单：{p.number}（{p.kind and KIND_LABELS.get(p.kind, p.kind)}），请在签收时限内签收。")
-    why = f"规则 {p.reason.rule_id}" if p.reason.rule_id else (
-        f"模型 {p.reason.model_version}（{(p.reason.score or 0):.0%}）" if p.reason.model_version else p.reason.method)
-    co = "、".join(c.name for c in p.co_handlers)
-    await _timeline(tx, envelope, "router", f"派单至 {p.lead.name}" + (f"，协办 {co}" if co else "") + f"（依据：{why}）",
-                    {"lead": p.lead.code, "reason": p.reason.model_dump(mode="json")})
+    await assigned_many(tx, [(envelope, p)], clocks)
+
+
+async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssigned]], clocks: Clocks) -> None:
+    """派单: the unit's clocks start; its inbox, timers and notification follow (one statement each for a run)."""
+    rows = await _rows(tx, [e for e, _ in items])
+    inserts, updates, units, again, due, notices = [], [], [], [], [], []
+    for envelope, p in items:
+        row = rows.get(envelope.ticket_id)
+        state = _transition(row.state if row else None, Action.ASSIGN)
+        if state is None:
+            log.warning("assignment ignored in this state", state=row.state, ticket_id=str(envelope.ticket_id))
+            await _timeline(tx, envelope, "router", f"派单未生效（工单状态：{row.state}）", {})
+            continue
+        assigned_at = envelope.occurred_at
+        deadlines = compute_deadlines(clocks.policy, clocks.calendar, assigned_at, p.kind.value, p.urgency.value)
+        tracked = await _acknowledge(tx, envelope, p.number, state, p.lead, deadlines.reply_due)
+        values = dict(
+            state=state.value, number=p.number, kind=p.kind.value, urgency=p.urgency.value,
+            category=p.category, lead_code=p.lead.code, lead_name=p.lead.name,
+            co_handlers=[c.model_dump() for c in p.co_handlers], routing=p.reason.model_dump(mode="json"),
+            assigned_at=assigned_at, sign_for_due=deadlines.sign_for_due, contact_due=deadlines.contact_due,
+            reply_due=deadlines.reply_due, warn_at=deadlines.warn_at,
+            calendar_unconfirmed=deadlines.calendar_unconfirmed, tracked_event_id=tracked.event_id,
+            updated_at=utcnow(), tracked_at=(row.tracked_at if row else None) or utcnow(),
+            # A new assignment starts the clocks afresh: earlier pauses, extensions and sign-for were another unit's.
+            clock_started_at=assigned_at, reopened=False, extensions=[], pauses=[], paused_at=None,
+            signed_for_at=None,
+        )
+        if row is None:
+            inserts.append(dict(ticket_id=envelope.ticket_id, confidential=False, **values))
+        else:
+            updates.append(dict(b_ticket_id=envelope.ticket_id, **values))
+        # A first assignment has no units or timers to replace yet; only a re-assignment pays for the clean-up.
+        first = row is None or row.assigned_at is None
+        if not first:
+            again.append(envelope.ticket_id)
+        units.append({"ticket_id": envelope.ticket_id, "unit_code": p.lead.code, "role": "lead"})
+        units.extend({"ticket_id": envelope.ticket_id, "unit_code": c.code, "role": "co"} for c in p.co_handlers
+                     if c.code != p.lead.code)
+        tx.append(unit_log, dict(ticket_id=envelope.ticket_id, unit_code=p.lead.code, kind="assigned",
+                                 at=assigned_at))  # for the return rate
+        due.append((envelope.ticket_id, state.value, deadlines, first))
+        before = dict(row._mapping) if row else {"subject": None, "citizen_phone": None}
+        current = SimpleNamespace(**{**before, **values, "ticket_id": envelope.ticket_id})  # the row as now written
+        notices.append((current, p.lead.code, "arrived",
+                        f"新工单：{p.number}（{p.kind and KIND_LABELS.get(p.kind, p.kind)}），请在签收时限内签收。"))
+        why = f"规则 {p.reason.rule_id}" if p.reason.rule_id else (
+            f"模型 {p.reason.model_version}（{(p.reason.score or 0):.0%}）" if p.reason.model_version
+            else p.reason.method)
+        co = "、".join(c.name for c in p.co_handlers)
+        await _timeline(tx, envelope, "router",
+                        f"派单至 {p.lead.name}" + (f"，协办 {co}" if co else "") + f"（依据：{why}）",
+                        {"lead": p.lead.code, "reason": p.reason.model_dump(mode="json")})
+    await _write(tx, inserts, updates)
+    if again:
+        await tx.session.execute(delete(ticket_units).where(
+            one_of(ticket_units.c.ticket_id, again, tx.session.bind.dialect.name)))
+    if units:
+        await tx.session.execute(ticket_units.insert(), units)
+    await timers.schedule_many(tx, due, clocks.calendar)
+    await notify_many(tx, clocks.settings, notices)
 
 
 async def on_dispatch_needed(tx: Transaction, envelope: Envelope, p: DispatchNeeded) -> None:

@@ -79,6 +79,20 @@ async def notify(tx: Transaction, settings: Settings | None, row, unit_code: str
             next_attempt_at=now))
 
 
+async def notify_many(tx: Transaction, settings: Settings | None, notices: list[tuple]) -> None:
+    """`notify` for several (row, unit_code, kind, message): one insert when nothing goes outside the page."""
+    if settings is not None and (settings.mail_host or settings.webhook_url):
+        for notice in notices:  # deliveries need each notification's id
+            await notify(tx, settings, *notice)
+        return
+    now = utcnow()
+    rows = [dict(unit_code=unit_code, ticket_id=row.ticket_id, number=row.number, kind=kind,
+                 message=scrub(message, row.citizen_phone), created_at=now)
+            for row, unit_code, kind, message in notices if unit_code]
+    if rows:
+        await tx.session.execute(notifications.insert(), rows)
+
+
 def _base_url(settings: Settings) -> str:
     return (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
 

@@ -62,22 +62,37 @@ def wanted_timers(state: str, t, calendar) -> list[tuple[str, datetime]]:
     return out
 
 
-async def schedule(tx: Transaction, ticket_id, state: str, t, calendar, *, fresh: bool = False) -> None:
+async def schedule(tx: Transaction, ticket_id, state: str, t, calendar) -> None:
     """Replace the ticket's pending timers with those its state needs.
 
     A timer that already fired for the same instant is not created again, so moving a
-    ticket back and forth never repeats a warning or a reminder. `fresh`: the ticket has
-    never had timers (its first assignment), so there is nothing to replace or compare.
+    ticket back and forth never repeats a warning or a reminder.
     """
-    if not fresh:
-        await tx.session.execute(delete(timers).where(timers.c.ticket_id == ticket_id, timers.c.fired_at.is_(None)))
+    await tx.session.execute(delete(timers).where(timers.c.ticket_id == ticket_id, timers.c.fired_at.is_(None)))
     wanted = wanted_timers(state, t, calendar)
     if not wanted:
         return
-    fired = set() if fresh else {(r.kind, r.due_at) for r in (await tx.session.execute(
+    fired = {(r.kind, r.due_at) for r in (await tx.session.execute(
         select(timers.c.kind, timers.c.due_at).where(timers.c.ticket_id == ticket_id,
                                                      timers.c.fired_at.is_not(None)))).all()}
     rows = [{"ticket_id": ticket_id, "kind": kind, "due_at": due} for kind, due in wanted if (kind, due) not in fired]
+    if rows:
+        await tx.session.execute(timers.insert(), rows)
+
+
+async def schedule_many(tx: Transaction, due: list[tuple], calendar) -> None:
+    """`schedule` for a run of tickets, each (ticket id, state, deadlines, fresh).
+
+    A fresh ticket (its first assignment) never had timers, so there is nothing to replace
+    or compare: the timers of all fresh tickets go in with one insert.
+    """
+    rows = []
+    for ticket_id, state, t, fresh in due:
+        if fresh:
+            rows.extend({"ticket_id": ticket_id, "kind": kind, "due_at": at}
+                        for kind, at in wanted_timers(state, t, calendar))
+        else:
+            await schedule(tx, ticket_id, state, t, calendar)
     if rows:
         await tx.session.execute(timers.insert(), rows)
 

@@ -175,7 +175,7 @@ class TextClassifier:
         self.design = design  # how it was trained, for people reading the metadata
         self.metrics = metrics  # filled in by whoever evaluates it (training.evaluate → EvalReport.summary())
 
-    _last: tuple[str, sp.csr_matrix] | None = None  # the last single text's features (see _features)
+    _last: tuple[dict[str, int], sp.csr_matrix] | None = None  # the last texts' features (see _features)
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "_last"}
@@ -219,12 +219,14 @@ class TextClassifier:
         return chosen
 
     def _features(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """The texts' feature rows; the last single text's are kept, as `explain` follows `predict` for it."""
-        if len(texts) == 1 and self._last is not None and self._last[0] == texts[0]:
-            return self._last[1]
+        """The texts' feature rows; the last call's are kept, as `explain` follows `predict` for one of its texts."""
+        last = self._last  # one read: a thread may replace it meanwhile
+        if len(texts) == 1 and last is not None:
+            row = last[0].get(texts[0])
+            if row is not None:
+                return last[1][row]
         features = self._compute_features(texts)
-        if len(texts) == 1:
-            self._last = (texts[0], features)
+        self._last = ({text: i for i, text in enumerate(texts)}, features)
         return features
 
     def _compute_features(self, texts: Sequence[str]) -> sp.csr_matrix:

@@ -14,7 +14,7 @@ from jiesu.db import Database
 from jiesu.messaging import ServiceStore
 from jiesu.migrate import upgrade
 from schemas.events import Envelope, TicketClosed, TicketReceived, TicketReturned, UnitRef, parse
-from services.router import service
+from services.router import models, service
 from services.router.domain.decide import _handles, decide
 from services.router.domain.directory import DEMO_CITY, Directory, DirectoryError
 from services.router.domain.rules import TicketFacts
@@ -136,6 +136,30 @@ async def test_the_same_caller_with_the_same_matter_is_merged_into_the_open_tick
     assert other_matter[0].event_type != "TicketMerged"
     _, other_caller = await route(store, state, NOISE, phone="13999990000")
     assert other_caller[0].event_type != "TicketMerged"
+
+
+async def test_a_run_of_tickets_is_routed_as_one_at_a_time_would_be_repeats_within_the_run_included(store, state):
+    """The consumer hands the router runs of new tickets; one run, one classifier call, same decisions."""
+    _, state.classifier = await models.train_starter(store, state.directory)
+    texts = [NOISE, "小区门口的路灯坏了一个星期，晚上很黑。", "晚上十一点以后工地还在打桩，噪音太大了，孩子睡不着觉！",
+             "公交车司机态度恶劣，乘客上车还没站稳就急刹车。"]
+    run = [received(text, days_ago=0.01 * (len(texts) - i)) for i, text in enumerate(texts)]
+    async with store.transaction() as tx:
+        await service.route_received_many(tx, run, state)
+        emitted = {e.ticket_id: e for e in tx.emitted}
+    kinds = [emitted[envelope.ticket_id].event_type for envelope, _ in run]
+    assert kinds[2] == "TicketMerged" and emitted[run[2][0].ticket_id].payload["into_ticket_id"] == str(run[0][0].ticket_id)
+    assert "TicketMerged" not in kinds[:2] + kinds[3:]
+    async with store.db.session() as s:
+        rows = {r.ticket_id: r for r in (await s.execute(select(decisions))).all()}
+        recorded = {r.ticket_id for r in (await s.execute(select(assignments))).all()}
+    assert set(rows) == {envelope.ticket_id for envelope, _ in run}
+    assert rows[run[2][0].ticket_id].status == "merged"
+    assert recorded == {t for t, e in emitted.items() if e.event_type == "TicketAssigned"}
+    for envelope, payload in run[:2] + run[3:]:  # routed alone, each would have gone to the same place
+        alone = service.decide(state.directory, service.facts_of_payload(payload), classifier=state.classifier,
+                               threshold=state.threshold, operator_unit=payload.suggested_unit)
+        assert rows[envelope.ticket_id].lead_code == (alone.lead.code if alone.lead else None)
 
 
 async def test_no_merge_after_thirty_days_or_once_the_first_ticket_is_closed(store, state):

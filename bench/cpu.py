@@ -1,0 +1,93 @@
+"""CPU time per component, read from /proc: where a benchmark's tickets spend the machine.
+
+Throughput on a shared machine wanders with whatever else runs; CPU seconds charged to
+each of our processes do not. Dividing them by the tickets processed gives the cost of a
+ticket per component, and the number of cores divided by the total cost is the ceiling
+this topology can reach here, whatever the load client does. PostgreSQL is charged with
+the CPU of all its processes (its backends serve only us during a run).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its reaped children; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return 0.0
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return (utime + stime + cutime + cstime) / TICKS
+
+
+def children(pid: int) -> list[int]:
+    """Every live descendant of a process (the broker binary under `jiesu broker`, …)."""
+    out, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*") if Path(f"/proc/{parent}/task").exists() else ():
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            out.extend(kids)
+            todo.extend(kids)
+    return out
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
+                    pids.append(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+    return pids
+
+
+@dataclass
+class CpuMeter:
+    """Snapshot the CPU of named process trees (and PostgreSQL) before and after a run."""
+
+    trees: dict[str, int]  # component → root pid
+    postgres: bool = False
+    _start: dict[str, float] = field(default_factory=dict)
+    _seen: dict[str, dict[int, float]] = field(default_factory=dict)
+
+    def _read(self) -> dict[str, dict[int, float]]:
+        out: dict[str, dict[int, float]] = {}
+        for name, root in self.trees.items():
+            out[name] = {pid: process_seconds(pid) for pid in (root, *children(root))}
+        if self.postgres:
+            out["PostgreSQL"] = {pid: process_seconds(pid) for pid in postgres_pids()}
+        out["load client"] = {0: sum(os.times()[:2])}
+        return out
+
+    def start(self) -> None:
+        self._seen = self._read()
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per component since `start` (processes that started meanwhile count from zero)."""
+        now = self._read()
+        return {name: sum(max(0.0, t - self._seen.get(name, {}).get(pid, 0.0)) for pid, t in pids.items())
+                for name, pids in now.items()}
+
+
+def report(used: dict[str, float], tickets: int) -> float:
+    """Print milliseconds of CPU per ticket by component; answers the system's total (the load client aside)."""
+    total = sum(seconds for name, seconds in used.items() if name != "load client")
+    parts = ", ".join(f"{name} {seconds * 1000 / tickets:.2f}" for name, seconds in used.items())
+    cores = os.cpu_count() or 1
+    ceiling = cores / (total / tickets) if total else 0
+    print(f"  CPU per ticket (ms): {parts}")
+    print(f"  the system's total {total * 1000 / tickets:.2f} ms a ticket → ceiling {ceiling:.0f} tickets/s "
+          f"on {cores} cores (the load client aside)")
+    return total

@@ -1,0 +1,89 @@
+"""A Batched handler gets runs of its events: consecutive, of its type, one event per ticket, in order."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+from sqlalchemy import MetaData
+
+from jiesu.consumer import Batched, EventConsumer
+from jiesu.db import Database
+from jiesu.messaging import ServiceStore, messaging_tables
+from schemas.events import Envelope, RoutingReason, TicketAssigned, TicketClosed, UnitRef
+
+_offsets = itertools.count()
+
+
+@dataclass
+class Record:
+    value: bytes
+    topic: str = "tickets.assigned"
+    partition: int = 0
+    offset: int = field(default_factory=lambda: next(_offsets))
+    key: bytes = b"k"
+    headers: tuple = ()
+
+
+def assigned(ticket_id: uuid.UUID) -> Envelope:
+    return Envelope.wrap(TicketAssigned(number="12345-20261123-000001", kind="complaint",
+                                        lead=UnitRef(code="M-CGW", name="市城管委"),
+                                        reason=RoutingReason(method="rule", rule_id="R-012")),
+                         ticket_id=ticket_id, producer="router")
+
+
+def closed(ticket_id: uuid.UUID) -> Envelope:
+    return Envelope.wrap(TicketClosed(outcome="satisfied"),
+                         ticket_id=ticket_id, producer="tracker")
+
+
+@pytest.fixture
+async def store(tmp_path):
+    metadata = MetaData()
+    tables = messaging_tables(metadata, "t")
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
+    async with db.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield ServiceStore("t", db, tables)
+    await db.dispose()
+
+
+async def test_runs_split_where_a_ticket_repeats_or_another_type_comes_between(store):
+    calls: list[tuple[str, list[uuid.UUID]]] = []
+
+    async def many(tx, items):
+        calls.append(("assigned", [e.ticket_id for e, _ in items]))
+
+    async def one(tx, envelope, payload):
+        calls.append(("closed", [envelope.ticket_id]))
+
+    a, b, c = (uuid.uuid4() for _ in range(3))
+    consumer = EventConsumer(store, {"TicketAssigned": Batched(many), "TicketClosed": one})
+    events = [assigned(a), assigned(b), assigned(a), assigned(c), closed(b), closed(c), assigned(b)]
+    await consumer.process([Record(e.to_bytes()) for e in events])
+
+    assert calls == [("assigned", [a, b]), ("assigned", [a, c]), ("closed", [b]), ("closed", [c]),
+                     ("assigned", [b])]
+    async with store.transaction() as tx:
+        assert await tx.processed_among([e.event_id for e in events]) == {e.event_id for e in events}
+
+
+async def test_a_failing_run_is_retried_event_by_event_and_only_the_poison_is_dead_lettered(store):
+    applied: list[uuid.UUID] = []
+    poison = uuid.uuid4()
+
+    async def many(tx, items):
+        if any(e.ticket_id == poison for e, _ in items):
+            raise ValueError("cannot apply this one")
+        applied.extend(e.ticket_id for e, _ in items)
+
+    good = [uuid.uuid4() for _ in range(4)]
+    consumer = EventConsumer(store, {"TicketAssigned": Batched(many)}, retries=0)
+    await consumer.process([Record(assigned(t).to_bytes()) for t in (*good[:2], poison, *good[2:])])
+
+    assert applied == good
+    async with store.db.session() as s:
+        dead = (await s.execute(store.tables.dead_letters.select())).all()
+    assert len(dead) == 1 and "cannot apply this one" in dead[0].error
