@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import CHAR, DateTime, TypeDecorator
@@ -74,8 +76,35 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # Multi-row inserts go through asyncpg's executemany: one prepared statement, whatever the
     # row count. SQLAlchemy's default for asyncpg writes VALUES (…), (…) with a new statement
     # text for every row count, which PostgreSQL has to parse and plan each time.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                               use_insertmanyvalues=False)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, use_insertmanyvalues=False)
+    _ping_when_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use only if it has been idle a while.
+
+    SQLAlchemy's pool_pre_ping pings at every checkout, and for asyncpg a ping is BEGIN, a
+    query and ROLLBACK: three round trips for every transaction, a fifth of what a busy
+    consumer sends. A connection that was in use a moment ago is as alive as a ping could
+    show. One that fails anyway (the server restarted under load) raises a disconnect error,
+    which invalidates every older connection in the pool; consumers retry the batch.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(dbapi_connection, record, _proxy):
+        if time.monotonic() - record.info.get("returned", 0.0) > PING_AFTER_IDLE_SECONDS:
+            try:
+                engine.dialect.do_ping(dbapi_connection)
+            except Exception as exc:  # noqa: BLE001 - whatever the driver raised, the connection is gone
+                raise DisconnectionError(str(exc)) from exc  # the pool replaces it and checks out again
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checkin(_dbapi_connection, record):
+        record.info["returned"] = time.monotonic()
 
 
 def _sqlite_transactions(engine: AsyncEngine) -> None:
