@@ -71,8 +71,8 @@ def background(rt: Runtime):
             await asyncio.sleep(DIRECTORY_RELOAD_SECONDS)
             state = rt.state["router"]
             try:
-                current = await service.current_directory(store)
-                if current and current[0] != state.directory_version_id:
+                if await service.latest_directory_id(store) != state.directory_version_id:
+                    current = await service.current_directory(store)  # parses the YAML: only when it changed
                     state.directory_version_id, state.directory = current
                     service.log.info("directory reloaded", version=state.directory.version)
                 if await models.latest_model_id(store) != state.model_id:

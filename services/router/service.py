@@ -325,6 +325,11 @@ async def on_reconcile(tx: Transaction, envelope: Envelope, p) -> None:
 # --- the directory in force --------------------------------------------------------------------
 
 
+async def latest_directory_id(store: ServiceStore) -> int | None:
+    async with store.db.session() as s:
+        return await s.scalar(select(directory_versions.c.id).order_by(directory_versions.c.id.desc()).limit(1))
+
+
 async def current_directory(store: ServiceStore) -> tuple[int, Directory] | None:
     async with store.db.session() as s:
         row = (await s.execute(select(directory_versions).order_by(directory_versions.c.id.desc()).limit(1))).first()
