@@ -41,15 +41,24 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def postgres_pids() -> list[int]:
+SHARED_POSTGRES_PROCESSES = ("walwriter", "checkpointer", "background writer", "autovacuum launcher")
+
+
+def postgres_pids(database: str | None = None) -> list[int]:
+    """PostgreSQL's processes: with `database`, only its backends (and autovacuum workers) and the
+    server's shared writers, so that other databases' clients on the machine are not counted."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
-                    pids.append(int(entry.name))
+                if (entry / "comm").read_text().strip() not in ("postgres", "postmaster"):
+                    continue
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except (FileNotFoundError, ProcessLookupError, PermissionError):
                 continue
+            if database is None or f" {database} " in f"{title} " or title.rstrip().endswith(
+                    SHARED_POSTGRES_PROCESSES):
+                pids.append(int(entry.name))
     return pids
 
 
@@ -58,7 +67,7 @@ class CpuMeter:
     """Snapshot the CPU of named process trees (and PostgreSQL) before and after a run."""
 
     trees: dict[str, int]  # component → root pid
-    postgres: bool = False
+    postgres: str | None = None  # the database whose backends to charge
     _start: dict[str, float] = field(default_factory=dict)
     _seen: dict[str, dict[int, float]] = field(default_factory=dict)
 
@@ -67,7 +76,7 @@ class CpuMeter:
         for name, root in self.trees.items():
             out[name] = {pid: process_seconds(pid) for pid in (root, *children(root))}
         if self.postgres:
-            out["PostgreSQL"] = {pid: process_seconds(pid) for pid in postgres_pids()}
+            out["PostgreSQL"] = {pid: process_seconds(pid) for pid in postgres_pids(self.postgres)}
         out["load client"] = {0: sum(os.times()[:2])}
         return out
 

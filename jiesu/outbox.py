@@ -18,6 +18,7 @@ from typing import Protocol
 from prometheus_client import Counter, Gauge
 from sqlalchemy import delete, func, select, text, update
 
+from jiesu.db import one_of
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore
 from schemas.events import utcnow
@@ -134,7 +135,8 @@ class OutboxRelay:
 
     async def _mark(self, session, rows) -> None:
         outbox = self.store.tables.outbox
-        await session.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=utcnow()))
+        await session.execute(update(outbox).where(one_of(outbox.c.id, [r.id for r in rows], self.store.db.dialect))
+                              .values(sent_at=utcnow()))
 
     async def backlog(self) -> int:
         outbox = self.store.tables.outbox
