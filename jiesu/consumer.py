@@ -27,9 +27,10 @@ from jiesu import audit
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
 from schemas import topics
-from schemas.events import Envelope, EventPayload, new_event_id, utcnow
+from schemas.events import PAYLOADS, Envelope, EventPayload, new_event_id, utcnow
 
 log = get_logger(__name__)
+EVENT_TYPES = frozenset(event_type for event_type, _ in PAYLOADS)
 
 Handler = Callable[[Transaction, Envelope, EventPayload], Awaitable[None]]
 Many = Callable[[Transaction, list[tuple[Envelope, EventPayload]]], Awaitable[None]]
@@ -130,6 +131,11 @@ class EventConsumer:
         """Apply records in order, skipping those the inbox has seen (one look-up for all of them)."""
         mine = []
         for record in records:
+            # The relay names each event in a header: another service's are skipped unread. A replayed
+            # dead letter is named "replay" and read like any record whose header says nothing.
+            named = _header(record, "event_type")
+            if named in EVENT_TYPES and named not in self.handlers:
+                continue
             envelope = Envelope.from_bytes(record.value)
             if envelope.event_type in self.handlers:  # others are not for this service
                 mine.append((record, envelope))

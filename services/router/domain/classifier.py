@@ -203,10 +203,10 @@ class TextClassifier:
             label = self.predict([text])[0].label
         if label not in self.labels:
             raise ValueError(f"未知类别 {label!r}，模型的类别为 {'、'.join(self.labels)} / unknown category {label!r}")
-        row = self._features([text])
-        contributions = row.data * self.weights[row.indices, self.labels.index(label)]
+        indices, data = self._row(text)
+        contributions = data * self.weights[indices, self.labels.index(label)]
         weights: Counter[str] = Counter()
-        for column, weight in zip(row.indices, contributions):
+        for column, weight in zip(indices, contributions):
             gram = self.text.ngram(column) if column < self.text.size else self.head.ngram(column - self.text.size)
             weights[gram] += float(weight)
         ranked = [(gram, w) for gram, w in weights.most_common() if len(gram) > 1] or weights.most_common()
@@ -220,14 +220,18 @@ class TextClassifier:
 
     def _features(self, texts: Sequence[str]) -> sp.csr_matrix:
         """The texts' feature rows; the last call's are kept, as `explain` follows `predict` for one of its texts."""
-        last = self._last  # one read: a thread may replace it meanwhile
-        if len(texts) == 1 and last is not None:
-            row = last[0].get(texts[0])
-            if row is not None:
-                return last[1][row]
         features = self._compute_features(texts)
         self._last = ({text: i for i, text in enumerate(texts)}, features)
         return features
+
+    def _row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """One text's feature columns and values, from the last call's features when it was among them."""
+        last = self._last  # one read: a thread may replace it meanwhile
+        i = last[0].get(text) if last is not None else None
+        matrix = last[1] if i is not None else self._features([text])
+        i = i or 0
+        start, end = matrix.indptr[i], matrix.indptr[i + 1]
+        return matrix.indices[start:end], matrix.data[start:end]
 
     def _compute_features(self, texts: Sequence[str]) -> sp.csr_matrix:
         docs = [normalise(t) for t in texts]

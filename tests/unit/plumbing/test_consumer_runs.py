@@ -87,3 +87,20 @@ async def test_a_failing_run_is_retried_event_by_event_and_only_the_poison_is_de
     async with store.db.session() as s:
         dead = (await s.execute(store.tables.dead_letters.select())).all()
     assert len(dead) == 1 and "cannot apply this one" in dead[0].error
+
+
+async def test_another_services_event_is_skipped_by_its_header_and_a_replay_is_read(store):
+    applied: list[uuid.UUID] = []
+
+    async def many(tx, items):
+        applied.extend(e.ticket_id for e, _ in items)
+
+    consumer = EventConsumer(store, {"TicketAssigned": Batched(many)}, retries=0)
+    replayed = uuid.uuid4()
+    await consumer.process([
+        Record(b"not even json", headers=(("event_type", b"TicketTracked"),)),  # not ours: never parsed
+        Record(assigned(replayed).to_bytes(), headers=(("event_type", b"replay"),)),  # a dead letter replayed
+    ])
+    assert applied == [replayed]
+    async with store.db.session() as s:
+        assert (await s.execute(store.tables.dead_letters.select())).all() == []
