@@ -8,6 +8,7 @@ secrets stored only as SHA-256 hashes.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -100,15 +101,15 @@ def _user(row: UserRow) -> User:
     return User(row.id, row.username, row.display_name, Role(row.role), row.department)
 
 
-TOKEN_CACHE_SECONDS = 30.0  # a revoked token stops working within this time
+TOKEN_CACHE_SECONDS = 5.0  # how long a revocation elsewhere may take to be noticed here
 
 
 class IdentityStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        # Machine clients send a token with every request: remember recent look-ups so that
-        # authentication is not a database write per request.
-        self._token_cache: dict[str, tuple[float, User]] = {}
+        # Machine clients send a token with every request: a look-up is shared by the
+        # requests that arrive while it runs, and kept for TOKEN_CACHE_SECONDS.
+        self._tokens: dict[str, tuple[float, asyncio.Task[User | None]]] = {}
 
     async def create_user(self, username: str, password: str, role: Role, *, display_name: str = "",
                           department: str | None = None) -> User:
@@ -174,11 +175,31 @@ class IdentityStore:
         return token
 
     async def user_for_token(self, token: str) -> User | None:
+        """The active user a token belongs to, or None if it is unknown or revoked.
+
+        A look-up is cached for TOKEN_CACHE_SECONDS, so that authentication is not a database
+        round trip (and a `last_used_at` write) per request. The price is a revocation lag: a
+        token revoked, or a user disabled, by another process or directly in the database still
+        works here for up to TOKEN_CACHE_SECONDS. `revoke_token` in this process takes effect at once.
+        """
         digest = token_hash(token)
         now = time.monotonic()
-        cached = self._token_cache.get(digest)
-        if cached and cached[0] > now:
-            return cached[1]
+        entry = self._tokens.get(digest)
+        if entry is None or entry[0] <= now:
+            if len(self._tokens) >= 10_000:
+                self._tokens.clear()
+            entry = self._tokens[digest] = (now + TOKEN_CACHE_SECONDS,
+                                            asyncio.create_task(self._look_up_token(digest)))
+        try:
+            user = await asyncio.shield(entry[1])  # a caller that hangs up does not cancel the others' look-up
+        except Exception:
+            self._forget_token(digest, entry)
+            raise
+        if user is None:
+            self._forget_token(digest, entry)  # unknown tokens are not kept: anyone can send many
+        return user
+
+    async def _look_up_token(self, digest: str) -> User | None:
         async with self.db.session() as s:
             row = await s.scalar(
                 select(UserRow).join(ApiTokenRow, ApiTokenRow.user_id == UserRow.id).where(
@@ -187,11 +208,20 @@ class IdentityStore:
             if row is None:
                 return None
             await s.execute(update(ApiTokenRow).where(ApiTokenRow.token_hash == digest).values(last_used_at=utcnow()))
-            user = _user(row)
-        if len(self._token_cache) > 10_000:
-            self._token_cache.clear()
-        self._token_cache[digest] = (now + TOKEN_CACHE_SECONDS, user)
-        return user
+            return _user(row)
+
+    def _forget_token(self, digest: str, entry: tuple[float, asyncio.Task[User | None]]) -> None:
+        if self._tokens.get(digest) is entry:
+            del self._tokens[digest]
+
+    async def revoke_token(self, token: str) -> bool:
+        """Revoke a token; True if it was in use. This process refuses it from now on."""
+        digest = token_hash(token)
+        async with self.db.session() as s:
+            result = await s.execute(update(ApiTokenRow).where(
+                ApiTokenRow.token_hash == digest, ApiTokenRow.revoked_at.is_(None)).values(revoked_at=utcnow()))
+        self._tokens.pop(digest, None)
+        return (result.rowcount or 0) == 1
 
     async def list_users(self) -> list[User]:
         async with self.db.session() as s:

@@ -64,7 +64,8 @@ def add_template_dir(path: Path) -> None:
         loader.searchpath.append(str(path))
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
+    """A dependency. Async: FastAPI would run a plain function in its thread pool, on every request."""
     return request.app.state.runtime
 
 
@@ -84,7 +85,7 @@ def _session(request: Request) -> dict | None:
     raw = request.cookies.get(SESSION_COOKIE)
     if not raw:
         return None
-    rt = runtime(request)
+    rt = request.app.state.runtime
     try:
         return _serializer(rt).loads(raw, max_age=int(rt.settings.session_hours * 3600))
     except BadSignature:
@@ -98,7 +99,7 @@ async def optional_user(request: Request) -> User | None:
     user: User | None = None
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        user = await runtime(request).identity.user_for_token(auth[7:].strip())
+        user = await request.app.state.runtime.identity.user_for_token(auth[7:].strip())
         if user is None:
             raise ApiError(401, "invalid_token", "访问令牌无效或已吊销", "The API token is invalid or revoked",
                            headers={"WWW-Authenticate": "Bearer"})
@@ -127,7 +128,8 @@ async def _check_csrf(request: Request) -> None:
 def require(*roles: Role) -> Callable:
     """A dependency: the caller must be logged in with one of these roles (admin always may)."""
 
-    async def dependency(request: Request, user: Annotated[User | None, Depends(optional_user)]) -> User:
+    async def dependency(request: Request) -> User:
+        user = await optional_user(request)  # a call, not a sub-dependency: each dependency costs on every request
         if user is None:
             if request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", ""):
                 raise ApiError(401, "login_required", "请先登录", "Log in first",

@@ -36,8 +36,11 @@ def _answer(receipt: Receipt):
     return receipt
 
 
-async def _accept(rt, sub: TicketSubmission, *, channel: Channel, user: User, idempotency_key: str | None,
+async def _accept(sub: TicketSubmission, *, channel: Channel, user: User, idempotency_key: str | None,
                   request: Request) -> Receipt:
+    # The runtime from the request, not a RuntimeDep: FastAPI pays for every dependency on
+    # every request, and these two endpoints are intake's busiest.
+    rt = request.app.state.runtime
     return await service.accept(
         rt.store("intake"), sub, channel=channel, operator=user.username, idempotency_key=idempotency_key,
         tz=ZoneInfo(rt.settings.timezone), trace_id=request.headers.get("x-trace-id"),
@@ -49,7 +52,6 @@ async def _accept(rt, sub: TicketSubmission, *, channel: Channel, user: User, id
                      413: {"description": "the body is larger than 256 KB"}})
 async def create_ticket(
     sub: TicketSubmission,
-    rt: RuntimeDep,
     user: Operator,
     request: Request,
     channel: Annotated[Channel, Query(description="the channel the request came through")] = Channel.HOTLINE,
@@ -62,7 +64,7 @@ async def create_ticket(
     answered on the call (直接办结); `duplicate_of_number` attaches the call to an open
     ticket of the same citizen (重复件) instead of opening a new matter.
     """
-    return _answer(await _accept(rt, sub, channel=channel, user=user, idempotency_key=idempotency_key,
+    return _answer(await _accept(sub, channel=channel, user=user, idempotency_key=idempotency_key,
                                  request=request))
 
 
@@ -70,7 +72,6 @@ async def create_ticket(
           responses={200: {"model": Receipt, "description": "a retry: the message accepted earlier"}})
 async def create_message(
     sub: TicketSubmission,
-    rt: RuntimeDep,
     user: Operator,
     request: Request,
     channel: Annotated[Channel, Query(description="online (网上留言, default) or mailbox (市长信箱)")] = Channel.ONLINE,
@@ -90,7 +91,7 @@ async def create_message(
                        "Invalid input: channel: must be online or mailbox",
                        fields=[{"field": "channel", "type": "enum", "zh": "只能是 online 或 mailbox",
                                 "en": "must be online or mailbox"}])
-    return _answer(await _accept(rt, sub, channel=channel, user=user, idempotency_key=idempotency_key,
+    return _answer(await _accept(sub, channel=channel, user=user, idempotency_key=idempotency_key,
                                  request=request))
 
 

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from jiesu import audit
 from jiesu.consumer import is_infrastructure
@@ -30,22 +31,20 @@ log = get_logger(__name__)
 PRODUCER = "intake"
 
 
-async def next_numbers(store: ServiceStore, day: date, count: int) -> list[str]:
-    """Take the day's next `count` sequence numbers in a transaction of its own.
+async def next_numbers(session: AsyncSession, day: date, count: int) -> list[str]:
+    """Take the day's next `count` sequence numbers, in the caller's short transaction.
 
-    The counter row is a lock every intake process needs; holding it only for this
+    The counter row is a lock every intake process needs; holding it only for that
     short transaction (not for the tickets' insert) keeps intake fast under load.
     A write that fails after this leaves a gap in the day's numbers, never a repeat.
     """
-    async with store.db.session() as session:
-        dialect = session.bind.dialect.name
-        take = (update(ticket_counters).where(ticket_counters.c.day == day)
-                .values(value=ticket_counters.c.value + count).returning(ticket_counters.c.value))
+    dialect = session.bind.dialect.name
+    take = (update(ticket_counters).where(ticket_counters.c.day == day)
+            .values(value=ticket_counters.c.value + count).returning(ticket_counters.c.value))
+    last = await session.scalar(take)
+    if last is None:  # first ticket of the day (or a concurrent first: the conflict is ignored)
+        await session.execute(insert_ignoring_conflicts(ticket_counters, dialect, {"day": day, "value": 0}, "day"))
         last = await session.scalar(take)
-        if last is None:  # first ticket of the day (or a concurrent first: the conflict is ignored)
-            await session.execute(insert_ignoring_conflicts(ticket_counters, dialect, {"day": day, "value": 0},
-                                                            "day"))
-            last = await session.scalar(take)
     return [format_number(day, n) for n in range(last - count + 1, last + 1)]
 
 
@@ -155,20 +154,23 @@ def _settle(request: _Request, outcome: Receipt | BaseException) -> None:
 
 async def _write(store: ServiceStore, batch: list[_Request]) -> list[Receipt]:
     """Record the batch's new tickets and owe their TicketReceived; retries get the earlier ticket."""
-    refs = {r.source_ref for r in batch}
-    async with store.db.session() as s:
-        earlier = {(row.channel, row.source_ref): row for row in await s.execute(
-            select(tickets.c.ticket_id, tickets.c.number, tickets.c.received_at, tickets.c.channel,
-                   tickets.c.source_ref).where(one_of(tickets.c.source_ref, refs, store.db.dialect)))}
+    dialect = store.db.dialect
     fresh: dict[tuple[str, str], _Request] = {}
-    for r in batch:
-        key = (r.channel.value, r.source_ref)
-        if key not in earlier:
-            fresh.setdefault(key, r)  # the same reference twice in one batch: the second is a retry of the first
     numbers: dict[tuple[str, str], str] = {}
-    for day in sorted({r.day for r in fresh.values()}):
-        keys = [k for k, r in fresh.items() if r.day == day]
-        numbers.update(zip(keys, await next_numbers(store, day, len(keys)), strict=True))
+    async with store.db.session() as s:  # one short transaction: which are retries, and numbers for the rest
+        # Both columns of the unique (channel, source_ref) index: by source_ref alone, it is read whole.
+        known = select(tickets.c.ticket_id, tickets.c.number, tickets.c.received_at, tickets.c.channel,
+                       tickets.c.source_ref).where(
+            one_of(tickets.c.channel, {r.channel.value for r in batch}, dialect),
+            one_of(tickets.c.source_ref, {r.source_ref for r in batch}, dialect))
+        earlier = {(row.channel, row.source_ref): row for row in await s.execute(known)}
+        for r in batch:
+            key = (r.channel.value, r.source_ref)
+            if key not in earlier:
+                fresh.setdefault(key, r)  # the same reference twice in one batch: the second is a retry of the first
+        for day in sorted({r.day for r in fresh.values()}):
+            keys = [k for k, r in fresh.items() if r.day == day]
+            numbers.update(zip(keys, await next_numbers(s, day, len(keys)), strict=True))
     created: dict[tuple[str, str], Receipt] = {}
     if fresh:
         try:

@@ -7,7 +7,6 @@ import asyncio
 import httpx
 import pytest
 
-from jiesu.app import build_app
 from jiesu.migrate import upgrade_all
 from schemas.enums import Role
 
@@ -83,6 +82,49 @@ async def test_bearer_tokens_identify_machine_clients_and_revoked_ones_fail(app)
         assert me.json()["role"] == "operator"
         bad = await c.get("/api/v1/me", headers={"Authorization": "Bearer jst_nope"})
         assert bad.status_code == 401 and bad.json()["error"]["code"] == "invalid_token"
+
+
+async def test_a_token_revoked_in_this_process_is_refused_at_once_though_it_was_cached(app):
+    identity = app.state.runtime.identity
+    token = await identity.create_token("op", "portal")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with client(app) as c:
+        assert (await c.get("/api/v1/me", headers=headers)).status_code == 200
+        assert await identity.revoke_token(token)
+        r = await c.get("/api/v1/me", headers=headers)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
+    assert not await identity.revoke_token(token)
+
+
+async def test_a_token_revoked_elsewhere_is_refused_once_the_cached_look_up_expires(app, monkeypatch):
+    from sqlalchemy import update
+
+    from jiesu import identity as identity_module
+    from jiesu.identity import ApiTokenRow, token_hash
+
+    monkeypatch.setattr(identity_module, "TOKEN_CACHE_SECONDS", 0.2)
+    identity = app.state.runtime.identity
+    token = await identity.create_token("op", "portal")
+    assert await identity.user_for_token(token) is not None
+    async with identity.db.session() as s:  # another process, or an administrator in the database
+        await s.execute(update(ApiTokenRow).where(ApiTokenRow.token_hash == token_hash(token))
+                        .values(revoked_at=identity_module.utcnow()))
+    assert await identity.user_for_token(token) is not None  # the revocation lag
+    await asyncio.sleep(0.25)
+    assert await identity.user_for_token(token) is None
+
+
+async def test_a_burst_of_requests_with_one_token_costs_one_database_look_up(app):
+    from sqlalchemy import event
+
+    identity = app.state.runtime.identity
+    token = await identity.create_token("op", "portal")
+    statements: list[str] = []
+    event.listen(identity.db.engine.sync_engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *rest: statements.append(statement))
+    users = await asyncio.gather(*(identity.user_for_token(token) for _ in range(20)))
+    assert {u.username for u in users} == {"op"}
+    assert sum("identity_api_tokens" in s and s.lstrip().upper().startswith("SELECT") for s in statements) == 1
 
 
 async def test_login_redirect_never_leaves_the_site(app):
