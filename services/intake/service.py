@@ -10,12 +10,12 @@ from datetime import date, datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import and_, bindparam, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from jiesu import audit
-from jiesu.consumer import is_infrastructure
+from jiesu.consumer import Batched, is_infrastructure
 from jiesu.db import insert_ignoring_conflicts, one_of
 from jiesu.errors import ApiError
 from jiesu.logging import get_logger
@@ -284,24 +284,39 @@ def _newer(envelope: Envelope):
                 or_(tickets.c.status_at.is_(None), tickets.c.status_at <= envelope.occurred_at))
 
 
-async def on_tracked(tx: Transaction, envelope: Envelope, payload) -> None:
-    """TicketTracked: the end-to-end acknowledgement; also keeps a status for look-ups.
-
-    One statement: the acknowledgement always counts, the status only if no later one was
-    applied (re-emitted events arrive late).
-    """
-    at = envelope.occurred_at
+def _tracked_statement():
+    """TicketTracked for many tickets as one executemany: the acknowledgement always counts, the
+    status only if no later one was applied (re-emitted events arrive late); department and
+    reply_due only when the event names them."""
+    at = bindparam("b_at", type_=tickets.c.status_at.type)
     newer = or_(tickets.c.status_at.is_(None), tickets.c.status_at <= at)
-    values = {"state": payload.state.value, "status_at": at}
-    if payload.lead:
-        values["department"] = payload.lead.name
-    if payload.reply_due:
-        values["reply_due"] = payload.reply_due
-    await tx.session.execute(update(tickets).where(tickets.c.ticket_id == envelope.ticket_id).values(
+
+    def named(column):
+        value = bindparam(f"b_{column}", type_=tickets.c[column].type)
+        return case((and_(newer, value.is_not(None)), value), else_=tickets.c[column])
+
+    return update(tickets).where(tickets.c.ticket_id == bindparam("b_ticket_id")).values(
         tracked_at=case((or_(tickets.c.tracked_at.is_(None), tickets.c.tracked_at <= at), at),
                         else_=tickets.c.tracked_at),
-        **{name: case((newer, value), else_=tickets.c[name]) for name, value in values.items()},
-    ))
+        state=case((newer, bindparam("b_state", type_=tickets.c.state.type)), else_=tickets.c.state),
+        status_at=case((newer, at), else_=tickets.c.status_at),
+        department=named("department"),
+        reply_due=named("reply_due"),
+    )
+
+
+_TRACKED = _tracked_statement()
+
+
+async def tracked_many(tx: Transaction, items: list) -> None:
+    """TicketTracked: the end-to-end acknowledgement; also keeps a status for look-ups."""
+    await tx.session.execute(_TRACKED, [
+        {"b_ticket_id": envelope.ticket_id, "b_at": envelope.occurred_at, "b_state": payload.state.value,
+         "b_department": payload.lead.name if payload.lead else None, "b_reply_due": payload.reply_due}
+        for envelope, payload in items])
+
+
+on_tracked = Batched(tracked_many)
 
 
 async def on_accepted(tx: Transaction, envelope: Envelope, payload) -> None:
