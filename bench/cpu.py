@@ -1,15 +1,17 @@
 """CPU time per component, read from /proc: where a benchmark's tickets spend the machine.
 
-Throughput on a shared machine wanders with whatever else runs; CPU seconds charged to
-each of our processes do not. Dividing them by the tickets processed gives the cost of a
-ticket per component, and the number of cores divided by the total cost is the ceiling
-this topology can reach here, whatever the load client does. PostgreSQL is charged with
-the CPU of all its processes (its backends serve only us during a run).
+Throughput on a shared machine wanders with whatever else runs; the CPU seconds charged to
+each of our processes wander much less (contention for caches and hyperthreads still
+inflates them: measure on a quiet machine). Dividing them by the tickets processed gives
+the cost of a ticket per component, and the number of cores divided by the total cost is
+the ceiling this topology can reach here, whatever the load client does. PostgreSQL is
+charged with its backends on the benchmark's database and the server's shared writers.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,12 +66,18 @@ def postgres_pids(database: str | None = None) -> list[int]:
 
 @dataclass
 class CpuMeter:
-    """Snapshot the CPU of named process trees (and PostgreSQL) before and after a run."""
+    """Snapshot the CPU of named process trees (and PostgreSQL) before and after a run.
+
+    A thread re-reads every half second, so that a process which exits meanwhile (a
+    PostgreSQL backend of a pool's overflow connection …) keeps the CPU it had used.
+    """
 
     trees: dict[str, int]  # component → root pid
     postgres: str | None = None  # the database whose backends to charge
-    _start: dict[str, float] = field(default_factory=dict)
     _seen: dict[str, dict[int, float]] = field(default_factory=dict)
+    _last: dict[str, dict[int, float]] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
 
     def _read(self) -> dict[str, dict[int, float]]:
         out: dict[str, dict[int, float]] = {}
@@ -80,14 +88,31 @@ class CpuMeter:
         out["load client"] = {0: sum(os.times()[:2])}
         return out
 
+    def _remember(self, reading: dict[str, dict[int, float]]) -> None:
+        for name, pids in reading.items():
+            last = self._last.setdefault(name, {})
+            for pid, seconds in pids.items():
+                last[pid] = max(seconds, last.get(pid, 0.0))
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            self._remember(self._read())
+
     def start(self) -> None:
         self._seen = self._read()
+        if self.postgres and len(self._seen.get("PostgreSQL", {})) <= len(SHARED_POSTGRES_PROCESSES):
+            print("  (no PostgreSQL backends on this machine for the benchmark's database: its CPU is not counted)")
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
 
     def stop(self) -> dict[str, float]:
         """CPU seconds per component since `start` (processes that started meanwhile count from zero)."""
-        now = self._read()
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self._remember(self._read())
         return {name: sum(max(0.0, t - self._seen.get(name, {}).get(pid, 0.0)) for pid, t in pids.items())
-                for name, pids in now.items()}
+                for name, pids in self._last.items()}
 
 
 def report(used: dict[str, float], tickets: int) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import CHAR, DateTime, TypeDecorator
@@ -90,9 +90,16 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
     SQLAlchemy's pool_pre_ping pings at every checkout, and for asyncpg a ping is BEGIN, a
     query and ROLLBACK: three round trips for every transaction, a fifth of what a busy
     consumer sends. A connection that was in use a moment ago is as alive as a ping could
-    show. One that fails anyway (the server restarted under load) raises a disconnect error,
-    which invalidates every older connection in the pool; consumers retry the batch.
+    show. A failed ping drops every older connection of the pool too (the server went away),
+    as pool_pre_ping does. A connection used within the last seconds that has died anyway
+    (the server restarted under load) fails its first statement: that also invalidates the
+    older connections; consumers retry their batch, and the HTTP request in flight gets an
+    error its client retries.
     """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(_dbapi_connection, record):
+        record.info["returned"] = time.monotonic()  # a new connection is alive: no ping
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _checkout(dbapi_connection, record, _proxy):
@@ -100,7 +107,7 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
             try:
                 engine.dialect.do_ping(dbapi_connection)
             except Exception as exc:  # noqa: BLE001 - whatever the driver raised, the connection is gone
-                raise DisconnectionError(str(exc)) from exc  # the pool replaces it and checks out again
+                raise InvalidatePoolError(str(exc)) from exc  # the pool reconnects and checks out again
 
     @event.listens_for(engine.sync_engine, "checkin")
     def _checkin(_dbapi_connection, record):

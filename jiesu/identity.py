@@ -192,7 +192,7 @@ class IdentityStore:
                                             asyncio.create_task(self._look_up_token(digest)))
         try:
             user = await asyncio.shield(entry[1])  # a caller that hangs up does not cancel the others' look-up
-        except Exception:
+        except BaseException:  # a failed or cancelled look-up is not kept
             self._forget_token(digest, entry)
             raise
         if user is None:

@@ -156,6 +156,9 @@ class CharNgrams:
         return "".join(chars)
 
 
+KEEP_FEATURES = 1000  # the last call's features are kept for explanations up to this many texts
+
+
 class TextClassifier:
     """A trained model: predict categories for texts, explain a prediction, save it."""
 
@@ -221,7 +224,8 @@ class TextClassifier:
     def _features(self, texts: Sequence[str]) -> sp.csr_matrix:
         """The texts' feature rows; the last call's are kept, as `explain` follows `predict` for one of its texts."""
         features = self._compute_features(texts)
-        self._last = ({text: i for i, text in enumerate(texts)}, features)
+        if len(texts) <= KEEP_FEATURES:  # a consumer's run, not an evaluation of thousands
+            self._last = ({text: i for i, text in enumerate(texts)}, features)
         return features
 
     def _row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
