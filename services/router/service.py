@@ -119,7 +119,7 @@ async def route_received_many(tx: Transaction, items: list[tuple[Envelope, Ticke
         if values["phone_hash"]:  # a later call in this run from the same number may repeat this one
             open_tickets.setdefault(values["phone_hash"], []).append(values)
         log.info("routed", outcome=d.outcome, lead=d.lead.code if d.lead else None, why=d.why,
-                 ticket_id=str(envelope.ticket_id))
+                 ticket_id=str(envelope.ticket_id), event_id=str(envelope.event_id))
     await tx.session.execute(decisions.insert(), rows)
     await _record_assignments(tx, made)
 

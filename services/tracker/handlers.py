@@ -172,7 +172,8 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
         row = rows.get(envelope.ticket_id)
         state = _transition(row.state if row else None, Action.ASSIGN)
         if state is None:
-            log.warning("assignment ignored in this state", state=row.state, ticket_id=str(envelope.ticket_id))
+            log.warning("assignment ignored in this state", state=row.state, ticket_id=str(envelope.ticket_id),
+                        event_id=str(envelope.event_id))
             await _timeline(tx, envelope, "router", f"派单未生效（工单状态：{row.state}）", {})
             continue
         assigned_at = envelope.occurred_at
