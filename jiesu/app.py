@@ -19,7 +19,8 @@ def build_app(settings: Settings, services: list[str], *, bootstrap: str | None 
     routers = [r for spec in specs for r in spec.routers]
     statics = [(spec.name, spec.static_dir) for spec in specs if spec.static_dir and spec.static_dir.is_dir()]
     target = bootstrap or settings.broker_url
-    return create_app(lambda: Runtime.create(settings, services, bootstrap=target), routers, static_dirs=statics)
+    return create_app(lambda: Runtime.create(settings, services, bootstrap=target), routers, static_dirs=statics,
+                      opentelemetry=settings.opentelemetry)
 
 
 async def serve(app: FastAPI, host: str, port: int, *, on_ready=None) -> None:

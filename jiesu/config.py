@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # holds it that long even when a message arrives, so each hop between services may wait this
     # long: 100 ms (aiokafka's default is 500) for a few idle fetches a second.
     consumer_fetch_max_wait_ms: int = Field(default=100, ge=0)
+    # FastAPI's own OpenTelemetry spans and metrics; jiesu's metrics are Prometheus (/metrics).
+    # Off, no request asks the environment for a telemetry provider.
+    opentelemetry: bool = False
     outbox_batch: int = Field(default=500, ge=1)
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     outbox_retention_days: int = Field(default=7, ge=1)

@@ -301,8 +301,8 @@ class SecurityHeaders:
 
 
 def create_app(rt_factory: Callable[[], Runtime], routers: list[APIRouter], *, start: bool = True,
-               prepare: bool = False,
-               title: str = "jiesu 接诉即办", static_dirs: list[tuple[str, Path]] | None = None) -> FastAPI:
+               prepare: bool = False, title: str = "jiesu 接诉即办",
+               static_dirs: list[tuple[str, Path]] | None = None, opentelemetry: bool = False) -> FastAPI:
     """Build the ASGI app; the lifespan creates and starts the runtime.
 
     With `start=False` nothing is started; with `prepare=True` as well, the services set up
@@ -328,7 +328,8 @@ def create_app(rt_factory: Callable[[], Runtime], routers: list[APIRouter], *, s
                 await rt.close()
 
     app = FastAPI(title=title, version="0.1.0", lifespan=lifespan,
-                  description="Intake, routing and tracking of citizens' requests (12345 热线, 市长信箱, 网上留言).")
+                  description="Intake, routing and tracking of citizens' requests (12345 热线, 市长信箱, 网上留言).",
+                  telemetry={"tracing": opentelemetry, "metrics": opentelemetry, "logs": opentelemetry})
     install_errors(app)
 
     @app.exception_handler(_LoginRedirect)
