@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC
 from pathlib import Path
 
 from sqlalchemy import event
@@ -26,14 +28,10 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        from datetime import UTC
-
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
-        from datetime import UTC
-
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
@@ -49,8 +47,6 @@ class UUIDStr(TypeDecorator):
         return None if value is None else str(value)
 
     def process_result_value(self, value, dialect):
-        import uuid
-
         return None if value is None else uuid.UUID(value)
 
 
