@@ -34,7 +34,7 @@ from bench import load
 from bench.cpu import CpuMeter
 from bench.cpu import report as report_cpu
 from bench.tickets import generate
-from bench.topology import JIESU_TABLE_PREFIXES, Topology, drop_jiesu_tables
+from bench.topology import Topology, analyze, drop_jiesu_tables
 from bench.verify import rows
 from jiesu.embedded_broker import free_port
 from services.router.domain.directory import Directory
@@ -110,22 +110,6 @@ def warm_up(base: str, token: str, tracker_url: str, postgres: str | None, concu
         asyncio.run(analyze(postgres))
     print(f"  warmed up with {WARM_UP} tickets" + (" and analysed the tables" if postgres else ""), flush=True)
     return datetime.now(UTC)
-
-
-async def analyze(url: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            names = (await conn.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))).scalars().all()
-            for name in names:
-                if name.startswith(JIESU_TABLE_PREFIXES):
-                    await conn.execute(text(f'ANALYZE "{name}"'))
-    finally:
-        await engine.dispose()
 
 
 def report(title: str, n: int, post_s: float, m: dict) -> None:

@@ -165,3 +165,32 @@ async def drop_jiesu_tables(url: str) -> None:
                     await conn.execute(text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
     finally:
         await engine.dispose()
+
+
+async def analyze(url: str) -> None:
+    """ANALYZE jiesu's tables, as autovacuum does on a live server (and does not where it is off)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            names = (await conn.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))).scalars().all()
+            for name in names:
+                if name.startswith(JIESU_TABLE_PREFIXES):
+                    await conn.execute(text(f'ANALYZE "{name}"'))
+    finally:
+        await engine.dispose()
+
+
+async def autovacuum_on(url: str) -> bool:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return (await conn.scalar(text("SHOW autovacuum"))) == "on"
+    finally:
+        await engine.dispose()

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -153,6 +153,14 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+    async def autovacuum_off(self) -> bool:
+        """PostgreSQL without autovacuum never learns its tables' sizes: plans made while they were
+        small stay, and look-ups turn into scans as they grow (operations must ANALYZE instead)."""
+        if self.dialect != "postgresql":
+            return False
+        async with self.session() as s:
+            return (await s.scalar(text("SHOW autovacuum"))) != "on"
 
 
 def insert_ignoring_conflicts(table, dialect: str, values: dict, *conflict_columns: str):

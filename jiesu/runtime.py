@@ -121,6 +121,10 @@ class Runtime:
         """Each service sets up its state (directory, model, calendar …); nothing is started."""
         for spec in self.specs.values():
             await spec.setup(self)
+        for store in self.stores.values():
+            if await store.db.autovacuum_off():
+                log.warning("autovacuum is off on this PostgreSQL server: the tables' statistics go stale and "
+                            "look-ups slow down as they grow; turn it on, or ANALYZE regularly", service=store.name)
 
     async def close(self) -> None:
         """Release what prepare() opened (database connections)."""
