@@ -8,10 +8,8 @@ its error. Good records in the same batch as poison are still applied.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import uuid
-from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,24 +17,11 @@ from sqlalchemy import select
 
 from jiesu.config import Settings
 from jiesu.consumer import EventConsumer
-from jiesu.db import Database
 from jiesu.messaging import ServiceStore
 from jiesu.migrate import upgrade
 from jiesu.runtime import Runtime
 from schemas.events import Envelope, TicketAssigned, TicketReceived, UnitRef, RoutingReason, utcnow
-
-_offsets = itertools.count()
-
-
-@dataclass
-class Record:
-    value: bytes
-    topic: str = "tickets.received"
-    partition: int = 0
-    offset: int = field(default_factory=lambda: next(_offsets))
-    key: bytes = b"k"
-    headers: tuple = ()
-
+from tests.unit.plumbing.records import Record
 
 def number(ticket_id: uuid.UUID) -> str:
     return f"12345-20261122-{ticket_id.int % 999_999 + 1:06d}"

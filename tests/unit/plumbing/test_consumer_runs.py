@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import uuid
-from dataclasses import dataclass, field
 
 import pytest
 from sqlalchemy import MetaData
@@ -13,19 +11,7 @@ from jiesu.consumer import Batched, EventConsumer
 from jiesu.db import Database
 from jiesu.messaging import ServiceStore, messaging_tables
 from schemas.events import Envelope, RoutingReason, TicketAssigned, TicketClosed, UnitRef
-
-_offsets = itertools.count()
-
-
-@dataclass
-class Record:
-    value: bytes
-    topic: str = "tickets.assigned"
-    partition: int = 0
-    offset: int = field(default_factory=lambda: next(_offsets))
-    key: bytes = b"k"
-    headers: tuple = ()
-
+from tests.unit.plumbing.records import Record
 
 def assigned(ticket_id: uuid.UUID) -> Envelope:
     return Envelope.wrap(TicketAssigned(number="12345-20261123-000001", kind="complaint",

@@ -1,7 +1,6 @@
 import json
 import logging
 
-import structlog
 
 from jiesu.logging import configure, get_logger
 from jiesu.privacy import mask_phones

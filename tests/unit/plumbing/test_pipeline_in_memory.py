@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy import func, select
 
