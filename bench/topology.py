@@ -150,25 +150,8 @@ class Topology:
 JIESU_TABLE_PREFIXES = ("intake_", "router_", "tracker_", "identity_", "alembic_version_")
 
 
-async def drop_jiesu_tables(url: str) -> None:
-    """Remove jiesu's tables (only ours, by prefix) from a PostgreSQL database: a clean slate for a run."""
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            names = (await conn.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))).scalars().all()
-            for name in names:
-                if name.startswith(JIESU_TABLE_PREFIXES):
-                    await conn.execute(text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
-    finally:
-        await engine.dispose()
-
-
-async def analyze(url: str) -> None:
-    """ANALYZE jiesu's tables, as autovacuum does on a live server (and does not where it is off)."""
+async def _each_jiesu_table(url: str, statement: str) -> None:
+    """Run `statement` (with {name}) on each of jiesu's tables (only ours, by prefix), one at a time."""
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -179,9 +162,19 @@ async def analyze(url: str) -> None:
                 "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))).scalars().all()
             for name in names:
                 if name.startswith(JIESU_TABLE_PREFIXES):
-                    await conn.execute(text(f'ANALYZE "{name}"'))
+                    await conn.execute(text(statement.format(name=name)))
     finally:
         await engine.dispose()
+
+
+async def drop_jiesu_tables(url: str) -> None:
+    """Remove jiesu's tables from a PostgreSQL database: a clean slate for a run."""
+    await _each_jiesu_table(url, 'DROP TABLE IF EXISTS "{name}" CASCADE')
+
+
+async def analyze(url: str) -> None:
+    """ANALYZE jiesu's tables, as autovacuum does on a live server (and does not where it is off)."""
+    await _each_jiesu_table(url, 'ANALYZE "{name}"')
 
 
 async def autovacuum_on(url: str) -> bool:
