@@ -108,8 +108,14 @@ async def _received_many(tx: Transaction, items: list[tuple[Envelope, TicketRece
                 ticket_id=envelope.ticket_id,
                 state=(TicketState.ANSWERED_DIRECTLY if answered else TicketState.RECEIVED).value,
                 category=p.category, co_handlers=[], updated_at=utcnow(), **values, **extra))
-        else:  # the assignment overtook it: fill in the details, keep the later state
-            updates.append(dict(b_ticket_id=envelope.ticket_id, updated_at=utcnow(), **values))
+        else:  # the decision overtook it: fill in the details, keep the later state
+            row = rows[envelope.ticket_id]
+            tracked_event_id = row.tracked_event_id
+            if tracked_event_id is None and row.state != TicketState.RECEIVED.value:  # held back until now
+                tracked_event_id = (await _acknowledge(tx, envelope, p.number, TicketState(row.state),
+                                                       unit_ref(row.lead_code, row.lead_name), row.reply_due)).event_id
+            updates.append(dict(b_ticket_id=envelope.ticket_id, updated_at=utcnow(), tracked_event_id=tracked_event_id,
+                                **values))
         await _timeline(tx, envelope, p.operator or p.channel.value,
                         f"受理（{KIND_LABELS[p.kind]}）：{p.subject}", {"channel": p.channel.value})
         if answered:
@@ -119,6 +125,12 @@ async def _received_many(tx: Transaction, items: list[tuple[Envelope, TicketRece
 
 
 on_received = Batched(_received_many)
+
+
+def _has_details(row) -> bool:
+    """The ticket's TicketReceived was applied here. Until it is, the tracker does not acknowledge
+    the ticket: intake keeps reconciling it, so a TicketReceived the broker lost is sent again."""
+    return row is not None and row.received_at is not None
 
 
 async def _acknowledge(tx: Transaction, envelope: Envelope, number: str, state: TicketState,
@@ -136,9 +148,9 @@ async def on_merged(tx: Transaction, envelope: Envelope, p: TicketMerged) -> Non
     state = _transition(row.state if row else None, Action.MERGE)
     if state is None:
         return
-    tracked = await _acknowledge(tx, envelope, p.number, state)
-    values = dict(number=p.number, state=state.value, merged_into=p.into_ticket_id, tracked_event_id=tracked.event_id,
-                  updated_at=utcnow())
+    tracked = await _acknowledge(tx, envelope, p.number, state) if _has_details(row) else None
+    values = dict(number=p.number, state=state.value, merged_into=p.into_ticket_id,
+                  tracked_event_id=tracked.event_id if tracked else None, updated_at=utcnow())
     if row is None:
         await tx.session.execute(tickets.insert().values(ticket_id=envelope.ticket_id, confidential=False,
                                                          co_handlers=[], tracked_at=utcnow(), **values))
@@ -178,14 +190,15 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
             continue
         assigned_at = envelope.occurred_at
         deadlines = compute_deadlines(clocks.policy, clocks.calendar, assigned_at, p.kind.value, p.urgency.value)
-        tracked = await _acknowledge(tx, envelope, p.number, state, p.lead, deadlines.reply_due)
+        tracked = (await _acknowledge(tx, envelope, p.number, state, p.lead, deadlines.reply_due)
+                   if _has_details(row) else None)
         values = dict(
             state=state.value, number=p.number, kind=p.kind.value, urgency=p.urgency.value,
             category=p.category, lead_code=p.lead.code, lead_name=p.lead.name,
             co_handlers=[c.model_dump() for c in p.co_handlers], routing=p.reason.model_dump(mode="json"),
             assigned_at=assigned_at, sign_for_due=deadlines.sign_for_due, contact_due=deadlines.contact_due,
             reply_due=deadlines.reply_due, warn_at=deadlines.warn_at,
-            calendar_unconfirmed=deadlines.calendar_unconfirmed, tracked_event_id=tracked.event_id,
+            calendar_unconfirmed=deadlines.calendar_unconfirmed, tracked_event_id=tracked.event_id if tracked else None,
             updated_at=utcnow(), tracked_at=(row.tracked_at if row else None) or utcnow(),
             # A new assignment starts the clocks afresh: earlier pauses, extensions and sign-for were another unit's.
             clock_started_at=assigned_at, reopened=False, extensions=[], pauses=[], paused_at=None,
@@ -231,8 +244,9 @@ async def on_dispatch_needed(tx: Transaction, envelope: Envelope, p: DispatchNee
     state = _transition(row.state if row else None, Action.NEED_DISPATCH)
     if state is None:
         return
-    tracked = await _acknowledge(tx, envelope, p.number, state)
-    values = dict(number=p.number, state=state.value, tracked_event_id=tracked.event_id, updated_at=utcnow())
+    tracked = await _acknowledge(tx, envelope, p.number, state) if _has_details(row) else None
+    values = dict(number=p.number, state=state.value, tracked_event_id=tracked.event_id if tracked else None,
+                  updated_at=utcnow())
     if row is None:
         await tx.session.execute(tickets.insert().values(ticket_id=envelope.ticket_id, confidential=False,
                                                          co_handlers=[], tracked_at=utcnow(), **values))
