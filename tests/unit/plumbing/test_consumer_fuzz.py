@@ -131,3 +131,21 @@ def test_no_input_stalls_or_crashes_the_consumer(tmp_path_factory, data):
     assert outcome[duplicate[0].offset] == "applied"  # its event id was applied once, by the original
     for record in bad:
         assert outcome[record.offset] in ("dead", "skipped"), (record.value[:80], outcome[record.offset])
+
+
+def test_the_tracker_acknowledges_a_ticket_only_once_it_holds_its_receipt(tmp_path_factory):
+    """A decision that overtook its TicketReceived (lost by the broker, say) is not acknowledged yet:
+    intake keeps reconciling the ticket until the TicketReceived arrives again."""
+    h = harness(tmp_path_factory)
+    ticket = uuid.uuid4()
+
+    async def acknowledgements() -> int:
+        outbox = h.store.tables.outbox
+        async with h.store.db.session() as s:
+            return len((await s.execute(select(outbox.c.id).where(
+                outbox.c.ticket_id == ticket, outbox.c.event_type == "TicketTracked"))).all())
+
+    h.run(h.consumer.process([Record(assigned(ticket).to_bytes(), topic="tickets.assigned")]))
+    assert h.run(acknowledgements()) == 0
+    h.run(h.consumer.process([Record(received(ticket).to_bytes())]))
+    assert h.run(acknowledgements()) == 1
