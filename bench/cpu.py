@@ -33,7 +33,7 @@ def children(pid: int) -> list[int]:
     out, todo = [], [pid]
     while todo:
         parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*") if Path(f"/proc/{parent}/task").exists() else ():
+        for task in Path(f"/proc/{parent}/task").glob("*"):  # nothing for a process that is gone
             try:
                 kids = [int(k) for k in (task / "children").read_text().split()]
             except (FileNotFoundError, ProcessLookupError):

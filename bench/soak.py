@@ -28,9 +28,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench import load
 from bench.e2e import percentile
 from bench.tickets import ticket
-from bench.topology import Topology, analyze, autovacuum_on, drop_jiesu_tables
+from bench.topology import Topology, analyze, drop_jiesu_tables
 from bench.verify import rows
 from jiesu.config import Settings
+from jiesu.db import Database
 from schemas import topics
 from services.router.domain.directory import Directory
 
@@ -128,7 +129,11 @@ async def outbox_backlog(url: str) -> dict[str, int]:
 
 async def watch(topo: Topology, url: str, every: float, watch: Watch, stop: asyncio.Event) -> None:
     pids = {"broker": topo.broker.pid, **{s: topo.services[s].process.pid for s in SERVICES}}
-    stand_in = not await autovacuum_on(url)
+    db = Database(url)
+    try:
+        stand_in = await db.autovacuum_off()
+    finally:
+        await db.dispose()
     if stand_in:
         print(f"  autovacuum is off on this server: the soak analyses jiesu's tables every {ANALYZE_EVERY} s "
               "in its place", flush=True)

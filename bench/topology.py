@@ -175,15 +175,3 @@ async def drop_jiesu_tables(url: str) -> None:
 async def analyze(url: str) -> None:
     """ANALYZE jiesu's tables, as autovacuum does on a live server (and does not where it is off)."""
     await _each_jiesu_table(url, 'ANALYZE "{name}"')
-
-
-async def autovacuum_on(url: str) -> bool:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return (await conn.scalar(text("SHOW autovacuum"))) == "on"
-    finally:
-        await engine.dispose()

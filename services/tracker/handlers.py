@@ -33,6 +33,7 @@ from services.tracker.domain.lifecycle import Action, TransitionRefused, next_st
 from services.tracker.domain.sla import SlaPolicy, compute_deadlines
 from services.tracker import timers
 from services.tracker.notify import notify_many
+from services.tracker.queries import tickets_by_id
 from services.tracker.store import ticket_units, tickets, timeline, unit_log
 
 log = get_logger(__name__)
@@ -73,14 +74,6 @@ def _received_values(p: TicketReceived) -> dict:
     )
 
 
-async def _rows(tx: Transaction, envelopes) -> dict:
-    """The tickets these events are about, by id (one query for a run of events)."""
-    ids = [e.ticket_id for e in envelopes]
-    result = await tx.session.execute(select(tickets).where(one_of(tickets.c.ticket_id, ids,
-                                                                   tx.session.bind.dialect.name)))
-    return {row.ticket_id: row for row in result}
-
-
 # A run of events updates its tickets with one executemany: the SET columns are the parameters'.
 _UPDATE = update(tickets).where(tickets.c.ticket_id == bindparam("b_ticket_id"))
 
@@ -93,7 +86,7 @@ async def _write(tx: Transaction, inserts: list[dict], updates: list[dict]) -> N
 
 
 async def _received_many(tx: Transaction, items: list[tuple[Envelope, TicketReceived]]) -> None:
-    rows = await _rows(tx, [e for e, _ in items])
+    rows = await tickets_by_id(tx.session, [e.ticket_id for e, _ in items])
     inserts, updates = [], []
     for envelope, p in items:
         values = _received_values(p)
@@ -178,7 +171,7 @@ async def on_assigned(tx: Transaction, envelope: Envelope, p: TicketAssigned, cl
 
 async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssigned]], clocks: Clocks) -> None:
     """派单: the unit's clocks start; its inbox, timers and notification follow (one statement each for a run)."""
-    rows = await _rows(tx, [e for e, _ in items])
+    rows = await tickets_by_id(tx.session, [e.ticket_id for e, _ in items])
     inserts, updates, units, again, due, notices = [], [], [], [], [], []
     for envelope, p in items:
         row = rows.get(envelope.ticket_id)

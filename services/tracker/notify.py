@@ -46,15 +46,21 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def _notification(row, unit_code: str, kind: str, message: str, now) -> dict:
+    """The in-page notification's row; the citizen's number never in it."""
+    return dict(unit_code=unit_code, ticket_id=row.ticket_id, number=row.number, kind=kind,
+                message=scrub(message, row.citizen_phone), created_at=now)
+
+
 async def notify(tx: Transaction, settings: Settings | None, row, unit_code: str | None, kind: str,
                  message: str) -> None:
     """Tell `unit_code` about `row` (a ticket); nothing when there is no unit."""
     if not unit_code:
         return
     now = utcnow()
-    message = scrub(message, row.citizen_phone)
-    result = await tx.session.execute(notifications.insert().values(
-        unit_code=unit_code, ticket_id=row.ticket_id, number=row.number, kind=kind, message=message, created_at=now))
+    values = _notification(row, unit_code, kind, message, now)
+    message = values["message"]
+    result = await tx.session.execute(notifications.insert().values(**values))
     notification_id = result.inserted_primary_key[0]
     if settings is None:
         return
@@ -86,9 +92,7 @@ async def notify_many(tx: Transaction, settings: Settings | None, notices: list[
             await notify(tx, settings, *notice)
         return
     now = utcnow()
-    rows = [dict(unit_code=unit_code, ticket_id=row.ticket_id, number=row.number, kind=kind,
-                 message=scrub(message, row.citizen_phone), created_at=now)
-            for row, unit_code, kind, message in notices if unit_code]
+    rows = [_notification(row, unit_code, kind, message, now) for row, unit_code, kind, message in notices if unit_code]
     if rows:
         await tx.session.execute(notifications.insert(), rows)
 

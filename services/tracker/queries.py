@@ -16,7 +16,17 @@ from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_contact_in, mask_name, mask_phone
 from schemas.enums import Role
+from jiesu.db import one_of
 from services.tracker.store import messaging, ticket_units, tickets, timeline
+
+
+async def tickets_by_id(session, ticket_ids) -> dict:
+    """Tickets by id, in one query (a consumer's run, a timer round)."""
+    if not ticket_ids:
+        return {}
+    result = await session.execute(select(tickets).where(
+        one_of(tickets.c.ticket_id, ticket_ids, session.bind.dialect.name)))
+    return {row.ticket_id: row for row in result}
 
 CONTACT_ROLES = {Role.OPERATOR, Role.VISITOR, Role.SUPERVISOR, Role.ADMIN}
 

@@ -18,13 +18,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
-from jiesu.db import one_of
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
 from schemas import topics
 from schemas.enums import TicketState as S
 from schemas.events import DeadlineMissed, DeadlineWarning, Envelope, SupervisionOrdered, UnitRef, utcnow
 from services.tracker import notify as notifications
+from services.tracker.queries import tickets_by_id
 from services.tracker.store import supervision_orders, tickets, timeline, timers
 
 log = get_logger(__name__)
@@ -151,7 +151,7 @@ class TimerLoop:
             postgres = tx.session.bind.dialect.name == "postgresql"
             claimed = (await tx.session.execute(claim(now, name, self.batch, postgres=postgres))).all()
             due = sorted(claimed, key=lambda timer: (timer.due_at, timer.id))
-            rows = await _tickets(tx, {timer.ticket_id for timer in due})
+            rows = await tickets_by_id(tx.session, {timer.ticket_id for timer in due})
             if not one_by_one:
                 for timer in due:
                     await self._fire(tx, timer, rows.get(timer.ticket_id), now)
@@ -223,15 +223,6 @@ def claim(now: datetime, name: str, batch: int, *, postgres: bool):
         due = due.with_for_update(skip_locked=True)
     return (update(timers).where(timers.c.id.in_(due)).values(fired_at=now, claimed_by=name, claimed_at=now)
             .returning(*timers.c))
-
-
-async def _tickets(tx: Transaction, ticket_ids: set) -> dict:
-    """The tickets of a round's timers, by id, in one query."""
-    if not ticket_ids:
-        return {}
-    result = await tx.session.execute(select(tickets).where(
-        one_of(tickets.c.ticket_id, ticket_ids, tx.session.bind.dialect.name)))
-    return {row.ticket_id: row for row in result}
 
 
 async def _emit(tx: Transaction, row, payload, summary: str, data: dict, actor: str = "system") -> Envelope:
