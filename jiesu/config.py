@@ -37,6 +37,9 @@ class Settings(BaseSettings):
 
     consumer_batch: int = Field(default=200, ge=1)
     consumer_retries: int = Field(default=3, ge=0)
+    # Concurrent transactions a consumer splits a batch into (by partition). One costs the least
+    # CPU per event; more overlap round trips to a distant database (jiesu.consumer).
+    consumer_lanes: int = Field(default=1, ge=1)
     # Consumer-group membership. The broker drops a consumer it has not heard from for the session
     # timeout and gives its partitions to the others; consumers heartbeat every interval. The
     # embedded broker (Tansu) also holds a group's first join for half the session timeout (at

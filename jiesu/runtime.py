@@ -105,7 +105,8 @@ class Runtime:
             )
             router = _GroupRouter(self.consumer_options())
             for sub in spec.subscriptions(self):
-                consumer = EventConsumer(self.stores[name], sub.handlers, retries=self.settings.consumer_retries)
+                consumer = EventConsumer(self.stores[name], sub.handlers, retries=self.settings.consumer_retries,
+                                         lanes=self.settings.consumer_lanes)
                 consumer.subscribe(router, *sub.topics, group_id=f"jiesu-{name}", batch=self.settings.consumer_batch)
             broker.include_router(router)
             self.brokers[name] = broker

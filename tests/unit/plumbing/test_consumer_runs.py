@@ -90,3 +90,27 @@ async def test_another_services_event_is_skipped_by_its_header_and_a_replay_is_r
     assert applied == [replayed]
     async with store.db.session() as s:
         assert (await s.execute(store.tables.dead_letters.select())).all() == []
+
+
+@pytest.mark.parametrize(("lanes", "transactions"), [(1, 1), (2, 2), (6, 4)])
+async def test_a_batch_is_applied_in_one_transaction_per_lane_each_lane_holding_whole_partitions(
+        store, lanes, transactions):
+    seen: list[tuple[object, list[uuid.UUID]]] = []  # (transaction, tickets in order); kept, so ids stay apart
+
+    async def many(tx, items):
+        seen.append((tx, [e.ticket_id for e, _ in items]))
+
+    tickets = [uuid.uuid4() for _ in range(8)]
+    records = [Record(assigned(t).to_bytes(), partition=i % 4) for i, t in enumerate(tickets)]
+    consumer = EventConsumer(store, {"TicketAssigned": Batched(many)}, lanes=lanes)
+    await consumer.process(records)
+
+    assert len({id(tx) for tx, _ in seen}) == transactions
+    by_lane: dict[int, set[int]] = {}
+    for record in records:
+        by_lane.setdefault(record.partition % lanes, set()).add(record.partition)
+    applied = [t for _, run in seen for t in run]
+    assert sorted(applied) == sorted(tickets)
+    for partitions in by_lane.values():  # each partition's tickets in their order, within one run
+        lane_tickets = [t for r, t in zip(records, tickets, strict=True) if r.partition in partitions]
+        assert any(run == lane_tickets for _, run in seen)
