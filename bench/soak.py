@@ -167,8 +167,35 @@ async def latencies_by_minute(url: str) -> dict[int, list[float]]:
     return minutes
 
 
+# Where a ticket's time goes, from the rows' own timestamps: (step, from, to). An inbox row's time is
+# when the consumer applied the event, just before its transaction commits.
+STEPS = (
+    ("intake commit", "i.received_at", "io.created_at"),
+    ("intake outbox", "io.created_at", "io.sent_at"),
+    ("broker + router", "io.sent_at", "ri.processed_at"),
+    ("router commit + outbox", "ri.processed_at", "ro.sent_at"),
+    ("broker + tracker", "ro.sent_at", "ti.processed_at"),
+)
+
+
+async def latency_steps(url: str, skip_seconds: float = 60) -> tuple[int, list[tuple[str, float, float]]]:
+    """p50 and p95 (ms) of each step, over the tickets accepted after the first minute (the warm-up), if any."""
+    columns = ", ".join(f"extract(epoch FROM {end} - {start}) * 1000" for _, start, end in STEPS)
+    data = await rows(url, f"""
+        SELECT extract(epoch FROM i.received_at - min(i.received_at) OVER ()), {columns}
+        FROM intake_tickets i
+        JOIN intake_outbox io ON io.ticket_id = i.ticket_id AND io.event_type = 'TicketReceived'
+        JOIN router_inbox ri ON ri.event_id = io.event_id
+        JOIN router_outbox ro ON ro.ticket_id = i.ticket_id AND ro.event_type IN ('TicketAssigned', 'DispatchNeeded')
+        JOIN tracker_inbox ti ON ti.event_id = ro.event_id""")
+    kept = [r[1:] for r in data if r[0] >= skip_seconds] or [r[1:] for r in data]
+    steps = [(name, percentile([float(r[i]) for r in kept], 50), percentile([float(r[i]) for r in kept], 95))
+             for i, (name, _, _) in enumerate(STEPS)] if kept else []
+    return len(kept), steps
+
+
 def print_report(rate: float, minutes: dict[int, list[float]], samples: list[Sample], sent: int, seconds: float,
-                 statuses: dict[int, int]) -> None:
+                 statuses: dict[int, int], steps: tuple[int, list[tuple[str, float, float]]] = (0, [])) -> None:
     print(f"\n== soak: {rate:.0f} tickets/s for {seconds / 60:.1f} min, {os.cpu_count()} cores, "
           f"one process per service, embedded broker, PostgreSQL")
     print(f"  sent {sent} (replies {statuses}); tracked {sum(1 for v in minutes.values() for x in v if x != float('inf'))}"
@@ -195,6 +222,10 @@ def print_report(rate: float, minutes: dict[int, list[float]], samples: list[Sam
         print("  largest outbox backlog seen: " + ", ".join(
             f"{k} {max(x.backlog[k] for x in samples)}" for k in SERVICES)
               + "; largest consumer lag: " + ", ".join(f"{k} {max(x.lag[k] for x in samples)}" for k in SERVICES))
+    counted, timed = steps
+    if timed:
+        print(f"  where the time goes, p50 / p95 ms over {counted} tickets (after the first minute, if the run "
+              "was longer): " + ", ".join(f"{name} {p50:.0f} / {p95:.0f}" for name, p50, p95 in timed))
 
 
 def run(postgres: str, rate: float, minutes: float, every: float, concurrency: int) -> None:
@@ -226,7 +257,7 @@ def run(postgres: str, rate: float, minutes: float, every: float, concurrency: i
         print(f"soak: {count} tickets at {rate:.0f}/s over {minutes:g} min (sampling every {every:g} s) …", flush=True)
         result, state = asyncio.run(drive())
         print_report(rate, asyncio.run(latencies_by_minute(postgres)), state.samples, result.sent, result.seconds,
-                     result.statuses)
+                     result.statuses, asyncio.run(latency_steps(postgres)))
     finally:
         topo.stop()
         shutil.rmtree(workdir, ignore_errors=True)
