@@ -187,6 +187,7 @@ class Runtime:
                 await asyncio.wait_for(relay.relay_once(), 5)
             except Exception:  # noqa: BLE001 - it stays in the outbox for next time
                 pass
+            await relay.release()
         await asyncio.gather(*(b.stop() for b in self.brokers.values()), return_exceptions=True)
         if self._producer is not None:
             await self._producer.stop()

@@ -1,0 +1,131 @@
+"""The outbox relay: publishes in id order and marks sent; on PostgreSQL one relay of a service leads at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from sqlalchemy import select, text
+
+from jiesu.db import Database
+from jiesu.messaging import ServiceStore
+from jiesu.migrate import upgrade
+from jiesu.outbox import OutboundRecord, OutboxRelay
+from schemas.events import Envelope, TicketClosed
+from services.router.store import messaging
+
+
+class Collected:
+    """A sender that keeps what it was given; `down` makes it fail as a broker that is away."""
+
+    def __init__(self) -> None:
+        self.records: list[OutboundRecord] = []
+        self.down = False
+
+    async def send(self, records: list[OutboundRecord]) -> None:
+        if self.down:
+            raise ConnectionError("broker away")
+        self.records.extend(records)
+
+    def event_ids(self) -> list[str]:
+        return [dict(r.headers)["event_id"].decode() for r in self.records]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'router.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+async def store(url):
+    await asyncio.to_thread(upgrade, "router", url)
+    s = ServiceStore("router", Database(url), messaging)
+    yield s
+    await s.db.dispose()
+
+
+async def _owe(store: ServiceStore, n: int) -> list[str]:
+    ids = []
+    for _ in range(n):
+        async with store.transaction() as tx:
+            envelope = Envelope.wrap(TicketClosed(outcome="satisfied"), ticket_id=uuid.uuid4(), producer="router")
+            await tx.emit("tickets.lifecycle", envelope)
+            ids.append(str(envelope.event_id))
+    return ids
+
+
+async def _unsent(store: ServiceStore) -> int:
+    outbox = store.tables.outbox
+    async with store.db.session() as s:
+        return len((await s.execute(select(outbox.c.id).where(outbox.c.sent_at.is_(None)))).all())
+
+
+async def test_rows_are_published_in_the_order_they_were_written_and_marked_sent(store):
+    sender = Collected()
+    relay = OutboxRelay(store, sender, batch=4)
+    owed = await _owe(store, 10)
+
+    assert [await relay.relay_once() for _ in range(4)] == [4, 4, 2, 0]
+
+    assert sender.event_ids() == owed
+    assert await _unsent(store) == 0
+    await relay.release()
+
+
+async def test_a_broker_that_is_away_loses_nothing_and_the_next_pass_sends_it(store):
+    sender = Collected()
+    relay = OutboxRelay(store, sender)
+    owed = await _owe(store, 3)
+    sender.down = True
+    with pytest.raises(ConnectionError):
+        await relay.relay_once()
+    assert await _unsent(store) == 3
+
+    sender.down = False
+    assert await relay.relay_once() == 3
+    assert sender.event_ids() == owed
+    await relay.release()
+
+
+@pytest.fixture
+async def pg_store(pg_url):
+    await asyncio.to_thread(upgrade, "router", pg_url)
+    s = ServiceStore("router", Database(pg_url), messaging)
+    yield s
+    await s.db.dispose()
+
+
+async def test_one_relay_of_a_service_leads_and_another_takes_over_when_it_is_gone(pg_store):
+    first_sender, second_sender = Collected(), Collected()
+    first, second = OutboxRelay(pg_store, first_sender), OutboxRelay(pg_store, second_sender)
+    owed = await _owe(pg_store, 3)
+
+    assert await first.relay_once() == 3
+    more = await _owe(pg_store, 2)
+    assert await second.relay_once() == 0  # the first still leads: the second sends nothing
+    assert second_sender.records == [] and await _unsent(pg_store) == 2
+
+    await first.release()  # that instance stopped (or its connection died): the lead is free
+    assert await second.relay_once() == 2
+    assert first_sender.event_ids() == owed and second_sender.event_ids() == more
+    await second.release()
+
+
+async def test_a_relay_whose_connection_was_cut_fails_one_pass_then_leads_again_on_a_new_one(pg_store):
+    sender = Collected()
+    relay = OutboxRelay(pg_store, sender)
+    await relay.relay_once()  # leads, on a connection of its own
+    pid = await relay._own.scalar(text("SELECT pg_backend_pid()"))
+    async with pg_store.db.session() as s:
+        assert await s.scalar(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+    owed = await _owe(pg_store, 2)
+
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the driver says of a dead connection
+        await relay.relay_once()
+    assert await relay.relay_once() == 2
+
+    assert sender.event_ids() == owed
+    await relay.release()
