@@ -14,6 +14,7 @@ is what every event waits for between its commit and the broker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import zlib
 from dataclasses import dataclass
 from datetime import timedelta
@@ -130,9 +131,9 @@ class OutboxRelay:
         """Give up the connection, and with it the lead (closed, not returned to the pool holding the lock)."""
         conn, self._own, self._leading = self._own, None, False
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # a connection thrown away may fail to close; it is gone anyway
                 await conn.invalidate()
-            finally:
+            with contextlib.suppress(Exception):
                 await conn.close()
 
     async def _claim(self, session):
