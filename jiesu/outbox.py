@@ -31,6 +31,8 @@ from schemas.events import utcnow
 
 log = get_logger(__name__)
 
+PASS_TIMEOUT_SECONDS = 60.0  # longer than the producer's own request timeout (40 s)
+
 PUBLISHED = Counter("jiesu_outbox_published_total", "Events published from the outbox", ["service", "topic"])
 BACKLOG = Gauge("jiesu_outbox_backlog", "Unsent outbox rows at the last relay pass", ["service"])
 
@@ -74,12 +76,16 @@ class BrokerSender:
 
 class OutboxRelay:
     def __init__(self, store: ServiceStore, sender: Sender, *, batch: int = 500, poll_seconds: float = 0.5,
-                 retention_days: int = 7) -> None:
+                 retention_days: int = 7, lost_after_seconds: float | None = None) -> None:
         self.store = store
         self.sender = sender
         self.batch = batch
         self.poll_seconds = poll_seconds
         self.retention = timedelta(days=retention_days)
+        # A relay runs a statement at least every poll. A leader silent for longer than this is gone
+        # (its host crashed, the network dropped it): PostgreSQL ends its session and frees the lead,
+        # where TCP alone would notice only after its keepalive, two hours by default.
+        self.lost_after = lost_after_seconds or max(10.0, 4 * poll_seconds)
         self._lock_key = zlib.crc32(f"jiesu-outbox-{store.name}".encode())
         self._own: AsyncConnection | None = None  # PostgreSQL: this relay's connection, in autocommit
         self._leading = False  # … holding the service's relay lock
@@ -88,12 +94,13 @@ class OutboxRelay:
         """Publish one batch; returns how many rows were sent (0 when idle or not the leader)."""
         if self.store.db.dialect == "postgresql":
             try:
-                conn = await self._lead()
-                if conn is None:
-                    return 0
-                rows = await self._claim(conn)
-                if rows:
-                    await self._publish_and_mark(conn, rows)
+                async with asyncio.timeout(PASS_TIMEOUT_SECONDS):  # a silently dead socket would hang for minutes
+                    conn = await self._lead()
+                    if conn is None:
+                        return 0
+                    rows = await self._claim(conn)
+                    if rows:
+                        await self._publish_and_mark(conn, rows)
             except BaseException:
                 # The connection may be broken, or a statement cut off: start again on a new one. A
                 # connection that held the lock is closed, never pooled, so the lock goes with it.
@@ -122,6 +129,10 @@ class OutboxRelay:
         if self._own is None:
             conn = await self.store.db.engine.connect()
             self._own = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await self._own.execute(  # PostgreSQL 14 and later; older servers keep TCP's word for it
+                text("SELECT set_config('idle_session_timeout', :ms, false) "
+                     "WHERE current_setting('server_version_num')::int >= 140000"),
+                {"ms": f"{int(self.lost_after * 1000)}ms"})
         if not self._leading:
             self._leading = bool(await self._own.scalar(text("SELECT pg_try_advisory_lock(:k)"),
                                                         {"k": self._lock_key}))

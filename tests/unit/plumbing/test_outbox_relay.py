@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import pytest
@@ -84,10 +85,19 @@ async def test_a_broker_that_is_away_loses_nothing_and_the_next_pass_sends_it(st
         await relay.relay_once()
     assert await _unsent(store) == 3
 
+    if store.db.dialect == "postgresql":  # the failed pass's connection went with its lock, not back to the pool
+        assert await _relay_locks_held(store) == 0
+
     sender.down = False
     assert await relay.relay_once() == 3
     assert sender.event_ids() == owed
     await relay.release()
+
+
+async def _relay_locks_held(store: ServiceStore) -> int:
+    async with store.db.session() as s:
+        return await s.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                                   "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"))
 
 
 @pytest.fixture
@@ -129,3 +139,65 @@ async def test_a_relay_whose_connection_was_cut_fails_one_pass_then_leads_again_
 
     assert sender.event_ids() == owed
     await relay.release()
+
+
+class Network:
+    """A TCP relay to PostgreSQL whose client side can be dropped while the server side stays open and
+    silent, as when the leader's host crashes or a firewall forgets the connection."""
+
+    def __init__(self) -> None:
+        self.links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter, list[asyncio.Task]]] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._link, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _link(self, client_reader, client_writer) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", 5432)
+        pipes = [asyncio.create_task(self._pipe(client_reader, server_writer)),
+                 asyncio.create_task(self._pipe(server_reader, client_writer))]
+        self.links.append((client_writer, server_writer, pipes))
+
+    @staticmethod
+    async def _pipe(reader, writer) -> None:
+        with contextlib.suppress(Exception):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+
+    def drop_clients(self) -> None:
+        for client_writer, _, pipes in self.links:
+            for pipe in pipes:
+                pipe.cancel()
+            client_writer.transport.abort()
+
+    def close(self) -> None:
+        self.drop_clients()
+        for _, server_writer, _ in self.links:
+            server_writer.transport.abort()
+        self.server.close()
+
+
+async def test_a_leader_lost_without_a_word_to_the_server_gives_up_the_lead_within_seconds(pg_store, pg_url):
+    network = Network()
+    port = await network.start()
+    far = ServiceStore("router", Database(pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{port}")), messaging)
+    lost, other = OutboxRelay(far, Collected(), lost_after_seconds=1), OutboxRelay(pg_store, Collected())
+    try:
+        await lost.relay_once()  # leads, through the network
+        network.drop_clients()  # its host is gone; the server still holds its session, idle, and the lock
+        owed = await _owe(pg_store, 2)
+        assert await other.relay_once() == 0
+
+        sent = 0
+        for _ in range(50):  # PostgreSQL ends the silent session after 1 s; then the lead is free
+            await asyncio.sleep(0.1)
+            sent = await other.relay_once()
+            if sent:
+                break
+        assert sent == 2 and other.sender.event_ids() == owed
+    finally:
+        await other.release()
+        await lost.release()
+        await far.db.dispose()
+        network.close()
