@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 
@@ -11,26 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from jiesu import audit
-from jiesu.db import Database
-from jiesu.messaging import ServiceStore
-from jiesu.migrate import upgrade
 from schemas.events import Envelope, TicketClosed
-from services.router.store import messaging
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'router.db'}"
-    return request.getfixturevalue("pg_url")
-
-
-@pytest.fixture
-async def store(url):
-    await asyncio.to_thread(upgrade, "router", url)
-    s = ServiceStore("router", Database(url), messaging)
-    yield s
-    await s.db.dispose()
 
 
 async def _emit(store, n: int, actor: str = "dispatcher1") -> None:

@@ -11,7 +11,6 @@ from sqlalchemy import select, text
 
 from jiesu.db import Database
 from jiesu.messaging import ServiceStore
-from jiesu.migrate import upgrade
 from jiesu.outbox import OutboundRecord, OutboxRelay
 from schemas.events import Envelope, TicketClosed
 from services.router.store import messaging
@@ -31,21 +30,6 @@ class Collected:
 
     def event_ids(self) -> list[str]:
         return [dict(r.headers)["event_id"].decode() for r in self.records]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'router.db'}"
-    return request.getfixturevalue("pg_url")
-
-
-@pytest.fixture
-async def store(url):
-    await asyncio.to_thread(upgrade, "router", url)
-    s = ServiceStore("router", Database(url), messaging)
-    yield s
-    await s.db.dispose()
 
 
 async def _owe(store: ServiceStore, n: int) -> list[str]:
@@ -98,14 +82,6 @@ async def _relay_locks_held(store: ServiceStore) -> int:
     async with store.db.session() as s:
         return await s.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
                                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"))
-
-
-@pytest.fixture
-async def pg_store(pg_url):
-    await asyncio.to_thread(upgrade, "router", pg_url)
-    s = ServiceStore("router", Database(pg_url), messaging)
-    yield s
-    await s.db.dispose()
 
 
 async def test_one_relay_of_a_service_leads_and_another_takes_over_when_it_is_gone(pg_store):
