@@ -189,13 +189,13 @@ async def latency_steps(url: str, skip_seconds: float = 60) -> tuple[int, list[t
         JOIN router_outbox ro ON ro.ticket_id = i.ticket_id AND ro.event_type IN ('TicketAssigned', 'DispatchNeeded')
         JOIN tracker_inbox ti ON ti.event_id = ro.event_id""")
     kept = [r[1:] for r in data if r[0] >= skip_seconds] or [r[1:] for r in data]
-    steps = [(name, percentile([float(r[i]) for r in kept], 50), percentile([float(r[i]) for r in kept], 95))
-             for i, (name, _, _) in enumerate(STEPS)] if kept else []
-    return len(kept), steps
+    columns_ms = list(zip(*kept, strict=True)) if kept else []
+    return len(kept), [(name, percentile([float(v) for v in values], 50), percentile([float(v) for v in values], 95))
+                       for (name, _, _), values in zip(STEPS, columns_ms)]
 
 
 def print_report(rate: float, minutes: dict[int, list[float]], samples: list[Sample], sent: int, seconds: float,
-                 statuses: dict[int, int], steps: tuple[int, list[tuple[str, float, float]]] = (0, [])) -> None:
+                 statuses: dict[int, int], steps: tuple[int, list[tuple[str, float, float]]]) -> None:
     print(f"\n== soak: {rate:.0f} tickets/s for {seconds / 60:.1f} min, {os.cpu_count()} cores, "
           f"one process per service, embedded broker, PostgreSQL")
     print(f"  sent {sent} (replies {statuses}); tracked {sum(1 for v in minutes.values() for x in v if x != float('inf'))}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import SimpleNamespace
+from uuid import UUID
 
 from sqlalchemy import bindparam, delete, select, update
 
@@ -95,7 +96,7 @@ async def _received_many(tx: Transaction, items: list[tuple[Envelope, TicketRece
             extra = dict(tracked_event_id=None, tracked_at=None, reply=None, replied_at=None)
             if answered:  # 直接办结: closed at once, counted, never dispatched
                 tracked = await _acknowledge(tx, envelope, p.number, TicketState.ANSWERED_DIRECTLY)
-                extra = dict(tracked_event_id=tracked.event_id, tracked_at=utcnow(), reply=p.answer,
+                extra = dict(tracked_event_id=tracked, tracked_at=utcnow(), reply=p.answer,
                              replied_at=p.received_at)
             inserts.append(dict(
                 ticket_id=envelope.ticket_id,
@@ -105,8 +106,8 @@ async def _received_many(tx: Transaction, items: list[tuple[Envelope, TicketRece
             row = rows[envelope.ticket_id]
             tracked_event_id = row.tracked_event_id
             if tracked_event_id is None and row.state != TicketState.RECEIVED.value:  # held back until now
-                tracked_event_id = (await _acknowledge(tx, envelope, p.number, TicketState(row.state),
-                                                       unit_ref(row.lead_code, row.lead_name), row.reply_due)).event_id
+                tracked_event_id = await _acknowledge(tx, envelope, p.number, TicketState(row.state),
+                                                      unit_ref(row.lead_code, row.lead_name), row.reply_due)
             updates.append(dict(b_ticket_id=envelope.ticket_id, updated_at=utcnow(), tracked_event_id=tracked_event_id,
                                 **values))
         await _timeline(tx, envelope, p.operator or p.channel.value,
@@ -120,19 +121,23 @@ async def _received_many(tx: Transaction, items: list[tuple[Envelope, TicketRece
 on_received = Batched(_received_many)
 
 
-def _has_details(row) -> bool:
-    """The ticket's TicketReceived was applied here. Until it is, the tracker does not acknowledge
-    the ticket: intake keeps reconciling it, so a TicketReceived the broker lost is sent again."""
-    return row is not None and row.received_at is not None
-
-
 async def _acknowledge(tx: Transaction, envelope: Envelope, number: str, state: TicketState,
-                       lead: UnitRef | None = None, reply_due=None) -> Envelope:
-    """TicketTracked: tell intake (and anyone) that the tracker holds the ticket now."""
+                       lead: UnitRef | None = None, reply_due=None) -> UUID:
+    """TicketTracked: tell intake (and anyone) that the tracker holds the ticket now; its event id."""
     tracked = Envelope.wrap(TicketTracked(number=number, state=state, lead=lead, reply_due=reply_due),
                             ticket_id=envelope.ticket_id, producer=PRODUCER, trace_id=envelope.trace_id)
     await tx.emit(topics.LIFECYCLE, tracked)
-    return tracked
+    return tracked.event_id
+
+
+async def _acknowledge_if_received(tx: Transaction, row, envelope: Envelope, number: str, state: TicketState,
+                                   lead: UnitRef | None = None, reply_due=None) -> UUID | None:
+    """A decision about the ticket is acknowledged only once its TicketReceived was applied here
+    (`row` as it was before the decision). Until then intake keeps reconciling the ticket, so a
+    TicketReceived the broker lost is sent again; applying it acknowledges (_received_many)."""
+    if row is None or row.received_at is None:
+        return None
+    return await _acknowledge(tx, envelope, number, state, lead, reply_due)
 
 
 async def on_merged(tx: Transaction, envelope: Envelope, p: TicketMerged) -> None:
@@ -141,9 +146,8 @@ async def on_merged(tx: Transaction, envelope: Envelope, p: TicketMerged) -> Non
     state = _transition(row.state if row else None, Action.MERGE)
     if state is None:
         return
-    tracked = await _acknowledge(tx, envelope, p.number, state) if _has_details(row) else None
-    values = dict(number=p.number, state=state.value, merged_into=p.into_ticket_id,
-                  tracked_event_id=tracked.event_id if tracked else None, updated_at=utcnow())
+    values = dict(number=p.number, state=state.value, merged_into=p.into_ticket_id, updated_at=utcnow(),
+                  tracked_event_id=await _acknowledge_if_received(tx, row, envelope, p.number, state))
     if row is None:
         await tx.session.execute(tickets.insert().values(ticket_id=envelope.ticket_id, confidential=False,
                                                          co_handlers=[], tracked_at=utcnow(), **values))
@@ -183,15 +187,14 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
             continue
         assigned_at = envelope.occurred_at
         deadlines = compute_deadlines(clocks.policy, clocks.calendar, assigned_at, p.kind.value, p.urgency.value)
-        tracked = (await _acknowledge(tx, envelope, p.number, state, p.lead, deadlines.reply_due)
-                   if _has_details(row) else None)
+        tracked = await _acknowledge_if_received(tx, row, envelope, p.number, state, p.lead, deadlines.reply_due)
         values = dict(
             state=state.value, number=p.number, kind=p.kind.value, urgency=p.urgency.value,
             category=p.category, lead_code=p.lead.code, lead_name=p.lead.name,
             co_handlers=[c.model_dump() for c in p.co_handlers], routing=p.reason.model_dump(mode="json"),
             assigned_at=assigned_at, sign_for_due=deadlines.sign_for_due, contact_due=deadlines.contact_due,
             reply_due=deadlines.reply_due, warn_at=deadlines.warn_at,
-            calendar_unconfirmed=deadlines.calendar_unconfirmed, tracked_event_id=tracked.event_id if tracked else None,
+            calendar_unconfirmed=deadlines.calendar_unconfirmed, tracked_event_id=tracked,
             updated_at=utcnow(), tracked_at=(row.tracked_at if row else None) or utcnow(),
             # A new assignment starts the clocks afresh: earlier pauses, extensions and sign-for were another unit's.
             clock_started_at=assigned_at, reopened=False, extensions=[], pauses=[], paused_at=None,
@@ -237,9 +240,8 @@ async def on_dispatch_needed(tx: Transaction, envelope: Envelope, p: DispatchNee
     state = _transition(row.state if row else None, Action.NEED_DISPATCH)
     if state is None:
         return
-    tracked = await _acknowledge(tx, envelope, p.number, state) if _has_details(row) else None
-    values = dict(number=p.number, state=state.value, tracked_event_id=tracked.event_id if tracked else None,
-                  updated_at=utcnow())
+    values = dict(number=p.number, state=state.value, updated_at=utcnow(),
+                  tracked_event_id=await _acknowledge_if_received(tx, row, envelope, p.number, state))
     if row is None:
         await tx.session.execute(tickets.insert().values(ticket_id=envelope.ticket_id, confidential=False,
                                                          co_handlers=[], tracked_at=utcnow(), **values))

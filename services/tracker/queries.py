@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, exists, func, or_, select
 
 from jiesu import audit
+from jiesu.db import one_of
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_contact_in, mask_name, mask_phone
 from schemas.enums import Role
-from jiesu.db import one_of
 from services.tracker.store import messaging, ticket_units, tickets, timeline
 
 
@@ -27,6 +27,7 @@ async def tickets_by_id(session, ticket_ids) -> dict:
     result = await session.execute(select(tickets).where(
         one_of(tickets.c.ticket_id, ticket_ids, session.bind.dialect.name)))
     return {row.ticket_id: row for row in result}
+
 
 CONTACT_ROLES = {Role.OPERATOR, Role.VISITOR, Role.SUPERVISOR, Role.ADMIN}
 
