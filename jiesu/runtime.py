@@ -31,6 +31,9 @@ from jiesu.outbox import AioKafkaSender, OutboxRelay, Sender
 
 log = get_logger(__name__)
 
+# How long stopping waits for a cancelled background task before going on without it.
+STOP_GRACE_SECONDS = 10.0
+
 
 @dataclass
 class Subscription:
@@ -179,7 +182,7 @@ class Runtime:
         async with self._sqlite_quiet():
             for task in self._tasks:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await _until_ended(self._tasks, STOP_GRACE_SECONDS)
         self._tasks.clear()
         # Flush what is left in the outbox before leaving, if the broker is still there.
         for relay in self.relays.values():
@@ -279,6 +282,32 @@ async def _retry(start: Callable[[], Awaitable[Any]], what: str, bootstrap: str,
                         retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+async def _until_ended(tasks: list[asyncio.Task], grace: float) -> None:
+    """Wait for cancelled tasks to end. One still running after `grace` is logged with where it
+    waits, and left behind: a service that never stops is worse than one task not cleaned up
+    (an orchestrator would kill the process anyway, without saying where it hung)."""
+    if not tasks:
+        return
+    _, stuck = await asyncio.wait(tasks, timeout=grace)
+    for task in stuck:
+        log.error("a background task did not end when cancelled; stopping without it",
+                  task=task.get_name(), waiting_in=_awaiting(task))
+
+
+def _awaiting(task: asyncio.Task) -> list[str]:
+    """Where a suspended task waits: its chain of awaits, outermost first (get_stack() gives one frame)."""
+    chain: list[str] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            chain.append(repr(awaited))  # the future at the bottom
+            break
+        chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return chain
 
 
 def _report_crash(task: asyncio.Task) -> None:

@@ -157,3 +157,35 @@ async def test_a_call_attached_to_an_open_ticket_is_merged_and_both_timelines_sa
                 assert any("12345-20261122-000011" in n for n in notes)
         finally:
             await rt.stop()
+
+
+async def test_stopping_goes_on_without_a_task_that_ignores_its_cancellation_and_says_where_it_waits(
+        sqlite_settings, monkeypatch):
+    from structlog.testing import capture_logs
+
+    from jiesu import runtime
+
+    monkeypatch.setattr(runtime, "STOP_GRACE_SECONDS", 0.2)
+    released = asyncio.Event()
+
+    async def stubborn_wait() -> None:
+        while not released.is_set():
+            try:
+                await released.wait()
+            except asyncio.CancelledError:
+                continue  # as a driver stuck in a call that never returns
+
+    rt, shared = await _pipeline(sqlite_settings)
+    async with TestKafkaBroker(shared) as test_broker:
+        await rt.start(sender=BrokerSender(test_broker), start_broker=False)
+        rt._spawn(stubborn_wait(), "stubborn")
+        await asyncio.sleep(0)
+        with capture_logs() as logs:
+            stopping = asyncio.create_task(rt.stop())
+            done, _ = await asyncio.wait({stopping}, timeout=10)
+            released.set()  # so that the test ends either way
+            await stopping
+    assert stopping in done, "stop() waited for a task that would not end"
+    stuck = [e for e in logs if e.get("task") == "stubborn"]
+    assert stuck and stuck[0]["log_level"] == "error"
+    assert any("stubborn_wait" in line for line in stuck[0]["waiting_in"])
