@@ -149,11 +149,23 @@ class CharNgrams:
         return sp.csr_matrix((data, column, indptr), shape=(len(docs), self.size))
 
     def ngram(self, column: int) -> str:
-        key, chars = int(self.keys[column]), []
-        while key:
-            chars.append(str(self.chars[(key & ((1 << self.BITS) - 1)) - 1]))
-            key >>= self.BITS
-        return "".join(chars)
+        return str(self.grams()[column])
+
+    _grams: np.ndarray | None = None  # every column's n-gram, decoded once (see grams)
+
+    def grams(self) -> np.ndarray:
+        """Every column's n-gram as a string, in column order: decoded from the keys at first use."""
+        if self._grams is None:
+            mask = np.uint64((1 << self.BITS) - 1)
+            chars = np.concatenate([np.array([""]), self.chars.astype(str)])  # id 0: no character
+            grams = chars[(self.keys & mask).astype(np.int64)]
+            for j in range(1, self.max_n):
+                grams = np.char.add(grams, chars[((self.keys >> np.uint64(self.BITS * j)) & mask).astype(np.int64)])
+            self._grams = grams
+        return self._grams
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_grams"}
 
 
 KEEP_FEATURES = 1000  # the last call's features are kept for explanations up to this many texts
@@ -208,13 +220,21 @@ class TextClassifier:
             raise ValueError(f"未知类别 {label!r}，模型的类别为 {'、'.join(self.labels)} / unknown category {label!r}")
         indices, data = self._row(text)
         contributions = data * self.weights[indices, self.labels.index(label)]
-        weights: Counter[str] = Counter()
-        for column, weight in zip(indices, contributions):
-            gram = self.text.ngram(column) if column < self.text.size else self.head.ngram(column - self.text.size)
-            weights[gram] += float(weight)
-        ranked = [(gram, w) for gram, w in weights.most_common() if len(gram) > 1] or weights.most_common()
+        # The same n-gram may be a whole-text and a subject feature: sum its weight over both.
+        in_text = indices < self.text.size
+        grams = np.concatenate([self.text.grams()[indices[in_text]],
+                                self.head.grams()[indices[~in_text] - self.text.size]])
+        grams, first, which = np.unique(grams, return_index=True, return_inverse=True)
+        weights = np.bincount(which, np.concatenate([contributions[in_text], contributions[~in_text]]),
+                              minlength=len(grams))
+        longer = np.char.str_len(grams) > 1
+        ranked = np.flatnonzero(longer) if longer.any() else np.arange(len(grams))
+        # Heaviest first; n-grams that always occur together weigh the same, and the one met first
+        # (the shorter, as columns go by key) is listed.
+        ranked = ranked[np.lexsort((first[ranked], -weights[ranked]))]
         chosen: list[tuple[str, float]] = []
-        for gram, weight in ranked:
+        for i in ranked:
+            gram, weight = str(grams[i]), float(weights[i])
             if weight <= 0 or len(chosen) == k:
                 break
             if not any(gram in kept or kept in gram for kept, _ in chosen):

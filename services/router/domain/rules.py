@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from schemas.enums import CHANNEL_LABELS, KIND_LABELS
 from services.router.domain.directory import AT_DISTRICT, AT_STREET, Rule, RuleConditions
@@ -28,9 +29,14 @@ class TicketFacts:
     channel: str | None = None
     kind: str | None = None
 
-    @property
+    @cached_property
     def text(self) -> str:
         return f"{self.subject}\n{self.description}"
+
+    @cached_property
+    def folded_text(self) -> str:
+        """The text casefolded once, for every rule's keywords."""
+        return self.text.casefold()
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,7 @@ def _checks(when: RuleConditions, facts: TicketFacts) -> Iterator[ConditionCheck
     """One check per condition the rule gives, lazily, so evaluate() can stop at a failure."""
     if when.category:
         yield _category_check(when.category, facts.category)
-    text = facts.text.casefold()
+    text = facts.folded_text
     if when.keywords_any:
         hits = [word for word in when.keywords_any if word.casefold() in text]
         yield ConditionCheck(

@@ -139,6 +139,38 @@ def test_explain_names_words_of_the_text_that_point_to_the_category(model: TextC
     assert any(key in word for word, _ in words for key in ("化工", "偷排", "废水", "排废"))
 
 
+def test_explain_sums_each_ngram_over_text_and_subject_and_lists_the_first_met_of_equal_weights(
+        model: TextClassifier) -> None:
+    """The explanation, computed the plain way: every feature column of the text decoded to its
+    n-gram, weights summed per n-gram, heaviest first, and of n-grams that always occur together
+    (equal weights) the one met first in column order, the shorter."""
+
+    def plainly(text: str, label: str, k: int) -> list[tuple[str, float]]:
+        features = model._compute_features([text])
+        column_of = model.labels.index(label)
+        weights: dict[str, float] = {}
+        for column, value in zip(features.indices, features.data):
+            ngrams, at = (model.text, column) if column < model.text.size else (model.head, column - model.text.size)
+            key, chars = int(ngrams.keys[at]), []
+            while key:
+                chars.append(str(ngrams.chars[(key & 0xFFFF) - 1]))
+                key >>= 16
+            gram = "".join(chars)
+            weights[gram] = weights.get(gram, 0.0) + float(value * model.weights[column, column_of])
+        ranked = sorted(((g, w) for g, w in weights.items() if len(g) > 1), key=lambda item: -item[1])
+        chosen: list[tuple[str, float]] = []
+        for gram, weight in ranked:
+            if weight <= 0 or len(chosen) == k:
+                break
+            if not any(gram in kept or kept in gram for kept, _ in chosen):
+                chosen.append((gram, round(weight, 4)))
+        return chosen
+
+    texts, labels = corpus()
+    for text, label in zip(texts, labels):
+        assert model.explain(text, label, 5) == plainly(text, label, 5)
+
+
 def test_explain_defaults_to_the_predicted_category(model: TextClassifier) -> None:
     text = "B区公交车晚点"
     assert model.explain(text) == model.explain(text, model.predict([text])[0].label)
