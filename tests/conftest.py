@@ -16,16 +16,10 @@ import pytest
 
 from bench.topology import drop_jiesu_tables
 from jiesu.config import Settings
+from tests.mandatory import skip_or_fail
 
-REQUIRE_ALL = os.environ.get("JIESU_REQUIRE_ALL") == "1"
 PG_URL = os.environ.get("JIESU_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def skip_or_fail(reason: str) -> None:
-    if REQUIRE_ALL:
-        pytest.fail(f"{reason} (mandatory because JIESU_REQUIRE_ALL=1)")
-    pytest.skip(reason)
 
 
 # Consumer groups that form quickly on the embedded broker. Tansu holds a new group's first join

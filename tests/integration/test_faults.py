@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -23,6 +22,7 @@ from bench.tickets import generate
 from bench.topology import Topology
 from bench.verify import dead_letters, post_all, scalar, settled_report, wait_intake_acknowledged
 from services.router.domain.directory import Directory
+from tests.mandatory import skip_or_fail
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.fault]
 TICKETS = 300
@@ -118,12 +118,6 @@ def test_cutting_every_database_connection_mid_stream_loses_nothing(tmp_path, pg
         assert dead == {"intake": 0, "router": 0, "tracker": 0}
     finally:
         topo.stop()
-
-
-def skip_or_fail(reason: str) -> None:
-    if os.environ.get("JIESU_REQUIRE_ALL") == "1":
-        pytest.fail(reason + " (mandatory because JIESU_REQUIRE_ALL=1)")
-    pytest.skip(reason)
 
 
 def _restart_postgres(pg_url: str) -> float:

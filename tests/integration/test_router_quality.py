@@ -15,6 +15,7 @@ import pytest
 
 from services.router.domain.classifier import train
 from services.router.training import EvalReport, evaluate, format_report, holdout_split, read_labelled_csv
+from tests.mandatory import skip_or_fail
 
 SHARED_DATA = Path(os.environ.get("JIESU_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared/data")
 TIPDM = SHARED_DATA / "tipdm2020c"
@@ -22,10 +23,7 @@ TIPDM = SHARED_DATA / "tipdm2020c"
 @pytest.fixture(scope="module")
 def report() -> EvalReport:
     if not (TIPDM / "messages_train.csv").is_file() or not (TIPDM / "extra_segmented_train.csv").is_file():
-        reason = f"TipDM 2020 C data not found in {TIPDM} (set JIESU_SHARED_DATA to the shared/data folder)"
-        if os.environ.get("JIESU_REQUIRE_ALL") == "1":
-            pytest.fail(reason + " (mandatory because JIESU_REQUIRE_ALL=1)")
-        pytest.skip(reason)
+        skip_or_fail(f"TipDM 2020 C data not found in {TIPDM} (set JIESU_SHARED_DATA to the shared/data folder)")
     texts, labels = read_labelled_csv(TIPDM / "messages_train.csv")
     extra_texts, extra_labels = read_labelled_csv(TIPDM / "extra_segmented_train.csv")
     split = holdout_split(texts, labels)

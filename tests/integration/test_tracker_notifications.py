@@ -13,16 +13,16 @@ import hashlib
 import hmac
 import json
 
-import os
-
 import httpx
 import pytest
 import uvicorn
 
+from tests.mandatory import REQUIRE_ALL
+
 try:  # a test-only dependency (the SMTP sink); CI must have it
     from aiosmtpd.controller import Controller
 except ImportError:  # pragma: no cover
-    if os.environ.get("JIESU_REQUIRE_ALL") == "1":
+    if REQUIRE_ALL:
         raise
     pytest.skip("aiosmtpd is not installed (pip install aiosmtpd)", allow_module_level=True)
 from sqlalchemy import select
