@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.enums import Channel, Kind
 
@@ -164,11 +164,6 @@ class Directory(_Frozen):
     categories: tuple[Category, ...]
     rules: tuple[Rule, ...] = ()
 
-    _units: dict[str, Unit] = PrivateAttr(default_factory=dict)
-    _categories: dict[str, Category] = PrivateAttr(default_factory=dict)
-    _streets_of: dict[str, tuple[Street, ...]] = PrivateAttr(default_factory=dict)
-    _owners: dict[str, tuple[Unit, ...]] = PrivateAttr(default_factory=dict)
-
     # -- loading ---------------------------------------------------------------------
 
     @classmethod
@@ -202,28 +197,45 @@ class Directory(_Frozen):
         return _demo_city()
 
     @model_validator(mode="after")
-    def _check_and_index(self) -> Directory:
-        self._index()
+    def _check(self) -> Directory:
         problems = _problems(self)
         if problems:
             raise ValueError("\n".join(problems))
         return self
 
-    def _index(self) -> None:
+    # The indexes behind the look-ups, built at first use. cached_property, not pydantic's
+    # PrivateAttr: a private attribute is read through BaseModel.__getattr__, some 40 times
+    # slower than a plain attribute, and the router looks codes up dozens of times a ticket.
+
+    @functools.cached_property
+    def _units(self) -> dict[str, Unit]:
+        units: dict[str, Unit] = {}
         # Places first: a department clashing with a district's code must not hide the district.
         for unit in (*self.districts, *self.streets, *self.units):
-            self._units.setdefault(unit.code, unit)
+            units.setdefault(unit.code, unit)
+        return units
+
+    @functools.cached_property
+    def _categories(self) -> dict[str, Category]:
+        categories: dict[str, Category] = {}
         for category in self.categories:
-            self._categories.setdefault(category.code, category)
+            categories.setdefault(category.code, category)
+        return categories
+
+    @functools.cached_property
+    def _streets_of(self) -> dict[str, tuple[Street, ...]]:
         streets_of: dict[str, list[Street]] = {}
         for street in self.streets:
             streets_of.setdefault(street.parent, []).append(street)
-        self._streets_of = {code: tuple(streets) for code, streets in streets_of.items()}
+        return {code: tuple(streets) for code, streets in streets_of.items()}
+
+    @functools.cached_property
+    def _owners(self) -> dict[str, tuple[Unit, ...]]:
         owners: dict[str, list[Unit]] = {}
         for unit in self._units.values():
             for code in unit.responsibilities:
                 owners.setdefault(code, []).append(unit)
-        self._owners = {code: tuple(units) for code, units in owners.items()}
+        return {code: tuple(units) for code, units in owners.items()}
 
     # -- lookups ---------------------------------------------------------------------
 
