@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 
@@ -10,8 +11,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from jiesu.config import Settings
+from jiesu.logging import get_logger
 from jiesu.runtime import Runtime, load_spec
 from jiesu.web import create_app
+
+log = get_logger(__name__)
 
 
 def build_app(settings: Settings, services: list[str], *, bootstrap: str | None = None) -> FastAPI:
@@ -39,3 +43,14 @@ async def serve(app: FastAPI, host: str, port: int, *, on_ready=None) -> None:
     if server.started and on_ready:
         on_ready()
     await task
+
+
+def exit_if_stuck(app: FastAPI) -> None:
+    """End the process at once if stopping left background tasks that would not end (each was
+    logged with where it waits): the event loop's own clean-up would wait for them for ever."""
+    runtime = getattr(app.state, "runtime", None)
+    if runtime is not None and runtime.stuck:
+        log.error("exiting without the background tasks that would not end", tasks=runtime.stuck)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)

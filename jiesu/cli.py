@@ -245,7 +245,7 @@ def cmd_broker(args, settings) -> int:
 
 
 def cmd_up(args, settings) -> int:
-    from jiesu.app import build_app, serve
+    from jiesu.app import build_app, exit_if_stuck, serve
     from jiesu.embedded_broker import EmbeddedBroker, ensure_topics
     from jiesu.migrate import upgrade_all
 
@@ -274,13 +274,14 @@ def cmd_up(args, settings) -> int:
         finally:
             if broker:
                 broker.stop()
+        exit_if_stuck(app)
 
     uvloop.run(run())
     return 0
 
 
 def cmd_run(args, settings) -> int:
-    from jiesu.app import build_app, serve
+    from jiesu.app import build_app, exit_if_stuck, serve
 
     if settings.embedded_broker:
         print("`jiesu run` needs JIESU_BROKER_URL (host:port of Kafka); `jiesu up` runs the embedded broker. / "
@@ -289,8 +290,13 @@ def cmd_run(args, settings) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     app = build_app(settings, [args.service])
-    uvloop.run(serve(app, host, port, on_ready=lambda: print(
-        f"jiesu {args.service} on http://{host}:{port}/ (broker {settings.broker_url})", flush=True)))
+
+    async def run() -> None:
+        await serve(app, host, port, on_ready=lambda: print(
+            f"jiesu {args.service} on http://{host}:{port}/ (broker {settings.broker_url})", flush=True))
+        exit_if_stuck(app)
+
+    uvloop.run(run())
     return 0
 
 

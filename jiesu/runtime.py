@@ -31,8 +31,9 @@ from jiesu.outbox import AioKafkaSender, OutboxRelay, Sender
 
 log = get_logger(__name__)
 
-# How long stopping waits for a cancelled background task before going on without it.
+# How long stopping waits for a cancelled background task, and again after cancelling it once more.
 STOP_GRACE_SECONDS = 10.0
+SECOND_CANCEL_GRACE_SECONDS = 2.0
 
 
 @dataclass
@@ -81,6 +82,7 @@ class Runtime:
     _producer: AIOKafkaProducer | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
     relays: dict[str, OutboxRelay] = field(default_factory=dict)
+    stuck: list[str] = field(default_factory=list)  # background tasks that would not end when stopping
 
     @classmethod
     def create(cls, settings: Settings, services: list[str], *, bootstrap: str) -> Runtime:
@@ -182,10 +184,13 @@ class Runtime:
         async with self._sqlite_quiet():
             for task in self._tasks:
                 task.cancel()
-            await _until_ended(self._tasks, STOP_GRACE_SECONDS)
+            self.stuck = [task.get_name() for task in await _until_ended(self._tasks, STOP_GRACE_SECONDS)]
         self._tasks.clear()
-        # Flush what is left in the outbox before leaving, if the broker is still there.
-        for relay in self.relays.values():
+        # Flush what is left in the outbox before leaving, if the broker is still there; not through a
+        # relay whose own task is stuck in a pass (it holds the relay's connection).
+        for name, relay in self.relays.items():
+            if f"outbox-{name}" in self.stuck:
+                continue
             try:
                 await asyncio.wait_for(relay.relay_once(), 5)
             except Exception:  # noqa: BLE001 - it stays in the outbox for next time
@@ -284,16 +289,27 @@ async def _retry(start: Callable[[], Awaitable[Any]], what: str, bootstrap: str,
             delay = min(delay * 2, 5.0)
 
 
-async def _until_ended(tasks: list[asyncio.Task], grace: float) -> None:
-    """Wait for cancelled tasks to end. One still running after `grace` is logged with where it
-    waits, and left behind: a service that never stops is worse than one task not cleaned up
-    (an orchestrator would kill the process anyway, without saying where it hung)."""
+async def _until_ended(tasks: list[asyncio.Task], grace: float) -> list[asyncio.Task]:
+    """Wait for cancelled tasks to end; answer those that would not.
+
+    One still running after `grace` is logged with where it waits and cancelled once more: a
+    task whose cancellation was taken up by clean-up code that then waits on something that
+    never comes (a driver's future) ends at the second. One that outlives that too is left
+    behind: a service that never stops is worse than one task not cleaned up.
+    """
     if not tasks:
-        return
+        return []
     _, stuck = await asyncio.wait(tasks, timeout=grace)
     for task in stuck:
-        log.error("a background task did not end when cancelled; stopping without it",
+        log.error("a background task did not end when cancelled; cancelling it again",
                   task=task.get_name(), waiting_in=_awaiting(task))
+        task.cancel()
+    if stuck:
+        _, stuck = await asyncio.wait(stuck, timeout=SECOND_CANCEL_GRACE_SECONDS)
+    for task in stuck:
+        log.error("a background task did not end when cancelled twice; stopping without it",
+                  task=task.get_name(), waiting_in=_awaiting(task))
+    return list(stuck)
 
 
 def _awaiting(task: asyncio.Task) -> list[str]:
@@ -307,6 +323,9 @@ def _awaiting(task: asyncio.Task) -> list[str]:
             break
         chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
         awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    # What the task itself waits on: the chain may end in an opaque iterator (an async context
+    # manager's generator, a future's __await__) that hides it.
+    chain.append(f"waiting on {getattr(task, '_fut_waiter', None)!r}")
     return chain
 
 

@@ -159,13 +159,26 @@ async def test_a_call_attached_to_an_open_ticket_is_merged_and_both_timelines_sa
             await rt.stop()
 
 
-async def test_stopping_goes_on_without_a_task_that_ignores_its_cancellation_and_says_where_it_waits(
-        sqlite_settings, monkeypatch):
+async def _stop_with(rt, shared, task_coro, name: str):
+    """Start the runtime, add a background task, stop: the logs of the stop and whether it returned."""
     from structlog.testing import capture_logs
 
+    async with TestKafkaBroker(shared) as test_broker:
+        await rt.start(sender=BrokerSender(test_broker), start_broker=False)
+        rt._spawn(task_coro, name)
+        await asyncio.sleep(0)
+        with capture_logs() as logs:
+            stopping = asyncio.create_task(rt.stop())
+            done, _ = await asyncio.wait({stopping}, timeout=10)
+    return logs, stopping, done
+
+
+async def test_stopping_goes_on_without_a_task_that_ignores_its_cancellation_and_says_where_it_waits(
+        sqlite_settings, monkeypatch):
     from jiesu import runtime
 
     monkeypatch.setattr(runtime, "STOP_GRACE_SECONDS", 0.2)
+    monkeypatch.setattr(runtime, "SECOND_CANCEL_GRACE_SECONDS", 0.1)
     released = asyncio.Event()
 
     async def stubborn_wait() -> None:
@@ -176,16 +189,47 @@ async def test_stopping_goes_on_without_a_task_that_ignores_its_cancellation_and
                 continue  # as a driver stuck in a call that never returns
 
     rt, shared = await _pipeline(sqlite_settings)
-    async with TestKafkaBroker(shared) as test_broker:
-        await rt.start(sender=BrokerSender(test_broker), start_broker=False)
-        rt._spawn(stubborn_wait(), "stubborn")
-        await asyncio.sleep(0)
-        with capture_logs() as logs:
-            stopping = asyncio.create_task(rt.stop())
-            done, _ = await asyncio.wait({stopping}, timeout=10)
-            released.set()  # so that the test ends either way
-            await stopping
+    try:
+        logs, stopping, done = await _stop_with(rt, shared, stubborn_wait(), "stubborn")
+    finally:
+        released.set()  # so that the test ends either way
+    await stopping
     assert stopping in done, "stop() waited for a task that would not end"
-    stuck = [e for e in logs if e.get("task") == "stubborn"]
-    assert stuck and stuck[0]["log_level"] == "error"
-    assert any("stubborn_wait" in line for line in stuck[0]["waiting_in"])
+    assert rt.stuck == ["stubborn"]
+    said = [e for e in logs if e.get("task") == "stubborn"]
+    assert [e["log_level"] for e in said] == ["error", "error"]
+    assert "cancelling it again" in said[0]["event"] and "stopping without it" in said[1]["event"]
+    assert any("stubborn_wait" in line for line in said[1]["waiting_in"])
+
+
+async def test_a_task_whose_cancellation_its_clean_up_swallowed_ends_at_the_second_cancel(
+        sqlite_settings, monkeypatch):
+    from jiesu import runtime
+
+    monkeypatch.setattr(runtime, "STOP_GRACE_SECONDS", 0.2)
+
+    async def clean_up_that_waits_for_ever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:  # clean-up that awaits a driver's future, which nobody completes
+            await asyncio.get_running_loop().create_future()
+
+    rt, shared = await _pipeline(sqlite_settings)
+    logs, stopping, done = await _stop_with(rt, shared, clean_up_that_waits_for_ever(), "cleaning")
+    assert stopping in done
+    assert rt.stuck == []
+    assert [e["event"] for e in logs if e.get("task") == "cleaning"] == [
+        "a background task did not end when cancelled; cancelling it again"]
+
+
+def test_a_process_left_with_tasks_that_would_not_end_exits_at_once(monkeypatch):
+    from types import SimpleNamespace
+
+    from jiesu import app
+
+    exits = []
+    monkeypatch.setattr(app.os, "_exit", exits.append)
+    app.exit_if_stuck(SimpleNamespace(state=SimpleNamespace(runtime=SimpleNamespace(stuck=[]))))
+    assert exits == []
+    app.exit_if_stuck(SimpleNamespace(state=SimpleNamespace(runtime=SimpleNamespace(stuck=["outbox-router"]))))
+    assert exits == [1]
