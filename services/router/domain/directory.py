@@ -203,9 +203,9 @@ class Directory(_Frozen):
             raise ValueError("\n".join(problems))
         return self
 
-    # The indexes behind the look-ups, built at first use. cached_property, not pydantic's
-    # PrivateAttr: a private attribute is read through BaseModel.__getattr__, some 40 times
-    # slower than a plain attribute, and the router looks codes up dozens of times a ticket.
+    # The indexes behind the look-ups, built once (validation already uses them). cached_property,
+    # not pydantic's PrivateAttr: a private attribute is read through BaseModel.__getattr__, tens
+    # of times slower than a plain attribute, and the router looks codes up dozens of times a ticket.
 
     @functools.cached_property
     def _units(self) -> dict[str, Unit]:

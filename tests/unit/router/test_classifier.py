@@ -157,7 +157,9 @@ def test_explain_sums_each_ngram_over_text_and_subject_and_lists_the_first_met_o
                 key >>= 16
             gram = "".join(chars)
             weights[gram] = weights.get(gram, 0.0) + float(value * model.weights[column, column_of])
-        ranked = sorted(((g, w) for g, w in weights.items() if len(g) > 1), key=lambda item: -item[1])
+        # Single characters only when the text has no longer n-gram at all.
+        ranked = sorted([(g, w) for g, w in weights.items() if len(g) > 1] or weights.items(),
+                        key=lambda item: -item[1])
         chosen: list[tuple[str, float]] = []
         for gram, weight in ranked:
             if weight <= 0 or len(chosen) == k:
@@ -169,6 +171,10 @@ def test_explain_sums_each_ngram_over_text_and_subject_and_lists_the_first_met_o
     texts, labels = corpus()
     for text, label in zip(texts, labels):
         assert model.explain(text, label, 5) == plainly(text, label, 5)
+    lone = "车"  # no n-gram longer than one character: the character itself explains
+    assert any(model.explain(lone, label, 5) for label in model.labels)
+    for label in model.labels:
+        assert model.explain(lone, label, 5) == plainly(lone, label, 5)
 
 
 def test_explain_defaults_to_the_predicted_category(model: TextClassifier) -> None:
