@@ -198,6 +198,8 @@ async def live(sqlite_settings, migrated_sqlite):
         finally:
             server.should_exit = True
             await task
+        stuck = app.state.runtime.stuck
+        assert not stuck, f"background tasks would not stop: {stuck} (the log above says where they waited)"
     finally:
         broker.kill()  # in memory only, and the test is over: a graceful stop would take ~0.3 s more
 
