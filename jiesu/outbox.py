@@ -100,7 +100,8 @@ class OutboxRelay:
                         return 0
                     rows = await self._claim(conn)
                     if rows:
-                        await self._publish_and_mark(conn, rows)
+                        await self.sender.send(self._records(rows))
+                        await self._mark(conn, rows)
             except BaseException:
                 # The connection may be broken, or a statement cut off: start again on a new one. A
                 # connection that held the lock is closed, never pooled, so the lock goes with it.
@@ -170,10 +171,6 @@ class OutboxRelay:
             )
             for r in rows
         ]
-
-    async def _publish_and_mark(self, session, rows) -> None:
-        await self.sender.send(self._records(rows))
-        await self._mark(session, rows)
 
     async def _mark(self, session, rows) -> None:
         outbox = self.store.tables.outbox

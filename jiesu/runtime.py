@@ -319,12 +319,11 @@ def _awaiting(task: asyncio.Task) -> list[str]:
     while awaited is not None:
         frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
         if frame is None:
-            chain.append(repr(awaited))  # the future at the bottom
             break
         chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
         awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
-    # What the task itself waits on: the chain may end in an opaque iterator (an async context
-    # manager's generator, a future's __await__) that hides it.
+    # What the task itself waits on: the chain ends in an opaque iterator (a future's __await__,
+    # an async context manager's generator) that hides it.
     chain.append(f"waiting on {getattr(task, '_fut_waiter', None)!r}")
     return chain
 

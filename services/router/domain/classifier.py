@@ -148,24 +148,14 @@ class CharNgrams:
         indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=len(docs)))])
         return sp.csr_matrix((data, column, indptr), shape=(len(docs), self.size))
 
-    def ngram(self, column: int) -> str:
-        return str(self.grams()[column])
-
-    _grams: np.ndarray | None = None  # every column's n-gram, decoded once (see grams)
-
     def grams(self) -> np.ndarray:
-        """Every column's n-gram as a string, in column order: decoded from the keys at first use."""
-        if self._grams is None:
-            mask = np.uint64((1 << self.BITS) - 1)
-            chars = np.concatenate([np.array([""]), self.chars.astype(str)])  # id 0: no character
-            grams = chars[(self.keys & mask).astype(np.int64)]
-            for j in range(1, self.max_n):
-                grams = np.char.add(grams, chars[((self.keys >> np.uint64(self.BITS * j)) & mask).astype(np.int64)])
-            self._grams = grams
-        return self._grams
-
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_grams"}
+        """Every column's n-gram as a string, in column order, decoded from the keys."""
+        mask = np.uint64((1 << self.BITS) - 1)
+        chars = np.concatenate([np.array([""]), self.chars.astype(str)])  # id 0: no character
+        grams = chars[(self.keys & mask).astype(np.int64)]
+        for j in range(1, self.max_n):
+            grams = np.char.add(grams, chars[((self.keys >> np.uint64(self.BITS * j)) & mask).astype(np.int64)])
+        return grams
 
 
 KEEP_FEATURES = 1000  # the last call's features are kept for explanations up to this many texts
@@ -191,9 +181,10 @@ class TextClassifier:
         self.metrics = metrics  # filled in by whoever evaluates it (training.evaluate → EvalReport.summary())
 
     _last: tuple[dict[str, int], sp.csr_matrix] | None = None  # the last texts' features (see _features)
+    _grams: np.ndarray | None = None  # every feature column's n-gram, text then subject (see _feature_grams)
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_last"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_last", "_grams")}
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
@@ -221,12 +212,8 @@ class TextClassifier:
         indices, data = self._row(text)
         contributions = data * self.weights[indices, self.labels.index(label)]
         # The same n-gram may be a whole-text and a subject feature: sum its weight over both.
-        in_text = indices < self.text.size
-        grams = np.concatenate([self.text.grams()[indices[in_text]],
-                                self.head.grams()[indices[~in_text] - self.text.size]])
-        grams, first, which = np.unique(grams, return_index=True, return_inverse=True)
-        weights = np.bincount(which, np.concatenate([contributions[in_text], contributions[~in_text]]),
-                              minlength=len(grams))
+        grams, first, which = np.unique(self._feature_grams()[indices], return_index=True, return_inverse=True)
+        weights = np.bincount(which, contributions, minlength=len(grams))
         longer = np.char.str_len(grams) > 1
         ranked = np.flatnonzero(longer) if longer.any() else np.arange(len(grams))
         # Heaviest first; n-grams that always occur together weigh the same, and the one met first
@@ -240,6 +227,12 @@ class TextClassifier:
             if not any(gram in kept or kept in gram for kept, _ in chosen):
                 chosen.append((gram, round(weight, 4)))
         return chosen
+
+    def _feature_grams(self) -> np.ndarray:
+        """Every feature column's n-gram (decoded at the first explanation; a race only decodes twice)."""
+        if self._grams is None:
+            self._grams = np.concatenate([self.text.grams(), self.head.grams()])
+        return self._grams
 
     def _features(self, texts: Sequence[str]) -> sp.csr_matrix:
         """The texts' feature rows; the last call's are kept, as `explain` follows `predict` for one of its texts."""

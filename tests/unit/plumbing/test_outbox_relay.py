@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from jiesu.db import Database
 from jiesu.messaging import ServiceStore
@@ -121,7 +122,8 @@ class Network:
     """A TCP relay to PostgreSQL whose client side can be dropped while the server side stays open and
     silent, as when the leader's host crashes or a firewall forgets the connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
         self.links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter, list[asyncio.Task]]] = []
 
     async def start(self) -> int:
@@ -129,7 +131,7 @@ class Network:
         return self.server.sockets[0].getsockname()[1]
 
     async def _link(self, client_reader, client_writer) -> None:
-        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", 5432)
+        server_reader, server_writer = await asyncio.open_connection(self.host, self.port)
         pipes = [asyncio.create_task(self._pipe(client_reader, server_writer)),
                  asyncio.create_task(self._pipe(server_reader, client_writer))]
         self.links.append((client_writer, server_writer, pipes))
@@ -155,9 +157,10 @@ class Network:
 
 
 async def test_a_leader_lost_without_a_word_to_the_server_gives_up_the_lead_within_seconds(pg_store, pg_url):
-    network = Network()
-    port = await network.start()
-    far = ServiceStore("router", Database(pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{port}")), messaging)
+    server = make_url(pg_url)
+    network = Network(server.host or "127.0.0.1", server.port or 5432)
+    through = server.set(host="127.0.0.1", port=await network.start())
+    far = ServiceStore("router", Database(through.render_as_string(hide_password=False)), messaging)
     lost, other = OutboxRelay(far, Collected(), lost_after_seconds=1), OutboxRelay(pg_store, Collected())
     try:
         await lost.relay_once()  # leads, through the network

@@ -70,7 +70,7 @@ def test_char_ngrams_give_exactly_what_scikit_learn_tfidf_gives() -> None:
     reference = TfidfVectorizer(analyzer="char", ngram_range=(1, 4), min_df=2, sublinear_tf=True,
                                 lowercase=False).fit(train_docs)
     assert mine.size == len(reference.vocabulary_)
-    columns = [reference.vocabulary_[mine.ngram(j)] for j in range(mine.size)]
+    columns = [reference.vocabulary_[str(gram)] for gram in mine.grams()]
     expected = reference.transform(new_docs).toarray()[:, columns]
     assert np.allclose(mine.transform(new_docs).toarray(), expected)
 
