@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC
+from functools import partial
 from pathlib import Path
 
+import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InvalidatePoolError
@@ -65,8 +70,8 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # One connection per process and file: sessions queue for it in asyncio instead of
         # sleeping in SQLite's busy handler (which costs tens of milliseconds per conflict).
-        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0,
-                                     pool_timeout=120)
+        engine = create_async_engine(url, async_creator=partial(_connect_sqlite, database or ":memory:"),
+                                     pool_size=1, max_overflow=0, pool_timeout=120)
         _sqlite_transactions(engine)
         return engine
     # Multi-row inserts go through asyncpg's executemany: one prepared statement, whatever the
@@ -110,6 +115,54 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
         record.info["returned"] = time.monotonic()
 
 
+SQLITE_OFF_LOOP: ContextVar[bool] = ContextVar("sqlite_off_loop", default=False)
+"""Set where SQLite statements may run long (pages): they then run on the connection's thread."""
+
+SQLITE_BUSY_SECONDS = 30.0  # how long to wait for another process's write lock on the file
+
+
+class _SQLiteOnLoop(aiosqlite.Connection):
+    """An aiosqlite connection that runs its statements on the event loop's own thread.
+
+    aiosqlite hands every statement to a thread and back. On a local file a statement takes
+    microseconds, and the hand-off (a queue, a thread switch, a wake-up of the loop through
+    its pipe, two contests for the GIL) costs more than the statement: in the embedded
+    system it was 40 % of the process's CPU. Consumers, relays and writes run their short
+    statements here directly. Where `SQLITE_OFF_LOOP` is set (pages, whose queries over a
+    large ledger may take a while) they go to the thread as before, and the loop serves
+    everyone else meanwhile.
+
+    SQLite's own busy handler would sleep in the loop's thread, so it is off (timeout 0):
+    a statement that finds the file locked by another process outside a transaction (our
+    BEGIN IMMEDIATE, a lone read) had no effect, and is tried again after an asyncio sleep.
+    """
+
+    def __init__(self, connector) -> None:
+        super().__init__(connector, iter_chunk_size=64)
+        self._thread.daemon = True  # as SQLAlchemy does for its own aiosqlite connections
+
+    async def _execute(self, fn, *args, **kwargs):
+        deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+        pause = 0.001
+        while True:
+            try:
+                if SQLITE_OFF_LOOP.get():
+                    return await super()._execute(fn, *args, **kwargs)
+                if not self._running or self._connection is None:
+                    raise ValueError("Connection closed")
+                return fn(*args, **kwargs)
+            except sqlite3.OperationalError as exc:
+                busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or self._conn.in_transaction or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
+async def _connect_sqlite(database: str) -> aiosqlite.Connection:
+    return await _SQLiteOnLoop(partial(sqlite3.connect, database, timeout=0, check_same_thread=False))
+
+
 def _sqlite_transactions(engine: AsyncEngine) -> None:
     """Let SQLAlchemy own transactions on SQLite, and take the write lock up front.
 
@@ -124,7 +177,6 @@ def _sqlite_transactions(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
