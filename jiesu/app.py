@@ -28,8 +28,8 @@ def build_app(settings: Settings, services: list[str], *, bootstrap: str | None 
 
 
 async def serve(app: FastAPI, host: str, port: int, *, on_ready=None) -> None:
-    # aiosqlite and the DB drivers hand every statement to a thread and back; with the
-    # default 5 ms GIL switch interval each hand-off can wait that long under load.
+    # Off the hot paths aiosqlite hands each statement to a thread and back (jiesu.db); with
+    # the default 5 ms GIL switch interval each hand-off can wait that long under load.
     sys.setswitchinterval(0.0005)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
     server = uvicorn.Server(config)

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 
 from jiesu import audit
+from jiesu.db import sqlite_on_loop
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
 from schemas import topics
@@ -94,7 +95,9 @@ class EventConsumer:
         lanes: dict[int, list[Any]] = {}
         for record in records:
             lanes.setdefault(record.partition % self.lanes, []).append(record)
-        outcomes = await asyncio.gather(*(self._process_lane(lane) for lane in lanes.values()), return_exceptions=True)
+        with sqlite_on_loop():  # a batch's statements are short and bounded (consumer_batch events)
+            outcomes = await asyncio.gather(*(self._process_lane(lane) for lane in lanes.values()),
+                                            return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome

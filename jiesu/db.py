@@ -6,8 +6,8 @@ import asyncio
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from datetime import UTC
 from functools import partial
@@ -115,48 +115,83 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
         record.info["returned"] = time.monotonic()
 
 
-SQLITE_OFF_LOOP: ContextVar[bool] = ContextVar("sqlite_off_loop", default=False)
-"""Set where SQLite statements may run long (pages): they then run on the connection's thread."""
+SQLITE_ON_LOOP: ContextVar[bool] = ContextVar("sqlite_on_loop", default=False)
 
 SQLITE_BUSY_SECONDS = 30.0  # how long to wait for another process's write lock on the file
 
 
+@contextmanager
+def sqlite_on_loop() -> Iterator[None]:
+    """Run the SQLite statements of this block on the event loop's thread (see `_SQLiteOnLoop`).
+
+    For the hot paths whose transactions are short and bounded: consumers applying a batch,
+    outbox relay passes, intake's group commit. Tasks started inside the block inherit it.
+    """
+    token = SQLITE_ON_LOOP.set(True)
+    try:
+        yield
+    finally:
+        SQLITE_ON_LOOP.reset(token)
+
+
 class _SQLiteOnLoop(aiosqlite.Connection):
-    """An aiosqlite connection that runs its statements on the event loop's own thread.
+    """An aiosqlite connection that can run statements on the event loop's own thread.
 
     aiosqlite hands every statement to a thread and back. On a local file a statement takes
-    microseconds, and the hand-off (a queue, a thread switch, a wake-up of the loop through
-    its pipe, two contests for the GIL) costs more than the statement: in the embedded
-    system it was 40 % of the process's CPU. Consumers, relays and writes run their short
-    statements here directly. Where `SQLITE_OFF_LOOP` is set (pages, whose queries over a
-    large ledger may take a while) they go to the thread as before, and the loop serves
-    everyone else meanwhile.
+    microseconds and the hand-off (a queue, a thread switch, a wake-up of the loop through
+    its pipe, two contests for the GIL) costs more than the statement: in the embedded system
+    it was 40 % of the process's CPU. Inside `sqlite_on_loop()` statements run directly;
+    elsewhere (pages, roll-ups, purges, reconciliation: queries that may take seconds over a
+    large ledger and must not stall everything else the process does) on the thread as before.
 
-    SQLite's own busy handler would sleep in the loop's thread, so it is off (timeout 0):
-    a statement that finds the file locked by another process outside a transaction (our
-    BEGIN IMMEDIATE, a lone read) had no effect, and is tried again after an asyncio sleep.
+    SQLite's own busy handler would sleep in the loop's thread, so it is off (timeout 0). A
+    statement that found the file locked by another process before any transaction began
+    (our BEGIN IMMEDIATE, a lone read) did nothing, and is tried again after an asyncio sleep.
     """
 
     def __init__(self, connector) -> None:
         super().__init__(connector, iter_chunk_size=64)
         self._thread.daemon = True  # as SQLAlchemy does for its own aiosqlite connections
+        self._sent = 0  # statements handed to the thread (counted on the loop) …
+        self._done = 0  # … and finished there (counted on the thread): one writer each
 
     async def _execute(self, fn, *args, **kwargs):
         deadline = time.monotonic() + SQLITE_BUSY_SECONDS
         pause = 0.001
         while True:
+            began_in_transaction = self._connection is not None and self._connection.in_transaction
             try:
-                if SQLITE_OFF_LOOP.get():
-                    return await super()._execute(fn, *args, **kwargs)
+                # Never overtake a statement still on the thread (one whose waiter was cancelled).
+                if not SQLITE_ON_LOOP.get() or self._sent != self._done:
+                    return await self._in_thread(fn, *args, **kwargs)
                 if not self._running or self._connection is None:
                     raise ValueError("Connection closed")
                 return fn(*args, **kwargs)
             except sqlite3.OperationalError as exc:
-                busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
-                if not busy or self._conn.in_transaction or time.monotonic() > deadline:
+                if not self._may_retry(exc, fn, began_in_transaction) or time.monotonic() > deadline:
                     raise
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+    async def _in_thread(self, fn, *args, **kwargs):
+        if not self._running or self._connection is None:
+            raise ValueError("Connection closed")
+
+        def counted():
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._done += 1
+
+        self._sent += 1
+        return await super()._execute(counted)
+
+    def _may_retry(self, exc: sqlite3.OperationalError, fn, began_in_transaction: bool) -> bool:
+        """Only a single statement that was refused the lock outside any transaction had no effect
+        (an executemany in autocommit may have written some rows before it was refused)."""
+        busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+        return (busy and not began_in_transaction and not self._conn.in_transaction
+                and getattr(fn, "__name__", "") not in ("executemany", "executescript"))
 
 
 async def _connect_sqlite(database: str) -> aiosqlite.Connection:

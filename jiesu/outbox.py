@@ -24,7 +24,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jiesu.db import one_of
+from jiesu.db import one_of, sqlite_on_loop
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore
 from schemas.events import utcnow
@@ -110,12 +110,13 @@ class OutboxRelay:
         else:
             # SQLite's write lock would stall the whole service while we wait for the broker,
             # so read, publish, then mark in a second short transaction (one process per file).
-            async with self.store.db.session() as session:
-                rows = await self._claim(session)
-            if rows:
-                await self.sender.send(self._records(rows))
+            with sqlite_on_loop():
                 async with self.store.db.session() as session:
-                    await self._mark(session, rows)
+                    rows = await self._claim(session)
+                if rows:
+                    await self.sender.send(self._records(rows))
+                    async with self.store.db.session() as session:
+                        await self._mark(session, rows)
         if not rows:
             BACKLOG.labels(self.store.name).set(0)
             return 0

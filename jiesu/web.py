@@ -24,7 +24,6 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from jiesu import audit
-from jiesu.db import SQLITE_OFF_LOOP
 from jiesu.errors import ApiError
 from jiesu.errors import install as install_errors
 from jiesu.identity import LoginThrottled, User
@@ -301,28 +300,6 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class ReadsOffLoop:
-    """Pages and other reads run their SQLite statements on the connection's thread.
-
-    A page may query a whole ledger, which on SQLite can take a while; on the event loop's
-    thread that would stall every consumer and request of the process meanwhile (see
-    `jiesu.db._SQLiteOnLoop`). Writes are single tickets and stay on the loop.
-    """
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
-            await self.app(scope, receive, send)
-            return
-        token = SQLITE_OFF_LOOP.set(True)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            SQLITE_OFF_LOOP.reset(token)
-
-
 def create_app(rt_factory: Callable[[], Runtime], routers: list[APIRouter], *, start: bool = True,
                prepare: bool = False, title: str = "jiesu 接诉即办",
                static_dirs: list[tuple[str, Path]] | None = None, opentelemetry: bool = False) -> FastAPI:
@@ -360,7 +337,6 @@ def create_app(rt_factory: Callable[[], Runtime], routers: list[APIRouter], *, s
         return RedirectResponse(f"/login?next={quote(exc.next_path)}", status_code=303)
 
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(ReadsOffLoop)
 
     app.include_router(shell)
 

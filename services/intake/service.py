@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from jiesu import audit
 from jiesu.consumer import Batched, is_infrastructure
-from jiesu.db import insert_ignoring_conflicts, one_of
+from jiesu.db import insert_ignoring_conflicts, one_of, sqlite_on_loop
 from jiesu.errors import ApiError
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
@@ -119,28 +119,29 @@ class GroupCommit:
         return await asyncio.shield(request.receipt)  # a client that hangs up does not cancel the others' write
 
     async def _drain(self) -> None:
-        while self.queue:
-            batch, self.queue = self.queue[:self.MAX_BATCH], self.queue[self.MAX_BATCH:]
-            try:
-                receipts = await _write(self.store, batch)
-            except asyncio.CancelledError:  # shutting down: the waiting requests end too, none hangs
-                for r in [*batch, *self.queue]:
-                    r.receipt.cancel()
-                self.queue.clear()
-                raise
-            except Exception as exc:  # noqa: BLE001 - handed to the requests that wait for it
-                if len(batch) == 1 or is_infrastructure(exc):
-                    for r in batch:
-                        _settle(r, exc)
+        with sqlite_on_loop():  # short transactions of at most MAX_BATCH tickets
+            while self.queue:
+                batch, self.queue = self.queue[:self.MAX_BATCH], self.queue[self.MAX_BATCH:]
+                try:
+                    receipts = await _write(self.store, batch)
+                except asyncio.CancelledError:  # shutting down: the waiting requests end too, none hangs
+                    for r in [*batch, *self.queue]:
+                        r.receipt.cancel()
+                    self.queue.clear()
+                    raise
+                except Exception as exc:  # noqa: BLE001 - handed to the requests that wait for it
+                    if len(batch) == 1 or is_infrastructure(exc):
+                        for r in batch:
+                            _settle(r, exc)
+                        continue
+                    for r in batch:  # one bad submission must not fail the others: write them one by one
+                        try:
+                            _settle(r, (await _write(self.store, [r]))[0])
+                        except Exception as one:  # noqa: BLE001
+                            _settle(r, one)
                     continue
-                for r in batch:  # one bad submission must not fail the others: write them one by one
-                    try:
-                        _settle(r, (await _write(self.store, [r]))[0])
-                    except Exception as one:  # noqa: BLE001
-                        _settle(r, one)
-                continue
-            for r, receipt in zip(batch, receipts, strict=True):
-                _settle(r, receipt)
+                for r, receipt in zip(batch, receipts, strict=True):
+                    _settle(r, receipt)
 
 
 def _settle(request: _Request, outcome: Receipt | BaseException) -> None:

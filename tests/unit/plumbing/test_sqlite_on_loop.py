@@ -1,21 +1,23 @@
-"""SQLite statements run on the event loop's thread, pages' on the connection's thread, and a
-file locked by another process is waited for without stopping the loop."""
+"""SQLite statements run on the event loop's thread on the hot paths and on the connection's
+thread elsewhere, and a file locked by another process is waited for without stopping the loop."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import threading
+import uuid
 
-import httpx
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 from sqlalchemy.exc import OperationalError
 
 from jiesu import db as jdb
-from jiesu.db import SQLITE_OFF_LOOP, Database
-from jiesu.web import ReadsOffLoop
+from jiesu.consumer import EventConsumer
+from jiesu.db import SQLITE_ON_LOOP, Database, sqlite_on_loop
+from jiesu.messaging import ServiceStore, messaging_tables
+from schemas.events import Envelope, TicketClosed
+from tests.unit.plumbing.records import Record
 
 
 @pytest.fixture
@@ -36,14 +38,31 @@ async def _thread_of_statements(database: Database) -> int:
         return (await conn.execute(text("SELECT thread_id()"))).scalar_one()
 
 
-async def test_statements_run_on_the_loop_thread_and_off_it_where_a_page_asks(database):
+async def test_statements_run_off_the_loop_unless_a_hot_path_asks(database):
     db, _ = database
-    assert await _thread_of_statements(db) == threading.get_ident()
-    token = SQLITE_OFF_LOOP.set(True)
+    assert await _thread_of_statements(db) != threading.get_ident()
+    with sqlite_on_loop():
+        assert await _thread_of_statements(db) == threading.get_ident()
+    assert SQLITE_ON_LOOP.get() is False
+
+
+async def test_a_consumer_applies_its_batch_on_the_loop(tmp_path):
+    metadata = MetaData()
+    store = ServiceStore("t", Database(f"sqlite+aiosqlite:///{tmp_path / 't.db'}"), messaging_tables(metadata, "t"))
+    async with store.db.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    seen: list[bool] = []
+
+    async def closed(tx, envelope, payload):
+        seen.append(SQLITE_ON_LOOP.get())
+
+    event = Envelope.wrap(TicketClosed(outcome="satisfied"), ticket_id=uuid.uuid4(), producer="tracker")
     try:
-        assert await _thread_of_statements(db) != threading.get_ident()
+        await EventConsumer(store, {"TicketClosed": closed}).process([Record(event.to_bytes())])
     finally:
-        SQLITE_OFF_LOOP.reset(token)
+        await store.db.dispose()
+    assert seen == [True]
+    assert SQLITE_ON_LOOP.get() is False
 
 
 async def test_a_write_waits_for_another_process_lock_while_the_loop_goes_on(database):
@@ -55,7 +74,8 @@ async def test_a_write_waits_for_another_process_lock_while_the_loop_goes_on(dat
         async with db.session() as s:
             await s.execute(text("INSERT INTO t VALUES (1)"))
 
-    writing = asyncio.create_task(write())
+    with sqlite_on_loop():
+        writing = asyncio.create_task(write())
     await asyncio.sleep(0.3)  # returns only if the loop is not stuck in SQLite's busy handler
     assert not writing.done()
     other.execute("COMMIT")
@@ -70,26 +90,23 @@ async def test_a_lock_held_past_the_busy_limit_fails_the_write_and_writes_nothin
     monkeypatch.setattr(jdb, "SQLITE_BUSY_SECONDS", 0.2)
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticking = asyncio.create_task(tick())
     try:
-        with pytest.raises(OperationalError, match="database is locked"):
+        with sqlite_on_loop(), pytest.raises(OperationalError, match="database is locked"):
             async with db.session() as s:
                 await s.execute(text("INSERT INTO t VALUES (1)"))
     finally:
+        ticking.cancel()
         other.execute("ROLLBACK")
         other.close()
+    assert ticks > 0  # it waited, and the loop went on meanwhile
     async with db.session() as s:
         assert (await s.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
-
-
-async def test_reads_are_sent_off_the_loop_and_writes_are_not():
-    app = FastAPI()
-
-    @app.api_route("/where", methods=["GET", "POST"])
-    async def where() -> dict:
-        return {"off_loop": SQLITE_OFF_LOOP.get()}
-
-    app.add_middleware(ReadsOffLoop)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-        assert (await client.get("/where")).json() == {"off_loop": True}
-        assert (await client.post("/where")).json() == {"off_loop": False}
-    assert SQLITE_OFF_LOOP.get() is False
