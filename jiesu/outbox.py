@@ -31,6 +31,7 @@ from schemas.events import utcnow
 
 log = get_logger(__name__)
 
+PURGE_CHUNK = 5000  # sent rows dropped in one transaction
 PASS_TIMEOUT_SECONDS = 60.0  # longer than the producer's own request timeout (40 s)
 
 PUBLISHED = Counter("jiesu_outbox_published_total", "Events published from the outbox", ["service", "topic"])
@@ -183,12 +184,24 @@ class OutboxRelay:
         async with self.store.db.session() as session:
             return await session.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))
 
-    async def purge_sent(self) -> int:
-        """Drop rows sent longer ago than the retention (kept meanwhile for re-emission)."""
+    async def purge_sent(self, *, chunk: int = PURGE_CHUNK) -> int:
+        """Drop rows sent longer ago than the retention (kept meanwhile for re-emission).
+
+        A chunk at a time, each in a transaction of its own: a week of a busy service is
+        millions of rows, and one DELETE of them all would hold the service's writes (on
+        SQLite, its one write lock) for as long as it takes.
+        """
         outbox = self.store.tables.outbox
-        async with self.store.db.session() as session:
-            result = await session.execute(delete(outbox).where(outbox.c.sent_at < utcnow() - self.retention))
-            return result.rowcount or 0
+        cutoff = utcnow() - self.retention
+        oldest = select(outbox.c.id).where(outbox.c.sent_at < cutoff).order_by(outbox.c.sent_at).limit(chunk)
+        purged = 0
+        while True:
+            async with self.store.db.session() as session:
+                result = await session.execute(delete(outbox).where(outbox.c.id.in_(oldest.scalar_subquery())))
+            purged += result.rowcount or 0
+            if (result.rowcount or 0) < chunk:
+                return purged
+            await asyncio.sleep(0)  # the writes waiting meanwhile go first
 
     async def run(self) -> None:
         """Relay until cancelled: wake on a local commit or every poll interval."""
