@@ -41,7 +41,7 @@ async def test_dispatcher_clears_the_queue_with_the_keyboard(live, browser, logi
             "kind": "complaint", "subject": "路灯不亮", "description": "小区门口的路灯坏了一个多星期，晚上很黑，老人出门不安全。",
             "citizen": {"name": "吴女士", "phone": "13600003333"}, "location": {"district": "D-02"}})
         vague = await _post(client, operator, VAGUE)
-        queued = await _wait(client, operator, water, "dispatching")
+        await _wait(client, operator, water, "dispatching")
         await _wait(client, operator, vague, "dispatching")
 
         page = await browser.new_page()

@@ -12,7 +12,6 @@ import re
 from contextlib import asynccontextmanager
 
 import httpx
-import pytest
 
 from jiesu.app import build_app
 from jiesu.config import SERVICES

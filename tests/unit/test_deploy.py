@@ -7,7 +7,6 @@ service serves to that service.
 from __future__ import annotations
 
 import re
-import shlex
 from pathlib import Path
 
 import pytest
