@@ -220,13 +220,41 @@ def _sqlite_transactions(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+SQLITE_READERS = 2  # connections per SQLite file for `Database.reading()`
+
+
+def _sqlite_reading_engine(url: str) -> AsyncEngine:
+    """Connections of their own for long reads of a SQLite file."""
+    engine = create_async_engine(url, async_creator=partial(_connect_sqlite, make_url(url).database),
+                                 pool_size=SQLITE_READERS, max_overflow=0, pool_timeout=120)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        # Without WAL a reader would block the writer's commit: make sure, as the writer does.
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA query_only=1")
+        # A WAL reader is rarely kept waiting (a checkpoint restarting the log); it waits on its
+        # own thread, never on the loop, so SQLite's busy handler is the right tool here.
+        dbapi_connection.execute("PRAGMA busy_timeout=30000")
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN")  # deferred: a read transaction, one snapshot of the WAL, no write lock
+
+    return engine
+
+
 class Database:
-    """One service's database: its engine and session factory."""
+    """One service's database: its engines and session factories."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self.reading_engine = _sqlite_reading_engine(url) if is_sqlite(url) else None
+        self._readers = (async_sessionmaker(self.reading_engine, expire_on_commit=False, autoflush=False)
+                         if self.reading_engine is not None else self.sessions)
 
     @property
     def dialect(self) -> str:
@@ -238,7 +266,27 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads that may take long: the supervision pages, reports, roll-ups.
+
+        A SQLite file has one writing connection per process, and every `session()` takes the
+        write lock up front; a ledger or a year's report read there at a million tickets holds
+        every write of the service (consumers, timers, actions) for seconds. This session reads
+        on a connection of its own (on its thread, so the event loop runs on), in one snapshot
+        of the WAL, while writes go on. It cannot write ("attempt to write a readonly
+        database"). On PostgreSQL reads never hold up writes: it is an ordinary session.
+        """
+        off_loop = SQLITE_ON_LOOP.set(False)  # even when called from a hot path: these may be long
+        try:
+            async with self._readers() as session, session.begin():
+                yield session
+        finally:
+            SQLITE_ON_LOOP.reset(off_loop)
+
     async def dispose(self) -> None:
+        if self.reading_engine is not None:
+            await self.reading_engine.dispose()
         await self.engine.dispose()
 
     async def autovacuum_off(self) -> bool:

@@ -125,7 +125,7 @@ class LedgerHub:
     async def _run(self) -> None:
         while self._subscribers:
             try:
-                async with self.store.db.session() as s:
+                async with self.store.db.reading() as s:
                     sig = await signature(s, dt.datetime.now(dt.UTC))
                 if sig != self._last:
                     self._last = sig

@@ -33,8 +33,7 @@ async def build(settings, kind: str, key: str) -> reports.Report:
     period = stats.period_of(key, tz)
     db = Database(settings.database_url("tracker"))
     try:
-        async with db.session() as s:
-            return await reports.build(s, kind, period, dt.datetime.now(dt.UTC), tz)
+        return await reports.build(db, kind, period, dt.datetime.now(dt.UTC), tz)
     finally:
         await db.dispose()
 

@@ -118,15 +118,20 @@ def combine(parts: list[dict]) -> dict:
     return out
 
 
-async def build(session, kind: str, period: stats.Period, now: dt.datetime, tz,
+async def build(db, kind: str, period: stats.Period, now: dt.datetime, tz,
                 names: dict[str, str] | None = None, months: list[tuple[str, dict]] | None = None) -> Report:
-    """The report's tables. An annual report is put together from its months' facts (`rollup.py`), which
-    are also given here for its by-month table; `names` maps district/category codes to names."""
+    """The report's tables, read on a reading session of `db`. An annual report is put together from its
+    months' facts (`rollup.py`), which are also given here for its by-month table; `names` maps
+    district/category codes to names."""
     if months is None and kind == "annual":
         from services.tracker import rollup
 
-        months = await rollup.month_facts(session, period, now, tz)
-    f = combine([m for _, m in months]) if months is not None else await facts(session, period, now)
+        months = await rollup.month_facts(db, period, now, tz)
+    if months is not None:
+        f = combine([m for _, m in months])
+    else:
+        async with db.reading() as session:
+            f = await facts(session, period, now)
     return render(kind, period, now, tz, f, months, names or {})
 
 

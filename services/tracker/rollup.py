@@ -35,15 +35,33 @@ def months_of(period: stats.Period, tz) -> list[str]:
         y, m = (y + 1, 1) if m == 12 else (y, m + 1)
 
 
-async def month_facts(session, period: stats.Period, now: dt.datetime, tz, *, refresh: bool = False
+async def month_facts(db, period: stats.Period, now: dt.datetime, tz, *, refresh: bool = False
                       ) -> list[tuple[str, dict]]:
-    """(YYYY-MM, facts) for each month of the period: completed months from the roll-up, the rest live."""
+    """(YYYY-MM, facts) for each month of the period: completed months from the roll-up, the rest live.
+
+    The facts are read on a reading session (at a million tickets a year's months take seconds,
+    and on SQLite a writing session would hold every write of the tracker meanwhile); completed
+    months computed afresh are kept afterwards, in a short transaction of their own.
+    """
+    async with db.reading() as session:
+        out, fresh = await _month_facts(session, period, now, tz, refresh)
+    if fresh:
+        async with db.session() as s:
+            for key, data in fresh:
+                await s.execute(delete(rollups).where(rollups.c.period_key == key))
+                await s.execute(rollups.insert().values(period_key=key, computed_at=now, data=data))
+    return out
+
+
+async def _month_facts(session, period: stats.Period, now: dt.datetime, tz, refresh: bool
+                       ) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
+    """The months' facts, and those of completed months computed here (to keep)."""
     from services.tracker import reports
 
     keys = months_of(period, tz)
     cached = {} if refresh else {r.period_key: r for r in (await session.execute(
         select(rollups).where(rollups.c.period_key.in_(keys)))).all()}
-    out = []
+    out, fresh = [], []
     for key in keys:
         month = stats.period_of(key, tz)
         if month.start > now:
@@ -54,17 +72,17 @@ async def month_facts(session, period: stats.Period, now: dt.datetime, tz, *, re
             continue
         data = await reports.facts(session, month, now)
         if month.end <= now:  # completed: keep it for the next reader
-            await session.execute(delete(rollups).where(rollups.c.period_key == key))
-            await session.execute(rollups.insert().values(period_key=key, computed_at=now, data=data))
+            fresh.append((key, data))
         out.append((key, data))
-    return out
+    return out, fresh
 
 
-async def period_scores(session, period: stats.Period, now: dt.datetime, tz) -> tuple[list, stats.Score]:
+async def period_scores(db, period: stats.Period, now: dt.datetime, tz) -> tuple[list, stats.Score]:
     """The scorecard of a multi-month period from its months (a single month is computed directly)."""
     if len(months_of(period, tz)) <= 1:
-        return await stats.scorecard(session, period, now)
-    parts = [[stats.Score.from_json(x) for x in f["scores"]] for _, f in await month_facts(session, period, now, tz)]
+        async with db.reading() as s:
+            return await stats.scorecard(s, period, now)
+    parts = [[stats.Score.from_json(x) for x in f["scores"]] for _, f in await month_facts(db, period, now, tz)]
     ranked = stats.combine_scores(parts)
     return ranked, stats.total_of(ranked)
 
@@ -85,8 +103,7 @@ class RollupWorker:
                 f"{now.astimezone(self.tz):%Y-%m}", self.tz).start), key, key)
             if completed.end <= completed.start:
                 continue
-            async with self.store.db.session() as s:
-                done += len(await month_facts(s, completed, now, self.tz, refresh=True))
+            done += len(await month_facts(self.store.db, completed, now, self.tz, refresh=True))
         return done
 
     async def run(self) -> None:

@@ -75,7 +75,7 @@ async def ledger_page(request: Request, rt: RuntimeDep, user: Supervisor, unit: 
                       done: Annotated[str, Query(max_length=80)] = "") -> HTMLResponse:
     f = _filter(unit, district, kind, channel, category, late, sort)
     now = utcnow()
-    async with rt.store("tracker").db.session() as s:
+    async with rt.store("tracker").db.reading() as s:
         rows, counts = await ledger(s, f, now)
         choices = await _choices(s)
     return page(request, "tracker_sup_ledger.html", title="督办台账", f=f, counts=counts, now=now,
@@ -90,7 +90,7 @@ async def ledger_rows(request: Request, rt: RuntimeDep, user: Supervisor, unit: 
     """The ledger's table body and counts, fetched again when the stream says it changed."""
     f = _filter(unit, district, kind, channel, category, late, sort)
     now = utcnow()
-    async with rt.store("tracker").db.session() as s:
+    async with rt.store("tracker").db.reading() as s:
         rows, counts = await ledger(s, f, now)
     return page(request, "tracker_sup_ledger_rows.html", counts=counts,
                 items=[queries.ticket_view(r, user, now) for r in rows])
@@ -193,7 +193,7 @@ async def orders_page(request: Request, rt: RuntimeDep, user: Supervisor,
              "closed": [o.closed_at.is_not(None)], "all": []}
     tab = tab if tab in conds else "open"
     extra = [o.level == level] if level in ("normal", "key") else []
-    async with rt.store("tracker").db.session() as s:
+    async with rt.store("tracker").db.reading() as s:
         counts = {k: await s.scalar(select(func.count()).select_from(supervision_orders).where(*c, *extra))
                   for k, c in conds.items()}
         rows = (await s.execute(
@@ -293,8 +293,7 @@ PeriodQ = Annotated[str, Query(max_length=24)]
 @sup.get("/scorecard", response_class=HTMLResponse)
 async def scorecard_page(request: Request, rt: RuntimeDep, user: Supervisor, period: PeriodQ = "") -> HTMLResponse:
     p = _period(rt, period)
-    async with rt.store("tracker").db.session() as s:
-        scores, total = await rollup.period_scores(s, p, utcnow(), _tz(rt))
+    scores, total = await rollup.period_scores(rt.store("tracker").db, p, utcnow(), _tz(rt))
     months = _recent_months(rt)
     return page(request, "tracker_sup_scorecard.html", title="部门考评", p=p, scores=scores, total=total,
                 rates=stats.RATES, pct=stats.pct, weights=stats.WEIGHTS, months=months,
@@ -305,8 +304,7 @@ async def scorecard_page(request: Request, rt: RuntimeDep, user: Supervisor, per
 async def scorecard_json(rt: RuntimeDep, user: Supervisor, period: PeriodQ = "") -> dict:
     """The department scorecard of a period (YYYY-MM, YYYY or YYYY-MM-DD..YYYY-MM-DD)."""
     p = _period(rt, period)
-    async with rt.store("tracker").db.session() as s:
-        scores, total = await rollup.period_scores(s, p, utcnow(), _tz(rt))
+    scores, total = await rollup.period_scores(rt.store("tracker").db, p, utcnow(), _tz(rt))
     return {"period": p.key, "label": p.label, "units": [x.as_dict() for x in scores], "total": total.as_dict(),
             "definitions": {k: {"label": r.label, "numerator": r.numerator, "denominator": r.denominator,
                                 "definition": r.definition} for k, r in stats.RATES.items()}}
@@ -337,7 +335,7 @@ async def figure_tickets(request: Request, rt: RuntimeDep, user: Supervisor, per
         where = stats.measure_filter(measure, part, p, now, unit or None)
     except ValueError:
         raise ApiError(404, "unknown_measure", "未知指标", "Unknown measure") from None
-    async with rt.store("tracker").db.session() as s:
+    async with rt.store("tracker").db.reading() as s:
         total = await s.scalar(select(func.count()).select_from(tickets).where(*where))
         rows = (await s.execute(select(tickets).where(*where).order_by(tickets.c.assigned_at.desc(),
                                                                        tickets.c.ticket_id)
@@ -361,7 +359,7 @@ DIMENSIONS = {"channel": "渠道", "kind": "类型", "category": "问题分类",
 async def trends_page(request: Request, rt: RuntimeDep, user: Supervisor,
                       days: Annotated[int, Query(ge=7, le=366)] = 30) -> HTMLResponse:
     now = utcnow()
-    async with rt.store("tracker").db.session() as s:
+    async with rt.store("tracker").db.reading() as s:
         spots = await hot.hotspots(s, now - dt.timedelta(days=7), now)
     return page(request, "tracker_sup_trends.html", title="趋势与热点", days=days, dimensions=DIMENSIONS,
                 spots=spots, now=now)
@@ -370,17 +368,19 @@ async def trends_page(request: Request, rt: RuntimeDep, user: Supervisor,
 @sup_api.get("/trends")
 async def trends_json(rt: RuntimeDep, user: Supervisor, days: Annotated[int, Query(ge=1, le=366)] = 30,
                       dimension: Annotated[str, Query(max_length=16)] = "channel",
-                      top: Annotated[int, Query(ge=1, le=20)] = 8) -> dict:
-    """Tickets received per local day over the last `days` days, split by one dimension (top N, rest 其他)."""
+                      top: Annotated[int, Query(ge=1, le=20)] = 8,
+                      until: Annotated[dt.date | None, Query()] = None) -> dict:
+    """Tickets received per local day over the `days` days up to `until` (today), split by one dimension
+    (top N, rest 其他)."""
     if dimension not in DIMENSIONS:
         raise ApiError(422, "invalid_dimension", "维度应为 channel、kind、category 或 district",
                        "dimension must be channel, kind, category or district")
     tz = _tz(rt)
-    today = dt.datetime.now(tz).date()
+    today = until or dt.datetime.now(tz).date()
     first = today - dt.timedelta(days=days - 1)
     start = dt.datetime.combine(first, dt.time(), tz).astimezone(dt.UTC)
     column = getattr(tickets.c, dimension)
-    async with rt.store("tracker").db.session() as s:
+    async with rt.store("tracker").db.reading() as s:
         day = stats.local_day(s.bind.dialect.name, tickets.c.received_at, tz)
         rows = (await s.execute(select(day, column, func.count()).where(tickets.c.received_at >= start)
                                 .group_by(day, column))).all()
@@ -408,7 +408,7 @@ async def trends_json(rt: RuntimeDep, user: Supervisor, days: Annotated[int, Que
 @sup_api.get("/hotspots")
 async def hotspots_json(rt: RuntimeDep, user: Supervisor, days: Annotated[int, Query(ge=1, le=31)] = 7) -> dict:
     now = utcnow()
-    async with rt.store("tracker").db.session() as s:
+    async with rt.store("tracker").db.reading() as s:
         spots = await hot.hotspots(s, now - dt.timedelta(days=days), now)
     return {"items": [{"title": h.title, "place": h.place, "district": h.district, "category": h.category,
                        "size": h.size, "units": h.units, "tickets": [r.number for r in h.tickets]} for h in spots]}
@@ -422,7 +422,7 @@ async def overview(rt) -> dict:
     now = utcnow()
     today = dt.datetime.combine(dt.datetime.now(tz).date(), dt.time(), tz).astimezone(dt.UTC)
     t = tickets.c
-    async with rt.store("tracker").db.session() as s:
+    async with rt.store("tracker").db.reading() as s:
         received = await s.scalar(select(func.count()).select_from(tickets).where(t.received_at >= today))
         replied = await s.scalar(select(func.count()).select_from(tickets).where(t.replied_at >= today))
         open_ = await s.scalar(select(func.count()).select_from(tickets).where(t.state.in_(stats.OPEN)))
@@ -465,8 +465,7 @@ async def reports_page(request: Request, rt: RuntimeDep, user: Supervisor,
 
 async def _report(rt, kind: str, period: str) -> reports.Report:
     p = _period(rt, period)
-    async with rt.store("tracker").db.session() as s:
-        return await reports.build(s, kind, p, utcnow(), _tz(rt))
+    return await reports.build(rt.store("tracker").db, kind, p, utcnow(), _tz(rt))
 
 
 @sup.get("/reports/{kind}.{ext}")

@@ -213,7 +213,7 @@ async def visit_form(ref: str, request: Request, rt: RuntimeDep, user: Visitor) 
 async def supervision(request: Request, rt: RuntimeDep, user: Supervisor) -> HTMLResponse:
     now = utcnow()
     calendar = _tracker(rt).clocks.calendar
-    async with rt.store("tracker").db.session() as s:
+    async with rt.store("tracker").db.reading() as s:
         pending = (await s.execute(
             select(extensions, tickets.c.number, tickets.c.subject, tickets.c.lead_name, tickets.c.reply_due)
             .join(tickets, tickets.c.ticket_id == extensions.c.ticket_id)

@@ -79,8 +79,14 @@ async def test_scorecard_json_and_pages_show_the_hand_computed_figures(live):
         only_d2 = (await client.get("/tracker/sup/ledger", params={"district": "D-02"})).text
         assert m.number_of("a6") not in only_d2
 
-        trend = (await client.get("/api/v1/tracker/supervision/trends", params={"dimension": "kind", "days": 60})).json()
+        trend = (await client.get("/api/v1/tracker/supervision/trends",
+                                  params={"dimension": "kind", "days": 60, "until": "2026-11-05"})).json()
         assert trend["total"] == 15 and {s["name"] for s in trend["series"]} >= {"投诉", "求助"}
+        assert trend["dates"][0] == "2026-09-07" and trend["dates"][-1] == "2026-11-05"
+        for days, total in ((42, 15), (41, 14)):  # s1 came in on 25 September, 41 days before 5 November
+            window = (await client.get("/api/v1/tracker/supervision/trends",
+                                       params={"dimension": "kind", "days": days, "until": "2026-11-05"})).json()
+            assert window["total"] == total, days
         wall = (await client.get("/api/v1/tracker/supervision/overview")).json()
         assert wall["overdue"] == 2 and wall["open"] == 5  # a6, a7 overdue; a6 a7 a8 b2 b3 open
 
@@ -157,8 +163,8 @@ async def test_the_rates_and_the_report_agree_on_sqlite_and_postgresql(any_setti
         period = stats.period_of("2026-10", TZ)
         async with database.session() as s:
             scores, _ = await stats.scorecard(s, period, m.NOW)
-            report = await reports.build(s, "annual", stats.period_of("2026", TZ), m.NOW, TZ)
-            monthly = await reports.build(s, "monthly", period, m.NOW, TZ)
+        report = await reports.build(database, "annual", stats.period_of("2026", TZ), m.NOW, TZ)
+        monthly = await reports.build(database, "monthly", period, m.NOW, TZ)
     finally:
         await database.dispose()
     a = next(x for x in scores if x.unit_code == m.A)

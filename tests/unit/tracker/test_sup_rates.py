@@ -96,8 +96,8 @@ async def test_a_year_put_together_from_its_months_equals_the_year_counted_at_on
     year = stats.period_of("2026", TZ)
     async with db.session() as s:
         direct, direct_total = await stats.scorecard(s, year, m.NOW)
-        combined, combined_total = await rollup.period_scores(s, year, m.NOW, TZ)
-        again, _ = await rollup.period_scores(s, year, m.NOW, TZ)  # now from the stored roll-up
+    combined, combined_total = await rollup.period_scores(db, year, m.NOW, TZ)
+    again, _ = await rollup.period_scores(db, year, m.NOW, TZ)  # now from the stored roll-up
     as_dicts = [x.as_dict() for x in direct]
     assert [x.as_dict() for x in combined] == as_dicts == [x.as_dict() for x in again]
     assert combined_total.counts == direct_total.counts

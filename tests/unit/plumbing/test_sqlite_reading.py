@@ -1,0 +1,61 @@
+"""Long reads of a SQLite file (supervision pages, reports, roll-ups) go through `Database.reading()`:
+a connection of their own, so the service's writes go on meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from jiesu.db import Database, sqlite_on_loop
+
+
+@pytest.fixture
+async def db(tmp_path):
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
+    async with database.session() as s:
+        await s.execute(text("CREATE TABLE t (n INTEGER)"))
+        await s.execute(text("INSERT INTO t VALUES (1)"))
+    yield database
+    await database.dispose()
+
+
+async def test_a_write_commits_while_a_long_read_is_still_running_and_the_read_keeps_its_snapshot(db):
+    release = threading.Event()  # the "long" read lasts until the test lets it go
+    read_started = asyncio.Event()
+
+    async def long_read() -> tuple[int, int]:
+        async with db.reading() as s:
+            raw = await (await s.connection()).get_raw_connection()
+            raw.driver_connection._conn.create_function("held", 0, lambda: release.wait(30))
+            before = (await s.execute(text("SELECT count(*) FROM t"))).scalar_one()
+            read_started.set()
+            await s.execute(text("SELECT held()"))
+            after = (await s.execute(text("SELECT count(*) FROM t"))).scalar_one()
+            return before, after
+
+    with sqlite_on_loop():  # as if a hot path read: the held read must still run off the loop
+        reader = asyncio.create_task(long_read())
+    try:
+        await read_started.wait()
+        async with asyncio.timeout(10):  # with one connection for both, the write would wait for the read
+            async with db.session() as s:
+                await s.execute(text("INSERT INTO t VALUES (2)"))
+        assert not reader.done()
+    finally:
+        release.set()
+    assert await reader == (1, 1)  # one snapshot from start to end
+    async with db.reading() as s:
+        assert (await s.execute(text("SELECT count(*) FROM t"))).scalar_one() == 2
+
+
+async def test_a_reading_session_cannot_write(db):
+    with pytest.raises(OperationalError, match="readonly"):
+        async with db.reading() as s:
+            await s.execute(text("INSERT INTO t VALUES (3)"))
+    async with db.session() as s:
+        assert (await s.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
+
