@@ -232,7 +232,10 @@ async def log_in(page, base_url: str, username: str, password: str = DEMO_PASSWO
     await page.goto(f"{base_url}/login")
     await page.fill("input[name=username]", username)
     await page.fill("input[name=password]", password)
-    await page.keyboard.press("Enter")
+    # Wait for the navigation the form's submission starts: a load state alone may be read before it
+    # began (the login page is idle already), and the test's next goto would then race the redirect.
+    async with page.expect_navigation():
+        await page.keyboard.press("Enter")
     await page.wait_for_load_state("networkidle")
 
 

@@ -33,7 +33,8 @@ async def test_supervisor_sees_the_routed_ticket_with_its_deadline(live, browser
     row = page.locator("tr", has_text=number)
     await row.wait_for()
     assert "待签收" in await row.inner_text()
-    await row.locator("a").click()
+    async with page.expect_navigation():
+        await row.locator("a").click()
     await page.wait_for_load_state("networkidle")
     body = await page.inner_text("main")
     assert number in body and "答复期限" in body and "紧急" in body
