@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     outbox_batch: int = Field(default=500, ge=1)
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     outbox_retention_days: int = Field(default=7, ge=1)
+    # How long a consumer remembers the events it applied. Longer than anything can bring one back:
+    # a re-emission from the outbox (its retention), a redelivery from a topic (Kafka keeps 7 days).
+    inbox_retention_days: int = Field(default=30, ge=1)
     reconcile_after_seconds: float = Field(default=300, gt=0)
     reconcile_every_seconds: float = Field(default=60, gt=0)
 
@@ -80,6 +83,9 @@ class Settings(BaseSettings):
     def _heartbeat_within_session(self) -> Settings:
         if self.consumer_heartbeat_interval_ms >= self.consumer_session_timeout_ms:
             raise ValueError("consumer_heartbeat_interval_ms must be lower than consumer_session_timeout_ms")
+        if self.inbox_retention_days <= self.outbox_retention_days:
+            raise ValueError("inbox_retention_days must be longer than outbox_retention_days: an event re-emitted "
+                             "from the outbox would otherwise be applied twice")
         return self
 
     def database_url(self, name: str) -> str:

@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 
 import aiosqlite
-from sqlalchemy import event, text
+from sqlalchemy import Table, delete, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -218,6 +218,27 @@ def _sqlite_transactions(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+PURGE_CHUNK = 5000  # rows a purge deletes in one transaction
+
+
+async def delete_in_chunks(db: Database, table: Table, condition, *, oldest_first, chunk: int = PURGE_CHUNK) -> int:
+    """Delete the rows matching `condition`, `chunk` at a time, each in a transaction of its own.
+
+    Purges of a busy service's outbox or inbox meet millions of rows; one DELETE of them all
+    would hold the service's writes (on SQLite, its one write lock) for as long as it takes.
+    """
+    (key,) = table.primary_key.columns
+    batch = select(key).where(condition).order_by(oldest_first).limit(chunk).scalar_subquery()
+    deleted = 0
+    while True:
+        async with db.session() as session:
+            n = (await session.execute(delete(table).where(key.in_(batch)))).rowcount or 0
+        deleted += n
+        if n < chunk:
+            return deleted
+        await asyncio.sleep(0)  # the writes waiting meanwhile go first
 
 
 SQLITE_READERS = 2  # connections per SQLite file for `Database.reading()`

@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -38,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from jiesu import audit
 from jiesu.audit import audit_table
-from jiesu.db import Database, UTCDateTime, UUIDStr, one_of
+from jiesu.db import PURGE_CHUNK, Database, UTCDateTime, UUIDStr, delete_in_chunks, one_of
 from schemas.events import Envelope, utcnow
 
 
@@ -77,7 +78,7 @@ def messaging_tables(metadata: MetaData, prefix: str, *, audit: bool = False) ->
         metadata,
         Column("event_id", UUIDStr, primary_key=True),
         Column("topic", String(120), nullable=False),
-        Column("processed_at", UTCDateTime, nullable=False),
+        Column("processed_at", UTCDateTime, nullable=False, index=True),  # the purge goes by it
     )
     dead_letters = Table(
         f"{prefix}_dead_letters",
@@ -193,6 +194,12 @@ class ServiceStore:
     tables: MessagingTables
     outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
     local: dict[str, Any] = field(default_factory=dict)  # what a service keeps per process beside it (a queue …)
+
+    async def purge_inbox(self, retention: timedelta, *, chunk: int = PURGE_CHUNK) -> int:
+        """Forget events applied longer ago than the retention (nothing can bring them back by then)."""
+        inbox = self.tables.inbox
+        return await delete_in_chunks(self.db, inbox, inbox.c.processed_at < utcnow() - retention,
+                                      oldest_first=inbox.c.processed_at, chunk=chunk)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

@@ -21,17 +21,16 @@ from datetime import timedelta
 from typing import Protocol
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jiesu.db import one_of, sqlite_on_loop
+from jiesu.db import PURGE_CHUNK, delete_in_chunks, one_of, sqlite_on_loop
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore
 from schemas.events import utcnow
 
 log = get_logger(__name__)
 
-PURGE_CHUNK = 5000  # sent rows dropped in one transaction
 PASS_TIMEOUT_SECONDS = 60.0  # longer than the producer's own request timeout (40 s)
 
 PUBLISHED = Counter("jiesu_outbox_published_total", "Events published from the outbox", ["service", "topic"])
@@ -185,29 +184,15 @@ class OutboxRelay:
             return await session.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))
 
     async def purge_sent(self, *, chunk: int = PURGE_CHUNK) -> int:
-        """Drop rows sent longer ago than the retention (kept meanwhile for re-emission).
-
-        A chunk at a time, each in a transaction of its own: a week of a busy service is
-        millions of rows, and one DELETE of them all would hold the service's writes (on
-        SQLite, its one write lock) for as long as it takes.
-        """
+        """Drop rows sent longer ago than the retention (kept meanwhile for re-emission)."""
         outbox = self.store.tables.outbox
-        cutoff = utcnow() - self.retention
-        oldest = select(outbox.c.id).where(outbox.c.sent_at < cutoff).order_by(outbox.c.sent_at).limit(chunk)
-        purged = 0
-        while True:
-            async with self.store.db.session() as session:
-                result = await session.execute(delete(outbox).where(outbox.c.id.in_(oldest.scalar_subquery())))
-            purged += result.rowcount or 0
-            if (result.rowcount or 0) < chunk:
-                return purged
-            await asyncio.sleep(0)  # the writes waiting meanwhile go first
+        return await delete_in_chunks(self.store.db, outbox, outbox.c.sent_at < utcnow() - self.retention,
+                                      oldest_first=outbox.c.sent_at, chunk=chunk)
 
     async def run(self) -> None:
         """Relay until cancelled: wake on a local commit or every poll interval."""
         signal = self.store.outbox_signal
         failures = 0
-        passes = 0
         while True:
             try:
                 await asyncio.wait_for(signal.wait(), timeout=self.poll_seconds)
@@ -217,9 +202,6 @@ class OutboxRelay:
             try:
                 await self.relay_once()
                 failures = 0
-                passes += 1
-                if passes % 10000 == 0:
-                    await self.purge_sent()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker or database down: back off and retry, lose nothing

@@ -12,6 +12,8 @@ import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -169,8 +171,10 @@ class Runtime:
                                 retention_days=self.settings.outbox_retention_days)
             self.relays[name] = relay
             self._spawn(relay.run(), f"outbox-{name}")
+            self._spawn(_repeat(store, "purge", PURGE_EVERY_SECONDS,
+                                partial(_purge, store, relay, self.settings.inbox_retention_days)), f"purge-{name}")
             if store.tables.audit is not None:
-                self._spawn(_seal_forever(store), f"audit-{name}")
+                self._spawn(_repeat(store, "audit sealing", 1.0, partial(_seal_all, store)), f"audit-{name}")
             for job in self.specs[name].background(self):
                 self._spawn(job(), f"{name}-background")
         log.info("services started", services=list(self.specs), broker=self.bootstrap)
@@ -255,19 +259,35 @@ class _GroupRouter(KafkaRouter):
         return super().subscriber(*topics, **{**self._consumer_options, **kwargs})
 
 
-async def _seal_forever(store: ServiceStore) -> None:
-    """Link new audit rows into the hash chain, about once a second."""
-    from jiesu.audit import seal
+PURGE_EVERY_SECONDS = 3600.0
 
+
+async def _repeat(store: ServiceStore, what: str, every: float, job: Callable[[], Awaitable[Any]]) -> None:
+    """Run a service's housekeeping job every so often; a failed run is logged and the next retries."""
     while True:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(every)
         try:
-            while await seal(store.db, store.tables.audit) == 1000:
-                pass
+            await job()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the next pass retries
-            log.warning("audit sealing failed; will retry", service=store.name, error=repr(exc))
+        except Exception as exc:  # noqa: BLE001 - the next run retries
+            log.warning(f"{what} failed; will retry", service=store.name, error=repr(exc))
+
+
+async def _seal_all(store: ServiceStore) -> None:
+    """Link new audit rows into the hash chain."""
+    from jiesu.audit import seal
+
+    while await seal(store.db, store.tables.audit) == 1000:
+        pass
+
+
+async def _purge(store: ServiceStore, relay: OutboxRelay, inbox_retention_days: int) -> None:
+    """Drop outbox rows sent, and inbox entries applied, longer ago than their retention."""
+    sent = await relay.purge_sent()
+    applied = await store.purge_inbox(timedelta(days=inbox_retention_days))
+    if sent or applied:
+        log.info("purged", service=store.name, outbox=sent, inbox=applied)
 
 
 async def _retry(start: Callable[[], Awaitable[Any]], what: str, bootstrap: str, timeout: float = 120.0):
