@@ -175,6 +175,8 @@ class Runtime:
                                 partial(_purge, store, relay, self.settings.inbox_retention_days)), f"purge-{name}")
             if store.tables.audit is not None:
                 self._spawn(_repeat(store, "audit sealing", 1.0, partial(_seal_all, store)), f"audit-{name}")
+            if is_sqlite(store.db.url):
+                self._spawn(_repeat(store, "WAL checkpoint", 1.0, store.db.checkpoint), f"checkpoint-{name}")
             for job in self.specs[name].background(self):
                 self._spawn(job(), f"{name}-background")
         log.info("services started", services=list(self.specs), broker=self.bootstrap)

@@ -12,6 +12,7 @@ import re
 from contextlib import asynccontextmanager
 
 import httpx
+from sqlalchemy import text
 
 from jiesu.app import build_app
 from jiesu.config import SERVICES
@@ -95,6 +96,20 @@ async def test_hotline_call_reaches_the_tracker_assigned_with_a_deadline(any_set
         assert again.status_code == 200 and again.json()["number"] == receipt["number"]
         listing = await client.get("/api/v1/tracker/tickets", headers=bearer(operator))
         assert listing.json()["total"] == 1
+
+        if any_settings.database_url("tracker").startswith("sqlite"):  # each service checkpoints its WAL itself
+            for name in SERVICES:
+                assert await _autocheckpoint_once_taken_over(app.state.runtime.store(name).db) == 0, name
+
+
+async def _autocheckpoint_once_taken_over(db: Database) -> int:
+    for _ in range(40):  # the runtime's first checkpoint comes a second after it started
+        async with db.session() as s:
+            pages = (await s.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one()
+        if pages == 0:
+            break
+        await asyncio.sleep(0.1)
+    return pages
 
 
 async def test_concurrent_retries_with_one_key_create_one_ticket(sqlite_settings):
