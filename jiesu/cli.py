@@ -47,9 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="")
     p.add_argument("--password", required=True)
 
-    p = sub.add_parser("token", help="create an API token for a machine client")
+    p = sub.add_parser("token", help="API tokens of machine clients: create one (printed once), list or revoke them")
     p.add_argument("username")
-    p.add_argument("name")
+    p.add_argument("name", nargs="?", help="the token's name (which client holds it)")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument("--list", action="store_true", help="list the user's tokens")
+    action.add_argument("--revoke", action="store_true", help="revoke the user's tokens of this name")
 
     p = sub.add_parser("schemas", help="event schemas")
     p.add_argument("action", choices=["export", "check", "asyncapi"])
@@ -190,21 +193,45 @@ def cmd_user(args, settings) -> int:
 
 def cmd_token(args, settings) -> int:
     from jiesu.db import Database
-    from jiesu.identity import IdentityStore
+    from jiesu.identity import TOKEN_CACHE_SECONDS, IdentityStore
+
+    if not args.list and not args.name:
+        print("请给出令牌名称 / give the token's name", file=sys.stderr)
+        return 2
 
     async def run():
         store = IdentityStore(Database(settings.database_url("identity")))
         try:
+            if args.list:
+                return await store.tokens(args.username)
+            if args.revoke:
+                return await store.revoke_tokens_named(args.username, args.name)
             return await store.create_token(args.username, args.name)
         finally:
             await store.db.dispose()
 
     try:
-        print(asyncio.run(run()))
+        out = asyncio.run(run())
     except LookupError:
         print(f"没有此用户 / no such user: {args.username}", file=sys.stderr)
         return 2
+    if args.list:
+        print(f"{'name':<24} {'created':<16}  {'last used':<16}  revoked")
+        for t in out:
+            print(f"{t.name:<24} {_minute(t.created_at):<16}  {_minute(t.last_used_at):<16}  {_minute(t.revoked_at)}")
+    elif args.revoke:
+        if not out:
+            print(f"{args.username} 没有名为 {args.name} 的有效令牌 / no token of that name in use", file=sys.stderr)
+            return 2
+        print(f"已吊销 {out} 个令牌 / revoked {out} token(s); running services refuse them within "
+              f"{TOKEN_CACHE_SECONDS:g} s")
+    else:
+        print(out)
     return 0
+
+
+def _minute(t) -> str:
+    return t.astimezone().strftime("%Y-%m-%d %H:%M") if t else "-"
 
 
 def cmd_schemas(args, settings) -> int:

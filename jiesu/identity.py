@@ -216,12 +216,31 @@ class IdentityStore:
 
     async def revoke_token(self, token: str) -> bool:
         """Revoke a token; True if it was in use. This process refuses it from now on."""
-        digest = token_hash(token)
+        return await self._revoke(ApiTokenRow.token_hash == token_hash(token)) == 1
+
+    async def revoke_tokens_named(self, username: str, name: str) -> int:
+        """Revoke the user's tokens of this name still in use (only hashes are kept: an administrator
+        knows a token by its name, not its value); how many. Other processes refuse them once their
+        cached look-up expires (TOKEN_CACHE_SECONDS)."""
+        owner = select(UserRow.id).where(UserRow.username == username).scalar_subquery()
+        return await self._revoke(ApiTokenRow.user_id == owner, ApiTokenRow.name == name)
+
+    async def _revoke(self, *where) -> int:
         async with self.db.session() as s:
-            result = await s.execute(update(ApiTokenRow).where(
-                ApiTokenRow.token_hash == digest, ApiTokenRow.revoked_at.is_(None)).values(revoked_at=utcnow()))
-        self._tokens.pop(digest, None)
-        return (result.rowcount or 0) == 1
+            digests = (await s.scalars(update(ApiTokenRow).where(*where, ApiTokenRow.revoked_at.is_(None))
+                                       .values(revoked_at=utcnow()).returning(ApiTokenRow.token_hash))).all()
+        for digest in digests:
+            self._tokens.pop(digest, None)
+        return len(digests)
+
+    async def tokens(self, username: str) -> list[ApiTokenRow]:
+        """The user's API tokens, newest first (their names and dates: the tokens themselves are not kept)."""
+        async with self.db.session() as s:
+            user_id = await s.scalar(select(UserRow.id).where(UserRow.username == username))
+            if user_id is None:
+                raise LookupError(username)
+            return list((await s.scalars(select(ApiTokenRow).where(ApiTokenRow.user_id == user_id)
+                                         .order_by(ApiTokenRow.id.desc()))).all())
 
     async def list_users(self) -> list[User]:
         async with self.db.session() as s:
