@@ -171,8 +171,8 @@ class Runtime:
                                 retention_days=self.settings.outbox_retention_days)
             self.relays[name] = relay
             self._spawn(relay.run(), f"outbox-{name}")
-            self._spawn(_repeat(store, "purge", PURGE_EVERY_SECONDS,
-                                partial(_purge, store, relay, self.settings.inbox_retention_days)), f"purge-{name}")
+            self._spawn(_repeat(store, "purge", PURGE_EVERY_SECONDS, partial(
+                _purge, store, relay, self.settings.inbox_retention_days), first=60.0), f"purge-{name}")
             if store.tables.audit is not None:
                 self._spawn(_repeat(store, "audit sealing", 1.0, partial(_seal_all, store)), f"audit-{name}")
             if is_sqlite(store.db.url):
@@ -264,16 +264,19 @@ class _GroupRouter(KafkaRouter):
 PURGE_EVERY_SECONDS = 3600.0
 
 
-async def _repeat(store: ServiceStore, what: str, every: float, job: Callable[[], Awaitable[Any]]) -> None:
-    """Run a service's housekeeping job every so often; a failed run is logged and the next retries."""
+async def _repeat(store: ServiceStore, what: str, every: float, job: Callable[[], Awaitable[Any]], *,
+                  first: float | None = None) -> None:
+    """Run a service's housekeeping job every so often (the first time after `first`, default `every`);
+    a failed run is logged and the next retries."""
+    await asyncio.sleep(every if first is None else first)
     while True:
-        await asyncio.sleep(every)
         try:
             await job()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the next run retries
             log.warning(f"{what} failed; will retry", service=store.name, error=repr(exc))
+        await asyncio.sleep(every)
 
 
 async def _seal_all(store: ServiceStore) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ from sqlalchemy import event
 
 from jiesu.config import Settings
 from jiesu.outbox import OutboxRelay
-from jiesu.runtime import _purge
+from jiesu.runtime import _purge, _repeat
 from schemas.events import utcnow
 
 
@@ -56,3 +57,22 @@ def test_an_inbox_kept_no_longer_than_the_outbox_is_refused():
     with pytest.raises(ValidationError, match="inbox_retention_days must be longer"):
         Settings(outbox_retention_days=14, inbox_retention_days=14)
     assert Settings(outbox_retention_days=14, inbox_retention_days=15).inbox_retention_days == 15
+
+
+async def test_a_housekeeping_run_that_fails_is_retried_at_the_next_and_the_first_comes_when_asked(store):
+    runs = []
+
+    async def job():
+        runs.append(asyncio.get_running_loop().time())
+        if len(runs) == 1:
+            raise ConnectionError("database away")
+
+    started = asyncio.get_running_loop().time()
+    task = asyncio.create_task(_repeat(store, "test job", 0.05, job, first=0.0))
+    try:
+        async with asyncio.timeout(5):  # three runs: the failed first did not end the loop
+            while len(runs) < 3:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert runs[0] - started < 0.05  # first=0: at once, not after `every`
