@@ -88,6 +88,7 @@ def ticket_view(row, user: User, now: datetime) -> dict:
         "calendar_unconfirmed": bool(row.calendar_unconfirmed),
         "overdue": bool(due and due < now and row.state in RUNNING_STATES),
         "signed_for_at": _iso(getattr(row, "signed_for_at", None)),
+        "contacted_at": _iso(getattr(row, "contacted_at", None)),
         "paused_since": _iso(getattr(row, "paused_at", None)),
         "extensions": list(getattr(row, "extensions", None) or []),
         "reopened": bool(getattr(row, "reopened", False)),

@@ -97,7 +97,7 @@ timers = Table(
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("ticket_id", UUIDStr, nullable=False, index=True),
-    # sign_for_warning, sign_for_due, reply_warning, reply_due, overdue_supervision, return_visit_due
+    # sign_for_warning, sign_for_due, contact_due, reply_warning, reply_due, overdue_supervision, return_visit_due
     Column("kind", String(32), nullable=False),
     Column("due_at", UTCDateTime, nullable=False),
     Column("fired_at", UTCDateTime, nullable=True),

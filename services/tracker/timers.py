@@ -35,6 +35,8 @@ RETRY_FAILED_TIMER = timedelta(seconds=60)
 
 # States in which the department owes a reply and its clock runs.
 RUNNING = frozenset({S.SIGNED_FOR, S.CONTACTED, S.REOPENED, S.EXTENSION_REQUESTED})
+# States in which an urgent ticket's department has not yet recorded contact with the citizen.
+AWAITING_CONTACT = frozenset({S.ASSIGNED, S.SIGNED_FOR})
 
 
 def wanted_timers(state: str, t, calendar) -> list[tuple[str, datetime]]:
@@ -52,6 +54,8 @@ def wanted_timers(state: str, t, calendar) -> list[tuple[str, datetime]]:
                 warn = start + (t.sign_for_due - start) * SIGN_FOR_WARN_RATIO
             out.append(("sign_for_warning", warn))
         out.append(("sign_for_due", t.sign_for_due))
+    if state in AWAITING_CONTACT and getattr(t, "contact_due", None):  # urgent matters: call the citizen first
+        out.append(("contact_due", t.contact_due))
     if (state == S.ASSIGNED or state in RUNNING) and t.reply_due:
         if t.warn_at and t.warn_at < t.reply_due:
             out.append(("reply_warning", t.warn_at))
@@ -192,6 +196,11 @@ class TimerLoop:
                         "签收超时，已催办", {"clock": "sign_for"})
             await notifications.notify(tx, settings, row, row.lead_code, "reminder",
                                        f"催办：工单 {row.number} 已超过签收时限，请立即签收。")
+        elif kind == "contact_due" and state in AWAITING_CONTACT:
+            await _emit(tx, row, DeadlineMissed(clock="contact", due_at=timer.due_at, unit=unit),
+                        "紧急工单联系市民超时，已催办", {"clock": "contact"})
+            await notifications.notify(tx, settings, row, row.lead_code, "reminder",
+                                       f"催办：紧急工单 {row.number} 已超过联系市民时限，请立即与市民联系。")
         elif kind == "reply_warning" and state in RUNNING | {S.ASSIGNED}:
             await _emit(tx, row, DeadlineWarning(clock="reply", due_at=timer.due_at, unit=unit),
                         "答复时限已用 80%，预警", {"clock": "reply"})

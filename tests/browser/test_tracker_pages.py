@@ -37,7 +37,7 @@ async def test_supervisor_sees_the_routed_ticket_with_its_deadline(live, browser
         await row.locator("a").click()
     await page.wait_for_load_state("networkidle")
     body = await page.inner_text("main")
-    assert number in body and "答复期限" in body and "紧急" in body
+    assert number in body and "答复期限" in body and "紧急" in body and "联系市民期限" in body
     assert "<script>alert(1)</script>" in body  # shown as text, never run
     assert alerts == []
     await page.screenshot(path=str(live.settings.data_dir / "ticket.png"))

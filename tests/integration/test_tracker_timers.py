@@ -189,3 +189,37 @@ async def test_a_timer_that_fails_is_retried_later_and_does_not_hold_back_the_ot
     finally:
         await store.db.dispose()
         await rt.identity.db.dispose()
+
+
+async def test_an_urgent_ticket_not_contacted_in_time_is_chased_and_one_contacted_is_left_alone(sqlite_settings):
+    from services.tracker.store import timeline
+    from services.tracker.timers import TimerLoop
+
+    await asyncio.to_thread(upgrade, "tracker", sqlite_settings.database_url("tracker"))
+    rt = await _tracker_runtime(sqlite_settings)
+    store = rt.store("tracker")
+    try:
+        due = utcnow() - dt.timedelta(seconds=1)
+        late, called = uuid.uuid4(), uuid.uuid4()
+        async with store.transaction() as tx:
+            for i, (ticket_id, state) in enumerate(((late, "signed_for"), (called, "contacted"))):
+                await tx.session.execute(tickets.insert().values(
+                    ticket_id=ticket_id, number=f"12345-20261123-00000{i}", state=state, kind="help",
+                    urgency="urgent", confidential=False, lead_code="M-SW", co_handlers=[], contact_due=due,
+                    updated_at=utcnow()))
+                await tx.session.execute(timers.insert().values(ticket_id=ticket_id, kind="contact_due", due_at=due))
+
+        assert await TimerLoop(store, rt.state["tracker.clocks"], name="t").fire_due() == 2
+
+        async with store.db.session() as s:
+            missed = [Envelope.from_bytes(v).parsed() for v in (await s.execute(
+                select(store.tables.outbox.c.value))).scalars().all()]
+            notes = (await s.execute(select(notifications.c.unit_code, notifications.c.message))).all()
+            chased = (await s.execute(select(timeline.c.ticket_id).where(
+                timeline.c.event_type == "DeadlineMissed"))).scalars().all()
+        assert [(m.clock, m.due_at) for m in missed] == [("contact", due)]
+        assert [n.unit_code for n in notes] == ["M-SW"] and "联系市民" in notes[0].message
+        assert [str(t) for t in chased] == [str(late)]
+    finally:
+        await store.db.dispose()
+        await rt.identity.db.dispose()
