@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from jiesu import audit
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.web import RuntimeDep, require
@@ -133,13 +134,20 @@ async def get_ticket(number: str, rt: RuntimeDep, user: Operator) -> dict:
 @api.get("/tickets/{number}/attachments/{sha256}", response_class=FileResponse)
 async def attachment(number: str, sha256: str, rt: RuntimeDep,
                      user: Annotated[User, Depends(require(Role.OPERATOR, Role.DISPATCHER, Role.SUPERVISOR))]):
-    """One attachment of a ticket, always as a download: never rendered or run in the browser."""
-    async with rt.store("intake").db.session() as s:
-        row = (await s.execute(select(tickets.c.attachments).where(tickets.c.number == number))).first()
-    meta = next((a for a in (row.attachments or []) if a["sha256"] == sha256), None) if row else None
-    path = files.path_of(rt.settings, sha256) if meta else None
-    if meta is None or not path.is_file():
-        raise ApiError(404, "attachment_not_found", "没有这个附件", "No such attachment on this ticket")
+    """One attachment of a ticket, always as a download: never rendered or run in the browser.
+
+    A citizen's photo or scan is personal data: each download is written to the audit trail.
+    """
+    store = rt.store("intake")
+    async with store.db.session() as s:
+        row = (await s.execute(select(tickets.c.ticket_id, tickets.c.attachments)
+                               .where(tickets.c.number == number))).first()
+        meta = next((a for a in (row.attachments or []) if a["sha256"] == sha256), None) if row else None
+        path = files.path_of(rt.settings, sha256) if meta else None
+        if meta is None or not path.is_file():
+            raise ApiError(404, "attachment_not_found", "没有这个附件", "No such attachment on this ticket")
+        await audit.record(s, store.tables.audit, "download_attachment", ticket_id=row.ticket_id,
+                           details={"role": user.role.value, "sha256": sha256})
     return FileResponse(path, media_type=meta["content_type"], filename=meta["filename"],
                         content_disposition_type="attachment",
                         headers={"Content-Security-Policy": "default-src 'none'; sandbox",

@@ -6,6 +6,7 @@ import re
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from schemas import topics
 from schemas.enums import Role
@@ -84,6 +85,12 @@ async def test_a_citizen_writes_with_a_photo_and_the_letter_reaches_the_tracker(
     assert download.headers["content-disposition"].startswith("attachment;")
     assert "sandbox" in download.headers["content-security-policy"]
     assert (await staff.get(f"/api/v1/intake/tickets/{number}/attachments/{'0' * 64}")).status_code == 404
+    store = live.runtime.store("intake")
+    async with store.db.session() as s:  # the download is on the audit trail; the miss records nothing
+        audited = (await s.execute(select(store.tables.audit).where(
+            store.tables.audit.c.action == "download_attachment"))).all()
+    assert [(a.actor, str(a.ticket_id), a.details) for a in audited] == [
+        ("sup", t["ticket_id"], {"role": "supervisor", "sha256": sha})]
 
 
 async def test_a_wrong_answer_a_forbidden_file_and_a_missing_contact_are_each_explained(live, quick_challenge):
