@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import uvloop
@@ -216,9 +217,14 @@ def cmd_token(args, settings) -> int:
         print(f"没有此用户 / no such user: {args.username}", file=sys.stderr)
         return 2
     if args.list:
+        from zoneinfo import ZoneInfo
+
+        from jiesu.web import localtime
+
+        at = partial(localtime, tz=ZoneInfo(settings.timezone))
         print(f"{'name':<24} {'created':<16}  {'last used':<16}  revoked")
         for t in out:
-            print(f"{t.name:<24} {_minute(t.created_at):<16}  {_minute(t.last_used_at):<16}  {_minute(t.revoked_at)}")
+            print(f"{t.name:<24} {at(t.created_at):<16}  {at(t.last_used_at):<16}  {at(t.revoked_at)}")
     elif args.revoke:
         if not out:
             print(f"{args.username} 没有名为 {args.name} 的有效令牌 / no token of that name in use", file=sys.stderr)
@@ -228,10 +234,6 @@ def cmd_token(args, settings) -> int:
     else:
         print(out)
     return 0
-
-
-def _minute(t) -> str:
-    return t.astimezone().strftime("%Y-%m-%d %H:%M") if t else "-"
 
 
 def cmd_schemas(args, settings) -> int:

@@ -70,10 +70,11 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # One connection per process and file: sessions queue for it in asyncio instead of
         # sleeping in SQLite's busy handler (which costs tens of milliseconds per conflict).
-        engine = create_async_engine(url, async_creator=partial(_connect_sqlite, database or ":memory:"),
-                                     pool_size=1, max_overflow=0, pool_timeout=120)
-        _sqlite_transactions(engine)
-        return engine
+        # pysqlite's own implicit BEGIN breaks SAVEPOINT and starts read transactions that later
+        # fail to upgrade to write ("database is locked"); BEGIN IMMEDIATE serialises writers
+        # cleanly. WAL lets readers in other processes (a service per process) proceed.
+        return _sqlite_engine(url, pool_size=1, begin="BEGIN IMMEDIATE",
+                              pragmas=("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"))
     # Multi-row inserts go through asyncpg's executemany: one prepared statement, whatever the
     # row count. SQLAlchemy's default for asyncpg writes VALUES (…), (…) with a new statement
     # text for every row count, which PostgreSQL has to parse and plan each time.
@@ -198,26 +199,23 @@ async def _connect_sqlite(database: str) -> aiosqlite.Connection:
     return await _SQLiteOnLoop(partial(sqlite3.connect, database, timeout=0, check_same_thread=False))
 
 
-def _sqlite_transactions(engine: AsyncEngine) -> None:
-    """Let SQLAlchemy own transactions on SQLite, and take the write lock up front.
-
-    pysqlite's own implicit BEGIN breaks SAVEPOINT and starts read transactions that
-    later fail to upgrade to write ("database is locked"); BEGIN IMMEDIATE serialises
-    writers cleanly. WAL lets readers in other processes (a service per process) proceed.
-    """
+def _sqlite_engine(url: str, *, pool_size: int, begin: str, pragmas: tuple[str, ...]) -> AsyncEngine:
+    """A pool of connections to a SQLite file whose transactions SQLAlchemy owns (`begin` starts each)."""
+    database = make_url(url).database or ":memory:"
+    engine = create_async_engine(url, async_creator=partial(_connect_sqlite, database),
+                                 pool_size=pool_size, max_overflow=0, pool_timeout=120)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        for pragma in pragmas:
+            dbapi_connection.execute(f"PRAGMA {pragma}")
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
+
+    return engine
 
 
 PURGE_CHUNK = 5000  # rows a purge deletes in one transaction
@@ -245,25 +243,13 @@ SQLITE_READERS = 2  # connections per SQLite file for `Database.reading()`
 
 
 def _sqlite_reading_engine(url: str) -> AsyncEngine:
-    """Connections of their own for long reads of a SQLite file."""
-    engine = create_async_engine(url, async_creator=partial(_connect_sqlite, make_url(url).database),
-                                 pool_size=SQLITE_READERS, max_overflow=0, pool_timeout=120)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection, _record):
-        dbapi_connection.isolation_level = None
-        # Without WAL a reader would block the writer's commit: make sure, as the writer does.
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
-        dbapi_connection.execute("PRAGMA query_only=1")
-        # A WAL reader is rarely kept waiting (a checkpoint restarting the log); it waits on its
-        # own thread, never on the loop, so SQLite's busy handler is the right tool here.
-        dbapi_connection.execute("PRAGMA busy_timeout=30000")
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(conn):
-        conn.exec_driver_sql("BEGIN")  # deferred: a read transaction, one snapshot of the WAL, no write lock
-
-    return engine
+    """Connections of their own for long reads of a SQLite file: a deferred BEGIN is a read
+    transaction, one snapshot of the WAL, no write lock. Without WAL a reader would block the
+    writer's commit: make sure, as the writer does. A WAL reader is rarely kept waiting (a
+    checkpoint restarting the log); it waits on its own thread, never on the loop, so SQLite's
+    busy handler is the right tool here."""
+    return _sqlite_engine(url, pool_size=SQLITE_READERS, begin="BEGIN",
+                          pragmas=("journal_mode=WAL", "query_only=1", "busy_timeout=30000"))
 
 
 class Database:

@@ -195,6 +195,12 @@ class ServiceStore:
     outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
     local: dict[str, Any] = field(default_factory=dict)  # what a service keeps per process beside it (a queue …)
 
+    async def purge_outbox(self, retention: timedelta, *, chunk: int = PURGE_CHUNK) -> int:
+        """Drop events sent longer ago than the retention (kept meanwhile for re-emission)."""
+        outbox = self.tables.outbox
+        return await delete_in_chunks(self.db, outbox, outbox.c.sent_at < utcnow() - retention,
+                                      oldest_first=outbox.c.sent_at, chunk=chunk)
+
     async def purge_inbox(self, retention: timedelta, *, chunk: int = PURGE_CHUNK) -> int:
         """Forget events applied longer ago than the retention (nothing can bring them back by then)."""
         inbox = self.tables.inbox

@@ -17,14 +17,13 @@ import asyncio
 import contextlib
 import zlib
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Protocol
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jiesu.db import PURGE_CHUNK, delete_in_chunks, one_of, sqlite_on_loop
+from jiesu.db import one_of, sqlite_on_loop
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore
 from schemas.events import utcnow
@@ -76,12 +75,11 @@ class BrokerSender:
 
 class OutboxRelay:
     def __init__(self, store: ServiceStore, sender: Sender, *, batch: int = 500, poll_seconds: float = 0.5,
-                 retention_days: int = 7, lost_after_seconds: float | None = None) -> None:
+                 lost_after_seconds: float | None = None) -> None:
         self.store = store
         self.sender = sender
         self.batch = batch
         self.poll_seconds = poll_seconds
-        self.retention = timedelta(days=retention_days)
         # A relay runs a statement at least every poll. A leader silent for longer than this is gone
         # (its host crashed, the network dropped it): PostgreSQL ends its session and frees the lead,
         # where TCP alone would notice only after its keepalive, two hours by default.
@@ -182,12 +180,6 @@ class OutboxRelay:
         outbox = self.store.tables.outbox
         async with self.store.db.session() as session:
             return await session.scalar(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))
-
-    async def purge_sent(self, *, chunk: int = PURGE_CHUNK) -> int:
-        """Drop rows sent longer ago than the retention (kept meanwhile for re-emission)."""
-        outbox = self.store.tables.outbox
-        return await delete_in_chunks(self.store.db, outbox, outbox.c.sent_at < utcnow() - self.retention,
-                                      oldest_first=outbox.c.sent_at, chunk=chunk)
 
     async def run(self) -> None:
         """Relay until cancelled: wake on a local commit or every poll interval."""

@@ -167,12 +167,11 @@ class Runtime:
         self.http = httpx.AsyncClient(timeout=5.0)
         for name, store in self.stores.items():
             relay = OutboxRelay(store, sender, batch=self.settings.outbox_batch,
-                                poll_seconds=self.settings.outbox_poll_seconds,
-                                retention_days=self.settings.outbox_retention_days)
+                                poll_seconds=self.settings.outbox_poll_seconds)
             self.relays[name] = relay
             self._spawn(relay.run(), f"outbox-{name}")
-            self._spawn(_repeat(store, "purge", PURGE_EVERY_SECONDS, partial(
-                _purge, store, relay, self.settings.inbox_retention_days), first=60.0), f"purge-{name}")
+            self._spawn(_repeat(store, "purge", PURGE_EVERY_SECONDS, partial(_purge, store, self.settings),
+                                first=60.0), f"purge-{name}")
             if store.tables.audit is not None:
                 self._spawn(_repeat(store, "audit sealing", 1.0, partial(_seal_all, store)), f"audit-{name}")
             if is_sqlite(store.db.url):
@@ -287,10 +286,10 @@ async def _seal_all(store: ServiceStore) -> None:
         pass
 
 
-async def _purge(store: ServiceStore, relay: OutboxRelay, inbox_retention_days: int) -> None:
+async def _purge(store: ServiceStore, settings: Settings) -> None:
     """Drop outbox rows sent, and inbox entries applied, longer ago than their retention."""
-    sent = await relay.purge_sent()
-    applied = await store.purge_inbox(timedelta(days=inbox_retention_days))
+    sent = await store.purge_outbox(timedelta(days=settings.outbox_retention_days))
+    applied = await store.purge_inbox(timedelta(days=settings.inbox_retention_days))
     if sent or applied:
         log.info("purged", service=store.name, outbox=sent, inbox=applied)
 

@@ -43,15 +43,15 @@ templates.env.globals.update(
 _display_tz: list[ZoneInfo] = [ZoneInfo("Asia/Shanghai")]
 
 
-def localtime(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """A stored UTC instant as people here read it: local time, to the minute."""
+def localtime(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M", tz: ZoneInfo | None = None) -> str:
+    """A stored UTC instant as people here read it: local time (the system's zone), to the minute."""
     if not value:
         return "—"
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(_display_tz[0]).strftime(fmt)
+    return value.astimezone(tz or _display_tz[0]).strftime(fmt)
 
 
 templates.env.filters["localtime"] = localtime

@@ -1,4 +1,4 @@
-"""Housekeeping: inbox entries are forgotten once nothing can bring their event back, and not before."""
+"""Housekeeping: sent outbox rows and inbox entries go once nothing needs them, a chunk per transaction."""
 
 from __future__ import annotations
 
@@ -8,26 +8,57 @@ from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from jiesu.config import Settings
-from jiesu.outbox import OutboxRelay
 from jiesu.runtime import _purge, _repeat
 from schemas.events import utcnow
+
+WEEK = timedelta(days=7)
+
+
+def _deletes(store) -> list[str]:
+    """The DELETE statements the store's database runs from now on (one per transaction here)."""
+    seen: list[str] = []
+    event.listen(store.db.engine.sync_engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_: seen.append(statement) if statement.startswith("DELETE") else None)
+    return seen
+
+
+async def _owe(store, *sent_days_ago: float | None) -> None:
+    """Outbox rows, sent that many days ago (None: not sent yet)."""
+    async with store.db.session() as s:
+        await s.execute(store.tables.outbox.insert(), [
+            {"event_id": uuid.uuid4(), "topic": "t", "key": "k", "event_type": "x", "value": b"{}",
+             "created_at": utcnow(), "sent_at": None if d is None else utcnow() - timedelta(days=d), "attempts": 1}
+            for d in sent_days_ago])
+
+
+async def _applied(store, *days_ago: float) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in days_ago]
+    async with store.db.session() as s:
+        await s.execute(store.tables.inbox.insert(), [
+            {"event_id": e, "topic": "t", "processed_at": utcnow() - timedelta(days=d)} for e, d in zip(ids, days_ago)])
+    return ids
+
+
+async def test_sent_rows_past_retention_are_purged_a_chunk_per_transaction_and_unsent_ones_stay(store):
+    await _owe(store, 8, 8, 8, 8, 8, 1, 1, None, None)
+    deletes = _deletes(store)
+
+    assert await store.purge_outbox(WEEK, chunk=2) == 5
+
+    assert len(deletes) == 3  # 2 + 2 + 1: no transaction holds more than a chunk
+    async with store.db.session() as s:
+        left = (await s.execute(select(store.tables.outbox.c.sent_at))).scalars().all()
+    assert sorted(sent is None for sent in left) == [False, False, True, True]
 
 
 async def test_applied_events_past_retention_are_forgotten_a_chunk_per_transaction_and_recent_ones_still_skipped(
         store):
-    old, recent = [uuid.uuid4() for _ in range(5)], [uuid.uuid4() for _ in range(2)]
-    async with store.db.session() as s:
-        await s.execute(store.tables.inbox.insert(), [
-            {"event_id": e, "topic": "tickets.lifecycle", "processed_at": utcnow() - timedelta(days=31)} for e in old])
-    async with store.transaction() as tx:
-        for e in recent:
-            await tx.mark_processed(e, "tickets.lifecycle")
-    deletes = []
-    event.listen(store.db.engine.sync_engine, "before_cursor_execute",
-                 lambda _c, _cur, statement, *_: deletes.append(statement) if statement.startswith("DELETE") else None)
+    old = await _applied(store, 31, 31, 31, 31, 31)
+    recent = await _applied(store, 0, 0)
+    deletes = _deletes(store)
 
     assert await store.purge_inbox(timedelta(days=30), chunk=2) == 5
 
@@ -37,26 +68,14 @@ async def test_applied_events_past_retention_are_forgotten_a_chunk_per_transacti
 
 
 async def test_the_hourly_purge_clears_both_the_outbox_and_the_inbox_by_their_own_retention(store):
-    relay = OutboxRelay(store, sender=None, retention_days=7)
-    async with store.db.session() as s:
-        await s.execute(store.tables.inbox.insert(), [
-            {"event_id": uuid.uuid4(), "topic": "t", "processed_at": utcnow() - timedelta(days=d)} for d in (8, 29, 31)])
-        await s.execute(store.tables.outbox.insert(), [
-            {"event_id": uuid.uuid4(), "topic": "t", "key": "k", "event_type": "x", "value": b"{}",
-             "created_at": utcnow() - timedelta(days=d), "sent_at": utcnow() - timedelta(days=d), "attempts": 1}
-            for d in (6, 8)])
+    await _applied(store, 8, 29, 31)
+    await _owe(store, 6, 8)
 
-    await _purge(store, relay, inbox_retention_days=30)
+    await _purge(store, Settings(outbox_retention_days=7, inbox_retention_days=30, _env_file=None))
 
     async with store.db.session() as s:
         assert len((await s.execute(store.tables.inbox.select())).all()) == 2  # 8 and 29 days: kept
         assert len((await s.execute(store.tables.outbox.select())).all()) == 1  # 6 days: kept
-
-
-def test_an_inbox_kept_no_longer_than_the_outbox_is_refused():
-    with pytest.raises(ValidationError, match="inbox_retention_days must be longer"):
-        Settings(outbox_retention_days=14, inbox_retention_days=14)
-    assert Settings(outbox_retention_days=14, inbox_retention_days=15).inbox_retention_days == 15
 
 
 async def test_a_housekeeping_run_that_fails_is_retried_at_the_next_and_the_first_comes_when_asked(store):
@@ -76,3 +95,9 @@ async def test_a_housekeeping_run_that_fails_is_retried_at_the_next_and_the_firs
     finally:
         task.cancel()
     assert runs[0] - started < 0.05  # first=0: at once, not after `every`
+
+
+def test_an_inbox_kept_no_longer_than_the_outbox_is_refused():
+    with pytest.raises(ValidationError, match="inbox_retention_days must be longer"):
+        Settings(outbox_retention_days=14, inbox_retention_days=14, _env_file=None)
+    assert Settings(outbox_retention_days=14, inbox_retention_days=15, _env_file=None).inbox_retention_days == 15

@@ -67,7 +67,7 @@ async def _wal_pages(db) -> int:
 
 
 async def test_once_the_runtime_checkpoints_the_writers_commits_no_longer_do_and_nothing_is_lost(db):
-    assert await db.checkpoint() >= 0  # the first call takes checkpoints over from the writer
+    await db.checkpoint()  # the first call takes checkpoints over from the writer
     async with db.session() as s:
         await s.execute(text("CREATE TABLE big (b BLOB)"))
     for _ in range(30):  # 1,500 pages of 4 KB: past SQLite's own threshold of 1,000
