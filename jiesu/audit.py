@@ -6,8 +6,14 @@ work; views of personal data are recorded by the pages and APIs that show them: 
 for one ticket, `export_contact` for a list of tickets handed out with contacts, naming the
 export, its filter and the tickets, `search_by_phone` with the number masked). A sealer
 then links the rows in id order into a SHA-256 chain — off the hot path, so concurrent
-transactions never wait on each other — and `jiesu audit verify` recomputes the chain. The
-database refuses to delete rows or to change a sealed one (triggers created by the migrations).
+transactions never wait on each other — and `jiesu audit verify` recomputes the chain.
+
+The sealer never touches a row: each pass appends one seal to `<service>_audit_seals` naming
+the run of rows it chained (first and last id, how many), the chain's value before and after
+them, and a short digest of each row, by which `verify` names the first altered row. Rows
+sealed one by one by earlier versions (`prev_hash`, `hash` set on the row) begin the chain,
+and the first seal goes on from the last of them. The database refuses to change or delete a
+row of either table (triggers created by the migrations).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import zlib
 from dataclasses import dataclass
 from datetime import timedelta
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -25,16 +32,13 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    Index,
     Integer,
     MetaData,
     String,
     Table,
-    bindparam,
-    func,
+    Text,
     select,
     text,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,11 +50,13 @@ current_actor: contextvars.ContextVar[str] = contextvars.ContextVar("audit_actor
 current_address: contextvars.ContextVar[str] = contextvars.ContextVar("audit_address", default="")
 
 GENESIS = "0" * 64
+ROW_DIGEST = 16  # hex digits of each row's chain value kept in its seal: enough to name the altered row
 SEAL_AFTER = timedelta(seconds=2)  # rows younger than this may still have an earlier id uncommitted
 
 
 def audit_table(metadata: MetaData, prefix: str) -> Table:
-    return Table(
+    """`<prefix>_audit` and, beside it in the metadata, its seals (`seals_of`)."""
+    table = Table(
         f"{prefix}_audit",
         metadata,
         Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
@@ -61,16 +67,58 @@ def audit_table(metadata: MetaData, prefix: str) -> Table:
         Column("ticket_id", UUIDStr, nullable=True, index=True),
         Column("event_id", UUIDStr, nullable=True),
         Column("details", JSON, nullable=False),
+        # Set on rows sealed one by one before seals existed; NULL on every row since.
         Column("prev_hash", String(64), nullable=True),
-        Column("hash", String(64), nullable=True),  # set once by the sealer, never changed
-        # The sealer's work list: without it each pass would scan the whole, ever-growing trail.
-        Index(f"ix_{prefix}_audit_unsealed", "id", postgresql_where=text("hash IS NULL"),
-              sqlite_where=text("hash IS NULL")),
+        Column("hash", String(64), nullable=True),
     )
+    Table(
+        f"{prefix}_audit_seals",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("first_id", BigInteger, nullable=False, unique=True),
+        Column("last_id", BigInteger, nullable=False),
+        Column("rows", Integer, nullable=False),
+        Column("prev_hash", String(64), nullable=False),
+        Column("hash", String(64), nullable=False),
+        Column("digests", Text, nullable=False),  # ROW_DIGEST hex digits of each row's chain value, in order
+        Column("sealed_at", UTCDateTime, nullable=False),
+    )
+    return table
+
+
+def seals_of(table: Table) -> Table:
+    return table.metadata.tables[f"{table.name}_seals"]
 
 
 def protection_sql(table: str, dialect: str) -> list[str]:
-    """Triggers that make the table append-only: no delete, and a sealed row never changes."""
+    """Triggers that make the table append-only: no row is ever changed or deleted."""
+    if dialect == "postgresql":
+        return [
+            f"""CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$
+BEGIN
+  RAISE EXCEPTION 'audit trail is append-only';
+END $$ LANGUAGE plpgsql""",
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()",
+        ]
+    return [
+        f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, 'audit trail is append-only'); END",
+        f"CREATE TRIGGER {table}_no_change BEFORE UPDATE ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, 'audit trail is append-only'); END",
+    ]
+
+
+def drop_protection_sql(table: str, dialect: str) -> list[str]:
+    if dialect == "postgresql":
+        return [f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+                f"DROP FUNCTION IF EXISTS {table}_append_only()"]
+    return [f"DROP TRIGGER IF EXISTS {table}_no_delete", f"DROP TRIGGER IF EXISTS {table}_no_change"]
+
+
+def protection_sql_before_seals(table: str, dialect: str) -> list[str]:
+    """The triggers of the versions that sealed rows one by one (a row could take its link until sealed):
+    the migrations that created the trails, and the way back from seals, use them."""
     if dialect == "postgresql":
         return [
             f"""CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$
@@ -93,11 +141,40 @@ END $$ LANGUAGE plpgsql""",
     ]
 
 
-def drop_protection_sql(table: str, dialect: str) -> list[str]:
-    if dialect == "postgresql":
-        return [f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
-                f"DROP FUNCTION IF EXISTS {table}_append_only()"]
-    return [f"DROP TRIGGER IF EXISTS {table}_no_delete", f"DROP TRIGGER IF EXISTS {table}_no_change"]
+def upgrade_to_seals(op, prefix: str) -> None:
+    """The Alembic steps from rows sealed one by one to seals, for a service's `<prefix>_audit`."""
+    import sqlalchemy as sa
+
+    audit, seals, dialect = f"{prefix}_audit", f"{prefix}_audit_seals", op.get_bind().dialect.name
+    op.create_table(
+        seals,
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("first_id", sa.BigInteger(), nullable=False),
+        sa.Column("last_id", sa.BigInteger(), nullable=False),
+        sa.Column("rows", sa.Integer(), nullable=False),
+        sa.Column("prev_hash", sa.String(length=64), nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.Column("digests", sa.Text(), nullable=False),
+        sa.Column("sealed_at", UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("first_id"),
+    )
+    op.drop_index(f"ix_{audit}_unsealed", table_name=audit)  # every new row stays unhashed: it would hold them all
+    for statement in drop_protection_sql(audit, dialect) + protection_sql(audit, dialect) + protection_sql(seals, dialect):
+        op.execute(statement)
+
+
+def downgrade_from_seals(op, prefix: str) -> None:
+    """Back to rows sealed one by one; rows sealed by seals since look unsealed to that version."""
+    import sqlalchemy as sa
+
+    audit, seals, dialect = f"{prefix}_audit", f"{prefix}_audit_seals", op.get_bind().dialect.name
+    for statement in drop_protection_sql(seals, dialect) + drop_protection_sql(audit, dialect) \
+            + protection_sql_before_seals(audit, dialect):
+        op.execute(statement)
+    op.create_index(f"ix_{audit}_unsealed", audit, ["id"], unique=False,
+                    postgresql_where=sa.text("hash IS NULL"), sqlite_where=sa.text("hash IS NULL"))
+    op.drop_table(seals)
 
 
 def entry(action: str, *, ticket_id: UUID | None = None, event_id: UUID | None = None,
@@ -120,26 +197,45 @@ def _digest(prev: str, row) -> str:
     return hashlib.sha256((prev + body).encode()).hexdigest()
 
 
+async def _chain_end(session: AsyncSession, table: Table) -> tuple[int, str]:
+    """The last row id the chain covers and the chain's value there."""
+    seals = seals_of(table)
+    last = (await session.execute(select(seals.c.last_id, seals.c.hash).order_by(seals.c.id.desc()).limit(1))).first()
+    if last is None:  # nothing sealed since seals exist: go on from the rows sealed one by one, if any
+        last = (await session.execute(select(table.c.id, table.c.hash).where(table.c.hash.is_not(None))
+                                      .order_by(table.c.id.desc()).limit(1))).first()
+    return (last[0], last[1]) if last else (0, GENESIS)
+
+
+async def sealed_through(db: Database, table: Table) -> int:
+    """The id of the last row the chain covers (0 when none is sealed yet)."""
+    async with db.reading() as s:
+        return (await _chain_end(s, table))[0]
+
+
 async def seal(db: Database, table: Table, *, batch: int = 1000, settle: timedelta = SEAL_AFTER) -> int:
-    """Chain the unsealed rows (older than a moment) onto the last sealed one; returns how many."""
+    """Chain the rows after the last seal (older than a moment) with one new seal; returns how many."""
     async with db.session() as s:
         if db.dialect == "postgresql":
             key = zlib.crc32(f"jiesu-audit-{table.name}".encode())
             if not await s.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}):
                 return 0
-        last = (await s.execute(select(table.c.id, table.c.hash).where(table.c.hash.is_not(None))
-                                .order_by(table.c.id.desc()).limit(1))).first()
-        prev = last.hash if last else GENESIS
-        rows = (await s.execute(select(table).where(table.c.hash.is_(None), table.c.at <= utcnow() - settle)
-                                .order_by(table.c.id).limit(batch))).all()
-        links = []
+        after, prev = await _chain_end(s, table)
+        rows = (await s.execute(select(table).where(table.c.id > after).order_by(table.c.id).limit(batch))).all()
+        cutoff = utcnow() - settle
+        # A seal covers an unbroken run of ids: stop at the first row too recent to seal, since an
+        # earlier id may belong to a transaction that has not committed yet.
+        young = next((i for i, row in enumerate(rows) if row.at > cutoff), len(rows))
+        rows = rows[:young]
+        if not rows:
+            return 0
+        start, digests = prev, []
         for row in rows:
-            digest = _digest(prev, row)
-            links.append({"row_id": row.id, "row_prev": prev, "row_hash": digest})
-            prev = digest
-        if links:  # one executemany, not a statement per row
-            await s.execute(update(table).where(table.c.id == bindparam("row_id"))
-                            .values(prev_hash=bindparam("row_prev"), hash=bindparam("row_hash")), links)
+            prev = _digest(prev, row)
+            digests.append(prev[:ROW_DIGEST])
+        await s.execute(seals_of(table).insert().values(
+            first_id=rows[0].id, last_id=rows[-1].id, rows=len(rows), prev_hash=start, hash=prev,
+            digests="".join(digests), sealed_at=utcnow()))
         return len(rows)
 
 
@@ -154,15 +250,56 @@ class Verification:
         return self.broken_at is None
 
 
+async def _seals_through(db: Database, seals: Table, last_id: int) -> AsyncIterator[Any]:
+    """The seals in order, up to the one ending at `last_id`, a page at a time."""
+    after = 0
+    while True:
+        async with db.reading() as s:
+            page = (await s.execute(select(seals).where(seals.c.id > after, seals.c.last_id <= last_id)
+                                    .order_by(seals.c.id).limit(1000))).all()
+        for seal_row in page:
+            yield seal_row
+        if len(page) < 1000:
+            return
+        after = page[-1].id
+
+
 async def verify(db: Database, table: Table) -> Verification:
-    prev = GENESIS
-    checked = 0
-    async with db.session() as s:
-        unsealed = await s.scalar(select(func.count()).select_from(table).where(table.c.hash.is_(None)))
-        result = await s.stream(select(table).where(table.c.hash.is_not(None)).order_by(table.c.id))
-        async for row in result:
-            if row.prev_hash != prev or _digest(prev, row) != row.hash:
+    """Recompute the chain over every row in id order, against the rows' own hashes and the seals.
+
+    Reads in snapshots of their own (on SQLite beside the writer), so writes go on meanwhile.
+    """
+    seals = seals_of(table)
+    prev, checked, unsealed = GENESIS, 0, 0
+    async with db.reading() as s:
+        # Every row a seal covers committed before the seal did, so the rows' snapshot, taken after
+        # this, holds them all; rows after the last seal are not sealed yet.
+        covered = await s.scalar(select(seals.c.last_id).order_by(seals.c.id.desc()).limit(1))
+        pending = aiter(_seals_through(db, seals, covered or 0))
+        current, position = await anext(pending, None), 0
+        async for row in await s.stream(select(table).order_by(table.c.id)):
+            if row.hash is not None:  # sealed one by one, before seals existed
+                if current is not None and current.first_id <= row.id or row.prev_hash != prev \
+                        or _digest(prev, row) != row.hash:
+                    return Verification(checked, unsealed, row.id)
+                prev = row.hash
+                checked += 1
+                continue
+            if covered is None or row.id > covered:
+                unsealed += 1
+                continue
+            if current is None or (position == 0 and current.prev_hash != prev):
+                return Verification(checked, unsealed, row.id)  # a broken link between seals
+            prev = _digest(prev, row)
+            # Each row's place in its seal: a row altered, added or removed is the first that fails here.
+            if prev[:ROW_DIGEST] != current.digests[position * ROW_DIGEST:(position + 1) * ROW_DIGEST]:
                 return Verification(checked, unsealed, row.id)
-            prev = row.hash
+            position += 1
+            if position == current.rows:
+                if row.id != current.last_id or prev != current.hash:
+                    return Verification(checked, unsealed, row.id)  # the seal itself altered
+                current, position = await anext(pending, None), 0
             checked += 1
+        if current is not None:  # a seal's last rows are gone
+            return Verification(checked, unsealed, current.last_id)
     return Verification(checked, unsealed, None)

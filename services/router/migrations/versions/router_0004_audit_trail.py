@@ -7,7 +7,7 @@ Create Date: 2026-11-22 20:06:18.520663
 from alembic import op
 import sqlalchemy as sa
 import jiesu.db
-from jiesu.audit import drop_protection_sql, protection_sql
+from jiesu.audit import drop_protection_sql, protection_sql_before_seals as protection_sql
 
 
 revision = 'router_0004'
