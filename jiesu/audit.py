@@ -90,21 +90,35 @@ def seals_of(table: Table) -> Table:
     return table.metadata.tables[f"{table.name}_seals"]
 
 
-def protection_sql(table: str, dialect: str) -> list[str]:
-    """Triggers that make the table append-only: no row is ever changed or deleted."""
+def protection_sql(table: str, dialect: str, *, until_sealed: bool = False) -> list[str]:
+    """Triggers that make the table append-only: no row is ever changed or deleted.
+
+    `until_sealed`: the triggers of the versions that wrote each row's link into the row, which
+    let an unsealed row take it (the migrations that created the trails, and the way back from
+    seals, use them).
+    """
     if dialect == "postgresql":
+        refuse = "RAISE EXCEPTION 'audit trail is append-only';"
+        if until_sealed:
+            refuse = f"""IF TG_OP = 'DELETE' OR OLD.hash IS NOT NULL OR NEW.id <> OLD.id OR NEW.at <> OLD.at OR NEW.actor <> OLD.actor
+     OR NEW.action <> OLD.action OR NEW.details::text <> OLD.details::text THEN
+    {refuse}
+  END IF;
+  RETURN NEW;"""
         return [
             f"""CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$
 BEGIN
-  RAISE EXCEPTION 'audit trail is append-only';
+  {refuse}
 END $$ LANGUAGE plpgsql""",
             f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
             f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()",
         ]
+    when = ("WHEN OLD.hash IS NOT NULL OR NEW.action IS NOT OLD.action OR NEW.actor IS NOT OLD.actor "
+            "OR NEW.details IS NOT OLD.details " if until_sealed else "")
     return [
         f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
         f"BEGIN SELECT RAISE(ABORT, 'audit trail is append-only'); END",
-        f"CREATE TRIGGER {table}_no_change BEFORE UPDATE ON {table} "
+        f"CREATE TRIGGER {table}_no_change BEFORE UPDATE ON {table} {when}"
         f"BEGIN SELECT RAISE(ABORT, 'audit trail is append-only'); END",
     ]
 
@@ -114,31 +128,6 @@ def drop_protection_sql(table: str, dialect: str) -> list[str]:
         return [f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
                 f"DROP FUNCTION IF EXISTS {table}_append_only()"]
     return [f"DROP TRIGGER IF EXISTS {table}_no_delete", f"DROP TRIGGER IF EXISTS {table}_no_change"]
-
-
-def protection_sql_before_seals(table: str, dialect: str) -> list[str]:
-    """The triggers of the versions that sealed rows one by one (a row could take its link until sealed):
-    the migrations that created the trails, and the way back from seals, use them."""
-    if dialect == "postgresql":
-        return [
-            f"""CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$
-BEGIN
-  IF TG_OP = 'DELETE' OR OLD.hash IS NOT NULL OR NEW.id <> OLD.id OR NEW.at <> OLD.at OR NEW.actor <> OLD.actor
-     OR NEW.action <> OLD.action OR NEW.details::text <> OLD.details::text THEN
-    RAISE EXCEPTION 'audit trail is append-only';
-  END IF;
-  RETURN NEW;
-END $$ LANGUAGE plpgsql""",
-            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-            f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()",
-        ]
-    return [
-        f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
-        f"BEGIN SELECT RAISE(ABORT, 'audit trail is append-only'); END",
-        f"CREATE TRIGGER {table}_no_change BEFORE UPDATE ON {table} WHEN OLD.hash IS NOT NULL "
-        f"OR NEW.action IS NOT OLD.action OR NEW.actor IS NOT OLD.actor OR NEW.details IS NOT OLD.details "
-        f"BEGIN SELECT RAISE(ABORT, 'audit trail is append-only'); END",
-    ]
 
 
 def upgrade_to_seals(op, prefix: str) -> None:
@@ -170,7 +159,7 @@ def downgrade_from_seals(op, prefix: str) -> None:
 
     audit, seals, dialect = f"{prefix}_audit", f"{prefix}_audit_seals", op.get_bind().dialect.name
     for statement in drop_protection_sql(seals, dialect) + drop_protection_sql(audit, dialect) \
-            + protection_sql_before_seals(audit, dialect):
+            + protection_sql(audit, dialect, until_sealed=True):
         op.execute(statement)
     op.create_index(f"ix_{audit}_unsealed", audit, ["id"], unique=False,
                     postgresql_where=sa.text("hash IS NULL"), sqlite_where=sa.text("hash IS NULL"))

@@ -151,17 +151,22 @@ async def test_rows_removed_added_or_altered_and_seals_altered_are_found(store, 
     assert not result.ok and result.broken_at == broken_at
 
 
-async def test_rows_sealed_one_by_one_by_earlier_versions_begin_the_chain(store):
-    await _emit(store, 3)
-    async with store.db.session() as s:  # as the earlier sealer left them: each row's link on the row
-        for statement in audit.drop_protection_sql("router_audit", store.db.dialect):
-            await s.execute(text(statement))
-        prev = audit.GENESIS
-        for row in (await s.execute(select(store.tables.audit).order_by(store.tables.audit.c.id))).all()[:2]:
+async def _link_row_by_row(store, count: int) -> str:
+    """Write each of the first rows' links into the row, as versions before seals did; the last link."""
+    prev = audit.GENESIS
+    async with store.db.session() as s:
+        for row in (await s.execute(select(store.tables.audit).order_by(store.tables.audit.c.id))).all()[:count]:
             digest = audit._digest(prev, row)
             await s.execute(text("UPDATE router_audit SET prev_hash = :p, hash = :h WHERE id = :i"),
                             {"p": prev, "h": digest, "i": row.id})
             prev = digest
+    return prev
+
+
+async def test_rows_sealed_one_by_one_by_earlier_versions_begin_the_chain(store):
+    await _emit(store, 3)
+    await _tamper(store)  # the current triggers refuse what the earlier sealer did
+    prev = await _link_row_by_row(store, 2)
     assert await audit.seal(store.db, store.tables.audit, settle=timedelta(0)) == 1  # the third goes on from them
     async with store.db.session() as s:
         assert await s.scalar(text("SELECT prev_hash FROM router_audit_seals")) == prev
@@ -181,13 +186,7 @@ async def test_a_trail_sealed_row_by_row_upgrades_to_seals_and_back(url):
     store = ServiceStore("router", Database(url), messaging)
     try:
         await _emit(store, 3)
-        async with store.db.session() as s:  # the earlier sealer: the first two rows get their links
-            prev = audit.GENESIS
-            for row in (await s.execute(select(store.tables.audit).order_by(store.tables.audit.c.id))).all()[:2]:
-                digest = audit._digest(prev, row)
-                await s.execute(text("UPDATE router_audit SET prev_hash = :p, hash = :h WHERE id = :i"),
-                                {"p": prev, "h": digest, "i": row.id})
-                prev = digest
+        prev = await _link_row_by_row(store, 2)  # the earlier sealer: the first two rows get their links
         await asyncio.to_thread(command.upgrade, config, "head")
         with pytest.raises(DBAPIError):  # the third row, unsealed, can no longer take a link
             async with store.db.session() as s:

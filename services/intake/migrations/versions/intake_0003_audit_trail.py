@@ -7,7 +7,7 @@ Create Date: 2026-11-22 20:06:16.883480
 from alembic import op
 import sqlalchemy as sa
 import jiesu.db
-from jiesu.audit import drop_protection_sql, protection_sql_before_seals as protection_sql
+from jiesu.audit import drop_protection_sql, protection_sql
 
 
 revision = 'intake_0003'
@@ -35,7 +35,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_intake_audit_ticket_id'), ['ticket_id'], unique=False)
 
 
-    for statement in protection_sql("intake_audit", op.get_bind().dialect.name):
+    for statement in protection_sql("intake_audit", op.get_bind().dialect.name, until_sealed=True):
         op.execute(statement)
 
 def downgrade() -> None:

@@ -7,7 +7,7 @@ Create Date: 2026-11-22 20:16:25.030283
 from alembic import op
 import sqlalchemy as sa
 import jiesu.db
-from jiesu.audit import drop_protection_sql, protection_sql_before_seals as protection_sql
+from jiesu.audit import drop_protection_sql, protection_sql
 
 
 revision = 'tracker_0004'
@@ -35,7 +35,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_tracker_audit_ticket_id'), ['ticket_id'], unique=False)
 
 
-    for statement in protection_sql("tracker_audit", op.get_bind().dialect.name):
+    for statement in protection_sql("tracker_audit", op.get_bind().dialect.name, until_sealed=True):
         op.execute(statement)
 
 def downgrade() -> None:
