@@ -37,6 +37,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
     select,
     text,
 )
@@ -51,6 +52,7 @@ current_address: contextvars.ContextVar[str] = contextvars.ContextVar("audit_add
 
 GENESIS = "0" * 64
 ROW_DIGEST = 16  # hex digits of each row's chain value kept in its seal: enough to name the altered row
+SEAL_BATCH = 1000  # rows a seal covers at most
 SEAL_AFTER = timedelta(seconds=2)  # rows younger than this may still have an earlier id uncommitted
 
 
@@ -196,13 +198,7 @@ async def _chain_end(session: AsyncSession, table: Table) -> tuple[int, str]:
     return (last[0], last[1]) if last else (0, GENESIS)
 
 
-async def sealed_through(db: Database, table: Table) -> int:
-    """The id of the last row the chain covers (0 when none is sealed yet)."""
-    async with db.reading() as s:
-        return (await _chain_end(s, table))[0]
-
-
-async def seal(db: Database, table: Table, *, batch: int = 1000, settle: timedelta = SEAL_AFTER) -> int:
+async def seal(db: Database, table: Table, *, batch: int = SEAL_BATCH, settle: timedelta = SEAL_AFTER) -> int:
     """Chain the rows after the last seal (older than a moment) with one new seal; returns how many."""
     async with db.session() as s:
         if db.dialect == "postgresql":
@@ -210,12 +206,13 @@ async def seal(db: Database, table: Table, *, batch: int = 1000, settle: timedel
             if not await s.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}):
                 return 0
         after, prev = await _chain_end(s, table)
-        rows = (await s.execute(select(table).where(table.c.id > after).order_by(table.c.id).limit(batch))).all()
-        cutoff = utcnow() - settle
-        # A seal covers an unbroken run of ids: stop at the first row too recent to seal, since an
-        # earlier id may belong to a transaction that has not committed yet.
-        young = next((i for i, row in enumerate(rows) if row.at > cutoff), len(rows))
-        rows = rows[:young]
+        # A seal covers an unbroken run of ids: it ends before the first row too recent to seal, since
+        # an earlier id may belong to a transaction that has not committed yet. Those recent rows stay
+        # in the database until a later pass (under load a second's worth, each read once, not per pass).
+        young = (select(func.min(table.c.id)).where(table.c.id > after, table.c.at > utcnow() - settle)
+                 .scalar_subquery())
+        rows = (await s.execute(select(table).where(table.c.id > after, table.c.id < func.coalesce(young, 2 ** 62))
+                                .order_by(table.c.id).limit(batch))).all()
         if not rows:
             return 0
         start, digests = prev, []
@@ -226,6 +223,16 @@ async def seal(db: Database, table: Table, *, batch: int = 1000, settle: timedel
             first_id=rows[0].id, last_id=rows[-1].id, rows=len(rows), prev_hash=start, hash=prev,
             digests="".join(digests), sealed_at=utcnow()))
         return len(rows)
+
+
+async def seal_all(db: Database, table: Table) -> int:
+    """Seal every row old enough, in passes of `seal`'s batch; how many."""
+    total = 0
+    while True:
+        sealed = await seal(db, table, batch=SEAL_BATCH)
+        total += sealed
+        if sealed < SEAL_BATCH:
+            return total
 
 
 @dataclass(frozen=True)

@@ -330,7 +330,7 @@ def cmd_run(args, settings) -> int:
 
 
 def cmd_audit(args, settings) -> int:
-    from jiesu.audit import seal, verify
+    from jiesu.audit import seal_all, verify
     from jiesu.db import Database
     from jiesu.runtime import load_spec
 
@@ -343,8 +343,7 @@ def cmd_audit(args, settings) -> int:
                 continue
             db = Database(settings.database_url(name))
             try:
-                while await seal(db, table) == 1000:
-                    pass
+                await seal_all(db, table)
                 result = await verify(db, table)
             finally:
                 await db.dispose()

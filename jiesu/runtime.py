@@ -23,6 +23,7 @@ from fastapi import APIRouter
 from faststream.kafka import KafkaBroker, KafkaRouter
 from sqlalchemy import MetaData, text
 
+from jiesu.audit import seal_all
 from jiesu.config import SERVICES, Settings
 from jiesu.consumer import Handler, EventConsumer
 from jiesu.db import Database, is_sqlite
@@ -173,7 +174,8 @@ class Runtime:
             self._spawn(_repeat(store, "purge", PURGE_EVERY_SECONDS, partial(_purge, store, self.settings),
                                 first=60.0), f"purge-{name}")
             if store.tables.audit is not None:
-                self._spawn(_repeat(store, "audit sealing", 1.0, partial(_seal_all, store)), f"audit-{name}")
+                self._spawn(_repeat(store, "audit sealing", 1.0, partial(seal_all, store.db, store.tables.audit)),
+                            f"audit-{name}")
             if is_sqlite(store.db.url):
                 self._spawn(_repeat(store, "WAL checkpoint", 1.0, store.db.checkpoint), f"checkpoint-{name}")
             for job in self.specs[name].background(self):
@@ -276,14 +278,6 @@ async def _repeat(store: ServiceStore, what: str, every: float, job: Callable[[]
         except Exception as exc:  # noqa: BLE001 - the next run retries
             log.warning(f"{what} failed; will retry", service=store.name, error=repr(exc))
         await asyncio.sleep(every)
-
-
-async def _seal_all(store: ServiceStore) -> None:
-    """Link new audit rows into the hash chain."""
-    from jiesu.audit import seal
-
-    while await seal(store.db, store.tables.audit) == 1000:
-        pass
 
 
 async def _purge(store: ServiceStore, settings: Settings) -> None:

@@ -11,9 +11,9 @@ from argparse import Namespace
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from jiesu.audit import seal, sealed_through
+from jiesu.audit import seal, seals_of
 from jiesu.cli import cmd_audit
 from schemas.enums import Role
 from services.tracker.store import messaging
@@ -106,7 +106,8 @@ async def test_ticket_lists_mask_contacts_for_who_may_not_see_them_and_audit_eve
     store = live.runtime.store("tracker")
     await seal(store.db, messaging.audit, settle=timedelta(0))
     assert await asyncio.to_thread(cmd_audit, Namespace(action="verify", services=["tracker"]), live.settings) == 0
-    covered = await sealed_through(store.db, messaging.audit)
+    async with store.db.session() as s:  # the rows the chain covers now, none of them changed
+        covered = await s.scalar(select(func.max(seals_of(messaging.audit).c.last_id)))
     assert all(e.id <= covered for e in await _audit(live, "export_contact"))
 
 
