@@ -35,7 +35,7 @@ from bench.cpu import CpuMeter
 from bench.cpu import report as report_cpu
 from bench.tickets import generate
 from bench.topology import Topology, analyze, drop_jiesu_tables
-from bench.verify import rows
+from bench.verify import batches_split, rows
 from jiesu.embedded_broker import free_port
 from services.router.domain.directory import Directory
 
@@ -112,12 +112,15 @@ def warm_up(base: str, token: str, tracker_url: str, postgres: str | None, concu
     return datetime.now(UTC)
 
 
-def report(title: str, n: int, post_s: float, m: dict) -> None:
+def report(title: str, n: int, post_s: float, m: dict, split: dict[str, int]) -> None:
     print(f"\n== {title}: {n} tickets, {os.cpu_count()} cores")
     print(f"  posted in {post_s:.2f} s ({n / post_s:.0f} req/s accepted by intake)")
     print(f"  tracked {m['tracked']}/{n} in {m['span_s']:.2f} s → {m['throughput']:.0f} tickets/s end to end")
     print(f"  latency intake accept → tracker visible: p50 {m['p50']:.0f} ms, p95 {m['p95']:.0f} ms, "
           f"p99 {m['p99']:.0f} ms (mean {m['mean']:.0f} ms)")
+    # Without poison messages this must be 0: a batch applied record by record is a handler failing.
+    print("  consumer batches applied one record at a time: "
+          + ", ".join(f"{name} {count}" for name, count in split.items()))
 
 
 def _cli(env: dict, *args: str) -> str:
@@ -152,7 +155,8 @@ def run_embedded(n: int, concurrency: int) -> dict:
         meter.start()
         post_s = post_all(base, token, items, concurrency)
         m = asyncio.run(measure(urls["intake"], urls["tracker"], WARM_UP + n, since))
-        report("embedded (jiesu up: one process, embedded broker, SQLite)", n, post_s, m)
+        report("embedded (jiesu up: one process, embedded broker, SQLite)", n, post_s, m,
+               {"jiesu up": batches_split(base)})
         report_cpu(meter.stop(), n)
         return m
     finally:
@@ -186,7 +190,7 @@ def run_services(n: int, concurrency: int, postgres: str | None, routers: int = 
         m = asyncio.run(measure(db["intake"], db["tracker"], WARM_UP + n, since))
         store = "PostgreSQL" if postgres else "SQLite"
         report(f"services (intake, {routers} router and {trackers} tracker processes, embedded broker, {store})",
-               n, post_s, m)
+               n, post_s, m, {key: batches_split(proc.url) for key, proc in topo.services.items()})
         report_cpu(meter.stop(), n)
         return m
     finally:

@@ -30,6 +30,17 @@ def scalar(url: str, sql: str):
     return asyncio.run(rows(url, sql))[0][0]
 
 
+def batches_split(base: str) -> int:
+    """How many consumer batches a running process applied one record at a time (from its /metrics).
+
+    Nonzero without poison messages means a handler fails on every batch and the service
+    crawls through its records one by one while every ticket still arrives.
+    """
+    body = httpx.get(f"{base}/metrics", timeout=10).text
+    return round(sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                     if line.startswith("jiesu_consumer_batches_split_total{")))
+
+
 async def post_all(url: str, token: str, items: list[dict], on_progress: Callable[[int], Awaitable[None]] | None = None,
                    concurrency: int = 16) -> list[dict]:
     """Post every item to intake; each is retried with its Idempotency-Key until accepted."""

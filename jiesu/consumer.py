@@ -19,7 +19,7 @@ import structlog
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 
@@ -56,6 +56,14 @@ class Batched:
 CONSUMED = Counter("jiesu_events_consumed_total", "Events applied", ["service", "event_type"])
 DUPLICATES = Counter("jiesu_events_duplicate_total", "Redelivered events skipped by the inbox", ["service"])
 DEAD = Counter("jiesu_events_dead_lettered_total", "Poison messages sent to the DLQ", ["service", "topic"])
+# A batch that failed as a whole and was applied again one record at a time: a poison message
+# does this, and so does a handler bug that every record trips. Either way the service keeps
+# working, at a fraction of its speed, so the count is what shows it.
+SPLIT = Counter("jiesu_consumer_batches_split_total",
+                "Batches that failed as a whole and were applied one record at a time", ["service"])
+# How many events each handler call applied: what batching saves, per service and event type.
+RUNS = Histogram("jiesu_consumer_run_events", "Events applied by one handler call",
+                 ["service", "event_type"], buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500))
 
 
 class InfrastructureError(Exception):
@@ -111,8 +119,10 @@ class EventConsumer:
             if is_infrastructure(exc):
                 await asyncio.sleep(1.0)  # back off before Kafka redelivers the batch
                 raise
-            if len(records) > 1 or self.retries == 0:
-                log.info("batch failed; applying records one by one", service=self.service, error=repr(exc))
+            if len(records) > 1:
+                SPLIT.labels(self.service).inc()
+                log.warning("batch failed; applying records one by one", service=self.service,
+                            records=len(records), error=repr(exc))
             first_error = exc
         for record in records:
             await self._process_one(record, first_error if len(records) == 1 else None)
@@ -182,6 +192,7 @@ class EventConsumer:
         for record, envelope in run:
             await tx.mark_processed(envelope.event_id, record.topic)
         CONSUMED.labels(self.service, first.event_type).inc(len(run))
+        RUNS.labels(self.service, first.event_type).observe(len(run))
 
     async def _dead_letter(self, record: Any, error: BaseException | None, attempts: int) -> None:
         dead = self.store.tables.dead_letters

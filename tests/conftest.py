@@ -30,6 +30,30 @@ FAST_GROUPS = {"consumer_session_timeout_ms": 2000, "consumer_heartbeat_interval
                "consumer_fetch_max_wait_ms": 100}
 
 
+def _batches_split() -> float:
+    from jiesu.consumer import SPLIT
+
+    return sum(sample.value for metric in SPLIT.collect() for sample in metric.samples
+               if sample.name.endswith("_total"))
+
+
+@pytest.fixture(autouse=True)
+def batches_stay_whole(request):
+    """Fail a test in which a consumer batch failed and was applied again one record at a time.
+
+    The fall-back keeps a service working when one record is poison, and it hides a handler
+    bug that every batch trips: each record then succeeds alone, every assertion passes and
+    the system runs at a fraction of its speed. Tests that send a poison message on purpose
+    say so with `@pytest.mark.splits_batches`.
+    """
+    before = _batches_split()
+    yield
+    split = _batches_split() - before
+    if split and not request.node.get_closest_marker("splits_batches"):
+        pytest.fail(f"{split:.0f} consumer batch(es) failed and were applied one record at a time "
+                    "(the log's 'batch failed' line says why); mark the test splits_batches if it means to")
+
+
 @pytest.fixture
 def sqlite_settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, secret_key="test-secret", outbox_poll_seconds=0.05, consumer_retries=2,

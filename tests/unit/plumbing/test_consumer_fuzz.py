@@ -13,6 +13,7 @@ import uuid
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+import pytest
 from sqlalchemy import select
 
 from jiesu.config import Settings
@@ -110,6 +111,7 @@ def harness(tmp_path_factory) -> Harness:
     return _harness["h"]
 
 
+@pytest.mark.splits_batches
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_no_input_stalls_or_crashes_the_consumer(tmp_path_factory, data):
