@@ -46,22 +46,31 @@ def children(pid: int) -> list[int]:
 SHARED_POSTGRES_PROCESSES = ("walwriter", "checkpointer", "background writer", "autovacuum launcher")
 
 
-def postgres_pids(database: str | None = None) -> list[int]:
-    """PostgreSQL's processes: with `database`, only its backends (and autovacuum workers) and the
-    server's shared writers, so that other databases' clients on the machine are not counted."""
-    pids = []
+def _postgres_processes() -> dict[int, str]:
+    """PostgreSQL's processes on this machine and their titles ("postgres: user db host state", …)."""
+    out = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 if (entry / "comm").read_text().strip() not in ("postgres", "postmaster"):
                     continue
-                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except (FileNotFoundError, ProcessLookupError, PermissionError):
                 continue
-            if database is None or f" {database} " in f"{title} " or title.rstrip().endswith(
-                    SHARED_POSTGRES_PROCESSES):
-                pids.append(int(entry.name))
-    return pids
+    return out
+
+
+def postgres_backends(database: str) -> list[int]:
+    """The backends (and autovacuum workers) serving `database`."""
+    return [pid for pid, title in _postgres_processes().items() if f" {database} " in f"{title} "]
+
+
+def postgres_pids(database: str | None = None) -> list[int]:
+    """PostgreSQL's processes: with `database`, only its backends (and autovacuum workers) and the
+    server's shared writers, so that other databases' clients on the machine are not counted."""
+    return [pid for pid, title in _postgres_processes().items()
+            if database is None or f" {database} " in f"{title} "
+            or title.rstrip().endswith(SHARED_POSTGRES_PROCESSES)]
 
 
 @dataclass
@@ -100,7 +109,7 @@ class CpuMeter:
 
     def start(self) -> None:
         self._seen = self._read()
-        if self.postgres and len(self._seen.get("PostgreSQL", {})) <= len(SHARED_POSTGRES_PROCESSES):
+        if self.postgres and not postgres_backends(self.postgres):
             print("  (no PostgreSQL backends on this machine for the benchmark's database: its CPU is not counted)")
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
