@@ -127,6 +127,15 @@ class RuleConditions(_Frozen):
     def is_empty(self) -> bool:
         return not any(getattr(self, name) for name in type(self).model_fields)
 
+    @functools.cached_property
+    def folded_any(self) -> tuple[str, ...]:
+        """`keywords_any` casefolded once, for every ticket the rule is checked against."""
+        return tuple(word.casefold() for word in self.keywords_any)
+
+    @functools.cached_property
+    def folded_all(self) -> tuple[str, ...]:
+        return tuple(word.casefold() for word in self.keywords_all)
+
 
 class RuleResult(_Frozen):
     lead: str  # 主办

@@ -65,15 +65,14 @@ class RuleMatch:
 
 
 def evaluate(rules: Sequence[Rule], facts: TicketFacts) -> RuleMatch | None:
-    """The first rule whose conditions all pass, or None."""
+    """The first rule whose conditions all pass, or None.
+
+    Most rules fail for most tickets: each is tried with `_passes`, which builds no
+    explanations, and only the one that fires has its checks written out as evidence.
+    """
     for rule in rules:
-        evidence = []
-        for check in _checks(rule.conditions, facts):
-            if not check.passed:
-                break
-            evidence.append(check)
-        else:
-            return _match(rule, facts, tuple(evidence))
+        if _passes(rule.conditions, facts):
+            return _match(rule, facts, tuple(_checks(rule.conditions, facts)))
     return None
 
 
@@ -104,19 +103,35 @@ def _match(rule: Rule, facts: TicketFacts, evidence: tuple[ConditionCheck, ...])
     return RuleMatch(rule.id, rule.description, lead, tuple(co_handlers), evidence)
 
 
+def _passes(when: RuleConditions, facts: TicketFacts) -> bool:
+    """Whether every condition passes: what `_checks` decides, without saying why."""
+    if when.category and _category_hit(when.category, facts.category) is None:
+        return False
+    text = facts.folded_text
+    if when.folded_any and not any(word in text for word in when.folded_any):
+        return False
+    if when.folded_all and not all(word in text for word in when.folded_all):
+        return False
+    if when.regex is not None and when.regex.search(facts.text) is None:
+        return False
+    return all(not allowed or value in allowed for allowed, value in (
+        (when.districts, facts.district), (when.streets, facts.street), (when.channels, facts.channel),
+        (when.kinds, facts.kind)))
+
+
 def _checks(when: RuleConditions, facts: TicketFacts) -> Iterator[ConditionCheck]:
-    """One check per condition the rule gives, lazily, so evaluate() can stop at a failure."""
+    """One check per condition the rule gives, with the words a dispatcher reads."""
     if when.category:
         yield _category_check(when.category, facts.category)
     text = facts.folded_text
     if when.keywords_any:
-        hits = [word for word in when.keywords_any if word.casefold() in text]
+        hits = [word for word, folded in zip(when.keywords_any, when.folded_any, strict=True) if folded in text]
         yield ConditionCheck(
             "keywords_any", bool(hits),
             f"命中关键词：{'、'.join(hits)}" if hits else f"未命中任一关键词：{'、'.join(when.keywords_any)}",
         )
     if when.keywords_all:
-        missing = [word for word in when.keywords_all if word.casefold() not in text]
+        missing = [word for word, folded in zip(when.keywords_all, when.folded_all, strict=True) if folded not in text]
         yield ConditionCheck(
             "keywords_all", not missing,
             f"缺少关键词：{'、'.join(missing)}" if missing else f"关键词全部命中：{'、'.join(when.keywords_all)}",
@@ -137,10 +152,17 @@ def _checks(when: RuleConditions, facts: TicketFacts) -> Iterator[ConditionCheck
         yield _label_check("kinds", "诉求类型", when.kinds, facts.kind, KIND_LABELS)
 
 
+def _category_hit(codes: tuple[str, ...], category: str | None) -> str | None:
+    """The code among `codes` that the category is or descends from."""
+    if category is None:
+        return None
+    return next((code for code in codes if category == code or category.startswith(code + ".")), None)
+
+
 def _category_check(codes: tuple[str, ...], category: str | None) -> ConditionCheck:
     if category is None:
         return ConditionCheck("category", False, "工单尚无类别")
-    hit = next((code for code in codes if category == code or category.startswith(code + ".")), None)
+    hit = _category_hit(codes, category)
     if hit is None:
         return ConditionCheck("category", False, f"类别 {category} 不属于 {'、'.join(codes)}")
     return ConditionCheck("category", True, f"类别 {category} 属于 {hit}")

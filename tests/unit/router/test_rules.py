@@ -6,7 +6,10 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from schemas.enums import Channel, Kind
 from services.router.domain.directory import Directory, Rule
 from services.router.domain.rules import TicketFacts, evaluate, explain
 
@@ -61,6 +64,7 @@ def test_keywords_any_needs_one_hit_in_subject_or_description() -> None:
 
 def test_keywords_match_latin_letters_regardless_of_case() -> None:
     assert fired([rule("R-001", "M-GAJ", keywords_any=["KTV"])], facts("楼下ktv太吵")) == "R-001"
+    assert fired([rule("R-001", "M-GAJ", keywords_any=["ktv"])], facts("楼下KTV太吵")) == "R-001"
 
 
 def test_keywords_all_needs_every_word() -> None:
@@ -165,6 +169,42 @@ def test_explain_and_evaluate_agree() -> None:
     for text in ("家里停电", "有煤气味", "路灯不亮"):
         winner = [t.rule_id for t in explain(rules, facts(text)) if t.fired]
         assert winner == ([fired(rules, facts(text))] if fired(rules, facts(text)) else [])
+
+
+def _vocabulary(rules: tuple[Rule, ...]) -> dict[str, list]:
+    """What the demo rules look for, so that random tickets hit and miss them in every way."""
+    when = [r.conditions for r in rules]
+    words = sorted({w for c in when for w in (*c.keywords_any, *c.keywords_all)})
+    return {
+        "words": words + [w.upper() for w in words if w.isascii()] + ["路灯", "噪音", "WiFi", "投诉"]
+        + ["夜间", "晚上", "施工", "打桩", "信息公开申请", "要求公开", "预算"],  # what the regexes look for
+        "categories": sorted({code for c in when for code in c.category} | {f"{code}.x" for c in when
+                                                                           for code in c.category}),
+        "districts": sorted({d for c in when for d in c.districts}) + ["D-99"],
+        "streets": sorted({d for c in when for d in c.streets}) + ["S-99-99"],
+    }
+
+
+DEMO_WORDS = _vocabulary(Directory.default().rules)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(subject=st.lists(st.sampled_from(DEMO_WORDS["words"]), max_size=4).map("".join),
+       description=st.lists(st.sampled_from(DEMO_WORDS["words"]) | st.text(max_size=3), max_size=6).map("，".join),
+       category=st.none() | st.sampled_from(DEMO_WORDS["categories"]),
+       district=st.none() | st.sampled_from(DEMO_WORDS["districts"]),
+       street=st.none() | st.sampled_from(DEMO_WORDS["streets"]),
+       channel=st.none() | st.sampled_from([c.value for c in Channel]),
+       kind=st.none() | st.sampled_from([k.value for k in Kind]))
+def test_evaluate_fires_the_rule_explain_shows_firing_with_the_same_evidence(**fields) -> None:
+    """evaluate() tries rules without writing out why; explain() writes out every check. They must agree."""
+    rules = Directory.default().rules
+    ticket = TicketFacts(**fields)
+    traces = [t for t in explain(rules, ticket) if t.fired]
+    match = evaluate(rules, ticket)
+    assert (match.rule_id if match else None) == (traces[0].rule_id if traces else None)
+    if match:
+        assert match.evidence == traces[0].checks
 
 
 # -- the demo city's rules ---------------------------------------------------------------
