@@ -16,8 +16,8 @@ from sqlalchemy import text
 
 from bench.tickets import generate
 from jiesu.app import build_app
-from jiesu.consumer import RUNS
 from jiesu.config import SERVICES
+from jiesu.consumer import RUNS
 from jiesu.db import Database
 from jiesu.embedded_broker import EmbeddedBroker
 from jiesu.identity import IdentityStore
