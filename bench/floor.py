@@ -27,7 +27,6 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -36,13 +35,11 @@ from sqlalchemy.engine import make_url
 
 from bench.cpu import CpuMeter
 from bench.e2e import percentile
-from bench.tickets import generate
+from bench.tickets import received
 from bench.topology import Topology
 from jiesu.config import Settings
 from jiesu.db import Database
 from schemas import topics
-from schemas.events import Envelope, TicketReceived, utcnow
-from services.router.domain.directory import Directory
 
 TOPIC = topics.RECEIVED
 GROUP = "jiesu-floor"
@@ -64,15 +61,7 @@ sink = Table(
 
 def envelopes(n: int) -> list[tuple[bytes, bytes]]:
     """(key, value) of N TicketReceived envelopes as intake writes them: the realistic message size."""
-    now = utcnow()
-    out = []
-    for i, item in enumerate(generate(Directory.default(), n, prefix="floor")):
-        payload = TicketReceived(number=f"12345-{now:%Y%m%d}-{i % 1_000_000:06d}", channel="hotline",
-                                 received_at=now, **item)
-        ticket_id = uuid.uuid4()
-        envelope = Envelope.wrap(payload, ticket_id=ticket_id, producer="intake")
-        out.append((str(ticket_id).encode(), envelope.to_bytes()))
-    return out
+    return [(str(e.ticket_id).encode(), e.to_bytes()) for e in received(n, prefix="floor")]
 
 
 async def produce(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> tuple[float, float]:
@@ -177,7 +166,7 @@ async def run_floor(n: int, postgres_url: str, *, partitions: int = PARTITIONS, 
         theirs.close()  # so that a consumer process that dies is an EOF here, not a long wait
         await _receive(ours, 60)
         meter = CpuMeter({"consumer": consumer.pid, "broker": topology.broker.pid},
-                         postgres=make_url(postgres_url).database)
+                         postgres=make_url(postgres_url).database, own="producer")  # it stands for the relay
         meter.start()
         started, acknowledged = await produce(bootstrap, messages)
         latencies, finished = await _receive(ours, timeout)
@@ -193,9 +182,7 @@ async def run_floor(n: int, postgres_url: str, *, partitions: int = PARTITIONS, 
     return {"messages": len(latencies), "seconds": seconds, "throughput": len(latencies) / seconds,
             "p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "p99": percentile(latencies, 99),
             "produce_seconds": acknowledged - started,
-            # The producer runs here, in the load client's place: it stands for the outbox relay.
-            "cpu_ms": {("producer" if name == "load client" else name): seconds * 1000 / len(latencies)
-                       for name, seconds in cpu.items()}}
+            "cpu_ms": {name: seconds * 1000 / len(latencies) for name, seconds in cpu.items()}}
 
 
 def report(figures: dict, partitions: int) -> None:

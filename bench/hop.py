@@ -23,17 +23,18 @@ import cProfile
 import io
 import os
 import pstats
+import shutil
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from bench.cpu import CpuMeter
-from bench.tickets import generate
+from bench import tickets
+from bench.records import Record
 from bench.topology import analyze, drop_jiesu_tables
 from jiesu.config import Settings
 from jiesu.consumer import EventConsumer
@@ -41,37 +42,22 @@ from jiesu.logging import configure
 from jiesu.migrate import upgrade
 from jiesu.runtime import Runtime
 from schemas import topics
-from schemas.events import Envelope, RoutingReason, TicketAssigned, TicketReceived, UnitRef, utcnow
+from schemas.events import Envelope, RoutingReason, TicketAssigned, UnitRef
 from services.router.domain.directory import Directory
 
 
-@dataclass
-class Record:
-    """A Kafka record as the consumer reads it (aiokafka's ConsumerRecord, the fields it uses)."""
-
-    value: bytes
-    topic: str
-    partition: int
-    offset: int
-    key: bytes
-    headers: tuple = field(default=())
-
-
 def events(n: int) -> tuple[list[Envelope], list[Envelope]]:
-    """N tickets' TicketReceived as intake writes them, and a TicketAssigned for each as the router does."""
-    now = utcnow()
-    directory = Directory.default()
-    offices = {street.code: street for street in directory.streets}  # a local matter goes to its street office
-    received, assigned = [], []
-    for i, item in enumerate(generate(directory, n, prefix=f"hop-{uuid.uuid4().hex[:6]}")):
-        number = f"12345-{now:%Y%m%d}-{i % 1_000_000:06d}"
-        ticket_id = uuid.uuid4()
-        received.append(Envelope.wrap(TicketReceived(number=number, channel="hotline", received_at=now, **item),
-                                      ticket_id=ticket_id, producer="intake"))
-        office = offices[item["location"]["street"]]
+    """N tickets' TicketReceived as intake writes them, and a TicketAssigned for each as the router does
+    (to the street office of the ticket's street)."""
+    received = tickets.received(n, prefix=f"hop-{uuid.uuid4().hex[:6]}")
+    offices = {street.code: street for street in Directory.default().streets}
+    assigned = []
+    for e in received:
+        p = e.parsed()
+        office = offices[p.location.street]
         assigned.append(Envelope.wrap(TicketAssigned(
-            number=number, kind=item["kind"], urgency=item["urgency"], lead=UnitRef(code=office.code, name=office.name),
-            reason=RoutingReason(method="rule", rule_id="R-012")), ticket_id=ticket_id, producer="router"))
+            number=p.number, kind=p.kind, urgency=p.urgency, lead=UnitRef(code=office.code, name=office.name),
+            reason=RoutingReason(method="rule", rule_id="R-012")), ticket_id=e.ticket_id, producer="router"))
     return received, assigned
 
 
@@ -102,7 +88,7 @@ async def run(service: str, n: int, batch: int, postgres: str, profile: bool) ->
         for chunk in batches[:warm]:
             await consumer.process(chunk)
         await analyze(postgres)  # as on a system that has been running (autovacuum analyses new tables)
-        meter = CpuMeter({}, postgres=make_url(postgres).database)
+        meter = CpuMeter({}, postgres=make_url(postgres).database, own="this process")
         profiler = cProfile.Profile() if profile else None
         meter.start()
         started = time.perf_counter()
@@ -116,10 +102,10 @@ async def run(service: str, n: int, batch: int, postgres: str, profile: bool) ->
         used = meter.stop()
         counted = sum(len(chunk) for chunk in batches[warm:])
         return {"service": service, "events": counted, "seconds": seconds, "profiler": profiler,
-                "cpu_ms": {("this process" if name == "load client" else name): s * 1000 / counted
-                           for name, s in used.items()}}
+                "cpu_ms": {name: s * 1000 / counted for name, s in used.items()}}
     finally:
         await rt.close()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def report(figures: dict, batch: int) -> None:

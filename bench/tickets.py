@@ -6,7 +6,9 @@ Deterministic for a seed, so two runs post the same tickets.
 from __future__ import annotations
 
 import random
+import uuid
 
+from schemas.events import Envelope, TicketReceived, utcnow
 from services.router.domain.directory import Directory
 
 # (kind, urgency, subject, description) — {street} and {n} are filled in per ticket.
@@ -53,3 +55,12 @@ def ticket(streets: list, i: int, *, seed: int = 20261122, prefix: str = "bench"
         "location": {"district": street.parent, "street": street.code, "address": f"{street.name}{n}号"},
         "source_ref": f"{prefix}-{seed}-{i}",
     }
+
+
+def received(n: int, *, prefix: str = "bench") -> list[Envelope]:
+    """N TicketReceived envelopes as intake writes them (each a new ticket id): the realistic events
+    for feeding the broker or a consumer directly."""
+    now = utcnow()
+    return [Envelope.wrap(TicketReceived(number=f"12345-{now:%Y%m%d}-{i % 1_000_000:06d}", channel="hotline",
+                                         received_at=now, **item), ticket_id=uuid.uuid4(), producer="intake")
+            for i, item in enumerate(generate(Directory.default(), n, prefix=prefix))]

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -36,9 +37,9 @@ def batches_split(base: str) -> int:
     Nonzero without poison messages means a handler fails on every batch and the service
     crawls through its records one by one while every ticket still arrives.
     """
-    body = httpx.get(f"{base}/metrics", timeout=10).text
-    return round(sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-                     if line.startswith("jiesu_consumer_batches_split_total{")))
+    families = text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=10).text)
+    return round(sum(sample.value for family in families for sample in family.samples
+                     if sample.name == "jiesu_consumer_batches_split_total"))
 
 
 async def post_all(url: str, token: str, items: list[dict], on_progress: Callable[[int], Awaitable[None]] | None = None,

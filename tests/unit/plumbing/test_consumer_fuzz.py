@@ -22,7 +22,7 @@ from jiesu.messaging import ServiceStore
 from jiesu.migrate import upgrade
 from jiesu.runtime import Runtime
 from schemas.events import Envelope, TicketAssigned, TicketReceived, UnitRef, RoutingReason, utcnow
-from tests.unit.plumbing.records import Record
+from bench.records import Record
 
 def number(ticket_id: uuid.UUID) -> str:
     return f"12345-20261122-{ticket_id.int % 999_999 + 1:06d}"

@@ -12,7 +12,7 @@ from jiesu.consumer import Batched, EventConsumer
 from jiesu.db import Database
 from jiesu.messaging import ServiceStore, messaging_tables
 from schemas.events import Envelope, RoutingReason, TicketAssigned, TicketClosed, UnitRef
-from tests.unit.plumbing.records import Record
+from bench.records import Record
 
 def assigned(ticket_id: uuid.UUID) -> Envelope:
     return Envelope.wrap(TicketAssigned(number="12345-20261123-000001", kind="complaint",

@@ -17,7 +17,7 @@ from jiesu.consumer import EventConsumer
 from jiesu.db import SQLITE_ON_LOOP, Database, sqlite_on_loop
 from jiesu.messaging import ServiceStore, messaging_tables
 from schemas.events import Envelope, TicketClosed
-from tests.unit.plumbing.records import Record
+from bench.records import Record
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""A Kafka record as the consumer sees it (aiokafka's ConsumerRecord, the fields it reads)."""
+"""A Kafka record as the consumer sees it (aiokafka's ConsumerRecord, the fields it reads), for feeding
+a consumer from memory: the unit tests and bench/hop.py."""
 
 from __future__ import annotations
 
