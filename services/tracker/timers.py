@@ -69,17 +69,21 @@ def wanted_timers(state: str, t, calendar) -> list[tuple[str, datetime]]:
 async def schedule(tx: Transaction, ticket_id, state: str, t, calendar) -> None:
     """Replace the ticket's pending timers with those its state needs.
 
-    A timer that already fired for the same instant is not created again, so moving a
-    ticket back and forth never repeats a warning or a reminder.
+    A timer of a kind that already fired for the same instant or a later one is not created
+    again, so moving a ticket back and forth never repeats a warning or a reminder. "Or a
+    later one": a timer that failed was retried a minute on, and fired at that later instant.
     """
     await tx.session.execute(delete(timers).where(timers.c.ticket_id == ticket_id, timers.c.fired_at.is_(None)))
     wanted = wanted_timers(state, t, calendar)
     if not wanted:
         return
-    fired = {(r.kind, r.due_at) for r in (await tx.session.execute(
-        select(timers.c.kind, timers.c.due_at).where(timers.c.ticket_id == ticket_id,
-                                                     timers.c.fired_at.is_not(None)))).all()}
-    rows = [{"ticket_id": ticket_id, "kind": kind, "due_at": due} for kind, due in wanted if (kind, due) not in fired]
+    fired: dict[str, datetime] = {}
+    for kind, due in (await tx.session.execute(
+            select(timers.c.kind, timers.c.due_at).where(timers.c.ticket_id == ticket_id,
+                                                         timers.c.fired_at.is_not(None)))).all():
+        fired[kind] = max(due, fired.get(kind, due))
+    rows = [{"ticket_id": ticket_id, "kind": kind, "due_at": due} for kind, due in wanted
+            if kind not in fired or due > fired[kind]]
     if rows:
         await tx.session.execute(timers.insert(), rows)
 

@@ -223,3 +223,92 @@ async def test_an_urgent_ticket_not_contacted_in_time_is_chased_and_one_contacte
     finally:
         await store.db.dispose()
         await rt.identity.db.dispose()
+
+
+async def test_a_timer_that_fired_on_its_retry_is_not_fired_again_when_the_ticket_moves(sqlite_settings, monkeypatch):
+    """A retry moves a timer's due time; the ticket's next move must still count it as fired.
+
+    The reply deadline's reminder fails once, fires a minute later, and then the department records
+    contact with the citizen, which re-times the ticket's timers: one 答复超期 reminder in all, not two.
+    """
+    from jiesu.identity import User
+    from schemas.enums import Role
+    from services.tracker import notify as notify_module
+    from services.tracker.store import ticket_units, timeline
+    from services.tracker.timers import TimerLoop, wanted_timers
+
+    await asyncio.to_thread(upgrade, "tracker", sqlite_settings.database_url("tracker"))
+    rt = await _tracker_runtime(sqlite_settings)
+    store, clocks = rt.store("tracker"), rt.state["tracker.clocks"]
+    try:
+        now = utcnow()
+        ticket_id = uuid.uuid4()
+        async with store.transaction() as tx:
+            await tx.session.execute(tickets.insert().values(
+                ticket_id=ticket_id, number="12345-20261123-000001", state="signed_for", kind="complaint",
+                urgency="normal", subject="路灯不亮", confidential=False, lead_code="M-CGW",
+                lead_name="市城市管理委员会", co_handlers=[], assigned_at=now - dt.timedelta(days=9),
+                reply_due=now - dt.timedelta(seconds=1), warn_at=now - dt.timedelta(days=1), updated_at=now))
+            await tx.session.execute(ticket_units.insert().values(ticket_id=ticket_id, unit_code="M-CGW", role="lead"))
+            row = (await tx.session.execute(select(tickets).where(tickets.c.ticket_id == ticket_id))).one()
+            await tx.session.execute(timers.insert(), [
+                {"ticket_id": ticket_id, "kind": kind, "due_at": at}
+                for kind, at in wanted_timers("signed_for", row, clocks.calendar) if kind != "overdue_supervision"])
+
+        real_notify, away = notify_module.notify, [True]
+
+        async def notify_while_away(tx, settings, row, unit_code, kind, message):
+            if kind == "overdue" and away[0]:
+                raise RuntimeError("mail relay away")
+            await real_notify(tx, settings, row, unit_code, kind, message)
+
+        monkeypatch.setattr(notify_module, "notify", notify_while_away)
+        loop = TimerLoop(store, clocks, name="t")
+        assert await loop.fire_due(now) == 1  # the warning; the reminder failed and waits a minute
+        away[0] = False
+        assert await loop.fire_due(now + dt.timedelta(seconds=61)) == 1  # the reminder, on its retry
+
+        dept = User(id=1, username="cgw", display_name="城管委", role=Role.DEPARTMENT, department="M-CGW")
+        await rt.state["tracker"].contact(dept, str(ticket_id), "已电话联系市民")
+        await loop.fire_due(now + dt.timedelta(seconds=122))
+
+        async with store.db.session() as s:
+            reminders = (await s.execute(select(func.count()).select_from(timeline).where(
+                timeline.c.ticket_id == ticket_id, timeline.c.event_type == "DeadlineMissed"))).scalar_one()
+            notices = (await s.execute(select(func.count()).select_from(notifications).where(
+                notifications.c.kind == "overdue"))).scalar_one()
+        assert (reminders, notices) == (1, 1)
+    finally:
+        await store.db.dispose()
+        await rt.identity.db.dispose()
+
+
+@pytest.mark.parametrize(("fired", "created"), [
+    ([], True),  # never fired
+    ([dt.timedelta(0)], False),  # fired for this very deadline: the ticket only moved
+    ([dt.timedelta(seconds=60)], False),  # fired on its retry, a minute after the deadline
+    ([-dt.timedelta(days=2)], True),  # fired for the deadline before an extension: the new one is owed
+    ([-dt.timedelta(days=2), dt.timedelta(0)], False),  # fired for both the old deadline and the new one
+], ids=["never", "same-instant", "retried", "before-extension", "both"])
+async def test_a_move_re_creates_a_timer_only_if_its_kind_has_not_fired_at_or_after_that_instant(
+        sqlite_settings, fired, created):
+    from services.tracker.timers import schedule
+
+    await asyncio.to_thread(upgrade, "tracker", sqlite_settings.database_url("tracker"))
+    rt = await _tracker_runtime(sqlite_settings)
+    store, calendar = rt.store("tracker"), rt.state["tracker.clocks"].calendar
+    try:
+        await _seed_overdue(rt, 1)
+        async with store.transaction() as tx:
+            row = (await tx.session.execute(select(tickets))).one()
+            for offset in fired:
+                await tx.session.execute(timers.insert().values(
+                    ticket_id=row.ticket_id, kind="reply_due", due_at=row.reply_due + offset,
+                    fired_at=row.reply_due + offset))
+            await schedule(tx, row.ticket_id, "contacted", row, calendar)
+            pending = (await tx.session.execute(select(timers.c.due_at).where(
+                timers.c.kind == "reply_due", timers.c.fired_at.is_(None)))).scalars().all()
+        assert pending == ([row.reply_due] if created else [])
+    finally:
+        await store.db.dispose()
+        await rt.identity.db.dispose()
