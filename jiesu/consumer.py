@@ -40,10 +40,12 @@ Many = Callable[[Transaction, list[tuple[Envelope, EventPayload]]], Awaitable[No
 class Batched:
     """A handler that applies several events of its type in one go: one statement for all of them.
 
-    The consumer hands it runs of consecutive events of that type for distinct tickets, in
-    the order they arrived, so what one ticket's events mean is unchanged; what one ticket
-    in a run does to another (a repeat of the same caller …) is the handler's to see. Called
-    with a single event it is an ordinary handler (retrying a poison message one by one).
+    The consumer hands it runs of events of that type for distinct tickets (`runs_of`): each
+    ticket's events reach their handlers in the order they arrived, so what they mean is
+    unchanged; events of other tickets may be applied before or after them, as they might
+    have come from another partition. What one ticket in a run does to another (a repeat of
+    the same caller …) is the handler's to see. Called with a single event it is an ordinary
+    handler (retrying a poison message one by one).
     """
 
     def __init__(self, many: Many) -> None:
@@ -146,7 +148,7 @@ class EventConsumer:
         await self._dead_letter(record, error, attempts)
 
     async def _apply(self, tx: Transaction, *records: Any) -> None:
-        """Apply records in order, skipping those the inbox has seen (one look-up for all of them)."""
+        """Apply records, each ticket's in order, skipping those the inbox has seen (one look-up for all)."""
         mine = []
         for record in records:
             # The relay names each event in a header: another service's are skipped unread. A replayed
@@ -158,22 +160,14 @@ class EventConsumer:
             if envelope.event_type in self.handlers:  # others are not for this service
                 mine.append((record, envelope))
         seen = await tx.processed_among([e.event_id for _, e in mine]) if mine else set()
-        run: list[tuple[Any, Envelope]] = []  # consecutive events for a Batched handler, distinct tickets
-        in_run: set = set()
+        fresh = []
         for record, envelope in mine:
             if envelope.event_id in seen:
                 DUPLICATES.labels(self.service).inc()
                 continue
             seen.add(envelope.event_id)
-            if run and (envelope.event_type != run[0][1].event_type or envelope.ticket_id in in_run):
-                await self._apply_run(tx, run)
-                run, in_run = [], set()
-            run.append((record, envelope))
-            in_run.add(envelope.ticket_id)
-            if not isinstance(self.handlers[envelope.event_type], Batched):
-                await self._apply_run(tx, run)
-                run, in_run = [], set()
-        if run:
+            fresh.append((record, envelope))
+        for run in runs_of(fresh, lambda event_type: isinstance(self.handlers[event_type], Batched)):
             await self._apply_run(tx, run)
 
     async def _apply_run(self, tx: Transaction, run: list[tuple[Any, Envelope]]) -> None:
@@ -236,6 +230,41 @@ class EventConsumer:
         async def consume(msg: KafkaMessage) -> None:
             raw = msg.raw_message
             await self.process(raw if isinstance(raw, (list, tuple)) else [raw])
+
+
+def runs_of(events: list[tuple[Any, Envelope]], batched: Callable[[str], bool]) -> list[list[tuple[Any, Envelope]]]:
+    """The handler calls that apply `events` ((record, envelope) pairs), in the order to make them.
+
+    Only a ticket's own events must keep their order. An event waits behind the pending run that
+    holds its ticket's previous event (that run is applied first) and otherwise joins the run of
+    its type, if its handler is Batched, or is applied alone. So one ticket in ten going another
+    way (DispatchNeeded among TicketAssigned) does not cut a batch into runs of ten. Events of
+    different tickets are ordered only within a partition, which orders nothing between tickets
+    on different partitions, so no handler may rely on it anyway.
+    """
+    out: list[list[tuple[Any, Envelope]]] = []
+    pending: dict[str, list[tuple[Any, Envelope]]] = {}  # event type -> its run, not yet applied
+    holder: dict[Any, str] = {}  # ticket id -> event type of the pending run holding its latest event
+
+    def flush(event_type: str) -> None:
+        run = pending.pop(event_type)
+        for _, envelope in run:
+            del holder[envelope.ticket_id]
+        out.append(run)
+
+    for item in events:
+        envelope = item[1]
+        waiting = holder.get(envelope.ticket_id)
+        if waiting is not None:
+            flush(waiting)
+        if batched(envelope.event_type):
+            pending.setdefault(envelope.event_type, []).append(item)
+            holder[envelope.ticket_id] = envelope.event_type
+        else:
+            out.append([item])
+    for event_type in list(pending):
+        flush(event_type)
+    return out
 
 
 async def _undecoded(msg: Any) -> None:

@@ -1,14 +1,17 @@
-"""A Batched handler gets runs of its events: consecutive, of its type, one event per ticket, in order."""
+"""A Batched handler gets runs of its events: of its type, one event per ticket, each ticket's in order."""
 
 from __future__ import annotations
 
 import uuid
+from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from sqlalchemy import MetaData
 
-from jiesu.consumer import Batched, EventConsumer
+from jiesu.consumer import Batched, EventConsumer, runs_of
 from jiesu.db import Database
 from jiesu.messaging import ServiceStore, messaging_tables
 from schemas.events import Envelope, RoutingReason, TicketAssigned, TicketClosed, UnitRef
@@ -37,7 +40,8 @@ async def store(tmp_path):
     await db.dispose()
 
 
-async def test_runs_split_where_a_ticket_repeats_or_another_type_comes_between(store):
+async def test_a_run_waits_only_for_its_own_tickets_earlier_events(store):
+    """Another type between two tickets' events does not cut their run; a ticket's own events keep their order."""
     calls: list[tuple[str, list[uuid.UUID]]] = []
 
     async def many(tx, items):
@@ -46,15 +50,36 @@ async def test_runs_split_where_a_ticket_repeats_or_another_type_comes_between(s
     async def one(tx, envelope, payload):
         calls.append(("closed", [envelope.ticket_id]))
 
-    a, b, c = (uuid.uuid4() for _ in range(3))
+    a, b, c, x, y = (uuid.uuid4() for _ in range(5))
     consumer = EventConsumer(store, {"TicketAssigned": Batched(many), "TicketClosed": one})
-    events = [assigned(a), assigned(b), assigned(a), assigned(c), closed(b), closed(c), assigned(b)]
+    events = [assigned(a), closed(x), assigned(b), closed(y), assigned(c), assigned(a), closed(b), assigned(b)]
     await consumer.process([Record(e.to_bytes()) for e in events])
 
-    assert calls == [("assigned", [a, b]), ("assigned", [a, c]), ("closed", [b]), ("closed", [c]),
-                     ("assigned", [b])]
+    assert calls == [("closed", [x]), ("closed", [y]),
+                     ("assigned", [a, b, c]),  # a's second event needs the first applied
+                     ("closed", [b]), ("assigned", [a, b])]
     async with store.transaction() as tx:
         assert await tx.processed_among([e.event_id for e in events]) == {e.event_id for e in events}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 7), st.sampled_from(("A", "B", "C"))), max_size=40))
+def test_runs_keep_each_tickets_order_apply_every_event_once_and_never_hold_a_ticket_twice(events):
+    """A and B are Batched, C is not: whatever the batch, each call is one type, distinct tickets."""
+    items = [(i, SimpleNamespace(ticket_id=ticket, event_type=kind)) for i, (ticket, kind) in enumerate(events)]
+    runs = runs_of(items, lambda kind: kind != "C")
+
+    applied = [i for run in runs for i, _ in run]
+    assert sorted(applied) == list(range(len(events)))
+    for ticket in range(8):
+        assert [i for i in applied if events[i][0] == ticket] == [i for i, e in enumerate(events) if e[0] == ticket]
+    for run in runs:
+        assert len({e.event_type for _, e in run}) == 1
+        assert len({e.ticket_id for _, e in run}) == len(run)
+        assert run[0][1].event_type != "C" or len(run) == 1
+    # Runs are cut only where a ticket repeats: with no ticket twice, one run per Batched type.
+    if len({ticket for ticket, _ in events}) == len(events):
+        assert len(runs) == len({kind for _, kind in events} - {"C"}) + sum(kind == "C" for _, kind in events)
 
 
 @pytest.mark.splits_batches
