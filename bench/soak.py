@@ -28,15 +28,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench import load
 from bench.e2e import percentile
 from bench.tickets import ticket
-from bench.topology import Topology, analyze, drop_jiesu_tables
+from bench.topology import AutovacuumStandIn, Topology, drop_jiesu_tables
 from bench.verify import rows
 from jiesu.config import Settings
-from jiesu.db import Database
 from schemas import topics
 from services.router.domain.directory import Directory
 
 SERVICES = ("intake", "router", "tracker")
-ANALYZE_EVERY = 30  # seconds, standing in for autovacuum on a server where it is off
 DRAIN_SECONDS = 120  # after the last request, how long the tracker may take to catch up
 PARTITIONS = Settings(_env_file=None).topic_partitions
 
@@ -129,24 +127,12 @@ async def outbox_backlog(url: str) -> dict[str, int]:
 
 async def watch(topo: Topology, url: str, every: float, watch: Watch, stop: asyncio.Event) -> None:
     pids = {"broker": topo.broker.pid, **{s: topo.services[s].process.pid for s in SERVICES}}
-    db = Database(url)
-    try:
-        stand_in = await db.autovacuum_off()
-    finally:
-        await db.dispose()
-    if stand_in:
-        print(f"  autovacuum is off on this server: the soak analyses jiesu's tables every {ANALYZE_EVERY} s "
-              "in its place", flush=True)
-    analysed = time.monotonic()
     async with Lag(f"127.0.0.1:{topo.broker_port}", PARTITIONS) as lag:
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), every)
             except TimeoutError:
                 pass
-            if stand_in and time.monotonic() - analysed >= ANALYZE_EVERY:
-                await analyze(url)
-                analysed = time.monotonic()
             watch.samples.append(Sample(
                 at=time.monotonic() - watch.started,
                 rss_mb={name: rss_mb(pid) for name, pid in pids.items()},
@@ -255,7 +241,11 @@ def run(postgres: str, rate: float, minutes: float, every: float, concurrency: i
             return result, state
 
         print(f"soak: {count} tickets at {rate:.0f}/s over {minutes:g} min (sampling every {every:g} s) …", flush=True)
-        result, state = asyncio.run(drive())
+        with AutovacuumStandIn(postgres) as stand_in:
+            if stand_in.active:
+                print("  autovacuum is off on this server: the soak vacuums and analyses the tables in its place "
+                      f"(autovacuum's rules, checked every {stand_in.every:g} s)", flush=True)
+            result, state = asyncio.run(drive())
         print_report(rate, asyncio.run(latencies_by_minute(postgres)), state.samples, result.sent, result.seconds,
                      result.statuses, asyncio.run(latency_steps(postgres)))
     finally:
