@@ -192,10 +192,11 @@ async def autovacuum_once(conn) -> list[str]:
     from sqlalchemy import text
 
     due = (await conn.execute(text(
-        "SELECT relname, n_dead_tup > :vt + :vf * greatest(n_live_tup, 0) "
+        # The factors typed, or PostgreSQL takes them for integers like n_live_tup and rounds them to 0.
+        "SELECT relname, n_dead_tup > :vt + CAST(:vf AS float8) * n_live_tup "
         "FROM pg_stat_user_tables WHERE schemaname = current_schema() "
-        "AND (n_mod_since_analyze > :at + :af * greatest(n_live_tup, 0) "
-        "     OR n_dead_tup > :vt + :vf * greatest(n_live_tup, 0))"),
+        "AND (n_mod_since_analyze > :at + CAST(:af AS float8) * n_live_tup "
+        "     OR n_dead_tup > :vt + CAST(:vf AS float8) * n_live_tup)"),
         {"at": ANALYZE_THRESHOLD, "af": ANALYZE_SCALE_FACTOR, "vt": VACUUM_THRESHOLD,
          "vf": VACUUM_SCALE_FACTOR})).all()
     done = []
