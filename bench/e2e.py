@@ -175,10 +175,10 @@ def run_services(n: int, concurrency: int, postgres: str | None, routers: int = 
     try:
         token = topo.prepare("bench")
         topo.start_broker()
-        intake = topo.start("intake")
-        for i in range(routers):
+        intake, _, _ = topo.start_all("intake", "router", "tracker")
+        for i in range(1, routers):
             topo.start("router", i)
-        for i in range(trackers):
+        for i in range(1, trackers):
             topo.start("tracker", i)
         db = {s: urls.get(s) or f"sqlite+aiosqlite:///{workdir / f'{s}.db'}" for s in ("intake", "tracker")}
         with AutovacuumStandIn(postgres) as stand_in:

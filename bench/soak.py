@@ -222,8 +222,7 @@ def run(postgres: str, rate: float, minutes: float, every: float, concurrency: i
     try:
         token = topo.prepare("soak")
         topo.start_broker()
-        for s in SERVICES:
-            topo.start(s)
+        topo.start_all(*SERVICES)
         count = int(rate * minutes * 60)
         requests = Tickets(topo.services["intake"].url, token, count)
 

@@ -23,9 +23,7 @@ TICKETS = 500
 def _run_crash_scenario(topo: Topology, urls: dict[str, str]) -> None:
     token = topo.prepare("crash-operator")
     topo.start_broker()
-    intake = topo.start("intake")
-    topo.start("router")
-    topo.start("tracker")
+    intake, _, _ = topo.start_all("intake", "router", "tracker")
 
     kills: list[str] = []
 

@@ -34,8 +34,7 @@ def start(tmp_path, pg_url, **env) -> tuple[Topology, dict[str, str], str]:
                                                              "JIESU_RECONCILE_EVERY_SECONDS": "2", **env})
     token = topo.prepare("fault-op")
     topo.start_broker()
-    for name in ("intake", "router", "tracker"):
-        topo.start(name)
+    topo.start_all("intake", "router", "tracker")
     return topo, urls, token
 
 

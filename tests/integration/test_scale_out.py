@@ -39,11 +39,8 @@ def test_two_routers_and_two_trackers_share_the_work_and_survive_losing_one(tmp_
     try:
         token = topo.prepare("scale-op")
         topo.start_broker()
-        intake = topo.start("intake")
-        topo.start("router", 0)
-        topo.start("router", 1)
-        topo.start("tracker", 0)
-        topo.start("tracker", 1)
+        intake, _, _ = topo.start_all("intake", "router", "tracker")
+        topo.start_all("router", "tracker", instance=1)  # after the first ones did the first-start set-up
 
         killed = []
 
