@@ -10,9 +10,10 @@ broker or the network, so that its own cost per event is measured alone, repeata
 can be profiled: `--profile` prints the functions it spent the most time in (cProfile, which
 slows it down; the CPU figures come from a run without it). The router gets TicketReceived;
 the tracker TicketReceived, then the router's decisions for the same tickets (TicketAssigned,
-one in ten DispatchNeeded), as the broker brings them. The first batch is not counted (caches and prepared statements), and the tables are
-analysed after it, as `jiesu bench` does after its warm-up. jiesu's tables in
-the database are dropped first: give it a scratch database. It prints, it asserts nothing.
+one in ten DispatchNeeded), as the broker brings them. The first batch is not counted
+(caches and prepared statements), and the tables are analysed after it, as `jiesu bench`
+does after its warm-up. jiesu's tables in the database are dropped first: give it a
+scratch database. It prints, it asserts nothing.
 """
 
 from __future__ import annotations

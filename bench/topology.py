@@ -226,8 +226,8 @@ class AutovacuumStandIn:
     are made again only when the table's statistics change; without that, a look-up of a
     batch's ids scans a table of tens of thousands of rows, each batch, and a run measures that
     instead of the system (seen in the soak: 100 ms a look-up, p99 of 8 s in its first minute).
-    And the outboxes' rows are updated once sent: without vacuum their dead versions pile up
-    under the relays' index of unsent rows, and every hop slows down minute by minute.
+    It vacuums too, as autovacuum would: each outbox row is updated once it is sent, and the
+    tracker's ticket rows when they are assigned, leaving dead versions behind.
     Every `every` seconds this does what an autovacuum round would (`autovacuum_once`), more
     often than autovacuum's default one-minute nap, so that the first minute of a run is not
     spent on an empty database's plans. Nothing happens where autovacuum is on.
