@@ -23,6 +23,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.e2e import percentile
 from jiesu.embedded_broker import EmbeddedBroker
 from schemas import topics
 
@@ -30,8 +31,8 @@ SEND_BATCH = 70  # records per burst of sends; at 1,400 a second, 20 bursts a se
 REPORT_EVERY = 20.0  # seconds
 
 
-def quantile(values: list[float], q: float) -> float:
-    return sorted(values)[min(len(values) - 1, int(len(values) * q))] * 1000 if values else float("nan")
+def ms(values: list[float], p: float) -> float:
+    return percentile(values, p) * 1000 if values else float("nan")
 
 
 async def drift(rate: float, seconds: float) -> None:
@@ -76,9 +77,9 @@ async def drift(rate: float, seconds: float) -> None:
             sent += SEND_BATCH
             if time.monotonic() - begun >= report_at:
                 print(f"  {time.monotonic() - begun:4.0f} {sent:8,} | "
-                      f"{quantile(acks, .5):6.1f} / {quantile(acks, .95):6.1f} | "
-                      f"{quantile(commits, .5):8.1f} / {quantile(commits, .95):7.1f} | "
-                      f"{quantile(transit, .5):13.0f} / {quantile(transit, .95):12.0f}", flush=True)
+                      f"{ms(acks, 50):6.1f} / {ms(acks, 95):6.1f} | "
+                      f"{ms(commits, 50):8.1f} / {ms(commits, 95):7.1f} | "
+                      f"{ms(transit, 50):13.0f} / {ms(transit, 95):12.0f}", flush=True)
                 for figures in (acks, commits, transit):
                     figures.clear()
                 report_at += REPORT_EVERY

@@ -60,17 +60,20 @@ def _postgres_processes() -> dict[int, str]:
     return out
 
 
+def _serves(title: str, database: str) -> bool:
+    return f" {database} " in f"{title} "
+
+
 def postgres_backends(database: str) -> list[int]:
     """The backends (and autovacuum workers) serving `database`."""
-    return [pid for pid, title in _postgres_processes().items() if f" {database} " in f"{title} "]
+    return [pid for pid, title in _postgres_processes().items() if _serves(title, database)]
 
 
 def postgres_pids(database: str | None = None) -> list[int]:
     """PostgreSQL's processes: with `database`, only its backends (and autovacuum workers) and the
     server's shared writers, so that other databases' clients on the machine are not counted."""
     return [pid for pid, title in _postgres_processes().items()
-            if database is None or f" {database} " in f"{title} "
-            or title.rstrip().endswith(SHARED_POSTGRES_PROCESSES)]
+            if database is None or _serves(title, database) or title.rstrip().endswith(SHARED_POSTGRES_PROCESSES)]
 
 
 @dataclass

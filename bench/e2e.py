@@ -181,10 +181,7 @@ def run_services(n: int, concurrency: int, postgres: str | None, routers: int = 
         for i in range(1, trackers):
             topo.start("tracker", i)
         db = {s: urls.get(s) or f"sqlite+aiosqlite:///{workdir / f'{s}.db'}" for s in ("intake", "tracker")}
-        with AutovacuumStandIn(postgres) as stand_in:
-            if stand_in.active:
-                print("  autovacuum is off on this server: the run vacuums and analyses the tables in its place",
-                      flush=True)
+        with AutovacuumStandIn(postgres):
             since = warm_up(intake.url, token, db["tracker"], postgres, concurrency)
             items = generate(Directory.default(), n)
             meter = CpuMeter({key: proc.process.pid for key, proc in topo.services.items()}

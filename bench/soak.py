@@ -240,10 +240,7 @@ def run(postgres: str, rate: float, minutes: float, every: float, concurrency: i
             return result, state
 
         print(f"soak: {count} tickets at {rate:.0f}/s over {minutes:g} min (sampling every {every:g} s) …", flush=True)
-        with AutovacuumStandIn(postgres) as stand_in:
-            if stand_in.active:
-                print("  autovacuum is off on this server: the soak vacuums and analyses the tables in its place "
-                      f"(autovacuum's rules, checked every {stand_in.every:g} s)", flush=True)
+        with AutovacuumStandIn(postgres):
             result, state = asyncio.run(drive())
         print_report(rate, asyncio.run(latencies_by_minute(postgres)), state.samples, result.sent, result.seconds,
                      result.statuses, asyncio.run(latency_steps(postgres)))
