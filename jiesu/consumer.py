@@ -148,7 +148,7 @@ class EventConsumer:
         await self._dead_letter(record, error, attempts)
 
     async def _apply(self, tx: Transaction, *records: Any) -> None:
-        """Apply records, each ticket's in order, skipping those the inbox has seen (one look-up for all)."""
+        """Apply records, each ticket's in order, skipping those the inbox has seen (one claim for all)."""
         mine = []
         for record in records:
             # The relay names each event in a header: another service's are skipped unread. A replayed
@@ -159,13 +159,13 @@ class EventConsumer:
             envelope = Envelope.from_bytes(record.value)
             if envelope.event_type in self.handlers:  # others are not for this service
                 mine.append((record, envelope))
-        seen = await tx.processed_among([e.event_id for _, e in mine]) if mine else set()
+        claimed = await tx.claim([(e.event_id, record.topic) for record, e in mine])
         fresh = []
         for record, envelope in mine:
-            if envelope.event_id in seen:
+            if envelope.event_id not in claimed:  # applied before, or earlier in this batch
                 DUPLICATES.labels(self.service).inc()
                 continue
-            seen.add(envelope.event_id)
+            claimed.discard(envelope.event_id)
             fresh.append((record, envelope))
         for run in runs_of(fresh, lambda event_type: isinstance(self.handlers[event_type], Batched)):
             await self._apply_run(tx, run)
@@ -183,8 +183,6 @@ class EventConsumer:
             with structlog.contextvars.bound_contextvars(service=self.service, event_type=first.event_type,
                                                          events=len(run)):
                 await handler.many(tx, [(envelope, envelope.parsed()) for _, envelope in run])
-        for record, envelope in run:
-            await tx.mark_processed(envelope.event_id, record.topic)
         CONSUMED.labels(self.service, first.event_type).inc(len(run))
         RUNS.labels(self.service, first.event_type).observe(len(run))
 

@@ -5,8 +5,9 @@ database when an operator wants to (and the test database) without clashing:
 
 - `<svc>_outbox`: events owed to Kafka, written in the same transaction as the state
   change that caused them; the relay publishes and marks them sent.
-- `<svc>_inbox`: ids of events already applied; inserted in the same transaction as
-  the state change, so a redelivered event is recognised and skipped.
+- `<svc>_inbox`: ids of events already applied; claimed at the start of the transaction
+  that applies them (`Transaction.claim`), so a redelivered event is recognised and
+  skipped, and an event whose transaction rolls back is not marked.
 - `<svc>_dead_letters`: poison messages after bounded retries, with the error, until
   replayed.
 """
@@ -32,14 +33,17 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
+    func,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from jiesu import audit
 from jiesu.audit import audit_table
-from jiesu.db import PURGE_CHUNK, Database, UTCDateTime, UUIDStr, delete_in_chunks, one_of
+from jiesu.db import PURGE_CHUNK, Database, UTCDateTime, UUIDStr, delete_in_chunks
 from schemas.events import Envelope, utcnow
 
 
@@ -104,9 +108,10 @@ class Transaction:
     """One database transaction of a service, and the events it owes (the unit of work).
 
     `emit` owes an event in the same transaction as the state change, so either both
-    happen or neither does. What the unit of work owes (outbox rows, audit rows, inbox
-    marks) is collected and written at the end with one multi-row insert per table: a
-    consumer applying a batch of 200 events then pays three round trips for them, not 600.
+    happen or neither does. What the unit of work owes (outbox rows, audit rows, appended
+    log rows) is collected and written at the end with one multi-row insert per table: a
+    consumer applying a batch of 200 events then pays a round trip per table for them, not
+    one per event.
     """
 
     def __init__(self, session: AsyncSession, tables: MessagingTables) -> None:
@@ -115,7 +120,6 @@ class Transaction:
         self.emitted: list[Envelope] = []
         self._outbox: list[dict] = []
         self._audit: list[dict] = []
-        self._inbox: dict[UUID, dict] = {}
         self._appended: dict[Table, list[dict]] = {}
 
     @property
@@ -156,18 +160,32 @@ class Transaction:
         result = await self.session.execute(stmt.values(sent_at=None))
         return result.rowcount or 0
 
-    async def processed_among(self, event_ids: list[UUID]) -> set[UUID]:
-        """Which of these events were applied already (by an earlier transaction or earlier in this one)."""
-        inbox = self.tables.inbox
-        done = set(self._inbox).intersection(event_ids)
-        if len(done) < len(event_ids):
-            rows = await self.session.execute(select(inbox.c.event_id).where(
-                one_of(inbox.c.event_id, event_ids, self.session.bind.dialect.name)))
-            done.update(r.event_id for r in rows)
-        return done
+    async def claim(self, events: list[tuple[UUID, str]]) -> set[UUID]:
+        """Mark these events (id, topic) applied by this transaction; return those no transaction had claimed.
 
-    async def mark_processed(self, event_id: UUID, topic: str) -> None:
-        self._inbox[event_id] = {"event_id": event_id, "topic": topic, "processed_at": utcnow()}
+        One statement inserts the inbox rows and skips the ids already there, so the primary
+        key decides: no query plan can turn the check into a scan of the inbox (a generic plan
+        made while the table was small did, at 7 ms a batch), and a redelivery that races the
+        transaction applying it waits for that one and is then skipped. Claims roll back with
+        the transaction, so an event that failed is not marked.
+        """
+        topic_of = dict(events)  # an id twice in one batch is claimed once
+        if not topic_of:
+            return set()
+        inbox, at = self.tables.inbox, utcnow()
+        if self.session.bind.dialect.name == "postgresql":
+            given = func.unnest(bindparam("ids", [str(i) for i in topic_of], type_=postgresql.ARRAY(String)),
+                                bindparam("topics", list(topic_of.values()), type_=postgresql.ARRAY(String)),
+                                ).table_valued("event_id", "topic").render_derived()
+            stmt = postgresql.insert(inbox).from_select(
+                ["event_id", "topic", "processed_at"],
+                select(given.c.event_id, given.c.topic, bindparam("at", at, type_=UTCDateTime)))
+        else:
+            stmt = sqlite.insert(inbox).values(
+                [{"event_id": i, "topic": topic, "processed_at": at} for i, topic in topic_of.items()])
+        rows = await self.session.execute(stmt.on_conflict_do_nothing(index_elements=[inbox.c.event_id])
+                                          .returning(inbox.c.event_id))
+        return set(rows.scalars())
 
     def append(self, table: Table, row: dict) -> None:
         """Add a row to an append-only log (a timeline …) at the end of the transaction, with others like it.
@@ -178,8 +196,7 @@ class Transaction:
 
     async def flush(self) -> None:
         """Write what the unit of work owes; called once, just before the commit."""
-        owed = [(self.tables.inbox, list(self._inbox.values())), (self.tables.audit, self._audit),
-                (self.tables.outbox, self._outbox), *self._appended.items()]
+        owed = [(self.tables.audit, self._audit), (self.tables.outbox, self._outbox), *self._appended.items()]
         for table, rows in owed:
             if rows and table is not None:
                 await self.session.execute(table.insert(), rows)

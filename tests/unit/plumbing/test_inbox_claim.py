@@ -1,0 +1,65 @@
+"""The inbox: a consumer claims its batch's event ids in one statement; an id already claimed is a redelivery."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select
+
+from bench.records import Record
+from jiesu.consumer import Batched, EventConsumer
+from schemas.events import Envelope, RoutingReason, TicketAssigned, UnitRef
+
+
+def assigned(ticket_id: uuid.UUID) -> Envelope:
+    return Envelope.wrap(TicketAssigned(number="12345-20261124-000001", kind="complaint",
+                                        lead=UnitRef(code="M-CGW", name="市城管委"),
+                                        reason=RoutingReason(method="rule", rule_id="R-012")),
+                         ticket_id=ticket_id, producer="router")
+
+
+async def _inbox_size(store) -> int:
+    async with store.db.session() as s:
+        return await s.scalar(select(func.count()).select_from(store.tables.inbox))
+
+
+async def test_a_claim_returns_the_ids_no_transaction_claimed_before_and_the_same_id_twice_once(store):
+    a, b, c = (uuid.uuid4() for _ in range(3))
+    async with store.transaction() as tx:
+        assert await tx.claim([(a, "t"), (b, "t"), (a, "t")]) == {a, b}
+        assert await tx.claim([(b, "t"), (c, "t")]) == {c}  # earlier in the same transaction counts
+    async with store.transaction() as tx:
+        assert await tx.claim([(a, "t"), (b, "t"), (c, "t")]) == set()
+        assert await tx.claim([]) == set()
+    assert await _inbox_size(store) == 3
+
+
+async def test_a_claim_rolls_back_with_its_transaction(store):
+    a = uuid.uuid4()
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as tx:
+            assert await tx.claim([(a, "t")]) == {a}
+            raise RuntimeError("the handler failed")
+    assert await _inbox_size(store) == 0
+    async with store.transaction() as tx:
+        assert await tx.claim([(a, "t")]) == {a}  # the retry may apply it
+
+
+async def test_a_batch_applies_each_event_once_whether_it_came_before_or_twice_in_the_batch(store):
+    applied: list[uuid.UUID] = []
+
+    async def many(tx, items):
+        applied.extend(envelope.event_id for envelope, _ in items)
+
+    consumer = EventConsumer(store, {"TicketAssigned": Batched(many)})
+    old, new = assigned(uuid.uuid4()), assigned(uuid.uuid4())
+    await consumer.process([Record(old.to_bytes())])
+    before = REGISTRY.get_sample_value("jiesu_events_duplicate_total", {"service": store.name}) or 0
+
+    await consumer.process([Record(new.to_bytes()), Record(old.to_bytes()), Record(new.to_bytes())])
+
+    assert applied == [old.event_id, new.event_id]
+    assert REGISTRY.get_sample_value("jiesu_events_duplicate_total", {"service": store.name}) - before == 2
+    assert await _inbox_size(store) == 2
