@@ -336,8 +336,23 @@ class Directory(_Frozen):
         """The unit that should handle this category at this place, or None if nothing fits.
 
         Raises UnknownCode for codes the directory does not have, and ValueError when the
-        street is not in the district given.
+        street is not in the district given. An answer is kept: a directory never changes (a
+        new version is a new Directory), and the router asks two or three times a ticket.
         """
+        key = (category_code, district_code, street_code)
+        try:
+            return self._assignments[key]
+        except KeyError:
+            assignment = self._assignments[key] = self._responsible_unit(category_code, district_code, street_code)
+            return assignment
+
+    @functools.cached_property
+    def _assignments(self) -> dict[tuple[str, str | None, str | None], UnitAssignment | None]:
+        """Answers of responsible_unit so far: at most one per category and place, as unknown codes raise."""
+        return {}
+
+    def _responsible_unit(self, category_code: str, district_code: str | None,
+                          street_code: str | None) -> UnitAssignment | None:
         category = self.category(category_code)
         district, street = self._place(district_code, street_code)
         local = self.scope_of(category.code) == "local"
