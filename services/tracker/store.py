@@ -15,7 +15,7 @@ tickets = Table(
     metadata,
     Column("ticket_id", UUIDStr, primary_key=True),
     Column("number", String(21), nullable=True, unique=True),
-    Column("state", String(32), nullable=False, index=True),
+    Column("state", String(32), nullable=False),  # indexed first in ix_tracker_tickets_state_due
     Column("channel", String(16), nullable=True),
     Column("kind", String(32), nullable=True),
     Column("urgency", String(16), nullable=True),
@@ -28,7 +28,7 @@ tickets = Table(
     Column("street", String(32), nullable=True),
     Column("address", String(500), nullable=True),
     Column("category", String(64), nullable=True),
-    Column("lead_code", String(32), nullable=True, index=True),
+    Column("lead_code", String(32), nullable=True),  # indexed first in ix_tracker_tickets_lead_state
     Column("lead_name", String(100), nullable=True),
     Column("co_handlers", JSON, nullable=False, default=list),
     Column("routing", JSON, nullable=True),  # why it went there (rule id / model and score)
