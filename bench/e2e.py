@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from bench import load
 from bench.cpu import CpuMeter
 from bench.cpu import report as report_cpu
+from bench.pace import paced
 from bench.tickets import generate
 from bench.topology import AutovacuumStandIn, Topology, analyze, drop_jiesu_tables
 from bench.verify import batches_split, rows
@@ -200,6 +201,11 @@ def run_services(n: int, concurrency: int, postgres: str | None, routers: int = 
 
 
 def main(args, settings) -> int:
+    with paced():
+        return _main(args, settings)
+
+
+def _main(args, settings) -> int:
     if args.mode == "embedded":
         results = {"embedded": run_embedded(args.tickets, args.concurrency)}
     else:

@@ -34,6 +34,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from bench.cpu import CpuMeter
+from bench.pace import paced
 from bench import tickets
 from bench.records import Record
 from bench.topology import analyze, drop_jiesu_tables
@@ -142,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="print the 25 functions with the most own time")
     args = parser.parse_args(argv)
     configure(level="WARNING")  # as the benchmarks run the services: the log is not what is measured
-    for service in args.service or ["router", "tracker"]:
-        report(asyncio.run(run(service, args.events, args.batch, args.postgres, args.profile)), args.batch)
+    with paced():
+        for service in args.service or ["router", "tracker"]:
+            report(asyncio.run(run(service, args.events, args.batch, args.postgres, args.profile)), args.batch)
     return 0
 
 

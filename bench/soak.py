@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import load
 from bench.e2e import percentile
+from bench.pace import paced
 from bench.tickets import ticket
 from bench.topology import AutovacuumStandIn, Topology, drop_jiesu_tables
 from bench.verify import rows
@@ -257,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=float, default=10, help="seconds between samples")
     parser.add_argument("--concurrency", type=int, default=64, help="client connections")
     args = parser.parse_args(argv)
-    run(args.postgres, args.rate, args.minutes, args.every, args.concurrency)
+    with paced():
+        run(args.postgres, args.rate, args.minutes, args.every, args.concurrency)
     return 0
 
 
