@@ -235,21 +235,31 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
     await notify_many(tx, clocks.settings, notices)
 
 
-async def on_dispatch_needed(tx: Transaction, envelope: Envelope, p: DispatchNeeded) -> None:
-    row = await _row(tx, envelope)
-    state = _transition(row.state if row else None, Action.NEED_DISPATCH)
-    if state is None:
-        return
-    values = dict(number=p.number, state=state.value, updated_at=utcnow(),
-                  tracked_event_id=await _acknowledge_if_received(tx, row, envelope, p.number, state))
-    if row is None:
-        await tx.session.execute(tickets.insert().values(ticket_id=envelope.ticket_id, confidential=False,
-                                                         co_handlers=[], tracked_at=utcnow(), **values))
-    else:
-        if row.tracked_at is None:
-            values["tracked_at"] = utcnow()
-        await tx.session.execute(update(tickets).where(tickets.c.ticket_id == envelope.ticket_id).values(**values))
-    await _timeline(tx, envelope, "router", f"转人工派单：{p.why}", {})
+async def _dispatch_needed_many(tx: Transaction, items: list[tuple[Envelope, DispatchNeeded]]) -> None:
+    """转人工派单: the router could not decide and a dispatcher will (one statement each for a run).
+
+    About one ticket in ten goes this way; applied one at a time, they cost the tracker two
+    thirds of its statements (bench.hop: 850 of 1,293 for 4,000 tickets).
+    """
+    rows = await tickets_by_id(tx.session, [e.ticket_id for e, _ in items])
+    inserts, updates = [], []
+    for envelope, p in items:
+        row = rows.get(envelope.ticket_id)
+        state = _transition(row.state if row else None, Action.NEED_DISPATCH)
+        if state is None:
+            continue
+        values = dict(number=p.number, state=state.value, updated_at=utcnow(),
+                      tracked_at=(row.tracked_at if row else None) or utcnow(),
+                      tracked_event_id=await _acknowledge_if_received(tx, row, envelope, p.number, state))
+        if row is None:
+            inserts.append(dict(ticket_id=envelope.ticket_id, confidential=False, co_handlers=[], **values))
+        else:
+            updates.append(dict(b_ticket_id=envelope.ticket_id, **values))
+        await _timeline(tx, envelope, "router", f"转人工派单：{p.why}", {})
+    await _write(tx, inserts, updates)
+
+
+on_dispatch_needed = Batched(_dispatch_needed_many)
 
 
 async def on_reconcile(tx: Transaction, envelope: Envelope, p) -> None:
