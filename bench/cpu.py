@@ -123,6 +123,10 @@ class CpuMeter:
         self._stop.set()
         if self._thread:
             self._thread.join()
+        return self.used()
+
+    def used(self) -> dict[str, float]:
+        """CPU seconds per component from `start` until now, the meter running on."""
         self._remember(self._read())
         return {name: sum(max(0.0, t - self._seen.get(name, {}).get(pid, 0.0)) for pid, t in pids.items())
                 for name, pids in self._last.items()}

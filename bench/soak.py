@@ -24,8 +24,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.engine import make_url
 
 from bench import load
+from bench.cpu import CpuMeter
 from bench.e2e import percentile
 from bench.pace import paced
 from bench.tickets import ticket
@@ -63,6 +65,7 @@ class Sample:
     rss_mb: dict[str, float]
     backlog: dict[str, int]
     lag: dict[str, int]
+    cpu_s: dict[str, float]  # CPU seconds each component used since the run began
 
 
 @dataclass
@@ -128,6 +131,8 @@ async def outbox_backlog(url: str) -> dict[str, int]:
 
 async def watch(topo: Topology, url: str, every: float, watch: Watch, stop: asyncio.Event) -> None:
     pids = {"broker": topo.broker.pid, **{s: topo.services[s].process.pid for s in SERVICES}}
+    cpu = CpuMeter(pids, postgres=make_url(url).database)
+    cpu.start()
     async with Lag(f"127.0.0.1:{topo.broker_port}", PARTITIONS) as lag:
         while not stop.is_set():
             try:
@@ -139,7 +144,9 @@ async def watch(topo: Topology, url: str, every: float, watch: Watch, stop: asyn
                 rss_mb={name: rss_mb(pid) for name, pid in pids.items()},
                 backlog=await outbox_backlog(url),
                 lag=await lag.read(),
+                cpu_s=cpu.used(),
             ))
+    cpu.stop()
 
 
 async def latencies_by_minute(url: str) -> dict[int, list[float]]:
@@ -155,13 +162,13 @@ async def latencies_by_minute(url: str) -> dict[int, list[float]]:
 
 
 # Where a ticket's time goes, from the rows' own timestamps: (step, from, to). An inbox row's time is
-# when the consumer applied the event, just before its transaction commits.
+# when the consumer claimed the event, as its transaction began to apply it.
 STEPS = (
     ("intake commit", "i.received_at", "io.created_at"),
     ("intake outbox", "io.created_at", "io.sent_at"),
-    ("broker + router", "io.sent_at", "ri.processed_at"),
-    ("router commit + outbox", "ri.processed_at", "ro.sent_at"),
-    ("broker + tracker", "ro.sent_at", "ti.processed_at"),
+    ("broker → router", "io.sent_at", "ri.processed_at"),
+    ("router apply, commit + outbox", "ri.processed_at", "ro.sent_at"),
+    ("broker → tracker", "ro.sent_at", "ti.processed_at"),
 )
 
 
@@ -181,6 +188,19 @@ async def latency_steps(url: str, skip_seconds: float = 60) -> tuple[int, list[t
                        for (name, _, _), values in zip(STEPS, columns_ms)]
 
 
+def cpu_percent(samples: list[Sample], minute: int) -> str:
+    """Each component's CPU over the samples of this minute, in % of one core: whether one of them
+    grows while the rate stays the same."""
+    inside = [s for s in samples if minute * 60 <= s.at <= (minute + 1) * 60]
+    before = [s for s in samples if s.at < minute * 60]
+    first = before[-1] if before else (inside[0] if inside else None)
+    if first is None or not inside or inside[-1].at <= first.at:
+        return "-"
+    last, seconds = inside[-1], inside[-1].at - first.at
+    return "/".join(f"{(last.cpu_s[k] - first.cpu_s[k]) * 100 / seconds:.0f}"
+                    for k in ("broker", *SERVICES, "PostgreSQL"))
+
+
 def print_report(rate: float, minutes: dict[int, list[float]], samples: list[Sample], sent: int, seconds: float,
                  statuses: dict[int, int], steps: tuple[int, list[tuple[str, float, float]]]) -> None:
     print(f"\n== soak: {rate:.0f} tickets/s for {seconds / 60:.1f} min, {os.cpu_count()} cores, "
@@ -188,7 +208,8 @@ def print_report(rate: float, minutes: dict[int, list[float]], samples: list[Sam
     print(f"  sent {sent} (replies {statuses}); tracked {sum(1 for v in minutes.values() for x in v if x != float('inf'))}"
           f" ('open': accepted by intake, not yet tracked {DRAIN_SECONDS} s after the last request)")
     head = (f"  {'min':>3} {'sent':>6} {'open':>5} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} | "
-            f"{'RSS MB broker/intake/router/tracker':>36} | {'outbox i/r/t':>14} | {'lag i/r/t':>14}")
+            f"{'RSS MB broker/intake/router/tracker':>36} | {'outbox i/r/t':>14} | {'lag i/r/t':>14} | "
+            f"{'CPU % broker/intake/router/tracker/PostgreSQL':>45}")
     print(head)
     for minute in sorted(minutes):
         values = minutes[minute]
@@ -201,7 +222,7 @@ def print_report(rate: float, minutes: dict[int, list[float]], samples: list[Sam
         lag = "/".join(str(s.lag[k]) for k in SERVICES)
         print(f"  {minute:>3} {len(values):>6} {len(values) - len(finite):>5} {percentile(done, 50):>7.0f} "
               f"{percentile(done, 95):>7.0f} {percentile(done, 99):>7.0f} {max(done):>7.0f} | {rss:>36} | "
-              f"{backlog:>14} | {lag:>14}")
+              f"{backlog:>14} | {lag:>14} | {cpu_percent(samples, minute):>45}")
     if len(samples) >= 2:
         first, last = samples[0], samples[-1]
         print("  memory, first sample → last: " + ", ".join(
