@@ -104,6 +104,9 @@ def messaging_tables(metadata: MetaData, prefix: str, *, audit: bool = False) ->
     return MessagingTables(outbox, inbox, dead_letters, audit_table(metadata, prefix) if audit else None)
 
 
+SQLITE_CLAIM_ROWS = 5000
+
+
 class Transaction:
     """One database transaction of a service, and the events it owes (the unit of work).
 
@@ -177,15 +180,19 @@ class Transaction:
             given = func.unnest(bindparam("ids", [str(i) for i in topic_of], type_=postgresql.ARRAY(String)),
                                 bindparam("topics", list(topic_of.values()), type_=postgresql.ARRAY(String)),
                                 ).table_valued("event_id", "topic").render_derived()
-            stmt = postgresql.insert(inbox).from_select(
+            statements = [postgresql.insert(inbox).from_select(
                 ["event_id", "topic", "processed_at"],
-                select(given.c.event_id, given.c.topic, bindparam("at", at, type_=UTCDateTime)))
-        else:
-            stmt = sqlite.insert(inbox).values(
-                [{"event_id": i, "topic": topic, "processed_at": at} for i, topic in topic_of.items()])
-        rows = await self.session.execute(stmt.on_conflict_do_nothing(index_elements=[inbox.c.event_id])
-                                          .returning(inbox.c.event_id))
-        return set(rows.scalars())
+                select(given.c.event_id, given.c.topic, bindparam("at", at, type_=UTCDateTime)))]
+        else:  # rows of three parameters, within SQLite's 32,766 a statement whatever the batch setting
+            rows = [{"event_id": i, "topic": topic, "processed_at": at} for i, topic in topic_of.items()]
+            statements = [sqlite.insert(inbox).values(rows[start:start + SQLITE_CLAIM_ROWS])
+                          for start in range(0, len(rows), SQLITE_CLAIM_ROWS)]
+        claimed: set[UUID] = set()
+        for stmt in statements:
+            result = await self.session.execute(stmt.on_conflict_do_nothing(index_elements=[inbox.c.event_id])
+                                                .returning(inbox.c.event_id))
+            claimed.update(result.scalars())
+        return claimed
 
     def append(self, table: Table, row: dict) -> None:
         """Add a row to an append-only log (a timeline …) at the end of the transaction, with others like it.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from bench.records import Record
 from jiesu.consumer import Batched, EventConsumer
@@ -34,6 +35,23 @@ async def test_a_claim_returns_the_ids_no_transaction_claimed_before_and_the_sam
         assert await tx.claim([(a, "t"), (b, "t"), (c, "t")]) == set()
         assert await tx.claim([]) == set()
     assert await _inbox_size(store) == 3
+
+
+async def test_a_batch_far_larger_than_the_default_is_claimed_whole(store):
+    """JIESU_CONSUMER_BATCH has no upper bound; SQLite takes at most 32,766 parameters a statement
+    as built by default (this machine's build allows 250,000: the test sets the default's limit)."""
+    if store.db.dialect == "sqlite":
+        await store.db.engine.dispose()
+
+        @event.listens_for(store.db.engine.sync_engine, "connect")
+        def _default_limit(dbapi_connection, _record):
+            dbapi_connection.driver_connection._connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
+
+    ids = [uuid.uuid4() for _ in range(12_000)]
+    async with store.transaction() as tx:
+        assert await tx.claim([(i, "t") for i in ids]) == set(ids)
+        assert await tx.claim([(i, "t") for i in ids[-10:]] + [(ids[0], "t")]) == set()
+    assert await _inbox_size(store) == 12_000
 
 
 async def test_a_claim_rolls_back_with_its_transaction(store):
