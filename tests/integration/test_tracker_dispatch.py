@@ -4,7 +4,6 @@ ticket ends as it would alone: waiting for a dispatcher, acknowledged only once 
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 from sqlalchemy import event, select
 
