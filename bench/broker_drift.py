@@ -4,8 +4,8 @@
 
 At a steady rate through the production topology (`bench.soak`) every hop through the
 broker slows down minute by minute while the services' CPU stays flat or falls and the
-broker's grows. This takes the
-broker alone, as `jiesu broker` runs it (memory storage): a producer sends ~1.4 kB records
+broker's grows. This takes the broker alone, as `jiesu broker` runs it (memory storage): a
+producer sends ~1.4 kB records
 with acks=all, in the outbox relay's way (a batch of sends, then all the acknowledgements),
 at `--rate` records a second (the soak's 350 tickets/s make about 1,400 messages), and a
 consumer in a group reads them and commits its offsets after every batch, as jiesu's
@@ -85,12 +85,13 @@ async def drift(rate: float, seconds: float) -> None:
             acks.append(time.monotonic() - burst)
             sent += SEND_BATCH
             if time.monotonic() - begun >= report_at:
+                cpu = meter.used()["broker"]
                 print(f"  {time.monotonic() - begun:4.0f} {sent:8,} | "
                       f"{ms(acks, 50):6.1f} / {ms(acks, 95):6.1f} | "
                       f"{ms(commits, 50):8.1f} / {ms(commits, 95):7.1f} | "
                       f"{ms(transit, 50):13.0f} / {ms(transit, 95):12.0f} | "
-                      f"{(meter.used()['broker'] - cpu_before) * 100 / REPORT_EVERY:6.0f}", flush=True)
-                cpu_before = meter.used()["broker"]
+                      f"{(cpu - cpu_before) * 100 / REPORT_EVERY:6.0f}", flush=True)
+                cpu_before = cpu
                 for figures in (acks, commits, transit):
                     figures.clear()
                 report_at += REPORT_EVERY

@@ -91,6 +91,7 @@ class CpuMeter:
     _last: dict[str, dict[int, float]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # the sampler and `used` both update _last
 
     def _read(self) -> dict[str, dict[int, float]]:
         out: dict[str, dict[int, float]] = {}
@@ -102,10 +103,11 @@ class CpuMeter:
         return out
 
     def _remember(self, reading: dict[str, dict[int, float]]) -> None:
-        for name, pids in reading.items():
-            last = self._last.setdefault(name, {})
-            for pid, seconds in pids.items():
-                last[pid] = max(seconds, last.get(pid, 0.0))
+        with self._lock:
+            for name, pids in reading.items():
+                last = self._last.setdefault(name, {})
+                for pid, seconds in pids.items():
+                    last[pid] = max(seconds, last.get(pid, 0.0))
 
     def _sample(self) -> None:
         while not self._stop.wait(0.5):
@@ -128,8 +130,9 @@ class CpuMeter:
     def used(self) -> dict[str, float]:
         """CPU seconds per component from `start` until now, the meter running on."""
         self._remember(self._read())
-        return {name: sum(max(0.0, t - self._seen.get(name, {}).get(pid, 0.0)) for pid, t in pids.items())
-                for name, pids in self._last.items()}
+        with self._lock:
+            return {name: sum(max(0.0, t - self._seen.get(name, {}).get(pid, 0.0)) for pid, t in pids.items())
+                    for name, pids in self._last.items()}
 
 
 def report(used: dict[str, float], tickets: int) -> float:

@@ -36,7 +36,7 @@ from sqlalchemy.engine import make_url
 from bench.cpu import CpuMeter
 from bench.pace import paced
 from bench import tickets
-from bench.records import Record
+from bench.records import records_of
 from bench.topology import analyze, drop_jiesu_tables
 from jiesu.config import Settings
 from jiesu.consumer import EventConsumer
@@ -71,12 +71,6 @@ def events(n: int) -> tuple[list[Envelope], list[Envelope]]:
     return received, decided
 
 
-def records(envelopes: list[Envelope], topic: str, partitions: int) -> list[Record]:
-    return [Record(value=e.to_bytes(), topic=topic, partition=e.ticket_id.int % partitions, offset=i,
-                   key=str(e.ticket_id).encode(), headers=(("event_type", e.event_type.encode()),))
-            for i, e in enumerate(envelopes)]
-
-
 async def run(service: str, n: int, batch: int, postgres: str, profile: bool) -> dict:
     await drop_jiesu_tables(postgres)
     workdir = Path(tempfile.mkdtemp(prefix="jiesu-hop-"))
@@ -90,9 +84,9 @@ async def run(service: str, n: int, batch: int, postgres: str, profile: bool) ->
         consumer = EventConsumer(rt.store(service), handlers)
         received, decided = events(n + batch)
         partitions = settings.topic_partitions
-        feeds = [records(received, topics.RECEIVED, partitions)]
+        feeds = [records_of(received, topics.RECEIVED, partitions)]
         if service == "tracker":
-            feeds.append(records(decided, topics.ASSIGNED, partitions))
+            feeds.append(records_of(decided, topics.ASSIGNED, partitions))
         batches = [feed[i:i + batch] for i in range(0, n + batch, batch) for feed in feeds]
         warm = len(feeds)  # the first batch of each feed
         for chunk in batches[:warm]:

@@ -14,10 +14,10 @@ and its payload validated (pydantic-core and the interpreter, no I/O).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from bench import tickets
 

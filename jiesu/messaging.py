@@ -15,6 +15,7 @@ database when an operator wants to (and the test database) without clashing:
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -107,6 +108,18 @@ def messaging_tables(metadata: MetaData, prefix: str, *, audit: bool = False) ->
 SQLITE_CLAIM_ROWS = 5000
 
 
+@functools.cache
+def _postgresql_claim(inbox: Table):
+    """A consumer's claim on PostgreSQL, built once per inbox: one statement text, whatever the batch's size."""
+    given = func.unnest(bindparam("ids", type_=postgresql.ARRAY(String)),
+                        bindparam("topics", type_=postgresql.ARRAY(String))
+                        ).table_valued("event_id", "topic").render_derived()
+    return (postgresql.insert(inbox)
+            .from_select(["event_id", "topic", "processed_at"],
+                         select(given.c.event_id, given.c.topic, bindparam("at", type_=UTCDateTime)))
+            .on_conflict_do_nothing(index_elements=[inbox.c.event_id]).returning(inbox.c.event_id))
+
+
 class Transaction:
     """One database transaction of a service, and the events it owes (the unit of work).
 
@@ -177,20 +190,16 @@ class Transaction:
             return set()
         inbox, at = self.tables.inbox, utcnow()
         if self.session.bind.dialect.name == "postgresql":
-            given = func.unnest(bindparam("ids", [str(i) for i in topic_of], type_=postgresql.ARRAY(String)),
-                                bindparam("topics", list(topic_of.values()), type_=postgresql.ARRAY(String)),
-                                ).table_valued("event_id", "topic").render_derived()
-            statements = [postgresql.insert(inbox).from_select(
-                ["event_id", "topic", "processed_at"],
-                select(given.c.event_id, given.c.topic, bindparam("at", at, type_=UTCDateTime)))]
-        else:  # rows of three parameters, within SQLite's 32,766 a statement whatever the batch setting
-            rows = [{"event_id": i, "topic": topic, "processed_at": at} for i, topic in topic_of.items()]
-            statements = [sqlite.insert(inbox).values(rows[start:start + SQLITE_CLAIM_ROWS])
-                          for start in range(0, len(rows), SQLITE_CLAIM_ROWS)]
+            result = await self.session.execute(_postgresql_claim(inbox), {
+                "ids": [str(i) for i in topic_of], "topics": list(topic_of.values()), "at": at})
+            return set(result.scalars())
+        # SQLite: rows of three parameters, within its default 32,766 a statement whatever the batch setting
+        rows = [{"event_id": i, "topic": topic, "processed_at": at} for i, topic in topic_of.items()]
         claimed: set[UUID] = set()
-        for stmt in statements:
-            result = await self.session.execute(stmt.on_conflict_do_nothing(index_elements=[inbox.c.event_id])
-                                                .returning(inbox.c.event_id))
+        for start in range(0, len(rows), SQLITE_CLAIM_ROWS):
+            result = await self.session.execute(
+                sqlite.insert(inbox).values(rows[start:start + SQLITE_CLAIM_ROWS])
+                .on_conflict_do_nothing(index_elements=[inbox.c.event_id]).returning(inbox.c.event_id))
             claimed.update(result.scalars())
         return claimed
 

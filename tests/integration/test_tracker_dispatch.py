@@ -8,18 +8,13 @@ import asyncio
 from sqlalchemy import event, select
 
 from bench import tickets as bench_tickets
-from bench.records import Record
+from bench.records import records_of
 from jiesu.consumer import EventConsumer
 from jiesu.migrate import upgrade
 from jiesu.runtime import Runtime
 from schemas import topics
 from schemas.events import DispatchNeeded, Envelope
 from services.tracker.store import tickets, timeline
-
-
-def _records(envelopes: list[Envelope], topic: str) -> list[Record]:
-    return [Record(e.to_bytes(), topic=topic, key=str(e.ticket_id).encode(),
-                   headers=(("event_type", e.event_type.encode()),)) for e in envelopes]
 
 
 def _dispatch(received: Envelope) -> Envelope:
@@ -36,7 +31,7 @@ async def test_a_run_of_dispatch_needed_waits_for_a_dispatcher_and_acknowledges_
     consumer = EventConsumer(store, rt.specs["tracker"].subscriptions(rt)[0].handlers)
     try:
         here, also, early, settled = bench_tickets.received(4, prefix="dispatch")
-        await consumer.process(_records([here, also, settled], topics.RECEIVED))
+        await consumer.process(records_of([here, also, settled], topics.RECEIVED))
         async with store.db.session() as s:  # a dispatcher already decided this one
             await s.execute(tickets.update().where(tickets.c.ticket_id == settled.ticket_id)
                             .values(state="assigned", lead_code="M-CGW"))
@@ -46,7 +41,7 @@ async def test_a_run_of_dispatch_needed_waits_for_a_dispatcher_and_acknowledges_
                      lambda _c, _cur, statement, *_: updates.append(statement)
                      if statement.startswith("UPDATE tracker_tickets") else None)
 
-        await consumer.process(_records([_dispatch(e) for e in (here, also, early, settled)], topics.ASSIGNED))
+        await consumer.process(records_of([_dispatch(e) for e in (here, also, early, settled)], topics.ASSIGNED))
 
         assert len(updates) == 1  # the run's tickets already here, in one statement
         async with store.db.session() as s:
@@ -64,7 +59,7 @@ async def test_a_run_of_dispatch_needed_waits_for_a_dispatcher_and_acknowledges_
         assert tracked[here.ticket_id].state == tracked[also.ticket_id].state == "dispatching"
         assert early.ticket_id not in tracked
 
-        await consumer.process(_records([early], topics.RECEIVED))  # intake's event, late: now it is acknowledged
+        await consumer.process(records_of([early], topics.RECEIVED))  # intake's event, late: now it is acknowledged
         async with store.db.session() as s:
             row = (await s.execute(select(tickets).where(tickets.c.ticket_id == early.ticket_id))).one()
         assert row.state == "dispatching" and row.tracked_event_id is not None and row.subject == early.parsed().subject

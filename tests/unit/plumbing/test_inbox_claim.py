@@ -9,16 +9,9 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import event, func, select
 
-from bench.records import Record
+from bench import tickets
+from bench.records import records_of
 from jiesu.consumer import Batched, EventConsumer
-from schemas.events import Envelope, RoutingReason, TicketAssigned, UnitRef
-
-
-def assigned(ticket_id: uuid.UUID) -> Envelope:
-    return Envelope.wrap(TicketAssigned(number="12345-20261124-000001", kind="complaint",
-                                        lead=UnitRef(code="M-CGW", name="市城管委"),
-                                        reason=RoutingReason(method="rule", rule_id="R-012")),
-                         ticket_id=ticket_id, producer="router")
 
 
 async def _inbox_size(store) -> int:
@@ -71,12 +64,12 @@ async def test_a_batch_applies_each_event_once_whether_it_came_before_or_twice_i
     async def many(tx, items):
         applied.extend(envelope.event_id for envelope, _ in items)
 
-    consumer = EventConsumer(store, {"TicketAssigned": Batched(many)})
-    old, new = assigned(uuid.uuid4()), assigned(uuid.uuid4())
-    await consumer.process([Record(old.to_bytes())])
+    consumer = EventConsumer(store, {"TicketReceived": Batched(many)})
+    old, new = tickets.received(2, prefix="claim")
+    await consumer.process(records_of([old], "tickets.received"))
     before = REGISTRY.get_sample_value("jiesu_events_duplicate_total", {"service": store.name}) or 0
 
-    await consumer.process([Record(new.to_bytes()), Record(old.to_bytes()), Record(new.to_bytes())])
+    await consumer.process(records_of([new, old, new], "tickets.received"))
 
     assert applied == [old.event_id, new.event_id]
     assert REGISTRY.get_sample_value("jiesu_events_duplicate_total", {"service": store.name}) - before == 2
