@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from jiesu import audit
 from jiesu.audit import audit_table
-from jiesu.db import PURGE_CHUNK, Database, UTCDateTime, UUIDStr, delete_in_chunks
+from jiesu.db import PURGE_CHUNK, Database, UTCDateTime, UUIDStr, delete_in_chunks, insert_rows
 from schemas.events import Envelope, utcnow
 
 
@@ -215,7 +215,7 @@ class Transaction:
         owed = [(self.tables.audit, self._audit), (self.tables.outbox, self._outbox), *self._appended.items()]
         for table, rows in owed:
             if rows and table is not None:
-                await self.session.execute(table.insert(), rows)
+                await insert_rows(self.session, table, rows)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from jiesu import audit
 from jiesu.consumer import Batched, is_infrastructure
-from jiesu.db import insert_ignoring_conflicts, one_of, sqlite_on_loop
+from jiesu.db import insert_ignoring_conflicts, insert_rows, one_of, sqlite_on_loop
 from jiesu.errors import ApiError
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
@@ -190,7 +190,7 @@ async def _write(store: ServiceStore, batch: list[_Request]) -> list[Receipt]:
                     await tx.emit(topics.RECEIVED, envelope)
                     created[key] = Receipt(ticket_id=ticket_id, number=numbers[key], received_at=r.received_at,
                                            duplicate_request=False)
-                await tx.session.execute(tickets.insert(), rows)
+                await insert_rows(tx.session, tickets, rows)
         except IntegrityError:
             if len(batch) > 1:
                 raise  # the group commit writes them one by one

@@ -16,7 +16,7 @@ from uuid import UUID
 import yaml
 from sqlalchemy import and_, func, select, update
 
-from jiesu.db import one_of
+from jiesu.db import insert_rows, one_of
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
 from jiesu.text import similarity
@@ -120,7 +120,7 @@ async def route_received_many(tx: Transaction, items: list[tuple[Envelope, Ticke
             open_tickets.setdefault(values["phone_hash"], []).append(values)
         log.info("routed", outcome=d.outcome, lead=d.lead.code if d.lead else None, why=d.why,
                  ticket_id=str(envelope.ticket_id), event_id=str(envelope.event_id))
-    await tx.session.execute(decisions.insert(), rows)
+    await insert_rows(tx.session, decisions, rows)
     await _record_assignments(tx, made)
 
 
@@ -210,7 +210,7 @@ async def _emit_decision(tx: Transaction, ticket_id: UUID, d: Decision, *, numbe
 async def _record_assignments(tx: Transaction, rows: list[dict | None]) -> None:
     rows = [row for row in rows if row]
     if rows:
-        await tx.session.execute(assignments.insert(), rows)
+        await insert_rows(tx.session, assignments, rows)
 
 
 # --- returns (退单) --------------------------------------------------------------------------

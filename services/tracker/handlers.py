@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from uuid import UUID
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import delete, select, update
 
 from jiesu.config import Settings
 from jiesu.consumer import Batched
-from jiesu.db import one_of
+from jiesu.db import insert_rows, one_of, update_rows
 from jiesu.logging import get_logger
 from jiesu.messaging import Transaction
 from schemas import topics
@@ -75,15 +75,10 @@ def _received_values(p: TicketReceived) -> dict:
     )
 
 
-# A run of events updates its tickets with one executemany: the SET columns are the parameters'.
-_UPDATE = update(tickets).where(tickets.c.ticket_id == bindparam("b_ticket_id"))
-
-
 async def _write(tx: Transaction, inserts: list[dict], updates: list[dict]) -> None:
-    if inserts:
-        await tx.session.execute(tickets.insert(), inserts)
-    if updates:
-        await tx.session.execute(_UPDATE, updates)
+    """A run of events writes its tickets with one statement for the new and one for the known."""
+    await insert_rows(tx.session, tickets, inserts)
+    await update_rows(tx.session, tickets, updates, by="ticket_id")
 
 
 async def _received_many(tx: Transaction, items: list[tuple[Envelope, TicketReceived]]) -> None:
@@ -108,7 +103,7 @@ async def _received_many(tx: Transaction, items: list[tuple[Envelope, TicketRece
             if tracked_event_id is None and row.state != TicketState.RECEIVED.value:  # held back until now
                 tracked_event_id = await _acknowledge(tx, envelope, p.number, TicketState(row.state),
                                                       unit_ref(row.lead_code, row.lead_name), row.reply_due)
-            updates.append(dict(b_ticket_id=envelope.ticket_id, updated_at=utcnow(), tracked_event_id=tracked_event_id,
+            updates.append(dict(ticket_id=envelope.ticket_id, updated_at=utcnow(), tracked_event_id=tracked_event_id,
                                 **values))
         await _timeline(tx, envelope, p.operator or p.channel.value,
                         f"受理（{KIND_LABELS[p.kind]}）：{p.subject}", {"channel": p.channel.value})
@@ -203,7 +198,7 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
         if row is None:
             inserts.append(dict(ticket_id=envelope.ticket_id, confidential=False, **values))
         else:
-            updates.append(dict(b_ticket_id=envelope.ticket_id, **values))
+            updates.append(dict(ticket_id=envelope.ticket_id, **values))
         # A first assignment has no units or timers to replace yet; only a re-assignment pays for the clean-up.
         first = row is None or row.assigned_at is None
         if not first:
@@ -230,7 +225,7 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
         await tx.session.execute(delete(ticket_units).where(
             one_of(ticket_units.c.ticket_id, again, tx.session.bind.dialect.name)))
     if units:
-        await tx.session.execute(ticket_units.insert(), units)
+        await insert_rows(tx.session, ticket_units, units)
     await timers.schedule_many(tx, due, clocks.calendar)
     await notify_many(tx, clocks.settings, notices)
 
@@ -254,7 +249,7 @@ async def _dispatch_needed_many(tx: Transaction, items: list[tuple[Envelope, Dis
         if row is None:
             inserts.append(dict(ticket_id=envelope.ticket_id, confidential=False, co_handlers=[], **values))
         else:
-            updates.append(dict(b_ticket_id=envelope.ticket_id, **values))
+            updates.append(dict(ticket_id=envelope.ticket_id, **values))
         await _timeline(tx, envelope, "router", f"转人工派单：{p.why}", {})
     await _write(tx, inserts, updates)
 

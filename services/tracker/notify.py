@@ -20,6 +20,7 @@ from email.message import EmailMessage
 from sqlalchemy import select, update
 
 from jiesu.config import Settings
+from jiesu.db import insert_rows
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
 from jiesu.privacy import redact_phones
@@ -94,7 +95,7 @@ async def notify_many(tx: Transaction, settings: Settings | None, notices: list[
     now = utcnow()
     rows = [_notification(row, unit_code, kind, message, now) for row, unit_code, kind, message in notices if unit_code]
     if rows:
-        await tx.session.execute(notifications.insert(), rows)
+        await insert_rows(tx.session, notifications, rows)
 
 
 def _base_url(settings: Settings) -> str:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
+from jiesu.db import insert_rows
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
 from schemas import topics
@@ -85,7 +86,7 @@ async def schedule(tx: Transaction, ticket_id, state: str, t, calendar) -> None:
     rows = [{"ticket_id": ticket_id, "kind": kind, "due_at": due} for kind, due in wanted
             if kind not in fired or due > fired[kind]]
     if rows:
-        await tx.session.execute(timers.insert(), rows)
+        await insert_rows(tx.session, timers, rows)
 
 
 async def schedule_many(tx: Transaction, due: list[tuple], calendar) -> None:
@@ -102,7 +103,7 @@ async def schedule_many(tx: Transaction, due: list[tuple], calendar) -> None:
         else:
             await schedule(tx, ticket_id, state, t, calendar)
     if rows:
-        await tx.session.execute(timers.insert(), rows)
+        await insert_rows(tx.session, timers, rows)
 
 
 def instance_name() -> str:
