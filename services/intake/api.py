@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from jiesu import audit
+from jiesu import attachment_grants, audit
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.web import RuntimeDep, require
@@ -132,12 +132,22 @@ async def get_ticket(number: str, rt: RuntimeDep, user: Operator) -> dict:
 
 
 @api.get("/tickets/{number}/attachments/{sha256}", response_class=FileResponse)
-async def attachment(number: str, sha256: str, rt: RuntimeDep,
-                     user: Annotated[User, Depends(require(Role.OPERATOR, Role.DISPATCHER, Role.SUPERVISOR))]):
+async def attachment(number: str, sha256: str, rt: RuntimeDep, user: Annotated[User, Depends(require())],
+                     grant: Annotated[str | None, Query(max_length=1000, description=(
+                         "a download grant the tracker signed for this user, ticket and file (department "
+                         "staff, who may open only their own department's tickets)"))] = None):
     """One attachment of a ticket, always as a download: never rendered or run in the browser.
 
+    Operators, dispatchers and supervisors may open any; anyone else needs a grant, because only
+    the tracker knows whose department a ticket is in. A grant that is sent is always checked.
     A citizen's photo or scan is personal data: each download is written to the audit trail.
     """
+    details: dict = {"role": user.role.value}
+    if grant is not None:
+        granted = attachment_grants.check(rt.secret, grant, number=number, sha256=sha256, user=user)
+        details.update(department=granted.department, via="grant")
+    elif not user.has(Role.OPERATOR, Role.DISPATCHER, Role.SUPERVISOR):
+        raise ApiError(403, "forbidden", "您的角色无权执行此操作", "Your role may not do this")
     store = rt.store("intake")
     async with store.db.session() as s:
         row = (await s.execute(select(tickets.c.ticket_id, tickets.c.attachments)
@@ -147,7 +157,7 @@ async def attachment(number: str, sha256: str, rt: RuntimeDep,
         if meta is None or not path.is_file():
             raise ApiError(404, "attachment_not_found", "没有这个附件", "No such attachment on this ticket")
         await audit.record(s, store.tables.audit, "download_attachment", ticket_id=row.ticket_id,
-                           details={"role": user.role.value, "sha256": sha256})
+                           details={**details, "sha256": sha256})
     return FileResponse(path, media_type=meta["content_type"], filename=meta["filename"],
                         content_disposition_type="attachment",
                         headers={"Content-Security-Policy": "default-src 'none'; sandbox",

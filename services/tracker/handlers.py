@@ -72,6 +72,7 @@ def _received_values(p: TicketReceived) -> dict:
         description=p.description, citizen_name=p.citizen.name, citizen_phone=p.citizen.phone,
         confidential=p.citizen.confidential, district=p.location.district, street=p.location.street,
         address=p.location.address, received_at=p.received_at,
+        attachments=[a.model_dump() for a in p.attachments],
     )
 
 

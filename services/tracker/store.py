@@ -64,6 +64,9 @@ tickets = Table(
     Column("outcome", String(32), nullable=True),  # how it was closed
     Column("closed_at", UTCDateTime, nullable=True),
     Column("supervised", Boolean, nullable=False, default=False, server_default=false()),
+    # The citizen's files as intake keeps them (filename, content_type, size, sha256), to list and
+    # grant downloads of; NULL for tickets received before tracker_0009.
+    Column("attachments", JSON, nullable=True),
 )
 Index("ix_tracker_tickets_lead_state", tickets.c.lead_code, tickets.c.state)
 

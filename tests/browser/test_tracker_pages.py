@@ -1,10 +1,14 @@
-"""A supervisor logs in and finds a ticket logged over the API, with its department and deadline."""
+"""A supervisor logs in and finds a ticket logged over the API, with its department and deadline;
+department staff find a citizen's photo on their ticket and download it."""
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from schemas.enums import Role
+from tests.integration.test_intake_letters import PNG, quick_challenge, staff, tracked  # noqa: F401 (fixtures)
+from tests.integration.test_tracker_attachments import write_online
 
 pytestmark = pytest.mark.browser
 
@@ -41,3 +45,21 @@ async def test_supervisor_sees_the_routed_ticket_with_its_deadline(live, browser
     assert "<script>alert(1)</script>" in body  # shown as text, never run
     assert alerts == []
     await page.screenshot(path=str(live.settings.data_dir / "ticket.png"))
+
+
+async def test_department_staff_find_the_citizens_photo_on_their_ticket_and_download_it(live, browser, login, staff,
+                                                                                      quick_challenge):
+    number = await write_online(live, PNG)
+    lead = (await tracked(staff, number))["lead"]["code"]
+    await live.user("lead-staff", Role.DEPARTMENT, department=lead)
+
+    page = await browser.new_page()
+    await login(page, live.url, "lead-staff")
+    await page.goto(f"{live.url}/tracker/tickets/{number}")
+    row = page.locator("#attachments tr", has_text="现场.png")
+    assert "image/png" in await row.inner_text() and f"{len(PNG)} 字节" in await row.inner_text()
+    async with page.expect_download() as started:
+        await row.get_by_role("link", name="下载").click()
+    download = await started.value
+    assert download.suggested_filename == "现场.png"
+    assert Path(await download.path()).read_bytes() == PNG
