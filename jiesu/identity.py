@@ -221,8 +221,11 @@ class IdentityStore:
     async def revoke_tokens_named(self, username: str, name: str) -> int:
         """Revoke the user's tokens of this name still in use (only hashes are kept: an administrator
         knows a token by its name, not its value); how many. Other processes refuse them once their
-        cached look-up expires (TOKEN_CACHE_SECONDS)."""
-        owner = select(UserRow.id).where(UserRow.username == username).scalar_subquery()
+        cached look-up expires (TOKEN_CACHE_SECONDS). An unknown user is a LookupError, as for `tokens`."""
+        async with self.db.session() as s:
+            owner = await s.scalar(select(UserRow.id).where(UserRow.username == username))
+        if owner is None:
+            raise LookupError(username)
         return await self._revoke(ApiTokenRow.user_id == owner, ApiTokenRow.name == name)
 
     async def _revoke(self, *where) -> int:

@@ -65,5 +65,7 @@ def test_a_token_listed_by_name_and_revoked_by_name_no_longer_authenticates(sett
 def test_unknown_users_and_missing_names_are_refused_in_chinese_and_english(settings, capsys):
     assert _token(settings, "nobody", "--list") == 2
     assert "没有此用户 / no such user: nobody" in capsys.readouterr().err
+    assert _token(settings, "nobody", "portal", "--revoke") == 2
+    assert "没有此用户 / no such user: nobody" in capsys.readouterr().err
     assert cmd_token(Namespace(username="op", name=None, list=False, revoke=True), settings) == 2
     assert "give the token's name" in capsys.readouterr().err
