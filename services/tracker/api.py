@@ -60,9 +60,13 @@ async def list_tickets(
 
 @api.get("/tickets/{ref}")
 async def get_ticket(ref: str, rt: RuntimeDep, user: Reader) -> dict:
-    """One ticket by id or number, with its timeline."""
+    """One ticket by id or number, with its timeline and the citizen's files.
+
+    Each file's `url` downloads it from intake for this user alone, within 10 minutes.
+    """
     row, events = await _get(rt, user, ref)
-    return {**queries.ticket_view(row, user, utcnow()), "timeline": events}
+    return {**queries.ticket_view(row, user, utcnow()), "timeline": events,
+            "attachments": queries.attachment_links(rt.secret, user, row)}
 
 
 # --- actions (JSON) -------------------------------------------------------------------

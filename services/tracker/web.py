@@ -117,20 +117,8 @@ async def _ticket_context(rt, user: User, ref: str) -> dict:
 
 
 def _attachments(secret: str, user: User, row) -> list[dict]:
-    """The citizen's files, each with a download link that intake opens for this user alone, for a few minutes.
-
-    Intake keeps the files but cannot know whose department a ticket is in; this page has just
-    found that the user may see the ticket, so it vouches for that in a signed grant.
-    """
-    if not row.number:
-        return []
-    out = []
-    for a in row.attachments or []:
-        grant = attachment_grants.sign(secret,
-                                       attachment_grants.AttachmentGrant.for_user(user, row.number, a["sha256"]))
-        url = f"/api/v1/intake/tickets/{quote(row.number)}/attachments/{a['sha256']}?grant={quote(grant)}"
-        out.append({**a, "size_label": human_size(a["size"]), "url": url})
-    return out
+    """The citizen's files with their download links (queries.attachment_links) and sizes as people read them."""
+    return [{**a, "size_label": human_size(a["size"])} for a in queries.attachment_links(secret, user, row)]
 
 
 def human_size(size: int) -> str:

@@ -114,6 +114,12 @@ async def test_department_staff_download_their_tickets_photo_and_nothing_else(li
         assert (await client.get(link, headers=mine)).content == PNG
         assert [r.actor for r in await downloads(live)] == ["lead-staff", "lead-staff"]  # one row per download
 
+        # A department's own system reads the ticket over the API with the same links.
+        [listed] = (await client.get(f"/api/v1/tracker/tickets/{first}", headers=mine)).json()["attachments"]
+        assert (listed["filename"], listed["size"], listed["sha256"]) == ("现场.png", len(PNG), sha)
+        assert (await client.get(listed["url"], headers=mine)).content == PNG
+        assert (await client.get(f"/api/v1/tracker/tickets/{first}", headers=theirs)).status_code == 404
+
 
 async def test_a_ticket_received_before_the_tracker_kept_attachments_lists_none(live, staff, quick_challenge):
     number = await write_online(live, PNG)
