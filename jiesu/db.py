@@ -397,7 +397,8 @@ def _arrays(given: list[tuple[str, Callable | None]], rows: list[dict]) -> dict[
 
 
 def _unnested(columns: list, dialect) -> tuple[str, list[str]]:
-    """`unnest(…) AS u(c0, c1, …)` for arrays of these columns' values, and each value as the column's type.
+    """`unnest(…) WITH ORDINALITY AS u(c0, c1, …, n)` for arrays of these columns' values (`u.n` numbers
+    the rows from 1), and each value as the column's type.
 
     JSON travels as text (serialised as SQLAlchemy serialises it) and is cast row by row.
     """
@@ -408,7 +409,7 @@ def _unnested(columns: list, dialect) -> tuple[str, list[str]]:
         arrays.append(f"CAST(:c{i} AS {'TEXT' if json else sql_type}[])")
         values.append(f"CAST(u.c{i} AS {sql_type})" if json else f"u.c{i}")
     names = ", ".join(f"c{i}" for i in range(len(columns)))
-    return f"unnest({', '.join(arrays)}) AS u({names})", values
+    return f"unnest({', '.join(arrays)}) WITH ORDINALITY AS u({names}, n)", values
 
 
 def _processor(column: Column, dialect) -> Callable | None:
@@ -420,7 +421,8 @@ def _unnest_insert(table: Table, keys: tuple[str, ...], dialect):
     """The INSERT … SELECT FROM unnest(…) for these columns of a table, or None where it cannot serve.
 
     Columns the rows leave out get their Python-side default per row (as SQLAlchemy's insert
-    gives them), or are left to the server's.
+    gives them), or are left to the server's. Rows go in their given order, so serial ids follow
+    it as an executemany's do: the outbox relay publishes a ticket's events in id order.
     """
     defaulted = []
     for column in table.columns:
@@ -433,7 +435,7 @@ def _unnest_insert(table: Table, keys: tuple[str, ...], dialect):
     source, values = _unnested(columns, dialect)
     names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in columns)
     statement = text(f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({names}) "
-                     f"SELECT {', '.join(values)} FROM {source}")
+                     f"SELECT {', '.join(values)} FROM {source} ORDER BY u.n")  # ids in the rows' order
     defaults = []
     for column in defaulted:
         default, process = column.default, _processor(column, dialect)
