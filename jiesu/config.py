@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     router_threshold: float = Field(default=0.6, ge=0, le=1)  # below: a dispatcher decides
     model_dir: Path | None = None  # router's trained models (default data_dir/models)
     timer_poll_seconds: float = Field(default=0.5, gt=0)  # tracker timers: how often due rows are claimed
+    # A supervision order (督办单) its unit let fall due unanswered is escalated once (逾期升级), and the unit
+    # given this many working days from then to answer.
+    supervision_escalation_working_days: int = Field(default=2, ge=1)
 
     directory_file: Path | None = None  # router's department directory (YAML)
     calendar_file: Path | None = None  # tracker's working-calendar overrides (YAML)

@@ -17,7 +17,7 @@ from services.tracker.domain.sla import SlaPolicy
 from services.tracker.notify import DeliveryWorker
 from services.tracker.rollup import RollupWorker
 from services.tracker.store import messaging, metadata
-from services.tracker.supervision import hub, sup, sup_api
+from services.tracker.supervision import escalate_forever, hub, sup, sup_api
 from services.tracker.timers import TimerLoop
 from services.tracker.web import pages
 
@@ -62,11 +62,15 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
 
 
 def background(rt: Runtime) -> list:
-    """Timers (warnings, reminders, supervision orders) and notification delivery, in every instance."""
+    """Timers (warnings, reminders, supervision orders), the escalation of orders left unanswered past their
+    date, and notification delivery, in every instance."""
     store = rt.store("tracker")
 
     async def timer_loop() -> None:
         await TimerLoop(store, rt.state["tracker.clocks"], on_fired=hub(rt).notify).run(rt.settings.timer_poll_seconds)
+
+    async def order_escalation() -> None:
+        await escalate_forever(store, rt.state["tracker.clocks"], rt.settings.supervision_escalation_working_days)
 
     async def deliveries() -> None:
         await DeliveryWorker(store, rt.settings, rt.http).run(max(rt.settings.timer_poll_seconds, 0.5))
@@ -74,7 +78,7 @@ def background(rt: Runtime) -> list:
     async def rollups() -> None:
         await RollupWorker(store, rt.state["tracker.clocks"].calendar.timezone).run()
 
-    return [timer_loop, deliveries, rollups]
+    return [timer_loop, order_escalation, deliveries, rollups]
 
 
 

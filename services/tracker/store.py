@@ -209,8 +209,14 @@ supervision_orders = Table(
     Column("closed_at", UTCDateTime, nullable=True),
     Column("closed_by", String(64), nullable=True),
     Column("closing_note", Text, nullable=True),
+    # 逾期升级: when the order, unanswered past its date, was escalated (once) and given a new due_at.
+    Column("escalated_at", UTCDateTime, nullable=True),
 )
 Index("ix_tracker_supervision_orders_created", supervision_orders.c.created_at)
+# The orders escalation may still claim, by date: the escalator's look, every poll, stays a probe of a few rows.
+Index("ix_tracker_supervision_orders_awaiting", supervision_orders.c.due_at,
+      postgresql_where=text("escalated_at IS NULL AND responded_at IS NULL AND closed_at IS NULL"),
+      sqlite_where=text("escalated_at IS NULL AND responded_at IS NULL AND closed_at IS NULL"))
 
 # Each assignment of a ticket to a unit and each return (退单) by it, for the return rate:
 # the ticket row only remembers its current lead. Written in the same transaction as the change.

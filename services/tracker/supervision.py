@@ -1,5 +1,6 @@
 """督查室 pages: the live overdue ledger, supervision orders, the department scorecard,
-trends and hotspots, the wall screen and the published reports.
+trends and hotspots, the wall screen and the published reports; and the escalation of
+orders left unanswered past their date (逾期升级), which runs beside the timers.
 
 Supervisors and admins only (department staff never see other units' figures); the
 one exception is a department answering a supervision order addressed to its own unit.
@@ -10,25 +11,34 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 
+from jiesu import audit
 from jiesu.errors import ApiError
 from jiesu.identity import User
+from jiesu.logging import get_logger
+from jiesu.messaging import ServiceStore
 from jiesu.web import RuntimeDep, page, require
 from schemas.enums import CHANNEL_LABELS, KIND_LABELS, Role
 from schemas.events import new_event_id, utcnow
 from services.tracker import hotspots as hot, queries, reports, rollup, stats, timers
+from services.tracker.domain.escalation import KEY, Escalation, escalated_due
 from services.tracker.ledger import LATENESS, SORTS, LedgerFilter, LedgerHub, ledger
-from services.tracker.notify import notify
+from services.tracker.notify import notify, notify_many
 from services.tracker.store import supervision_orders, tickets, timeline
+
+if TYPE_CHECKING:
+    from services.tracker.handlers import Clocks
 
 sup = APIRouter(prefix="/tracker/sup", include_in_schema=False)
 sup_api = APIRouter(prefix="/api/v1/tracker/supervision", tags=["supervision"])
+
+log = get_logger(__name__)
 
 Supervisor = Annotated[User, Depends(require(Role.SUPERVISOR))]
 Responder = Annotated[User, Depends(require(Role.SUPERVISOR, Role.DEPARTMENT))]
@@ -177,7 +187,8 @@ async def ledger_bulk(request: Request, rt: RuntimeDep, user: Supervisor) -> Res
 
 # --- 督办单 -----------------------------------------------------------------------------
 
-ORDER_TABS = {"open": "待回复", "responded": "已回复待销号", "overdue": "逾期未回复", "closed": "已销号", "all": "全部"}
+ORDER_TABS = {"open": "待回复", "responded": "已回复待销号", "overdue": "逾期未回复", "escalated": "已升级",
+              "closed": "已销号", "all": "全部"}
 
 
 @sup.get("/orders", response_class=HTMLResponse)
@@ -190,6 +201,7 @@ async def orders_page(request: Request, rt: RuntimeDep, user: Supervisor,
     conds = {"open": [o.responded_at.is_(None), o.closed_at.is_(None)],
              "responded": [o.responded_at.is_not(None), o.closed_at.is_(None)],
              "overdue": [o.responded_at.is_(None), o.closed_at.is_(None), o.due_at < now],
+             "escalated": [o.escalated_at.is_not(None)],  # 逾期升级 once, answered since or not
              "closed": [o.closed_at.is_not(None)], "all": []}
     tab = tab if tab in conds else "open"
     extra = [o.level == level] if level in ("normal", "key") else []
@@ -199,7 +211,7 @@ async def orders_page(request: Request, rt: RuntimeDep, user: Supervisor,
         rows = (await s.execute(
             select(supervision_orders, tickets.c.number, tickets.c.subject, tickets.c.lead_name, tickets.c.state)
             .join(tickets, tickets.c.ticket_id == o.ticket_id).where(*conds[tab], *extra)
-            .order_by(o.level.desc(), o.due_at).limit(300))).all()
+            .order_by((o.level == KEY).desc(), o.due_at).limit(300))).all()  # 重点 first
     return page(request, "tracker_sup_orders.html", title="督办单", rows=rows, tab=tab, tabs=ORDER_TABS,
                 counts=counts, level=level, now=now, done=done)
 
@@ -245,6 +257,79 @@ async def close_order(rt, user: User, order_no: str, note: str) -> None:
             actor=(user.display_name or user.username)[:64],
             summary=f"督办单 {order_no} 办结销号" + (f"：{note.strip()}" if note.strip() else ""),
             data={"by": user.username, "order_no": order_no}))
+
+
+# --- 督办单逾期升级 ---------------------------------------------------------------------
+
+ESCALATION_BATCH = 100  # orders one transaction escalates at most; a backlog takes several in a row
+# Orders fall due at the close of a working day, and nobody waits on their escalation to the second: a look a
+# minute is soon enough, where the timers' half-second pace would cost 120 times as many idle reads.
+ESCALATION_POLL_SECONDS = 60.0
+
+
+def _escalation_owed(now: dt.datetime) -> tuple[ColumnElement[bool], ...]:
+    """An order its unit still owes an answer to, past its date and never escalated: the only kind escalation
+    may claim. The look for work and the claim use the same conditions, and the claim re-checks them."""
+    o = supervision_orders.c
+    return o.escalated_at.is_(None), o.responded_at.is_(None), o.closed_at.is_(None), o.due_at <= now
+
+
+async def escalate_overdue_orders(store: ServiceStore, clocks: Clocks, working_days: int, *,
+                                  now: dt.datetime | None = None, batch: int = ESCALATION_BATCH) -> int:
+    """逾期升级: escalate up to `batch` orders whose unit let them fall due unanswered; answers how many.
+
+    Nothing owed costs one read of the partial index ix_tracker_supervision_orders_awaiting, on a reading
+    session (on SQLite it takes no write lock). What it finds is claimed by one conditional UPDATE … RETURNING
+    that re-checks every condition, so of several tracker instances looking at once each order is escalated
+    by exactly one (PostgreSQL makes the later UPDATE wait for the first and re-read the row, which no longer
+    qualifies). In the same transaction: the ticket's timeline, a reminder (催办) to the order's unit, which
+    mail and webhook delivery follow, and a row in the audit trail. No event: nothing consumes supervision
+    events, and the answer and the closure of an order emit none either.
+    """
+    now = now or utcnow()
+    o = supervision_orders.c
+    async with store.db.reading() as s:
+        owed = {r.order_no: r for r in (await s.execute(
+            select(o.order_no, o.level, o.due_at).where(*_escalation_owed(now)).order_by(o.due_at).limit(batch)))}
+    if not owed:
+        return 0
+    due = escalated_due(clocks.calendar, now, working_days)
+    async with store.transaction() as tx:
+        claimed = (await tx.session.execute(
+            update(supervision_orders).where(o.order_no.in_(list(owed)), *_escalation_owed(now))
+            .values(level=KEY, escalated_at=now, due_at=due)
+            .returning(o.order_no, o.ticket_id, o.unit_code))).all()
+        rows = await queries.tickets_by_id(tx.session, {c.ticket_id for c in claimed})
+        notices = []
+        for c in claimed:
+            before = owed[c.order_no]  # its level and date as read: only an escalation changes them
+            e = Escalation(order_no=c.order_no, from_level=before.level, previous_due=before.due_at, due_at=due)
+            said = e.describe(clocks.calendar.timezone)
+            tx.append(timeline, dict(ticket_id=c.ticket_id, event_id=new_event_id(), event_type="SupervisionEscalated",
+                                     at=now, actor="system", summary=said, data=e.details()))
+            tx.append(tx.tables.audit, audit.entry("SupervisionEscalated", ticket_id=c.ticket_id, details=e.details()))
+            row = rows.get(c.ticket_id)
+            if row is not None:
+                notices.append((row, c.unit_code, "reminder", f"催办：工单 {row.number} 的{said}。"))
+        await notify_many(tx, clocks.settings, notices)
+    if claimed:
+        log.info("supervision orders escalated", orders=[c.order_no for c in claimed])
+    return len(claimed)
+
+
+async def escalate_forever(store: ServiceStore, clocks: Clocks, working_days: int,
+                           poll_seconds: float = ESCALATION_POLL_SECONDS) -> None:
+    """The background job of every tracker instance: escalate what is owed (at once on start, so a tracker
+    that was down catches up), then look again every `poll_seconds`."""
+    while True:
+        try:
+            if await escalate_overdue_orders(store, clocks, working_days) < ESCALATION_BATCH:
+                await asyncio.sleep(poll_seconds)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - database away or a conflict: the next look tries again
+            log.warning("supervision order escalation failed", error=repr(exc))
+            await asyncio.sleep(poll_seconds)
 
 
 @sup.post("/orders/{order_no}/respond")

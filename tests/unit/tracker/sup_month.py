@@ -116,10 +116,11 @@ LOG = [
 ORDERS = [
     {"order_no": "DB-a6-1", "ticket_id": _id("a6"), "level": "normal", "unit_code": A, "reason": "超期未答复",
      "due_at": T0 + 12 * D, "created_at": T0 + 9 * D, "by": "system", "response": None, "responded_at": None,
-     "responded_by": None},
+     # Marked escalated so that the live system's escalation job leaves this October history as it is.
+     "responded_by": None, "escalated_at": T0 + 12 * D},
     {"order_no": "DB-a7-1", "ticket_id": _id("a7"), "level": "key", "unit_code": A, "reason": "超期未签收",
      "due_at": T0 + 13 * D, "created_at": T0 + 10 * D, "by": "sup", "response": "已安排专人办理",
-     "responded_at": T0 + 11 * D, "responded_by": "cgw"},
+     "responded_at": T0 + 11 * D, "responded_by": "cgw", "escalated_at": None},
 ]
 
 

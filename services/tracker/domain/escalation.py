@@ -1,0 +1,55 @@
+"""Escalation of a supervision order (督办单逾期升级) its unit let fall due unanswered.
+
+Every 12345 centre escalates an order the unit did not answer (督办回复) by its date: once,
+to key supervision (重点督办), with a new answer date a few working days on. The date is
+counted on the same working calendar as every other deadline, so a weekend or a statutory
+holiday never eats the unit's time, and from the moment of the escalation (when the unit is
+told), so a tracker that was down for a while still leaves the unit its full working days.
+An order that was key already keeps its level and gets the same push and reminder. Pure
+rules; `supervision.escalate_overdue_orders` claims the orders and applies them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from services.tracker.domain.calendar import WorkingCalendar
+
+KEY = "key"  # 重点督办: what every escalated order becomes
+
+
+def escalated_due(calendar: WorkingCalendar, at: dt.datetime, working_days: int) -> dt.datetime:
+    """The new answer date of an order escalated at `at`: close of business on the `working_days`-th
+    working day after the day of `at` (the day of the escalation never counts, as for every deadline)."""
+    return calendar.add_working_days(at, working_days)
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """What one overdue order became."""
+
+    order_no: str
+    from_level: str  # normal 一般 | key 重点, before the escalation
+    previous_due: dt.datetime  # the date the unit missed
+    due_at: dt.datetime  # the new one
+
+    @property
+    def level(self) -> str:
+        return KEY
+
+    @property
+    def promoted(self) -> bool:
+        """Whether the escalation raised the level (一般 → 重点), rather than chasing a key order again."""
+        return self.from_level != KEY
+
+    def describe(self, tz: ZoneInfo) -> str:
+        """One sentence for the ticket's timeline and the unit's reminder, the date in local time."""
+        what = "已升级为重点督办" if self.promoted else "重点督办再次催办"
+        return f"督办单 {self.order_no} 逾期未回复，{what}，请于 {self.due_at.astimezone(tz):%Y-%m-%d %H:%M} 前回复"
+
+    def details(self) -> dict[str, str]:
+        """The facts kept with the timeline entry and the audit row (JSON)."""
+        return {"order_no": self.order_no, "from_level": self.from_level, "level": self.level,
+                "previous_due": self.previous_due.isoformat(), "due_at": self.due_at.isoformat()}
