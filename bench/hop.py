@@ -38,6 +38,7 @@ from bench.pace import paced
 from bench import tickets
 from bench.records import records_of
 from bench.topology import analyze, drop_jiesu_tables
+from jiesu.app import settle_heap
 from jiesu.config import Settings
 from jiesu.consumer import EventConsumer
 from jiesu.logging import configure
@@ -80,6 +81,7 @@ async def run(service: str, n: int, batch: int, postgres: str, profile: bool) ->
     rt = Runtime.create(settings, [service], bootstrap="unused:9092")
     try:
         await rt.specs[service].setup(rt)
+        settle_heap()  # as `jiesu run` does once started
         handlers = rt.specs[service].subscriptions(rt)[0].handlers
         consumer = EventConsumer(rt.store(service), handlers)
         received, decided = events(n + batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -27,6 +28,28 @@ def build_app(settings: Settings, services: list[str], *, bootstrap: str | None 
                       opentelemetry=settings.opentelemetry)
 
 
+# Allocations between two collections of the youngest generation (CPython's default is 700).
+GC_YOUNGEST_THRESHOLD = 5000
+
+
+def settle_heap() -> None:
+    """Leave what start-up built out of the garbage collector's passes, and collect the young less often.
+
+    A service holds some 240,000 objects from start-up (modules, tables, schemas, routes, the
+    router's model and directory) for as long as it runs, yet every full collection walked them
+    all again, and requests and batches that live a few hundred milliseconds set one off about
+    once a second: under load the collector took 19 % of intake's CPU, 11 % of the tracker's and
+    7 % of the router's. Frozen, start-up's objects are never scanned; collected every 5,000
+    allocations, fewer short-lived objects live long enough to be promoted. The collector's share
+    fell below 2 % and a ticket's CPU by about a tenth (`jiesu bench --mode services`). Objects
+    frozen here are still freed when their last reference goes; only a cycle among them (a
+    reloaded model's, say) would stay until the process ends.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNGEST_THRESHOLD, *gc.get_threshold()[1:])
+
+
 async def serve(app: FastAPI, host: str, port: int, *, on_ready=None) -> None:
     # Off the hot paths aiosqlite hands each statement to a thread and back (jiesu.db); with
     # the default 5 ms GIL switch interval each hand-off can wait that long under load.
@@ -40,8 +63,10 @@ async def serve(app: FastAPI, host: str, port: int, *, on_ready=None) -> None:
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():
         await asyncio.sleep(0.05)
-    if server.started and on_ready:
-        on_ready()
+    if server.started:
+        settle_heap()  # start-up is over: the services, their models and caches are built
+        if on_ready:
+            on_ready()
     await task
 
 
