@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     attachments_dir: Path | None = None  # intake's uploaded files, outside the web root (default data_dir/attachments)
     smtp_listen_port: int = 0  # intake's SMTP/LMTP listener for the mayor's mailbox (0 = off)
     smtp_listen_host: str = "127.0.0.1"
-    mail_host: str = ""  # outgoing mail (department notifications); empty = no e-mail
+    mail_host: str = ""  # outgoing mail (department notifications, citizens' receipts); empty = no e-mail
     mail_port: int = 25
     mail_from: str = "jiesu@localhost"
     webhook_url: str = ""  # city messaging system; empty = no webhook

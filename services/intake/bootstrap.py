@@ -22,7 +22,8 @@ register_nav("来电登记", "/intake/console", (Role.OPERATOR,), order=5, acces
 
 
 async def setup(rt: Runtime) -> None:
-    return None
+    # New tickets owe a receipt by e-mail only when there is a mail server to send it through.
+    rt.store("intake").local[service.ACKNOWLEDGE] = bool(rt.settings.mail_host)
 
 
 def subscriptions(rt: Runtime) -> list[Subscription]:
@@ -47,12 +48,15 @@ def background(rt: Runtime):
                 await service.reconcile_stuck(rt.store("intake"),
                                               older_than=timedelta(seconds=settings.reconcile_after_seconds))
                 await service.purge_rate_limits(rt.store("intake"))
+                await mail.purge_acknowledgements(rt.store("intake"), timedelta(days=settings.outbox_retention_days))
             except Exception as exc:  # noqa: BLE001 - the next pass retries
                 service.log.warning("reconciliation pass failed", error=repr(exc))
 
     jobs = [reconcile_loop]
     if settings.smtp_listen_port:
         jobs.append(mail.listener(rt))
+    if settings.mail_host:
+        jobs.append(mail.acknowledger(rt))
     return jobs
 
 

@@ -6,23 +6,39 @@ Message-ID answers with the ticket already created. The SMTP reply says what hap
 250 with the ticket number, 550 for a letter that cannot become a ticket (the sender's
 server bounces it with the reason), 451 when intake cannot store it now (the sender's
 server retries later).
+
+Whoever gives an e-mail address (here, or on a web form) gets a receipt (受理回执) by mail
+with the ticket number and where to look up progress, once per ticket: the ticket's
+transaction owes it as a row of intake_acknowledgements, and `acknowledger` sends those
+rows with jiesu.mailer's retrying loop. A letter's receipt answers the letter (In-Reply-To),
+so that it sits in the citizen's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 from aiosmtpd.smtp import SMTP
 from pydantic import ValidationError
 
+from jiesu.config import Settings
+from jiesu.db import delete_in_chunks
 from jiesu.logging import get_logger
+from jiesu.mailer import DeliveryLoop, public_base_url, send_mail
+from jiesu.messaging import ServiceStore
 from jiesu.runtime import Runtime
+from schemas.events import utcnow
 from schemas.enums import Channel
 from services.intake import files, service
 from services.intake.domain import attachments as attachment_rules
 from services.intake.domain import letters
 from services.intake.domain.submission import MAX_DESCRIPTION, MAX_SUBJECT, TicketSubmission
+from services.intake.store import acknowledgements
 
 log = get_logger(__name__)
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # five 5 MB attachments, base64-encoded, and the text
@@ -62,12 +78,17 @@ class LetterHandler:
             kept = await files.keep(self.rt.settings, checked)
             receipt = await service.accept(self.rt.store("intake"), sub, channel=Channel.EMAIL, operator=None,
                                            idempotency_key=None, tz=ZoneInfo(self.rt.settings.timezone),
-                                           attachments=kept)
+                                           attachments=kept, in_reply_to=_threading_id(letter))
         except Exception as exc:  # noqa: BLE001 - database or disk trouble: the sender retries
             log.error("mail not stored", message_id=letter.message_id, error=repr(exc))
             return "451 4.3.0 Temporarily unable to accept the letter; try again later"
         log.info("letter by e-mail", number=receipt.number, retry=receipt.duplicate_request)
         return f"250 2.0.0 Accepted as ticket {receipt.number}"
+
+
+def _threading_id(letter: letters.Letter) -> str | None:
+    """The letter's Message-ID as a header value; None when it had none (letters.parse made up a digest)."""
+    return None if letter.message_id.startswith("sha256:") else f"<{letter.message_id}>"
 
 
 async def start(rt: Runtime, host: str, port: int) -> asyncio.Server:
@@ -95,3 +116,48 @@ def listener(rt: Runtime):
                 pass
 
     return serve
+
+
+# --- receipts (受理回执) --------------------------------------------------------------
+
+
+def acknowledgement(settings: Settings, row) -> EmailMessage:
+    """The receipt for one row of intake_acknowledgements, in Chinese, threaded under the letter if any."""
+    received = row.received_at.astimezone(ZoneInfo(settings.timezone)).strftime("%Y年%m月%d日 %H:%M")
+    lookup = "凭工单编号和联系电话后四位查询"
+    if not row.has_phone:  # the look-up page cannot find a ticket without a phone number
+        lookup += "；您未留联系电话，可拨打12345热线报工单编号查询"
+    msg = EmailMessage()
+    msg["Subject"] = f"{'Re: ' if row.in_reply_to else ''}【受理回执】{row.number} {row.subject}"[:200]
+    msg["To"] = row.recipient
+    msg["Message-ID"] = f"<jiesu-ack-{row.ticket_id}@{socket.gethostname()}>"  # the same on every retry
+    if row.in_reply_to:
+        msg["In-Reply-To"] = row.in_reply_to
+        msg["References"] = row.in_reply_to
+    msg.set_content(
+        f"{row.citizen_name or '市民朋友'}，您好：\n\n"
+        f"您反映的事项已受理，我们将转交承办单位办理。请记下工单编号，查询进度时需要它。\n\n"
+        f"工单编号：{row.number}\n诉求：{row.subject}\n受理时间：{received}\n\n"
+        f"查询办理进度：{public_base_url(settings)}/intake/progress\n（{lookup}）\n\n"
+        f"本邮件由12345接诉即办系统自动发送，请勿直接回复。")
+    return msg
+
+
+def acknowledger(rt: Runtime) -> Callable[[], Awaitable[None]]:
+    """The background job: send the receipts owed, retrying with back-off until each goes through once."""
+    settings = rt.settings
+
+    async def send(row) -> None:
+        await asyncio.to_thread(send_mail, settings, acknowledgement(settings, row))
+
+    async def run() -> None:
+        await DeliveryLoop(rt.store("intake"), acknowledgements, send, what="acknowledgement").run(
+            max(settings.outbox_poll_seconds, 0.5))
+
+    return run
+
+
+async def purge_acknowledgements(store: ServiceStore, retention: timedelta) -> int:
+    """Drop receipts sent longer ago than the retention: the ticket keeps its own record."""
+    return await delete_in_chunks(store.db, acknowledgements, acknowledgements.c.delivered_at < utcnow() - retention,
+                                  oldest_first=acknowledgements.c.delivered_at)

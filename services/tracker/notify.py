@@ -12,22 +12,18 @@ import asyncio
 import hashlib
 import hmac
 import json
-import smtplib
 import socket
-from datetime import timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from jiesu.config import Settings
 from jiesu.db import insert_rows
-from jiesu.logging import get_logger
+from jiesu.mailer import DeliveryLoop, public_base_url, send_mail
 from jiesu.messaging import ServiceStore, Transaction
 from jiesu.privacy import redact_phones
 from schemas.events import utcnow
 from services.tracker.store import deliveries, notifications, unit_contacts
-
-log = get_logger(__name__)
 
 KIND_LABELS = {
     "arrived": "新工单", "warning": "即将到期", "overdue": "已超期催办", "reminder": "催办", "supervision": "督办",
@@ -70,7 +66,7 @@ async def notify(tx: Transaction, settings: Settings | None, row, unit_code: str
         "unit": unit_code, "ticket_id": str(row.ticket_id), "number": row.number,
         "subject": scrub(row.subject or "", row.citizen_phone), "message": message,
         "reply_due": row.reply_due.isoformat() if row.reply_due else None,
-        "url": f"{_base_url(settings)}/tracker/tickets/{row.number or row.ticket_id}",
+        "url": f"{public_base_url(settings)}/tracker/tickets/{row.number or row.ticket_id}",
         "at": now.isoformat(),
     }
     targets = []
@@ -98,69 +94,20 @@ async def notify_many(tx: Transaction, settings: Settings | None, notices: list[
         await insert_rows(tx.session, notifications, rows)
 
 
-def _base_url(settings: Settings) -> str:
-    return (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
-
-
-def backoff(attempts: int) -> timedelta:
-    """2 s, 4 s, 8 s … capped at one hour."""
-    return timedelta(seconds=min(2 ** max(attempts, 1), 3600))
-
-
 class DeliveryWorker:
-    """Sends pending e-mails and webhook calls; any number of tracker instances may run one.
-
-    A row is leased (its next attempt pushed into the future) in a short transaction,
-    sent outside any transaction, then marked delivered or given its back-off.
-    """
-
-    LEASE = timedelta(seconds=60)
+    """Sends pending e-mails and webhook calls (jiesu.mailer's loop); any number of tracker instances may run one."""
 
     def __init__(self, store: ServiceStore, settings: Settings, http=None) -> None:
         self.store = store
         self.settings = settings
         self.http = http
+        self.loop = DeliveryLoop(store, deliveries, self._send, what="notification delivery")
 
     async def run(self, poll_seconds: float = 1.0) -> None:
-        while True:
-            try:
-                if await self.deliver_once() == 0:
-                    await asyncio.sleep(poll_seconds)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the database may be away; try again later
-                log.warning("delivery round failed", error=repr(exc))
-                await asyncio.sleep(poll_seconds)
+        await self.loop.run(poll_seconds)
 
     async def deliver_once(self, limit: int = 20) -> int:
-        rows = await self._lease(limit)
-        for row in rows:
-            try:
-                await self._send(row)
-            except Exception as exc:  # noqa: BLE001 - recorded and retried
-                async with self.store.transaction() as tx:
-                    await tx.session.execute(update(deliveries).where(deliveries.c.id == row.id).values(
-                        last_error=repr(exc)[:1000], next_attempt_at=utcnow() + backoff(row.attempts + 1)))
-                log.warning("notification delivery failed", channel=row.channel, delivery=row.id,
-                            attempts=row.attempts + 1, error=repr(exc)[:200])
-            else:
-                async with self.store.transaction() as tx:
-                    await tx.session.execute(update(deliveries).where(deliveries.c.id == row.id).values(
-                        delivered_at=utcnow(), last_error=None))
-        return len(rows)
-
-    async def _lease(self, limit: int) -> list:
-        now = utcnow()
-        async with self.store.transaction() as tx:
-            stmt = (select(deliveries).where(deliveries.c.delivered_at.is_(None), deliveries.c.next_attempt_at <= now)
-                    .order_by(deliveries.c.next_attempt_at).limit(limit))
-            if tx.session.bind.dialect.name == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            rows = (await tx.session.execute(stmt)).all()
-            for row in rows:
-                await tx.session.execute(update(deliveries).where(deliveries.c.id == row.id).values(
-                    next_attempt_at=now + self.LEASE, attempts=row.attempts + 1))
-        return rows
+        return await self.loop.deliver_once(limit)
 
     async def _send(self, row) -> None:
         body = row.body if isinstance(row.body, dict) else json.loads(row.body)
@@ -178,8 +125,7 @@ class DeliveryWorker:
         due = body.get("reply_due") or "—"
         msg.set_content(f"{body['message']}\n\n工单编号：{body['number']}\n诉求：{body['subject']}\n"
                         f"答复期限（UTC）：{due}\n办理入口：{body['url']}\n\n本邮件由接诉即办系统自动发送。")
-        with smtplib.SMTP(self.settings.mail_host, self.settings.mail_port, timeout=10) as smtp:
-            smtp.send_message(msg)
+        send_mail(self.settings, msg)
 
     async def _post(self, url: str, body: dict, delivery_id: int) -> None:
         import httpx
