@@ -32,8 +32,8 @@ from jiesu.logging import get_logger
 from jiesu.mailer import DeliveryLoop, public_base_url, send_mail
 from jiesu.messaging import ServiceStore
 from jiesu.runtime import Runtime
-from schemas.events import utcnow
 from schemas.enums import Channel
+from schemas.events import utcnow
 from services.intake import files, service
 from services.intake.domain import attachments as attachment_rules
 from services.intake.domain import letters
