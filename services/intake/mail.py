@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from aiosmtpd.smtp import SMTP
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from jiesu.config import Settings
 from jiesu.db import delete_in_chunks
@@ -38,9 +39,10 @@ from services.intake import files, service
 from services.intake.domain import attachments as attachment_rules
 from services.intake.domain import letters
 from services.intake.domain.submission import MAX_DESCRIPTION, MAX_SUBJECT, TicketSubmission
-from services.intake.store import acknowledgements
+from services.intake.store import acknowledgements, tickets
 
 log = get_logger(__name__)
+LETTER_REF = "msgid:"  # a letter's source_ref: this and its Message-ID, one ticket per letter
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # five 5 MB attachments, base64-encoded, and the text
 
 
@@ -71,14 +73,14 @@ class LetterHandler:
         try:
             sub = TicketSubmission(kind=letter.kind, subject=subject, description=letter.body,
                                    citizen={"name": letter.name, "email": letter.email},
-                                   source_ref=f"msgid:{letter.message_id}")
+                                   source_ref=LETTER_REF + letter.message_id)
         except ValidationError as exc:
             return f"550 5.6.0 Letter refused: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}"[:500]
         try:
             kept = await files.keep(self.rt.settings, checked)
             receipt = await service.accept(self.rt.store("intake"), sub, channel=Channel.EMAIL, operator=None,
                                            idempotency_key=None, tz=ZoneInfo(self.rt.settings.timezone),
-                                           attachments=kept, in_reply_to=_threading_id(letter))
+                                           attachments=kept)
         except Exception as exc:  # noqa: BLE001 - database or disk trouble: the sender retries
             log.error("mail not stored", message_id=letter.message_id, error=repr(exc))
             return "451 4.3.0 Temporarily unable to accept the letter; try again later"
@@ -86,9 +88,13 @@ class LetterHandler:
         return f"250 2.0.0 Accepted as ticket {receipt.number}"
 
 
-def _threading_id(letter: letters.Letter) -> str | None:
-    """The letter's Message-ID as a header value; None when it had none (letters.parse made up a digest)."""
-    return None if letter.message_id.startswith("sha256:") else f"<{letter.message_id}>"
+def _letter_id(ticket) -> str | None:
+    """The Message-ID of the letter a ticket came from, as a header value: what its receipt answers.
+    None for other channels, and for a letter that had none (letters.parse made up a digest)."""
+    message_id = ticket.source_ref.removeprefix(LETTER_REF)
+    if ticket.channel != Channel.EMAIL.value or message_id.startswith("sha256:"):
+        return None
+    return f"<{message_id}>"
 
 
 async def start(rt: Runtime, host: str, port: int) -> asyncio.Server:
@@ -121,38 +127,45 @@ def listener(rt: Runtime):
 # --- receipts (受理回执) --------------------------------------------------------------
 
 
-def acknowledgement(settings: Settings, row) -> EmailMessage:
-    """The receipt for one row of intake_acknowledgements, in Chinese, threaded under the letter if any."""
-    received = row.received_at.astimezone(ZoneInfo(settings.timezone)).strftime("%Y年%m月%d日 %H:%M")
+def acknowledgement(settings: Settings, ticket) -> EmailMessage:
+    """The receipt for a ticket (its intake_tickets row), in Chinese, threaded under the letter if any."""
+    received = ticket.received_at.astimezone(ZoneInfo(settings.timezone)).strftime("%Y年%m月%d日 %H:%M")
     lookup = "凭工单编号和联系电话后四位查询"
-    if not row.has_phone:  # the look-up page cannot find a ticket without a phone number
+    if not ticket.citizen_phone:  # the look-up page cannot find a ticket without a phone number
         lookup += "；您未留联系电话，可拨打12345热线报工单编号查询"
+    answers = _letter_id(ticket)
     msg = EmailMessage()
-    msg["Subject"] = f"{'Re: ' if row.in_reply_to else ''}【受理回执】{row.number} {row.subject}"[:200]
-    msg["To"] = row.recipient
-    msg["Message-ID"] = f"<jiesu-ack-{row.ticket_id}@{socket.gethostname()}>"  # the same on every retry
-    if row.in_reply_to:
-        msg["In-Reply-To"] = row.in_reply_to
-        msg["References"] = row.in_reply_to
+    msg["Subject"] = f"{'Re: ' if answers else ''}【受理回执】{ticket.number} {ticket.subject}"[:200]
+    msg["To"] = ticket.citizen_email
+    msg["Message-ID"] = f"<jiesu-ack-{ticket.ticket_id}@{socket.gethostname()}>"  # the same on every retry
+    if answers:
+        msg["In-Reply-To"] = answers
+        msg["References"] = answers
     msg.set_content(
-        f"{row.citizen_name or '市民朋友'}，您好：\n\n"
+        f"{ticket.citizen_name or '市民朋友'}，您好：\n\n"
         f"您反映的事项已受理，我们将转交承办单位办理。请记下工单编号，查询进度时需要它。\n\n"
-        f"工单编号：{row.number}\n诉求：{row.subject}\n受理时间：{received}\n\n"
+        f"工单编号：{ticket.number}\n诉求：{ticket.subject}\n受理时间：{received}\n\n"
         f"查询办理进度：{public_base_url(settings)}/intake/progress\n（{lookup}）\n\n"
         f"本邮件由12345接诉即办系统自动发送，请勿直接回复。")
     return msg
 
 
-def acknowledger(rt: Runtime) -> Callable[[], Awaitable[None]]:
-    """The background job: send the receipts owed, retrying with back-off until each goes through once."""
-    settings = rt.settings
+def receipts(rt: Runtime) -> DeliveryLoop:
+    """The loop that sends the receipts owed, each built from its ticket's row when it is sent."""
+    store, settings = rt.store("intake"), rt.settings
 
     async def send(row) -> None:
-        await asyncio.to_thread(send_mail, settings, acknowledgement(settings, row))
+        async with store.db.session() as s:
+            ticket = (await s.execute(select(tickets).where(tickets.c.ticket_id == row.ticket_id))).one()
+        await asyncio.to_thread(send_mail, settings, acknowledgement(settings, ticket))
 
+    return DeliveryLoop(store, acknowledgements, send, what="acknowledgement")
+
+
+def acknowledger(rt: Runtime) -> Callable[[], Awaitable[None]]:
+    """The background job: send the receipts owed, retrying with back-off until each goes through once."""
     async def run() -> None:
-        await DeliveryLoop(rt.store("intake"), acknowledgements, send, what="acknowledgement").run(
-            max(settings.outbox_poll_seconds, 0.5))
+        await receipts(rt).run(max(rt.settings.outbox_poll_seconds, 0.5))
 
     return run
 

@@ -93,7 +93,6 @@ class _Request:
     duplicate_of: UUID | None
     received_at: datetime
     day: date  # the local day that numbers it
-    in_reply_to: str | None  # a letter by e-mail: its Message-ID, which the receipt answers
     receipt: asyncio.Future[Receipt]
     actor: str = field(default_factory=audit.current_actor.get)  # who submitted it, for the audit trail
     address: str = field(default_factory=audit.current_address.get)
@@ -188,7 +187,8 @@ async def _write(store: ServiceStore, batch: list[_Request]) -> list[Receipt]:
                                              occurred_at=r.received_at)
                     rows.append(_ticket_row(r, ticket_id, numbers[key], envelope.event_id, payload.attachments))
                     if store.local.get(ACKNOWLEDGE) and "@" in r.sub.citizen.email:
-                        tx.append(acknowledgements, _acknowledgement_row(r, ticket_id, numbers[key]))
+                        # 受理回执: owed with the ticket, sent by intake.mail
+                        tx.append(acknowledgements, dict(ticket_id=ticket_id, next_attempt_at=r.received_at))
                     audit.current_actor.set(r.actor)  # this task writes for many requests: each under its own name
                     audit.current_address.set(r.address)
                     await tx.emit(topics.RECEIVED, envelope)
@@ -236,23 +236,14 @@ def _ticket_row(r: _Request, ticket_id: UUID, number: str, event_id: UUID, attac
     )
 
 
-def _acknowledgement_row(r: _Request, ticket_id: UUID, number: str) -> dict:
-    """The receipt e-mail (受理回执) a new ticket owes its citizen, written in the ticket's transaction."""
-    citizen = r.sub.citizen
-    return dict(ticket_id=ticket_id, number=number, recipient=citizen.email, citizen_name=citizen.name,
-                subject=r.sub.subject, received_at=r.received_at, has_phone=bool(citizen.phone),
-                in_reply_to=r.in_reply_to, attempts=0, next_attempt_at=r.received_at, delivered_at=None,
-                last_error=None)
-
-
 async def accept(store: ServiceStore, sub: TicketSubmission, *, channel: Channel, operator: str | None,
                  idempotency_key: str | None, tz: ZoneInfo, trace_id: str | None = None,
-                 attachments: list[Attachment] | None = None, in_reply_to: str | None = None) -> Receipt:
+                 attachments: list[Attachment] | None = None) -> Receipt:
     """Record a request and owe TicketReceived, once per (channel, reference).
 
     Every channel comes through here: one validation, one numbering, one idempotency rule.
     A new ticket whose citizen gave an e-mail address also owes them a receipt by mail
-    (when outgoing mail is configured); `in_reply_to` threads it under the citizen's letter.
+    (when outgoing mail is configured).
     """
     duplicate_of = await _open_ticket(store, sub.duplicate_of_number) if sub.duplicate_of_number else None
     received_at = utcnow()
@@ -262,8 +253,7 @@ async def accept(store: ServiceStore, sub: TicketSubmission, *, channel: Channel
     return await group.submit(_Request(
         sub=sub, channel=channel, operator=operator, source_ref=reference(idempotency_key, sub.source_ref),
         trace_id=trace_id, attachments=attachments, duplicate_of=duplicate_of, received_at=received_at,
-        day=received_at.astimezone(tz).date(), in_reply_to=in_reply_to,
-        receipt=asyncio.get_running_loop().create_future()))
+        day=received_at.astimezone(tz).date(), receipt=asyncio.get_running_loop().create_future()))
 
 
 async def reconcile_stuck(store: ServiceStore, *, older_than: timedelta, max_attempts: int = 20,

@@ -84,19 +84,13 @@ rate_limits = Table(
 )
 
 # 受理回执: the acknowledgement e-mail owed to a citizen who gave an address, one per ticket,
-# written with the ticket and sent by jiesu.mailer's loop (services/intake/mail.py).
+# written with the ticket and sent by jiesu.mailer's loop (services/intake/mail.py). What the
+# mail says (number, subject, address, the letter it answers) is read from the ticket's row.
 acknowledgements = Table(
     "intake_acknowledgements",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("ticket_id", UUIDStr, nullable=False, unique=True),
-    Column("number", String(21), nullable=False),
-    Column("recipient", String(254), nullable=False),
-    Column("citizen_name", String(100), nullable=False),
-    Column("subject", String(200), nullable=False),
-    Column("received_at", UTCDateTime, nullable=False),
-    Column("has_phone", Boolean, nullable=False),  # the progress look-up needs the phone's last four digits
-    Column("in_reply_to", String(200), nullable=True),  # the letter's Message-ID, so that the reply threads
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime, nullable=True, index=True),  # the purge goes by it

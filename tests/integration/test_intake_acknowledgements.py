@@ -16,7 +16,6 @@ from sqlalchemy import select, update
 
 from jiesu.config import Settings
 from jiesu.embedded_broker import free_port
-from jiesu.mailer import DeliveryLoop
 from jiesu.migrate import upgrade_all
 from jiesu.runtime import Runtime
 from schemas.enums import Channel
@@ -72,14 +71,6 @@ async def rt(any_settings, outgoing):
         await runtime.close()
 
 
-def sender(rt) -> DeliveryLoop:
-    """The acknowledger's loop, driven one round at a time."""
-    async def send(row) -> None:
-        await asyncio.to_thread(mail.send_mail, rt.settings, mail.acknowledgement(rt.settings, row))
-
-    return DeliveryLoop(rt.store("intake"), acknowledgements, send, what="acknowledgement")
-
-
 def letter() -> EmailMessage:
     m = EmailMessage()
     m["From"] = "张伟 <zhangwei@example.cn>"
@@ -112,8 +103,8 @@ async def test_a_letter_gets_one_threaded_receipt_and_its_redelivery_none(rt, ou
     assert code == 250 and number_of(again) == number_of(reply)
     number = number_of(reply)
 
-    assert await sender(rt).deliver_once() == 1
-    assert await sender(rt).deliver_once() == 0
+    assert await mail.receipts(rt).deliver_once() == 1
+    assert await mail.receipts(rt).deliver_once() == 0
     [receipt] = sink.messages
     assert receipt["To"] == "zhangwei@example.cn" and receipt["From"] == "12345@city.example"
     assert receipt["In-Reply-To"] == "<letter-ack-0001@example.cn>"
@@ -126,6 +117,18 @@ async def test_a_letter_gets_one_threaded_receipt_and_its_redelivery_none(rt, ou
     assert "12345热线" in text  # no phone in a letter: the look-up page cannot find it, the hotline can
 
 
+async def test_a_letter_without_a_message_id_gets_a_receipt_that_answers_nothing(rt, outgoing):
+    sink, _ = outgoing
+    unnamed = letter()
+    del unnamed["Message-ID"]
+    code, reply = await send(SimpleNamespace(settings=rt.settings), unnamed)
+    assert code == 250
+    assert await mail.receipts(rt).deliver_once() == 1
+    [receipt] = sink.messages
+    assert receipt["In-Reply-To"] is None and receipt["References"] is None
+    assert number_of(reply) in receipt["Subject"] and not receipt["Subject"].startswith("Re:")
+
+
 async def test_a_form_with_an_email_gets_one_receipt_and_one_without_none(rt, outgoing):
     sink, _ = outgoing
     store = rt.store("intake")
@@ -136,8 +139,8 @@ async def test_a_form_with_an_email_gets_one_receipt_and_one_without_none(rt, ou
     assert retry.duplicate_request and retry.number == first.number
     await service.accept(store, form(), channel=Channel.MAILBOX, operator=None, idempotency_key=None, tz=TZ)
 
-    assert [row.number for row in await owed(rt)] == [first.number]
-    assert await sender(rt).deliver_once() == 1
+    assert [row.ticket_id for row in await owed(rt)] == [first.ticket_id]
+    assert await mail.receipts(rt).deliver_once() == 1
     [receipt] = sink.messages
     assert receipt["To"] == "lina@example.cn" and receipt["In-Reply-To"] is None
     assert first.number in text_of(receipt) and "12345热线" not in text_of(receipt)  # a phone was given
@@ -149,7 +152,7 @@ async def test_a_receipt_refused_by_the_mail_server_is_sent_once_later(rt, outgo
     store = rt.store("intake")
     receipt = await service.accept(store, form(email="lina@example.cn"), channel=Channel.ONLINE, operator=None,
                                    idempotency_key=None, tz=TZ)
-    loop = sender(rt)
+    loop = mail.receipts(rt)
     assert await loop.deliver_once() == 1 and sink.messages == []
     [row] = await owed(rt)
     assert row.delivered_at is None and row.last_error and row.next_attempt_at > utcnow()
