@@ -10,7 +10,9 @@ Counting rules (shown in the report's notes):
 - replied (已答复) means a reply to the citizen exists: the department's, or the
   operator's direct answer; reply rate = replied ÷ (received − merged duplicates);
 - satisfaction is the city-wide rate from return visits in the period (see stats.py);
-- supervision orders are counted by the day they were issued;
+- supervision orders are counted by the day they were issued and under the level they were issued
+  at (`ORDERS_NOTE`): an order escalated later (逾期升级) stays under its first level, so a month's
+  figures do not move when its orders are escalated in the next; the escalated are a row of their own;
 - the per-unit table is the department scorecard of the same period.
 """
 
@@ -25,7 +27,7 @@ from sqlalchemy import case, func, select
 
 from schemas.enums import CHANNEL_LABELS, KIND_LABELS
 from services.tracker import stats
-from services.tracker.store import supervision_orders, tickets
+from services.tracker.store import supervision_orders, tickets, timeline
 
 # The channels a bulletin reports (电话 / 来信 / 网上 / 电子邮件 / 来访 / 其他) and which of ours each holds.
 REPORT_CHANNELS = (
@@ -36,6 +38,8 @@ REPORT_CHANNELS = (
     ("in_person", "来访", ("in_person",)),
     ("other", "其他", ("other",)),
 )
+ORDERS_NOTE = ("督办单按下达日期计入当期，按下达时的级别分列：此后逾期升级为重点督办的仍计入原级别，另在“其中：逾期升级”中列出；"
+               "已回复、已办结销号、逾期未回复为报告生成时的状态。")
 OUTCOMES = {"satisfied": "满意", "basically_satisfied": "基本满意", "dissatisfied": "不满意（非承办单位原因）",
             "unreachable": "联系不上"}
 
@@ -88,15 +92,39 @@ async def facts(session, period: stats.Period, now: dt.datetime) -> dict:
         *where, t.replied_at.is_not(None), t.state != "merged")) or 0
     out["outcomes"] = _keyed((await session.execute(select(t.outcome, func.count()).where(
         t.closed_at >= period.start, t.closed_at < period.end, t.state == "closed").group_by(t.outcome))).all())
-    o = supervision_orders.c
-    level_rows = (await session.execute(select(
-        o.level, func.count(), func.sum(case((o.responded_at.is_not(None), 1), else_=0)),
-        func.sum(case((o.closed_at.is_not(None), 1), else_=0)),
-        func.sum(case((o.responded_at.is_(None) & o.closed_at.is_(None) & (o.due_at < now), 1), else_=0)))
-        .where(o.created_at >= period.start, o.created_at < period.end).group_by(o.level))).all()
-    out["orders"] = {r[0]: [int(x or 0) for x in r[1:]] for r in level_rows}
+    out["orders"] = await _orders(session, period, now)
     scores, _ = await stats.scorecard(session, period, now)
     out["scores"] = [s.to_json() for s in scores]
+    return out
+
+
+async def _orders(session, period: stats.Period, now: dt.datetime) -> dict[str, list[int]]:
+    """The orders issued in the period, [issued, responded, closed, overdue unanswered] (the last three as they
+    stand `now`), by the level they were issued at (key, normal), and those of them escalated since (escalated).
+
+    An order's level is the office's choice when it issued it until escalation makes it key; the escalation
+    keeps the level it raised the order from in the ticket's timeline (`Escalation.details`), read here for
+    the escalated orders only. An escalated order with no such entry keeps the level it has.
+    """
+    o, tl = supervision_orders.c, timeline.c
+    raised_from = (select(tl.data["from_level"].as_string()).where(
+        tl.ticket_id == o.ticket_id, tl.event_type == "SupervisionEscalated",
+        tl.data["order_no"].as_string() == o.order_no).limit(1).scalar_subquery())
+    issued = select(
+        case((o.escalated_at.is_(None), o.level), else_=func.coalesce(raised_from, o.level)).label("level"),
+        case((o.escalated_at.is_(None), 0), else_=1).label("escalated"),
+        case((o.responded_at.is_not(None), 1), else_=0).label("responded"),
+        case((o.closed_at.is_not(None), 1), else_=0).label("closed"),
+        case((o.responded_at.is_(None) & o.closed_at.is_(None) & (o.due_at < now), 1), else_=0).label("overdue"),
+    ).where(o.created_at >= period.start, o.created_at < period.end).subquery()
+    i = issued.c
+    rows = (await session.execute(select(i.level, i.escalated, func.count(), func.sum(i.responded),
+                                         func.sum(i.closed), func.sum(i.overdue))
+                                  .group_by(i.level, i.escalated))).all()
+    out: dict[str, list[int]] = {}
+    for level, escalated, *counts in rows:
+        for key in (level, "escalated") if escalated else (level,):
+            out[key] = [a + int(b or 0) for a, b in zip(out.get(key, [0, 0, 0, 0]), counts)]
     return out
 
 
@@ -187,10 +215,12 @@ def render(kind: str, period: stats.Period, now: dt.datetime, tz, f: dict, month
     ]
     replies.note = "办结结果按办结时间统计，比率为占本期办结数的比例；满意率、解决率按回访时间统计，联系不上的不计入。"
 
-    orders = Table("supervision", "七、督办情况", ["级别", "督办单", "已回复", "已办结销号", "逾期未回复"])
+    orders = Table("supervision", "七、督办情况", ["下达级别", "督办单", "已回复", "已办结销号", "逾期未回复"])
     for level, label in (("key", "重点督办"), ("normal", "一般督办")):
         orders.rows.append([label, *f["orders"].get(level, [0, 0, 0, 0])])
     orders.rows.append(["合计", *(sum(row[i] for row in orders.rows) for i in range(1, 5))])
+    orders.rows.append(["其中：逾期升级", *f["orders"].get("escalated", [0, 0, 0, 0])])
+    orders.note = ORDERS_NOTE
 
     units = Table("units", "八、承办单位考评", ["排名", "承办单位", "派件量", "响应率", "解决率", "满意率", "按时办结率",
                                         "退单率", "重办率", "回访率", "平均办理时长（小时）", "综合得分"])

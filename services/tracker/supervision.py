@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import quote, urlencode
@@ -27,7 +28,7 @@ from jiesu.web import RuntimeDep, page, require
 from schemas.enums import CHANNEL_LABELS, KIND_LABELS, Role
 from schemas.events import new_event_id, utcnow
 from services.tracker import hotspots as hot, queries, reports, rollup, stats, timers
-from services.tracker.domain.escalation import KEY, Escalation, escalated_due
+from services.tracker.domain.escalation import KEY, TICKET_FINISHED, Escalation, escalated_due, escalates
 from services.tracker.ledger import LATENESS, SORTS, LedgerFilter, LedgerHub, ledger
 from services.tracker.notify import notify, notify_many
 from services.tracker.store import supervision_orders, tickets, timeline
@@ -213,11 +214,16 @@ async def orders_page(request: Request, rt: RuntimeDep, user: Supervisor,
             .join(tickets, tickets.c.ticket_id == o.ticket_id).where(*conds[tab], *extra)
             .order_by((o.level == KEY).desc(), o.due_at).limit(300))).all()  # 重点 first
     return page(request, "tracker_sup_orders.html", title="督办单", rows=rows, tab=tab, tabs=ORDER_TABS,
-                counts=counts, level=level, now=now, done=done)
+                counts=counts, level=level, now=now, done=done, escalates=escalates)
 
 
 async def respond_order(rt, user: User, order_no: str, text: str) -> None:
-    """督办回复: the unit says what it did about the order (its own unit's orders only)."""
+    """督办回复: the unit says what it did about the order (its own unit's orders only), or the office enters
+    the answer it was given (代录回复).
+
+    Until the office closes the order it may be answered again; the answer replaces the last one on the order,
+    and the audit trail records each, naming the one it replaced.
+    """
     if len(text.strip()) < 5:
         raise ApiError(422, "response_required", "请写明督办回复内容（至少 5 个字）",
                        "Write the response (at least 5 characters)")
@@ -231,11 +237,18 @@ async def respond_order(rt, user: User, order_no: str, text: str) -> None:
         now = utcnow()
         await tx.session.execute(update(supervision_orders).where(supervision_orders.c.order_no == order_no).values(
             response=text.strip(), responded_at=now, responded_by=user.username))
-        late = "（逾期回复）" if now > order.due_at else ""
+        overdue = now > order.due_at
+        late = "（逾期回复）" if overdue else ""
         await tx.session.execute(timeline.insert().values(
             ticket_id=order.ticket_id, event_id=new_event_id(), event_type="SupervisionResponded", at=now,
             actor=(user.display_name or user.username)[:64], summary=f"督办单 {order_no} 回复{late}：{text.strip()}",
             data={"by": user.username, "order_no": order_no}))
+        details = {"order_no": order_no, "by": user.username, "unit_code": order.unit_code, "level": order.level,
+                   "due_at": order.due_at.isoformat(), "late": overdue, "response_sha256": _fingerprint(text.strip())}
+        if order.responded_at is not None:  # answered again: the answer it replaces
+            details |= {"replaced_sha256": _fingerprint(order.response or ""), "replaced_by": order.responded_by,
+                        "replaced_at": order.responded_at.isoformat()}
+        tx.append(tx.tables.audit, audit.entry("SupervisionResponded", ticket_id=order.ticket_id, details=details))
 
 
 async def close_order(rt, user: User, order_no: str, note: str) -> None:
@@ -257,6 +270,17 @@ async def close_order(rt, user: User, order_no: str, note: str) -> None:
             actor=(user.display_name or user.username)[:64],
             summary=f"督办单 {order_no} 办结销号" + (f"：{note.strip()}" if note.strip() else ""),
             data={"by": user.username, "order_no": order_no}))
+        tx.append(tx.tables.audit, audit.entry("SupervisionClosed", ticket_id=order.ticket_id, details={
+            "order_no": order_no, "by": user.username, "unit_code": order.unit_code, "level": order.level,
+            "responded_by": order.responded_by, "responded_at": order.responded_at.isoformat(),
+            "response_sha256": _fingerprint(order.response or ""), "note_sha256": _fingerprint(note.strip())}))
+
+
+def _fingerprint(text: str) -> str:
+    """What the audit trail keeps of a free text (an answer, a closing note): its SHA-256, which shows which text
+    was given (the order and the timeline hold it) without copying into a log nobody may ever alter or delete
+    the citizens' names and numbers such texts often carry."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # --- 督办单逾期升级 ---------------------------------------------------------------------
@@ -267,11 +291,21 @@ ESCALATION_BATCH = 100  # orders one transaction escalates at most; a backlog ta
 ESCALATION_POLL_SECONDS = 60.0
 
 
+# The ticket states escalation leaves alone, in a fixed order: the same statement text on every look.
+_FINISHED_STATES = sorted(s.value for s in TICKET_FINISHED)
+
+
 def _escalation_owed(now: dt.datetime) -> tuple[ColumnElement[bool], ...]:
-    """An order its unit still owes an answer to, past its date and never escalated: the only kind escalation
-    may claim. The look for work and the claim use the same conditions, and the claim re-checks them."""
-    o = supervision_orders.c
-    return o.escalated_at.is_(None), o.responded_at.is_(None), o.closed_at.is_(None), o.due_at <= now
+    """An order its unit still owes an answer to, past its date and never escalated, on a ticket that is not
+    finished (`escalation.escalates`): the only kind escalation may claim. The look for work and the claim use
+    the same conditions, and the claim re-checks them. The first four are the partial index's own, so both
+    statements read it. The ticket's state is a scalar subquery, which PostgreSQL runs as a probe of the ticket's
+    primary key for each order the index yields, whatever the counts (with many orders waiting, a NOT EXISTS
+    was planned as a hash anti-join over every finished ticket, on every look)."""
+    o, t = supervision_orders.c, tickets.c
+    ticket_state = select(t.state).where(t.ticket_id == o.ticket_id).scalar_subquery()
+    return (o.escalated_at.is_(None), o.responded_at.is_(None), o.closed_at.is_(None), o.due_at <= now,
+            ticket_state.not_in(_FINISHED_STATES))
 
 
 async def escalate_overdue_orders(store: ServiceStore, clocks: Clocks, working_days: int, *,
@@ -279,12 +313,15 @@ async def escalate_overdue_orders(store: ServiceStore, clocks: Clocks, working_d
     """逾期升级: escalate up to `batch` orders whose unit let them fall due unanswered; answers how many.
 
     Nothing owed costs one read of the partial index ix_tracker_supervision_orders_awaiting, on a reading
-    session (on SQLite it takes no write lock). What it finds is claimed by one conditional UPDATE … RETURNING
-    that re-checks every condition, so of several tracker instances looking at once each order is escalated
-    by exactly one (PostgreSQL makes the later UPDATE wait for the first and re-read the row, which no longer
-    qualifies). In the same transaction: the ticket's timeline, a reminder (催办) to the order's unit, which
-    mail and webhook delivery follow, and a row in the audit trail. No event: nothing consumes supervision
-    events, and the answer and the closure of an order emit none either.
+    session (on SQLite it takes no write lock), and a primary-key probe of the ticket of each order past its
+    date there: orders whose ticket finished before they were answered stay in that index, unclaimed, until
+    they are answered (by the unit, or by the office for it). What it finds is claimed by one conditional
+    UPDATE … RETURNING that re-checks every condition, so of several tracker instances looking at once each
+    order is escalated by exactly one (PostgreSQL makes the later UPDATE wait for the first and re-read the row,
+    which no longer qualifies). In the same transaction: the ticket's timeline, a reminder (催办) to the order's
+    unit, which mail and webhook delivery follow with the order's new date as the date to answer by, and a row
+    in the audit trail. No event: nothing consumes supervision events, and the answer and the closure of an
+    order emit none either (both are audited as escalation is).
     """
     now = now or utcnow()
     o = supervision_orders.c
@@ -310,7 +347,8 @@ async def escalate_overdue_orders(store: ServiceStore, clocks: Clocks, working_d
             tx.append(tx.tables.audit, audit.entry("SupervisionEscalated", ticket_id=c.ticket_id, details=e.details()))
             row = rows.get(c.ticket_id)
             if row is not None:
-                notices.append((row, c.unit_code, "reminder", f"催办：工单 {row.number} 的{said}。"))
+                notices.append((timers.with_order_due(row, due), c.unit_code, "reminder",
+                                f"催办：工单 {row.number} 的{said}。"))
         await notify_many(tx, clocks.settings, notices)
     if claimed:
         log.info("supervision orders escalated", orders=[c.order_no for c in claimed])

@@ -15,6 +15,7 @@ import asyncio
 import os
 import socket
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from sqlalchemy import delete, select, update
 
@@ -271,6 +272,12 @@ async def order_supervision(tx: Transaction, clocks, row, *, level: str, by: str
     await _emit(tx, row, SupervisionOrdered(order_no=order_no, level=level, unit=unit, due_at=due, reason=reason,
                                             by=by), f"督办单 {order_no}（{label}）：{reason}",
                 {"order_no": order_no, "level": level}, actor=by)
-    await notifications.notify(tx, clocks.settings, row, row.lead_code, "supervision",
+    await notifications.notify(tx, clocks.settings, with_order_due(row, due), row.lead_code, "supervision",
                                f"督办：工单 {row.number} 已列入{label}（{order_no}），原因：{reason}。")
     return order_no
+
+
+def with_order_due(row, due_at: datetime):
+    """The ticket's row as a notice about one of its supervision orders must read it: the answer date the notice
+    carries (reply_due in the webhook, 答复期限 in the mail) is the order's, not the ticket's own."""
+    return SimpleNamespace(**{**row._asdict(), "reply_due": due_at})

@@ -8,6 +8,7 @@ after they are issued); the instants are Beijing wall-clock times of November 20
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import re
 import uuid
@@ -23,7 +24,17 @@ from jiesu.migrate import alembic_config, pending_changes, upgrade
 from schemas.enums import Role
 from schemas.events import Envelope, utcnow
 from services.tracker import supervision
-from services.tracker.store import deliveries, notifications, supervision_orders, ticket_units, tickets, timeline
+from services.tracker import notify as notify_module
+from services.tracker.notify import DeliveryWorker
+from services.tracker.store import (
+    deliveries,
+    notifications,
+    supervision_orders,
+    ticket_units,
+    tickets,
+    timeline,
+    unit_contacts,
+)
 from services.tracker.supervision import escalate_forever, escalate_overdue_orders
 from services.tracker.timers import order_supervision
 from tests.integration.test_tracker_timers import _tracker_runtime
@@ -155,6 +166,110 @@ async def test_answered_closed_and_not_yet_due_orders_are_left_alone_and_a_key_o
         await _dispose(rt)
 
 
+async def _finish_ticket(rt, number: str, state: str) -> None:
+    async with rt.store("tracker").db.session() as s:
+        await s.execute(update(tickets).where(tickets.c.number == number).values(state=state))
+
+
+async def test_an_unanswered_order_whose_ticket_is_finished_is_not_escalated_and_waits_for_the_office(any_settings):
+    rt = await _migrated_runtime(any_settings)
+    office = User(id=2, username="sup", display_name="督查室", role=Role.SUPERVISOR)
+    try:
+        running, owed = await _order(rt, 1, ISSUED)
+        finished = {}
+        for i, state in enumerate(("closed", "merged"), start=2):  # 办结 after the return visit; a duplicate
+            number, order_no = await _order(rt, i, ISSUED)
+            await _finish_ticket(rt, number, state)
+            finished[order_no] = number
+
+        assert await _escalate(rt, ESCALATED) == 1
+        assert (await _order_row(rt, owed)).level == "key"
+        for order_no in finished:
+            order = await _order_row(rt, order_no)
+            assert (order.level, order.escalated_at, order.due_at) == ("normal", None, FRIDAY_DUE), order_no
+        async with rt.store("tracker").db.session() as s:
+            nagged = (await s.execute(select(notifications.c.number).where(
+                notifications.c.kind == "reminder"))).scalars().all()
+            escalated = (await s.execute(select(timeline.c.data).where(
+                timeline.c.event_type == "SupervisionEscalated"))).scalars().all()
+        assert nagged == [running] and [e["order_no"] for e in escalated] == [owed]
+        assert await _escalate(rt, TUESDAY_DUE + dt.timedelta(days=3)) == 0  # later looks leave them too
+
+        # Still open and overdue for the office, which enters the unit's answer and closes the order.
+        closed_one = next(iter(finished))
+        await supervision.respond_order(rt, office, closed_one, "工单已回访办结，市民满意")
+        await supervision.close_order(rt, office, closed_one, "工单已办结，予以销号")
+        assert (await _order_row(rt, closed_one)).closed_at is not None
+    finally:
+        await _dispose(rt)
+
+
+class _TicketFinishedBeforeTheClaim:
+    """The tracker's store, but the ticket is closed between escalation's look for work and its claim, as a
+    return visit committing in between would: the claim must re-check the ticket, not trust the look."""
+
+    def __init__(self, store, number: str) -> None:
+        self.store = store
+        self.number = number
+
+    @property
+    def db(self):
+        return self.store.db
+
+    @contextlib.asynccontextmanager
+    async def transaction(self):
+        async with self.store.db.session() as s:
+            await s.execute(update(tickets).where(tickets.c.number == self.number).values(state="closed"))
+        async with self.store.transaction() as tx:
+            yield tx
+
+
+async def test_an_order_whose_ticket_closes_after_the_look_for_work_is_not_claimed(any_settings):
+    rt = await _migrated_runtime(any_settings)
+    try:
+        number, order_no = await _order(rt, 1, ISSUED)
+        store = _TicketFinishedBeforeTheClaim(rt.store("tracker"), number)
+        assert await escalate_overdue_orders(store, rt.state["tracker.clocks"], WORKING_DAYS, now=ESCALATED) == 0
+        order = await _order_row(rt, order_no)
+        assert (order.level, order.escalated_at, order.due_at) == ("normal", None, FRIDAY_DUE)
+    finally:
+        await _dispose(rt)
+
+
+async def test_the_escalation_reminder_gives_the_orders_new_date_to_answer_by_not_the_tickets(sqlite_settings,
+                                                                                                monkeypatch):
+    settings = sqlite_settings.model_copy(update={"mail_host": "127.0.0.1", "mail_port": 9,
+                                                  "mail_from": "jiesu@city.example"})
+    rt = await _migrated_runtime(settings)
+    store = rt.store("tracker")
+    try:
+        async with store.db.session() as s:
+            await s.execute(unit_contacts.insert().values(unit_code=UNIT, email="duty@cgw.city.example"))
+        number, order_no = await _order(rt, 1, ISSUED)
+        ticket_due = ISSUED - dt.timedelta(days=1)  # the ticket's own reply date, long past
+        assert await _escalate(rt, ESCALATED) == 1
+        async with store.db.session() as s:
+            reminder = (await s.execute(select(notifications).where(notifications.c.kind == "reminder"))).one()
+            mailed = (await s.execute(select(deliveries).where(
+                deliveries.c.notification_id == reminder.id))).one()
+        assert mailed.channel == "email" and mailed.target == "duty@cgw.city.example"
+        assert dt.datetime.fromisoformat(mailed.body["reply_due"]) == TUESDAY_DUE != ticket_due
+        assert mailed.body["number"] == number and order_no in mailed.body["message"]
+        async with store.db.session() as s:  # the notice of the order itself gave its first date
+            issued = (await s.execute(select(deliveries).join(notifications, notifications.c.id ==
+                                                              deliveries.c.notification_id)
+                                      .where(notifications.c.kind == "supervision"))).one()
+        assert dt.datetime.fromisoformat(issued.body["reply_due"]) == FRIDAY_DUE
+
+        sent = []  # the mail as the delivery worker writes it (the order's own notice beside it)
+        monkeypatch.setattr(notify_module, "send_mail", lambda _settings, msg: sent.append(msg))
+        assert await DeliveryWorker(store, settings).deliver_once() == 2
+        text = next(m for m in sent if "催办" in m["Subject"]).get_body(("plain",)).get_content()
+        assert f"答复期限（UTC）：{TUESDAY_DUE.astimezone(dt.UTC).isoformat()}" in text
+    finally:
+        await _dispose(rt)
+
+
 @pytest.mark.postgres
 async def test_two_tracker_instances_on_postgresql_escalate_each_order_exactly_once(pg_settings):
     one = await _migrated_runtime(pg_settings)
@@ -229,6 +344,8 @@ async def test_the_office_sees_escalated_orders_badged_and_filtered_and_the_unit
     number, escalating = await _order(rt, 1, now - dt.timedelta(days=10), reason="<b>拖延</b>", day=day)
     _, overdue_again = await _order(rt, 2, now - dt.timedelta(days=20), day=day)
     _, fresh = await _order(rt, 3, now, day=day)
+    finished_number, finished = await _order(rt, 4, now - dt.timedelta(days=10), day=day)
+    await _finish_ticket(rt, finished_number, "closed")  # closed after the return visit, the order never answered
     async with rt.store("tracker").db.session() as s:  # escalated earlier, and its new date has passed unanswered too
         await s.execute(update(supervision_orders).where(supervision_orders.c.order_no == overdue_again).values(
             level="key", escalated_at=now - dt.timedelta(days=5), due_at=now - dt.timedelta(days=1)))
@@ -252,6 +369,10 @@ async def test_the_office_sees_escalated_orders_badged_and_filtered_and_the_unit
     late = _row_of(overdue, overdue_again)
     assert 'class="overdue"' in late and '<strong class="sub red">逾期未回复</strong>' in late and "已升级" in late
     assert "已升级" not in _row_of(everything, fresh) and "逾期未回复" not in _row_of(everything, fresh)
+    # Overdue on a finished ticket: not escalated, and the office is told why it stays as it is.
+    held = _row_of(overdue, finished)
+    assert "逾期未回复" in held and "工单已结束，不再升级" in held and "已升级" not in held
+    assert "不再升级" not in _row_of(overdue, overdue_again) and finished not in escalated
     assert "升级后的新期限" in _row_of(everything, escalating)
     # Key orders (重点督办), now every escalated one, head the list.
     assert max(everything.index(overdue_again), everything.index(escalating)) < everything.index(fresh)

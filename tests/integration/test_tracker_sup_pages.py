@@ -47,6 +47,7 @@ def check_october(tables: dict) -> None:
     assert outcome["解决率（已解决 ÷ 参评回访）"] == [6, "85.7%"]
     orders = tables["supervision"]
     assert orders["重点督办"] == [1, 1, 0, 0] and orders["一般督办"] == [1, 0, 0, 1] and orders["合计"] == [2, 1, 0, 1]
+    assert orders["其中：逾期升级"] == [1, 0, 0, 1]  # DB-a6-1, marked escalated, under the level it was issued at
     units = tables["units"]
     assert units[1][:2] == [m.B_NAME, 3] and units[2][:2] == [m.A_NAME, 9]
     assert units[2][2:5] == ["77.8%", "83.3%", "66.7%"]

@@ -5,8 +5,11 @@ to key supervision (重点督办), with a new answer date a few working days on.
 counted on the same working calendar as every other deadline, so a weekend or a statutory
 holiday never eats the unit's time, and from the moment of the escalation (when the unit is
 told), so a tracker that was down for a while still leaves the unit its full working days.
-An order that was key already keeps its level and gets the same push and reminder. Pure
-rules; `supervision.escalate_overdue_orders` claims the orders and applies them.
+An order that was key already keeps its level and gets the same push and reminder. An order whose
+ticket is finished meanwhile (办结, merged into another as a duplicate) is not escalated: pushing a unit
+harder on a matter that is over helps nobody. It stays open, overdue, in the office's list, for the unit
+to answer or the office to enter the answer and close it (销号). Pure rules;
+`supervision.escalate_overdue_orders` claims the orders and applies them.
 """
 
 from __future__ import annotations
@@ -15,9 +18,18 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from schemas.enums import TicketState
 from services.tracker.domain.calendar import WorkingCalendar
+from services.tracker.domain.lifecycle import TERMINAL
 
 KEY = "key"  # 重点督办: what every escalated order becomes
+# The ticket states in which its orders are no longer escalated: the lifecycle's end states.
+TICKET_FINISHED: frozenset[TicketState] = TERMINAL
+
+
+def escalates(ticket_state: str) -> bool:
+    """Whether an order left unanswered past its date is escalated, given its ticket's state now."""
+    return TicketState(ticket_state) not in TICKET_FINISHED
 
 
 def escalated_due(calendar: WorkingCalendar, at: dt.datetime, working_days: int) -> dt.datetime:
