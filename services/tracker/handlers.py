@@ -12,6 +12,7 @@ from uuid import UUID
 
 from sqlalchemy import delete, select, update
 
+from jiesu import audit
 from jiesu.config import Settings
 from jiesu.consumer import Batched
 from jiesu.db import insert_rows, one_of, update_rows
@@ -35,7 +36,7 @@ from services.tracker.domain.sla import SlaPolicy, compute_deadlines
 from services.tracker import timers
 from services.tracker.notify import notify_many
 from services.tracker.queries import tickets_by_id
-from services.tracker.store import ticket_units, tickets, timeline, unit_log
+from services.tracker.store import supervision_orders, ticket_units, tickets, timeline, unit_log
 
 log = get_logger(__name__)
 PRODUCER = "tracker"
@@ -203,7 +204,7 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
         # A first assignment has no units or timers to replace yet; only a re-assignment pays for the clean-up.
         first = row is None or row.assigned_at is None
         if not first:
-            again.append(envelope.ticket_id)
+            again.append((envelope, p.lead))
         units.append({"ticket_id": envelope.ticket_id, "unit_code": p.lead.code, "role": "lead"})
         units.extend({"ticket_id": envelope.ticket_id, "unit_code": c.code, "role": "co"} for c in p.co_handlers
                      if c.code != p.lead.code)
@@ -224,11 +225,39 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
     await _write(tx, inserts, updates)
     if again:
         await tx.session.execute(delete(ticket_units).where(
-            one_of(ticket_units.c.ticket_id, again, tx.session.bind.dialect.name)))
+            one_of(ticket_units.c.ticket_id, [e.ticket_id for e, _ in again], tx.session.bind.dialect.name)))
+        await _close_orders_of_former_units(tx, again)
     if units:
         await insert_rows(tx.session, ticket_units, units)
     await timers.schedule_many(tx, due, clocks.calendar)
     await notify_many(tx, clocks.settings, notices)
+
+
+async def _close_orders_of_former_units(tx: Transaction, moved: list[tuple[Envelope, UnitRef]]) -> None:
+    """改派: a ticket given to another unit (after a 退单, or re-dispatched) takes its deadlines afresh there, so a
+    supervision order still waiting for the former unit's answer is closed (销号) by the system, with the reason,
+    in the timeline and the audit trail: that unit no longer handles, or even sees, the ticket, and escalating the
+    order would push it about a matter it has handed on. An order it has answered stays for the office to close."""
+    leads = {e.ticket_id: (e, lead) for e, lead in moved}
+    o = supervision_orders.c
+    waiting = (await tx.session.execute(select(o.order_no, o.ticket_id, o.unit_code, o.level).where(
+        one_of(o.ticket_id, list(leads), tx.session.bind.dialect.name), o.closed_at.is_(None),
+        o.responded_at.is_(None)))).all()
+    for order in waiting:
+        envelope, lead = leads[order.ticket_id]
+        if order.unit_code == lead.code:
+            continue
+        now = utcnow()
+        note = f"工单已改派至 {lead.name}，本督办单随之销号"
+        await tx.session.execute(update(supervision_orders).where(o.order_no == order.order_no, o.closed_at.is_(None))
+                                 .values(closed_at=now, closed_by="system", closing_note=note))
+        tx.append(timeline, dict(ticket_id=order.ticket_id, event_id=_derived_id(envelope.event_id, order.order_no),
+                                 event_type="SupervisionClosed", at=now, actor="system",
+                                 summary=f"督办单 {order.order_no} 办结销号：{note}",
+                                 data={"by": "system", "order_no": order.order_no}))
+        tx.append(tx.tables.audit, audit.entry("SupervisionClosed", ticket_id=order.ticket_id, details={
+            "order_no": order.order_no, "by": "system", "unit_code": order.unit_code, "level": order.level,
+            "reason": "reassigned", "to_unit": lead.code}))
 
 
 async def _dispatch_needed_many(tx: Transaction, items: list[tuple[Envelope, DispatchNeeded]]) -> None:

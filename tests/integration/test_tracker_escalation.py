@@ -22,8 +22,8 @@ from sqlalchemy import func, select, update
 from jiesu.identity import User
 from jiesu.migrate import alembic_config, pending_changes, upgrade
 from schemas.enums import Role
-from schemas.events import Envelope, utcnow
-from services.tracker import supervision
+from schemas.events import Envelope, RoutingReason, TicketAssigned, UnitRef, utcnow
+from services.tracker import handlers, supervision
 from services.tracker import notify as notify_module
 from services.tracker.notify import DeliveryWorker
 from services.tracker.store import (
@@ -393,3 +393,41 @@ def test_the_escalation_migration_goes_down_to_tracker_0009_and_up_again(any_set
     assert "escalated_at" in behind and "ix_tracker_supervision_orders_awaiting" in behind
     upgrade("tracker", url)
     assert pending_changes("tracker", url) == []
+
+
+async def test_an_order_waiting_for_a_unit_that_returned_the_ticket_is_closed_when_another_unit_gets_it(
+        any_settings):
+    rt = await _migrated_runtime(any_settings)
+    store = rt.store("tracker")
+    try:
+        number, waiting = await _order(rt, 1, ISSUED)
+        _, answered = await _order(rt, 2, ISSUED)
+        kept_number, kept = await _order(rt, 3, ISSUED)  # dispatched again to the same unit: its order stands
+        await supervision.respond_order(rt, User(id=1, username="cgw", display_name="城管委", role=Role.DEPARTMENT,
+                                                 department=UNIT),
+                                        answered, "已安排人员现场处理，正在协调。")
+        async with store.db.session() as s:  # both units returned their tickets (退单) and the router chose again
+            await s.execute(update(tickets).values(state="returned"))
+            ids = dict((await s.execute(select(tickets.c.number, tickets.c.ticket_id))).all())
+        new_lead, same = UnitRef(code="S-01-03", name="解放路街道"), UnitRef(code=UNIT, name="市城市管理委员会")
+        items = [(Envelope.wrap(p, ticket_id=ids[n], producer="router"), p) for n in ids
+                 for p in [TicketAssigned(number=n, kind="complaint", lead=same if n == kept_number else new_lead,
+                                          reason=RoutingReason(method="reroute"), attempt=2)]]
+        async with store.transaction() as tx:
+            await handlers.assigned_many(tx, items, rt.state["tracker.clocks"])
+
+        closed = await _order_row(rt, waiting)
+        assert closed.closed_at is not None and closed.closed_by == "system"
+        assert closed.closing_note == "工单已改派至 解放路街道，本督办单随之销号"
+        assert (await _order_row(rt, answered)).closed_at is None  # answered: the office closes it
+        assert (await _order_row(rt, kept)).closed_at is None
+        assert await _escalate(rt, ESCALATED) == 1  # the order on the ticket its unit has again
+        async with store.db.session() as s:
+            said = (await s.execute(select(timeline.c.summary).where(
+                timeline.c.ticket_id == ids[number], timeline.c.event_type == "SupervisionClosed"))).scalars().all()
+            trail = (await s.execute(select(store.tables.audit.c.details).where(
+                store.tables.audit.c.action == "SupervisionClosed"))).scalars().all()
+        assert said == [f"督办单 {waiting} 办结销号：工单已改派至 解放路街道，本督办单随之销号"]
+        assert [(d["order_no"], d["reason"], d["to_unit"]) for d in trail] == [(waiting, "reassigned", "S-01-03")]
+    finally:
+        await _dispose(rt)
