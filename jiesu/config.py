@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     mail_from: str = "jiesu@localhost"
     webhook_url: str = ""  # city messaging system; empty = no webhook
     webhook_secret: str = ""  # HMAC-SHA256 signature key of webhook bodies
+    # How long an e-mail or webhook call that keeps failing for now (server down, 4xx, HTTP 503) is retried
+    # before it is given up and shown as failed (jiesu.mailer.DeliveryLoop). Three days outlast a long
+    # weekend's outage; a refusal for good (unknown mailbox, HTTP 404) is given up at once.
+    delivery_give_up_hours: float = Field(default=72, gt=0)
     router_threshold: float = Field(default=0.6, ge=0, le=1)  # below: a dispatcher decides
     model_dir: Path | None = None  # router's trained models (default data_dir/models)
     timer_poll_seconds: float = Field(default=0.5, gt=0)  # tracker timers: how often due rows are claimed

@@ -17,7 +17,7 @@ from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.web import RuntimeDep, require
 from schemas.enums import STATE_LABELS, Channel, Role
-from services.intake import files, service
+from services.intake import files, mail, service
 from services.intake.domain.submission import MAX_DESCRIPTION, MAX_SUBJECT, NUMBER_PATTERN, Receipt, TicketSubmission
 from services.intake.limits import JSON_LIMIT, client_address, limited
 from services.intake.store import tickets
@@ -115,9 +115,11 @@ async def similar(body: SimilarRequest, rt: RuntimeDep, user: Operator) -> dict:
 
 @api.get("/tickets/{number}")
 async def get_ticket(number: str, rt: RuntimeDep, user: Operator) -> dict:
-    """Intake's record of a ticket and the last state the tracker reported for it."""
+    """Intake's record of a ticket, the last state the tracker reported for it, and how its receipt e-mail
+    (受理回执) stands: `receipt` is null when none was owed, else its status, and why it failed if it did."""
     async with rt.store("intake").db.session() as s:
         row = (await s.execute(select(tickets).where(tickets.c.number == number))).first()
+        receipt = await mail.receipt_of(s, row) if row else None
     if row is None:
         raise ApiError(404, "ticket_not_found", f"没有编号为 {number} 的工单", f"No ticket numbered {number}")
     return {
@@ -127,7 +129,7 @@ async def get_ticket(number: str, rt: RuntimeDep, user: Operator) -> dict:
         "reply_due": row.reply_due.isoformat() if row.reply_due else None,
         "tracked_at": row.tracked_at.isoformat() if row.tracked_at else None,
         "attachments": row.attachments or [], "answer": row.answer,
-        "duplicate_of": str(row.duplicate_of) if row.duplicate_of else None,
+        "duplicate_of": str(row.duplicate_of) if row.duplicate_of else None, "receipt": receipt,
     }
 
 
@@ -167,11 +169,18 @@ async def attachment(number: str, sha256: str, rt: RuntimeDep, user: Annotated[U
 class ProgressQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     number: str = Field(max_length=21, description="工单编号")
-    phone_last4: str = Field(max_length=4, description="last four digits of the phone number given")
+    phone_last4: str = Field(default="", max_length=4, description="last four digits of the phone number given")
+    query_code: str = Field(default="", max_length=16,
+                            description="查询码 from the receipt (ABCD-EFGH), instead of phone_last4")
 
 
-NOT_FOUND = ApiError(404, "progress_not_found", "未查到：请核对工单编号和电话号码后四位",
-                     "Not found: check the ticket number and the last four digits of the phone number")
+NOT_FOUND = ApiError(404, "progress_not_found", "未查到：请核对工单编号，以及联系电话后四位或查询码",
+                     "Not found: check the ticket number, and the last four digits of the phone number or the "
+                     "query code")
+NO_PROOF = ApiError(422, "proof_required", "请填写联系电话后四位，或受理回执中的查询码",
+                    "Give the last four digits of the phone number, or the query code from the receipt",
+                    fields=[{"field": "phone_last4", "type": "missing", "zh": "请填写联系电话后四位或查询码",
+                             "en": "the last four digits of the phone number, or the query code"}])
 TOO_MANY = ApiError(429, "too_many_requests", "查询过于频繁，请稍后再试", "Too many look-ups; try again later",
                     headers={"Retry-After": "600"})
 
@@ -184,15 +193,18 @@ def progress_view(row) -> dict:
             "reply": row.reply}
 
 
-async def look_up(rt, request: Request, number: str, last4: str):
-    """Rate-limited per address and per number; the same answer for any mismatch."""
+async def look_up(rt, request: Request, number: str, proof: str):
+    """Rate-limited per address and per number; the same answer for any mismatch. `proof`: the last four
+    digits of the phone, or the query code."""
+    if not proof.strip():
+        raise NO_PROOF
     store = rt.store("intake")
     if not await service.allow(store, f"lookup:{client_address(request)}", limit=LOOKUPS_PER_ADDRESS,
                                window=LOOKUP_WINDOW):
         raise TOO_MANY
     if not re.match(NUMBER_PATTERN, number.strip()):
         raise NOT_FOUND
-    row = await service.progress(store, number.strip(), last4.strip())
+    row = await service.progress(store, number.strip(), proof)
     if row is None:
         if not await service.allow(store, f"lookup-fail:{number.strip()}", limit=FAILED_LOOKUPS_PER_NUMBER,
                                    window=timedelta(days=1)):
@@ -204,9 +216,10 @@ async def look_up(rt, request: Request, number: str, last4: str):
 @api.post("/progress", responses={404: {"description": "no such number, or the digits do not match"},
                                   429: {"description": "too many look-ups"}})
 async def progress(body: ProgressQuery, rt: RuntimeDep, request: Request) -> dict:
-    """Citizen's progress look-up (public): ticket number + last four digits of the phone.
+    """Citizen's progress look-up (public): ticket number + the last four digits of the phone, or the
+    query code (查询码) the citizen got with the number (for those who gave no phone number).
 
-    Answers only the state, the department, the deadline and the reply. A wrong number
-    and wrong digits get the same answer.
+    Answers only the state, the department, the deadline and the reply. A wrong number,
+    wrong digits and a wrong code get the same answer.
     """
-    return progress_view(await look_up(rt, request, body.number, body.phone_last4))
+    return progress_view(await look_up(rt, request, body.number, body.query_code or body.phone_last4))

@@ -11,12 +11,15 @@ Whoever gives an e-mail address (here, or on a web form) gets a receipt (受理�
 with the ticket number and where to look up progress, once per ticket: the ticket's
 transaction owes it as a row of intake_acknowledgements, and `acknowledger` sends those
 rows with jiesu.mailer's retrying loop. A letter's receipt answers the letter (In-Reply-To),
-so that it sits in the citizen's thread.
+so that it sits in the citizen's thread. A receipt the citizen's mail server refuses for good
+(a mistyped address), or that fails for too long, is given up and shown to the operators (on
+their console, and in intake's record of the ticket).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -32,13 +35,14 @@ from jiesu.db import delete_in_chunks
 from jiesu.logging import get_logger
 from jiesu.mailer import DeliveryLoop, public_base_url, send_mail
 from jiesu.messaging import ServiceStore
+from jiesu.privacy import mask_contact_in
 from jiesu.runtime import Runtime
 from schemas.enums import Channel
 from schemas.events import utcnow
 from services.intake import files, service
 from services.intake.domain import attachments as attachment_rules
 from services.intake.domain import letters
-from services.intake.domain.submission import MAX_DESCRIPTION, MAX_SUBJECT, TicketSubmission
+from services.intake.domain.submission import MAX_DESCRIPTION, MAX_SUBJECT, TicketSubmission, show_query_code
 from services.intake.store import acknowledgements, tickets
 
 log = get_logger(__name__)
@@ -130,9 +134,13 @@ def listener(rt: Runtime):
 def acknowledgement(settings: Settings, ticket) -> EmailMessage:
     """The receipt for a ticket (its intake_tickets row), in Chinese, threaded under the letter if any."""
     received = ticket.received_at.astimezone(ZoneInfo(settings.timezone)).strftime("%Y年%m月%d日 %H:%M")
-    lookup = "凭工单编号和联系电话后四位查询"
-    if not ticket.citizen_phone:  # the look-up page cannot find a ticket without a phone number
-        lookup += "；您未留联系电话，可拨打12345热线报工单编号查询"
+    code = show_query_code(ticket.query_code)
+    if ticket.citizen_phone:
+        lookup = "凭工单编号和联系电话后四位查询" + ("，或凭工单编号和查询码查询" if code else "")
+    elif code:
+        lookup = "凭工单编号和查询码查询"
+    else:  # a ticket from before query codes, without a phone number: the look-up page cannot find it
+        lookup = "您未留联系电话，可拨打12345热线报工单编号查询"
     answers = _letter_id(ticket)
     msg = EmailMessage()
     msg["Subject"] = f"{'Re: ' if answers else ''}【受理回执】{ticket.number} {ticket.subject}"[:200]
@@ -143,9 +151,10 @@ def acknowledgement(settings: Settings, ticket) -> EmailMessage:
         msg["References"] = answers
     msg.set_content(
         f"{ticket.citizen_name or '市民朋友'}，您好：\n\n"
-        f"您反映的事项已受理，我们将转交承办单位办理。请记下工单编号，查询进度时需要它。\n\n"
-        f"工单编号：{ticket.number}\n诉求：{ticket.subject}\n受理时间：{received}\n\n"
-        f"查询办理进度：{public_base_url(settings)}/intake/progress\n（{lookup}）\n\n"
+        f"您反映的事项已受理，我们将转交承办单位办理。请记下工单编号{'和查询码' if code else ''}，查询进度时需要。\n\n"
+        f"工单编号：{ticket.number}\n" + (f"查询码：{code}\n" if code else "") +
+        f"诉求：{ticket.subject}\n受理时间：{received}\n\n"
+        f"查询办理进度：{public_base_url(settings)}/intake/progress?number={ticket.number}\n（{lookup}）\n\n"
         f"本邮件由12345接诉即办系统自动发送，请勿直接回复。")
     return msg
 
@@ -159,11 +168,13 @@ def receipts(rt: Runtime) -> DeliveryLoop:
             ticket = (await s.execute(select(tickets).where(tickets.c.ticket_id == row.ticket_id))).one()
         await asyncio.to_thread(send_mail, settings, acknowledgement(settings, ticket))
 
-    return DeliveryLoop(store, acknowledgements, send, what="acknowledgement")
+    return DeliveryLoop(store, acknowledgements, send, what="acknowledgement",
+                        give_up_after=timedelta(hours=settings.delivery_give_up_hours))
 
 
 def acknowledger(rt: Runtime) -> Callable[[], Awaitable[None]]:
-    """The background job: send the receipts owed, retrying with back-off until each goes through once."""
+    """The background job: send the receipts owed, retrying with back-off until each goes through once or is
+    given up (refused for good, or failing for longer than JIESU_DELIVERY_GIVE_UP_HOURS)."""
     async def run() -> None:
         await receipts(rt).run(max(rt.settings.outbox_poll_seconds, 0.5))
 
@@ -171,6 +182,50 @@ def acknowledger(rt: Runtime) -> Callable[[], Awaitable[None]]:
 
 
 async def purge_acknowledgements(store: ServiceStore, retention: timedelta) -> int:
-    """Drop receipts sent longer ago than the retention: the ticket keeps its own record."""
+    """Drop receipts sent longer ago than the retention: the ticket keeps its own record. A given-up receipt
+    stays: it is the only record that the citizen was never told the ticket number."""
     return await delete_in_chunks(store.db, acknowledgements, acknowledgements.c.delivered_at < utcnow() - retention,
                                   oldest_first=acknowledgements.c.delivered_at)
+
+
+# --- what operators see of receipts ----------------------------------------------------
+
+RECEIPT_LABELS = {"sending": "发送中", "sent": "已发送", "failed": "发送失败，已停止重试"}
+
+
+def receipt_status(ack, ticket) -> dict:
+    """How a ticket's receipt stands (its intake_acknowledgements row), for operators.
+
+    These views show no contact data, so the citizen's address and number are masked out of
+    the mail server's answer, which often quotes the address it refused.
+    """
+    status = "sent" if ack.delivered_at else "failed" if ack.failed_at else "sending"
+    return {"status": status, "status_label": RECEIPT_LABELS[status], "attempts": ack.attempts,
+            "error": _masked(ack.last_error, ticket),
+            "failed_at": ack.failed_at.isoformat() if ack.failed_at else None}
+
+
+def _masked(text: str | None, ticket) -> str | None:
+    if text and ticket.citizen_email:
+        text = re.sub(re.escape(ticket.citizen_email), "***", text, flags=re.IGNORECASE)
+    return mask_contact_in(text, ticket.citizen_name, ticket.citizen_phone)
+
+
+async def receipt_of(session, ticket) -> dict | None:
+    """The receipt of one ticket; None when none was owed (no address, no mail server) or it was sent and purged."""
+    ack = (await session.execute(select(acknowledgements)
+                                 .where(acknowledgements.c.ticket_id == ticket.ticket_id))).first()
+    return receipt_status(ack, ticket) if ack else None
+
+
+async def failed_receipts(store: ServiceStore, since, limit: int = 20) -> list[dict]:
+    """The receipts given up since `since`, newest first, with what an operator needs to follow up the ticket:
+    never the citizen's address or number (the ticket's page shows them to whoever may see them)."""
+    async with store.db.reading() as s:
+        rows = (await s.execute(
+            select(acknowledgements, tickets.c.number, tickets.c.subject,
+                   tickets.c.citizen_name, tickets.c.citizen_phone, tickets.c.citizen_email)
+            .join(tickets, tickets.c.ticket_id == acknowledgements.c.ticket_id)
+            .where(acknowledgements.c.failed_at >= since)
+            .order_by(acknowledgements.c.failed_at.desc()).limit(limit))).all()
+    return [{"number": r.number, "subject": _masked(r.subject, r), **receipt_status(r, r)} for r in rows]

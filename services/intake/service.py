@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -24,7 +25,8 @@ from schemas import topics
 from schemas.enums import Channel, TicketState
 from schemas.events import Attachment, Envelope, ReconcileRequested, new_event_id, utcnow
 from services.intake.domain.similarity import CLOSED_STATES, REPEAT_WINDOW, Earlier, Repeat, find_repeats
-from services.intake.domain.submission import Receipt, TicketSubmission, format_number, to_event
+from services.intake.domain.submission import (Receipt, TicketSubmission, format_number, new_query_code,
+                                               read_query_code, to_event)
 from services.intake.store import acknowledgements, rate_limits, ticket_counters, tickets
 
 log = get_logger(__name__)
@@ -161,8 +163,8 @@ async def _write(store: ServiceStore, batch: list[_Request]) -> list[Receipt]:
     numbers: dict[tuple[str, str], str] = {}
     async with store.db.session() as s:  # one short transaction: which are retries, and numbers for the rest
         # Both columns of the unique (channel, source_ref) index: by source_ref alone, it is read whole.
-        known = select(tickets.c.ticket_id, tickets.c.number, tickets.c.received_at, tickets.c.channel,
-                       tickets.c.source_ref).where(
+        known = select(tickets.c.ticket_id, tickets.c.number, tickets.c.query_code, tickets.c.received_at,
+                       tickets.c.channel, tickets.c.source_ref).where(
             one_of(tickets.c.channel, {r.channel.value for r in batch}, dialect),
             one_of(tickets.c.source_ref, {r.source_ref for r in batch}, dialect))
         earlier = {(row.channel, row.source_ref): row for row in await s.execute(known)}
@@ -185,15 +187,16 @@ async def _write(store: ServiceStore, batch: list[_Request]) -> list[Receipt]:
                                        duplicate_of=r.duplicate_of)
                     envelope = Envelope.wrap(payload, ticket_id=ticket_id, producer=PRODUCER, trace_id=r.trace_id,
                                              occurred_at=r.received_at)
-                    rows.append(_ticket_row(r, ticket_id, numbers[key], envelope.event_id, payload.attachments))
+                    code = new_query_code()
+                    rows.append(_ticket_row(r, ticket_id, numbers[key], code, envelope.event_id, payload.attachments))
                     if store.local.get(ACKNOWLEDGE) and "@" in r.sub.citizen.email:
                         # 受理回执: owed with the ticket, sent by intake.mail
                         tx.append(acknowledgements, dict(ticket_id=ticket_id, next_attempt_at=r.received_at))
                     audit.current_actor.set(r.actor)  # this task writes for many requests: each under its own name
                     audit.current_address.set(r.address)
                     await tx.emit(topics.RECEIVED, envelope)
-                    created[key] = Receipt(ticket_id=ticket_id, number=numbers[key], received_at=r.received_at,
-                                           duplicate_request=False)
+                    created[key] = Receipt(ticket_id=ticket_id, number=numbers[key], query_code=code,
+                                           received_at=r.received_at, duplicate_request=False)
                 await insert_rows(tx.session, tickets, rows)
         except IntegrityError:
             if len(batch) > 1:
@@ -202,8 +205,8 @@ async def _write(store: ServiceStore, batch: list[_Request]) -> list[Receipt]:
             existing = await find_by_source(store, batch[0].channel, batch[0].source_ref)
             if existing is None:
                 raise
-            return [Receipt(ticket_id=existing.ticket_id, number=existing.number, received_at=existing.received_at,
-                            duplicate_request=True)]
+            return [Receipt(ticket_id=existing.ticket_id, number=existing.number, query_code=existing.query_code,
+                            received_at=existing.received_at, duplicate_request=True)]
         for key, receipt in created.items():
             log.info("ticket received", ticket_id=str(receipt.ticket_id), number=receipt.number, channel=key[0])
     receipts = []
@@ -211,8 +214,8 @@ async def _write(store: ServiceStore, batch: list[_Request]) -> list[Receipt]:
         key = (r.channel.value, r.source_ref)
         if key in earlier:
             row = earlier[key]
-            receipts.append(Receipt(ticket_id=row.ticket_id, number=row.number, received_at=row.received_at,
-                                    duplicate_request=True))
+            receipts.append(Receipt(ticket_id=row.ticket_id, number=row.number, query_code=row.query_code,
+                                    received_at=row.received_at, duplicate_request=True))
         elif fresh[key] is r:
             receipts.append(created[key])
         else:
@@ -220,10 +223,11 @@ async def _write(store: ServiceStore, batch: list[_Request]) -> list[Receipt]:
     return receipts
 
 
-def _ticket_row(r: _Request, ticket_id: UUID, number: str, event_id: UUID, attachments: list[Attachment]) -> dict:
+def _ticket_row(r: _Request, ticket_id: UUID, number: str, query_code: str, event_id: UUID,
+                attachments: list[Attachment]) -> dict:
     sub = r.sub
     return dict(
-        ticket_id=ticket_id, number=number, channel=r.channel.value, source_ref=r.source_ref,
+        ticket_id=ticket_id, number=number, query_code=query_code, channel=r.channel.value, source_ref=r.source_ref,
         kind=sub.kind.value, urgency=sub.urgency.value, subject=sub.subject, description=sub.description,
         citizen_name=sub.citizen.name, citizen_phone=sub.citizen.phone, citizen_email=sub.citizen.email,
         confidential=sub.citizen.confidential, location=sub.location.model_dump(mode="json"),
@@ -388,18 +392,25 @@ def _digits(phone: str) -> str:
     return "".join(ch for ch in phone if ch.isdigit())
 
 
-async def progress(store: ServiceStore, number: str, last4: str):
-    """The ticket, if the number exists and the caller's phone ends with these four digits; else None.
+async def progress(store: ServiceStore, number: str, proof: str):
+    """The ticket, if the number exists and `proof` is the last four digits of the caller's phone or the
+    ticket's query code (查询码); else None.
 
-    Callers must answer "not found" the same way in both cases.
+    Callers must answer "not found" the same way in every case.
     """
-    if len(last4) != 4 or not last4.isdigit():
+    proof = proof.strip()
+    by_phone = len(proof) == 4 and proof.isdigit()
+    code = None if by_phone else read_query_code(proof)
+    if not by_phone and code is None:
         return None
     async with store.db.session() as s:
         row = (await s.execute(select(tickets).where(tickets.c.number == number))).first()
-    if row is None or len(_digits(row.citizen_phone)) < 4 or _digits(row.citizen_phone)[-4:] != last4:
+    if row is None:
         return None
-    return row
+    if by_phone:
+        digits = _digits(row.citizen_phone)
+        return row if len(digits) >= 4 and hmac.compare_digest(digits[-4:], proof) else None
+    return row if row.query_code and hmac.compare_digest(row.query_code, code) else None
 
 
 async def allow(store: ServiceStore, bucket: str, *, limit: int, window: timedelta) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     false,
 )
 
@@ -59,6 +60,9 @@ tickets = Table(
     Column("reply_due", UTCDateTime, nullable=True),
     Column("status_at", UTCDateTime, nullable=True),  # when the tracker last changed the state we show
     Column("closed_at", UTCDateTime, nullable=True),
+    # Added by intake_0009: 查询码, the progress look-up's proof for whoever gave no phone number
+    # (domain.submission.new_query_code); NULL on tickets from before it.
+    Column("query_code", String(8), nullable=True),
     UniqueConstraint("channel", "source_ref", name="uq_intake_tickets_source"),
 )
 Index("ix_intake_tickets_untracked", tickets.c.received_at, sqlite_where=tickets.c.tracked_at.is_(None),
@@ -95,7 +99,15 @@ acknowledgements = Table(
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime, nullable=True, index=True),  # the purge goes by it
     Column("last_error", Text, nullable=True),
+    # Added by intake_0008: since when it has failed, and when it was given up (refused for good, or failing
+    # for longer than JIESU_DELIVERY_GIVE_UP_HOURS); a given-up receipt is never sent again, and kept.
+    Column("failing_since", UTCDateTime, nullable=True),
+    Column("failed_at", UTCDateTime, nullable=True),
 )
+PENDING_ACKNOWLEDGEMENT = and_(acknowledgements.c.delivered_at.is_(None), acknowledgements.c.failed_at.is_(None))
 Index("ix_intake_acknowledgements_pending", acknowledgements.c.next_attempt_at,
-      postgresql_where=acknowledgements.c.delivered_at.is_(None),
-      sqlite_where=acknowledgements.c.delivered_at.is_(None))
+      postgresql_where=PENDING_ACKNOWLEDGEMENT, sqlite_where=PENDING_ACKNOWLEDGEMENT)
+# The given-up receipts, newest first, for the operators' list: a few rows however many were sent.
+Index("ix_intake_acknowledgements_failed", acknowledgements.c.failed_at,
+      postgresql_where=acknowledgements.c.failed_at.isnot(None),
+      sqlite_where=acknowledgements.c.failed_at.isnot(None))

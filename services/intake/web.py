@@ -16,11 +16,12 @@ from jiesu.errors import ApiError, validation_fields
 from jiesu.identity import User
 from jiesu.web import RuntimeDep, page, require
 from schemas.enums import KIND_LABELS, Channel, Kind, Role, Urgency
-from services.intake import files, service
+from schemas.events import utcnow
+from services.intake import files, mail, service
 from services.intake.api import look_up, progress_view
 from services.intake.domain import attachments as attachment_rules
 from services.intake.domain import challenge
-from services.intake.domain.submission import MAX_DESCRIPTION, MAX_SUBJECT, TicketSubmission
+from services.intake.domain.submission import MAX_DESCRIPTION, MAX_SUBJECT, TicketSubmission, show_query_code
 from services.intake.limits import FORM_LIMIT, UPLOAD_LIMIT, client_address, limited
 
 console_pages = APIRouter(include_in_schema=False)
@@ -44,13 +45,19 @@ CHANNELS = {
 }
 
 
+RECENT_FAILURES = timedelta(days=7)  # receipts given up this recently are listed on the console
+
+
 @console_pages.get("/intake/console", response_class=HTMLResponse)
-async def console(request: Request, user: Annotated[User, Depends(require(Role.OPERATOR))],
+async def console(request: Request, rt: RuntimeDep, user: Annotated[User, Depends(require(Role.OPERATOR))],
                   caller: Annotated[str, Query(max_length=32)] = "",
                   call_id: Annotated[str, Query(max_length=120)] = "") -> HTMLResponse:
-    """来电登记: the form the operator fills while talking, keyboard first."""
+    """来电登记: the form the operator fills while talking, keyboard first; beside it, the receipts that could
+    not be delivered lately, so that someone gives those citizens their ticket number another way."""
+    failed = await mail.failed_receipts(rt.store("intake"), since=utcnow() - RECENT_FAILURES)
     return page(request, "intake_console.html", title="来电登记", caller=caller, call_id=call_id,
-                kinds=list(Kind), urgencies=list(Urgency), max_subject=MAX_SUBJECT, max_description=MAX_DESCRIPTION)
+                kinds=list(Kind), urgencies=list(Urgency), max_subject=MAX_SUBJECT, max_description=MAX_DESCRIPTION,
+                failed_receipts=failed, failed_days=RECENT_FAILURES.days)
 
 
 def _letter_page(request: Request, rt, which: str, *, values: dict | None = None, errors: list[dict] | None = None,
@@ -89,7 +96,8 @@ async def _letter(request: Request, rt, which: str) -> HTMLResponse:
     existing = await service.find_by_source(store, channel, source_ref)
     if existing:  # the same form sent twice (double click, reload): the same letter
         return page(request, "intake_letter_done.html", title=CHANNELS[which]["title"], form=CHANNELS[which],
-                    number=existing.number, received_at=existing.received_at)
+                    number=existing.number, query_code=show_query_code(existing.query_code),
+                    received_at=existing.received_at)
 
     errors: list[dict] = []
     data = {
@@ -127,7 +135,7 @@ async def _letter(request: Request, rt, which: str) -> HTMLResponse:
     receipt = await service.accept(store, sub, channel=channel, operator=None, idempotency_key=None,
                                    tz=ZoneInfo(rt.settings.timezone), attachments=kept)
     return page(request, "intake_letter_done.html", title=CHANNELS[which]["title"], form=CHANNELS[which],
-                number=receipt.number, received_at=receipt.received_at)
+                number=receipt.number, query_code=show_query_code(receipt.query_code), received_at=receipt.received_at)
 
 
 @letter_pages.get("/intake/mailbox", response_class=HTMLResponse)
@@ -153,17 +161,19 @@ async def online_send(request: Request, rt: RuntimeDep) -> HTMLResponse:
 
 
 @lookup_pages.get("/intake/progress", response_class=HTMLResponse)
-async def progress_form(request: Request) -> HTMLResponse:
-    """办理进度查询: by ticket number and the last four digits of the phone."""
-    return page(request, "intake_progress.html", title="办理进度查询", values={}, result=None, error=None)
+async def progress_form(request: Request, number: Annotated[str, Query(max_length=21)] = "") -> HTMLResponse:
+    """办理进度查询: by ticket number and the last four digits of the phone or the query code (查询码).
+    `?number=` fills in the number (the link in a receipt e-mail); the code is never put in a link."""
+    return page(request, "intake_progress.html", title="办理进度查询", values={"number": number}, result=None,
+                error=None)
 
 
 @lookup_pages.post("/intake/progress", response_class=HTMLResponse)
 async def progress_result(request: Request, rt: RuntimeDep) -> HTMLResponse:
     form = await request.form(max_files=0, max_fields=5)
-    values = {"number": str(form.get("number", ""))[:21], "phone_last4": str(form.get("phone_last4", ""))[:4]}
+    values = {"number": str(form.get("number", ""))[:21], "proof": str(form.get("proof", ""))[:16]}
     try:
-        row = await look_up(rt, request, values["number"], values["phone_last4"])
+        row = await look_up(rt, request, values["number"], values["proof"])
     except ApiError as exc:
         response = page(request, "intake_progress.html", title="办理进度查询", values=values, result=None,
                         error=exc)

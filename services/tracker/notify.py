@@ -3,7 +3,9 @@
 `notify` runs inside the transaction that caused it: it writes the in-page notification
 and one delivery row per outside channel. `DeliveryWorker` sends those rows and retries
 with back-off until they go through, so a mail server or webhook receiver that is down
-loses nothing. Citizen phone numbers never leave in a notification.
+loses nothing; a receiver that refuses one for good, or keeps failing for longer than
+JIESU_DELIVERY_GIVE_UP_HOURS, has it given up and shown to the office and the unit
+(jiesu.mailer). Citizen phone numbers never leave in a notification.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import hashlib
 import hmac
 import json
 import socket
+from datetime import datetime, timedelta
 from email.message import EmailMessage
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from jiesu.config import Settings
 from jiesu.db import insert_rows
-from jiesu.mailer import DeliveryLoop, public_base_url, send_mail
+from jiesu.mailer import DeliveryError, DeliveryLoop, PermanentFailure, public_base_url, send_mail
 from jiesu.messaging import ServiceStore, Transaction
 from jiesu.privacy import redact_phones
 from schemas.events import utcnow
@@ -95,13 +99,18 @@ async def notify_many(tx: Transaction, settings: Settings | None, notices: list[
 
 
 class DeliveryWorker:
-    """Sends pending e-mails and webhook calls (jiesu.mailer's loop); any number of tracker instances may run one."""
+    """Sends pending e-mails and webhook calls (jiesu.mailer's loop); any number of tracker instances may run one.
+
+    A delivery refused for good (an unknown mailbox, HTTP 404) or failing for longer than
+    JIESU_DELIVERY_GIVE_UP_HOURS is given up: the ticket page and the supervision office's page show it.
+    """
 
     def __init__(self, store: ServiceStore, settings: Settings, http=None) -> None:
         self.store = store
         self.settings = settings
         self.http = http
-        self.loop = DeliveryLoop(store, deliveries, self._send, what="notification delivery")
+        self.loop = DeliveryLoop(store, deliveries, self._send, what="notification delivery",
+                                 give_up_after=timedelta(hours=settings.delivery_give_up_hours))
 
     async def run(self, poll_seconds: float = 1.0) -> None:
         await self.loop.run(poll_seconds)
@@ -122,22 +131,39 @@ class DeliveryWorker:
         msg["From"] = self.settings.mail_from
         msg["To"] = to
         msg["Message-ID"] = f"<jiesu-{body['notification_id']}@{socket.gethostname()}>"
-        due = body.get("reply_due") or "—"
         msg.set_content(f"{body['message']}\n\n工单编号：{body['number']}\n诉求：{body['subject']}\n"
-                        f"答复期限（UTC）：{due}\n办理入口：{body['url']}\n\n本邮件由接诉即办系统自动发送。")
+                        f"答复期限：{self._local(body.get('reply_due'))}\n办理入口：{body['url']}\n\n"
+                        f"本邮件由接诉即办系统自动发送。")
         send_mail(self.settings, msg)
 
+    def _local(self, instant: str | None) -> str:
+        """The body's UTC instant as the unit's staff read dates: local time (the webhook keeps ISO 8601, UTC)."""
+        if not instant:
+            return "—"
+        return datetime.fromisoformat(instant).astimezone(ZoneInfo(self.settings.timezone)).strftime("%Y年%m月%d日 %H:%M")
+
     async def _post(self, url: str, body: dict, delivery_id: int) -> None:
+        """POST the signed body. A 4xx answer is a refusal for good (PermanentFailure): the receiver will
+        not take this body at this address however often it is sent, except 408 and 429, which ask for
+        later, as 5xx and no answer at all do."""
         import httpx
 
         raw = json.dumps(body, ensure_ascii=False, sort_keys=True).encode()
         headers = {"Content-Type": "application/json; charset=utf-8", "X-Jiesu-Delivery": str(delivery_id)}
         if self.settings.webhook_secret:
             headers[SIGNATURE_HEADER] = sign(self.settings.webhook_secret, raw)
-        if self.http is not None:
-            response = await self.http.post(url, content=raw, headers=headers)
-        else:
-            async with httpx.AsyncClient(timeout=10) as client:
-                response = await client.post(url, content=raw, headers=headers)
-        if response.status_code >= 300:
-            raise RuntimeError(f"webhook answered HTTP {response.status_code}")
+        try:
+            if self.http is not None:
+                response = await self.http.post(url, content=raw, headers=headers)
+            else:
+                async with httpx.AsyncClient(timeout=10) as client:
+                    response = await client.post(url, content=raw, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise DeliveryError(f"消息系统超时未应答（{type(exc).__name__}）") from exc
+        except httpx.TransportError as exc:
+            raise DeliveryError(f"无法连接消息系统：{type(exc).__name__} {exc}".strip()) from exc
+        status = response.status_code
+        if 400 <= status < 500 and status not in (408, 429):
+            raise PermanentFailure(f"消息系统拒收：HTTP {status} {response.reason_phrase}".strip())
+        if status >= 300:
+            raise DeliveryError(f"消息系统暂时无法接收：HTTP {status} {response.reason_phrase}".strip())

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text, false, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    false,
+    text,
+)
 
 from jiesu.db import UTCDateTime, UUIDStr
 from jiesu.messaging import messaging_tables
@@ -126,7 +140,8 @@ notifications = Table(
 )
 Index("ix_tracker_notifications_unit", notifications.c.unit_code, notifications.c.read_at)
 
-# Outgoing e-mails and webhook calls, retried with back-off until delivered (an outbox of their own).
+# Outgoing e-mails and webhook calls, retried with back-off until delivered or given up (jiesu.mailer):
+# an outbox of their own.
 deliveries = Table(
     "tracker_deliveries",
     metadata,
@@ -139,9 +154,17 @@ deliveries = Table(
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
+    # Added by tracker_0011: since when it has failed, and when it was given up (refused for good, or failing
+    # for longer than JIESU_DELIVERY_GIVE_UP_HOURS); a given-up row is never sent again.
+    Column("failing_since", UTCDateTime, nullable=True),
+    Column("failed_at", UTCDateTime, nullable=True),
 )
+PENDING_DELIVERY = and_(deliveries.c.delivered_at.is_(None), deliveries.c.failed_at.is_(None))
 Index("ix_tracker_deliveries_pending", deliveries.c.next_attempt_at,
-      postgresql_where=deliveries.c.delivered_at.is_(None), sqlite_where=deliveries.c.delivered_at.is_(None))
+      postgresql_where=PENDING_DELIVERY, sqlite_where=PENDING_DELIVERY)
+# The given-up ones, newest first, for the ticket page and the supervision office: a few rows however many were sent.
+Index("ix_tracker_deliveries_failed", deliveries.c.failed_at,
+      postgresql_where=deliveries.c.failed_at.isnot(None), sqlite_where=deliveries.c.failed_at.isnot(None))
 
 # Where a department wants its e-mail notifications (set by the supervision office or admin).
 unit_contacts = Table(

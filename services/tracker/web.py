@@ -18,6 +18,7 @@ from sqlalchemy import select
 from jiesu import attachment_grants
 from jiesu.errors import ApiError
 from jiesu.identity import User
+from jiesu.privacy import mask_phones
 from jiesu.web import RuntimeDep, page, require
 from schemas.enums import Role, TicketState
 from schemas.events import utcnow
@@ -25,7 +26,8 @@ from services.tracker import queries
 from services.tracker.actions import OUTCOME_LABELS
 from services.tracker.domain.lifecycle import allowed_actions, may
 from services.tracker.domain.replies import RETURN_REASONS
-from services.tracker.store import extensions, supervision_orders, tickets
+from services.tracker.notify import KIND_LABELS
+from services.tracker.store import deliveries, extensions, notifications, supervision_orders, tickets
 
 pages = APIRouter(prefix="/tracker", include_in_schema=False)
 
@@ -102,6 +104,10 @@ async def _ticket_context(rt, user: User, ref: str) -> dict:
                                                             extensions.c.approved.is_(None)))).first()
         orders = (await s.execute(select(supervision_orders).where(supervision_orders.c.ticket_id == row.ticket_id)
                                   .order_by(supervision_orders.c.created_at))).all()
+        undelivered = []
+        if user.has(Role.SUPERVISOR) or user.role == Role.DEPARTMENT:
+            undelivered = await failed_deliveries(s, ticket_id=row.ticket_id,
+                                                  unit_code=user.department if user.role == Role.DEPARTMENT else None)
     role = user.role.value
     lead = user.role != Role.DEPARTMENT or row.lead_code == user.department
     can = {a.value for a in allowed_actions(TicketState(row.state)) if may(role, a) and lead}
@@ -113,7 +119,33 @@ async def _ticket_context(rt, user: User, ref: str) -> dict:
     return dict(t=queries.ticket_view(row, user, utcnow()), timeline=events, can=can, pending=pending, orders=orders,
                 is_lead=lead, reasons=RETURN_REASONS, outcomes=OUTCOME_LABELS, labels=DONE_LABELS,
                 now_iso=utcnow().isoformat(), attachments=_attachments(rt.secret, user, row),
-                grant_minutes=int(attachment_grants.LIFETIME.total_seconds() // 60))
+                grant_minutes=int(attachment_grants.LIFETIME.total_seconds() // 60), undelivered=undelivered)
+
+
+CHANNEL_NAMES = {"email": "邮件", "webhook": "消息系统"}
+
+
+async def failed_deliveries(session, *, ticket_id=None, unit_code: str | None = None, limit: int = 50) -> list[dict]:
+    """Department notifications by e-mail or webhook that were given up (jiesu.mailer), newest first.
+
+    Read through the partial index of given-up rows, so a few rows however many were sent. The
+    webhook's address is left out: it may carry the receiving system's token.
+    """
+    stmt = (select(deliveries.c.channel, deliveries.c.target, deliveries.c.attempts, deliveries.c.failed_at,
+                   deliveries.c.last_error, notifications.c.unit_code, notifications.c.number, notifications.c.kind,
+                   tickets.c.lead_code, tickets.c.lead_name)
+            .join(notifications, notifications.c.id == deliveries.c.notification_id)
+            .outerjoin(tickets, tickets.c.ticket_id == notifications.c.ticket_id)
+            .where(deliveries.c.failed_at.isnot(None)).order_by(deliveries.c.failed_at.desc()).limit(limit))
+    if ticket_id is not None:
+        stmt = stmt.where(notifications.c.ticket_id == ticket_id)
+    if unit_code is not None:
+        stmt = stmt.where(notifications.c.unit_code == unit_code)
+    return [{"failed_at": r.failed_at, "unit_code": r.unit_code, "number": r.number, "attempts": r.attempts,
+             "unit_name": r.lead_name if r.lead_code == r.unit_code and r.lead_name else r.unit_code,
+             "kind_label": KIND_LABELS.get(r.kind, r.kind), "channel": CHANNEL_NAMES.get(r.channel, r.channel),
+             "target": r.target if r.channel == "email" else "", "error": mask_phones(r.last_error or "")}
+            for r in (await session.execute(stmt)).all()]
 
 
 def _attachments(secret: str, user: User, row) -> list[dict]:
@@ -246,12 +278,13 @@ async def supervision(request: Request, rt: RuntimeDep, user: Supervisor) -> HTM
                                          tickets.c.state)
                                   .join(tickets, tickets.c.ticket_id == supervision_orders.c.ticket_id)
                                   .order_by(supervision_orders.c.created_at.desc()).limit(100))).all()
+        undelivered = await failed_deliveries(s)
     year = dt.datetime.now(calendar.timezone).year
     unconfirmed = [y for y in (year, year + 1) if not calendar.is_confirmed(y)]
     return page(request, "tracker_supervision.html", pending=pending, now=now,
                 overdue=[queries.ticket_view(r, user, now) for r in overdue],
                 deferred=[queries.ticket_view(r, user, now) for r in deferred], orders=orders,
-                unconfirmed=unconfirmed, title="督办台账")
+                unconfirmed=unconfirmed, undelivered=undelivered, title="督办台账")
 
 
 @pages.get("/calendar", response_class=HTMLResponse)

@@ -182,7 +182,7 @@ async def test_the_citizen_looks_up_progress_and_reads_the_reply_and_nothing_els
                                          json={"number": "12345-20200101-000001", "phone_last4": "1234"})
         assert wrong_digits.status_code == wrong_number.status_code == 404
         assert wrong_digits.json() == wrong_number.json()
-        html = await client.post("/intake/progress", data={"number": number, "phone_last4": "1234"})
+        html = await client.post("/intake/progress", data={"number": number, "proof": "1234"})
         assert "已办结" in html.text and "已更换灯泡" in html.text and "王芳" not in html.text
         assert "1370000" not in html.text and "解放路18号" not in html.text
 
@@ -193,3 +193,51 @@ async def test_guessing_the_four_digits_is_cut_off(live):
                                     json={"number": "12345-20261122-000001", "phone_last4": f"{i:04d}"})).status_code
                  for i in range(12)]
     assert codes[:10] == [404] * 10 and codes[-1] == 429
+
+
+async def test_a_citizen_who_gave_no_phone_looks_up_progress_with_the_query_code(live, quick_challenge):
+    async with httpx.AsyncClient(base_url=live.url) as citizen:
+        fields = {**letter(phone=""), **form_fields((await citizen.get("/intake/mailbox")).text)}
+        done = await citizen.post("/intake/mailbox", data=fields)
+        assert done.status_code == 200, done.text
+        number = re.search(r"12345-\d{8}-\d{6}", done.text).group(0)
+        code = re.search(r"查询码：</p>\s*<p class=\"query-code\">([2-9A-Z]{4}-[2-9A-Z]{4})</p>", done.text).group(1)
+        again = await citizen.post("/intake/mailbox", data=fields)  # a double submit: the same code again
+        assert code in again.text
+        assert f'href="/intake/progress?number={number}"' in done.text
+        prefilled = await citizen.get(f"/intake/progress?number={number}")
+        assert f'name="number" value="{number}"' in prefilled.text
+
+        # As printed, or as typed: lower case, no hyphen, spaces around.
+        for typed in (code, code.lower().replace("-", ""), f" {code[:4]} {code[5:]} "):
+            r = await citizen.post("/api/v1/intake/progress", json={"number": number, "query_code": typed})
+            assert r.status_code == 200 and r.json()["number"] == number, typed
+        html = await citizen.post("/intake/progress", data={"number": number, "proof": code.lower()})
+        assert html.status_code == 200 and "办理状态" in html.text and "李娜" not in html.text
+
+        # A wrong code, a code for another number and no proof at all.
+        wrong = ("3" if code[0] != "3" else "4") + code[1:]
+        miss = await citizen.post("/api/v1/intake/progress", json={"number": number, "query_code": wrong})
+        other = await citizen.post("/api/v1/intake/progress",
+                                   json={"number": "12345-20200101-000001", "query_code": code})
+        assert miss.status_code == other.status_code == 404 and miss.json() == other.json()
+        # Four digits are a phone's: a ticket without a phone matches none.
+        assert (await citizen.post("/api/v1/intake/progress",
+                                   json={"number": number, "phone_last4": "0000"})).status_code == 404
+        none = await citizen.post("/api/v1/intake/progress", json={"number": number})
+        assert none.status_code == 422 and none.json()["error"]["code"] == "proof_required"
+        form = await citizen.post("/intake/progress", data={"number": number, "proof": ""})
+        assert form.status_code == 422 and "查询码" in form.text
+
+
+async def test_an_operator_and_a_portal_get_the_query_code_with_the_number(live):
+    op = await live.user("op", Role.OPERATOR)
+    body = {"kind": "help", "subject": "路灯不亮", "description": "幸福里路灯坏了一周。", "citizen": {"email": "a@example.cn"},
+            "source_ref": "portal-msg-9"}
+    async with httpx.AsyncClient(base_url=live.url, headers={"Authorization": f"Bearer {op}"}) as client:
+        first = (await client.post("/api/v1/intake/messages", json=body)).json()
+        retry = (await client.post("/api/v1/intake/messages", json=body)).json()
+        assert re.fullmatch(r"[2-9A-HJ-NP-Z]{8}", first["query_code"]) and retry["query_code"] == first["query_code"]
+        found = await client.post("/api/v1/intake/progress",
+                                  json={"number": first["number"], "query_code": first["query_code"]})
+    assert found.status_code == 200

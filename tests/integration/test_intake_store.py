@@ -67,6 +67,7 @@ async def test_twenty_concurrent_submissions_with_one_reference_make_one_ticket(
     receipts = await asyncio.gather(*(accept(store, submission(source_ref="CALL-77")) for _ in range(20)))
     assert len({r.number for r in receipts}) == 1
     assert sum(not r.duplicate_request for r in receipts) == 1
+    assert len({r.query_code for r in receipts}) == 1 and receipts[0].query_code  # what the first was given
 
 
 async def test_the_same_reference_on_another_channel_is_another_ticket(store):

@@ -1,4 +1,5 @@
-"""Departments are told: an e-mail through a real SMTP server, a signed webhook retried until it lands.
+"""Departments are told: an e-mail through a real SMTP server, a signed webhook retried until it lands,
+and a mailbox that no longer exists shown to the supervision office and the department.
 
 Both receivers are started here on loopback ports; the webhook receiver fails the first
 call so that the retry with back-off is exercised.
@@ -33,15 +34,24 @@ from starlette.routing import Route
 from jiesu.config import Settings
 from jiesu.embedded_broker import free_port
 from schemas.enums import Role
-from services.tracker.store import deliveries
+from services.tracker.store import deliveries, notifications
 
 SECRET = "webhook-test-secret"
 PHONE = "13800138000"
 
 
 class MailSink:
+    """Keeps what it is sent; refuses the recipients in `refused` with the answer given there."""
+
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
+        self.refused: dict[str, str] = {}
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # aiosmtpd's handler hook
+        if address in self.refused:
+            return self.refused[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd's handler hook
         self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
@@ -161,3 +171,60 @@ async def test_the_department_sees_an_unread_badge_and_can_mark_notifications_re
         assert 'data-unread="1"' in badge.text
         assert (await client.post("/api/v1/tracker/notifications/read", headers=h)).json() == {"unread": 0}
         assert (await client.get("/api/v1/tracker/notifications", headers=h)).json()["unread"] == 0
+
+
+async def test_a_department_mailbox_that_no_longer_exists_is_shown_to_the_office_and_the_department(live, sinks):
+    mail, _, _, _ = sinks
+    gone = "gone@cgw.city.example"
+    mail.refused[gone] = f"550 5.1.1 <{gone}>: Recipient address rejected: User unknown"
+    op = await live.user("op", Role.OPERATOR)
+    sup = await live.user("sup", Role.SUPERVISOR)
+    dept = await live.user("dept", Role.DEPARTMENT, department="M-CGW")
+    async with httpx.AsyncClient(base_url=live.url, timeout=20) as client:
+        def as_(token):
+            return {"Authorization": f"Bearer {token}"}
+
+        r = await client.put("/api/v1/tracker/units/M-CGW/contact", json={"email": gone}, headers=as_(sup))
+        assert r.status_code == 200, r.text
+        r = await client.post("/api/v1/intake/tickets", headers=as_(op), json={
+            "kind": "complaint", "subject": f"夜间施工噪音，请回电{PHONE}",
+            "description": "每天晚上十一点以后工地还在打桩，噪音很大。", "citizen": {"name": "张伟", "phone": PHONE},
+            "location": {"address": "滨江路18号"}})
+        number = r.json()["number"]
+
+        store = live.runtime.store("tracker")
+
+        async def given_up():
+            async with store.db.session() as s:
+                return (await s.execute(select(deliveries).where(deliveries.c.channel == "email",
+                                                                 deliveries.c.failed_at.isnot(None)))).first()
+
+        for _ in range(200):
+            if row := await given_up():
+                break
+            await asyncio.sleep(0.1)
+        assert row and row.attempts == 1 and row.last_error.startswith("收件地址被邮件服务器拒收：550")
+
+        # A co-handler's mailbox on the same ticket failed too: its own business, not the lead department's.
+        async with store.db.session() as s:
+            ticket_id = await s.scalar(select(notifications.c.ticket_id)
+                                       .where(notifications.c.id == row.notification_id))
+            told = await s.execute(notifications.insert().values(
+                unit_code="D-XH", ticket_id=ticket_id, number=number, kind="arrived", message="新工单",
+                created_at=row.failed_at))
+            await s.execute(deliveries.insert().values(
+                notification_id=told.inserted_primary_key[0], channel="email", target="duty@xh.city.example", body={},
+                attempts=1, next_attempt_at=row.failed_at, failed_at=row.failed_at, last_error="收件地址被邮件服务器拒收：550"))
+
+        def undelivered(page: str) -> str:
+            start = page.find('id="undelivered"')
+            return page[start:page.find("</section>", start)] if start >= 0 else ""
+
+        office = undelivered((await client.get("/tracker/supervision", headers=as_(sup))).text)
+        assert number in office and gone in office and "收件地址被邮件服务器拒收：550" in office and "新工单" in office
+        for token in (sup, dept):  # the office, and the department whose mailbox it was, on the ticket's page
+            section = undelivered((await client.get(f"/tracker/tickets/{number}", headers=as_(token))).text)
+            assert gone in section and "User unknown" in section and PHONE not in section
+            assert ("duty@xh.city.example" in section) == (token == sup)
+        page = await client.get(f"/tracker/tickets/{number}", headers=as_(op))
+        assert page.status_code == 200 and not undelivered(page.text)  # nothing for an operator to act on
