@@ -201,6 +201,9 @@ class TicketAssigned(EventPayload):
     category: str | None = None
     reason: RoutingReason
     attempt: int = Field(default=1, ge=1)  # 1 = first dispatch, 2+ = after returns
+    # The directory's names of this ticket's category, district and street codes, for the services that keep
+    # codes but not the directory (the tracker's bulletins and charts). Events from before it carry none.
+    names: dict[str, str] = Field(default_factory=dict)
 
 
 @_register

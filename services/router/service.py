@@ -33,7 +33,7 @@ from schemas.events import (
     utcnow,
 )
 from services.router.domain.decide import Classifier, Decision, decide, ref
-from services.router.domain.directory import Directory, DirectoryError
+from services.router.domain.directory import Directory, DirectoryError, UnknownCode
 from services.router.domain.rules import TicketFacts
 from services.router.store import assignments, decisions, directory_versions, training_examples
 
@@ -115,6 +115,8 @@ async def route_received_many(tx: Transaction, items: list[tuple[Envelope, Ticke
                    operator_unit=p.suggested_unit)
         rows.append(dict(values, **_decision_values(d), status=_status(d)))
         made.append(await _emit_decision(tx, envelope.ticket_id, d, number=p.number, kind=p.kind,
+                                         names=place_names(state.directory, d.category, p.location.district,
+                                                           p.location.street),
                                          urgency=p.urgency, attempt=1, trace_id=envelope.trace_id))
         if values["phone_hash"]:  # a later call in this run from the same number may repeat this one
             open_tickets.setdefault(values["phone_hash"], []).append(values)
@@ -190,14 +192,32 @@ def _decision_values(d: Decision) -> dict:
                 suggestions=[s.model_dump(mode="json") for s in d.suggestions], why=d.why[:500])
 
 
+def place_names(directory: Directory, category: str | None, district: str | None, street: str | None) -> dict:
+    """The directory's names of the codes a ticket carries (its category, district and street), for the services
+    that keep the codes but not the directory: the tracker's bulletins and charts say 社会保险, not LS.INSURANCE.SOCIAL.
+    A code the directory does not know (any more) is left out."""
+    names = {}
+    for code, look_up in ((category, directory.category), (district, directory.district), (street, directory.street)):
+        if code:
+            try:
+                names[code] = look_up(code).name
+            except UnknownCode:
+                pass
+    if street and not district and street in names:  # the district a street lies in, as routing derived it
+        parent = directory.street(street).parent
+        names.update(place_names(directory, None, parent, None))
+    return names
+
+
 async def _emit_decision(tx: Transaction, ticket_id: UUID, d: Decision, *, number: str, kind, urgency,
-                         attempt: int, trace_id: str | None = None, decided_by: str | None = None) -> dict | None:
+                         attempt: int, names: dict[str, str], trace_id: str | None = None,
+                         decided_by: str | None = None) -> dict | None:
     """Owe the decision's event; answers the assignment row to record (for the return rates), if any."""
     row = None
     if d.outcome == "assign":
         payload = TicketAssigned(number=number, kind=kind, urgency=urgency, lead=ref(d.lead),
                                  co_handlers=[ref(u) for u in d.co_handlers], category=d.category,
-                                 reason=d.reason, attempt=attempt)
+                                 reason=d.reason, attempt=attempt, names=names)
         r = d.reason
         row = dict(ticket_id=ticket_id, attempt=attempt, unit_code=d.lead.code, method=r.method, rule_id=r.rule_id,
                    model_version=r.model_version, score=r.score, decided_by=decided_by, at=utcnow())
@@ -249,7 +269,8 @@ async def reroute_after_return(tx: Transaction, envelope: Envelope, p: TicketRet
         decided_at=utcnow()))
     await _record_assignments(tx, [await _emit_decision(
         tx, envelope.ticket_id, d, number=row.number, kind=Kind(row.kind), urgency=Urgency(row.urgency),
-        attempt=attempt, trace_id=envelope.trace_id)])
+        attempt=attempt, trace_id=envelope.trace_id,
+        names=place_names(state.directory, d.category, row.district, row.street))])
     log.info("re-routed after return", returns=returns, outcome=d.outcome, unit=p.unit.code)
 
 
@@ -296,7 +317,7 @@ async def dispatch(store: ServiceStore, state: RouterState, ticket_id: UUID, *, 
             **_decision_values(d), status="assigned", attempt=attempt, decided_at=utcnow()))
         await _record_assignments(tx, [await _emit_decision(
             tx, ticket_id, d, number=row.number, kind=Kind(row.kind), urgency=Urgency(row.urgency), attempt=attempt,
-            decided_by=by)])
+            decided_by=by, names=place_names(directory, d.category, row.district, row.street))])
         existing = await tx.session.scalar(select(training_examples.c.id).where(
             training_examples.c.ticket_id == ticket_id))
         example = dict(subject=row.subject, description=row.description, category=d.category, unit_code=unit_code,

@@ -6,6 +6,7 @@ first; each handler fills in what it knows and never moves a ticket backwards.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from types import SimpleNamespace
 from uuid import UUID
@@ -36,7 +37,7 @@ from services.tracker.domain.sla import SlaPolicy, compute_deadlines
 from services.tracker import timers
 from services.tracker.notify import notify_many
 from services.tracker.queries import tickets_by_id
-from services.tracker.store import supervision_orders, ticket_units, tickets, timeline, unit_log
+from services.tracker.store import code_names, supervision_orders, ticket_units, tickets, timeline, unit_log
 
 log = get_logger(__name__)
 PRODUCER = "tracker"
@@ -223,6 +224,7 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
                         f"派单至 {p.lead.name}" + (f"，协办 {co}" if co else "") + f"（依据：{why}）",
                         {"lead": p.lead.code, "reason": p.reason.model_dump(mode="json")})
     await _write(tx, inserts, updates)
+    await _remember_names(tx, {code: name for _, p in items for code, name in p.names.items()})
     if again:
         await tx.session.execute(delete(ticket_units).where(
             one_of(ticket_units.c.ticket_id, [e.ticket_id for e, _ in again], tx.session.bind.dialect.name)))
@@ -231,6 +233,33 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
         await insert_rows(tx.session, ticket_units, units)
     await timers.schedule_many(tx, due, clocks.calendar)
     await notify_many(tx, clocks.settings, notices)
+
+
+# Per database: the code names this process has written, so that a run writes only what is new or renamed.
+_NAMES_WRITTEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def _remember_names(tx: Transaction, names: dict[str, str]) -> None:
+    """Keep the directory's names of the codes the run's tickets carry (TicketAssigned.names) for the pages.
+
+    One upsert of what this process has not written yet (a few rows while a process is new, then none), in
+    code order, so that two tracker instances writing the same codes lock them in one order. A run that rolls
+    back after it may leave a name unwritten until the code's next assignment in another process or after a
+    restart: the pages show the code meanwhile.
+    """
+    engine = tx.session.bind
+    written = _NAMES_WRITTEN.setdefault(engine, {})
+    new = {code: name[:200] for code, name in names.items() if written.get(code) != name[:200]}
+    if not new:
+        return
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(code_names).values([{"code": code, "name": new[code]} for code in sorted(new)])
+    await tx.session.execute(stmt.on_conflict_do_update(index_elements=["code"], set_={"name": stmt.excluded.name},
+                                                        where=code_names.c.name != stmt.excluded.name))
+    written.update(new)
 
 
 async def _close_orders_of_former_units(tx: Transaction, moved: list[tuple[Envelope, UnitRef]]) -> None:

@@ -18,7 +18,14 @@ from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_contact_in, mask_name, mask_phone
 from schemas.enums import Role
+from services.tracker.store import code_names as code_names_table
 from services.tracker.store import messaging, ticket_units, tickets, timeline
+
+
+async def code_names(session) -> dict[str, str]:
+    """code → name for the category, district and street codes tickets carry (the directory's names, as the
+    router sent them with assignments): a few hundred rows. A code without one shows as itself."""
+    return dict((await session.execute(select(code_names_table.c.code, code_names_table.c.name))).all())
 
 
 async def tickets_by_id(session, ticket_ids) -> dict:

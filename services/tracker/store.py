@@ -174,6 +174,15 @@ unit_contacts = Table(
     Column("email", String(200), nullable=False),
 )
 
+# The directory's names of the category, district and street codes tickets carry (added by tracker_0012), as
+# TicketAssigned brings them: the tracker keeps codes, and its bulletins and charts show names.
+code_names = Table(
+    "tracker_code_names",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+)
+
 extensions = Table(
     "tracker_extensions",
     metadata,

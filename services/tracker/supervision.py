@@ -65,7 +65,7 @@ async def _choices(s) -> dict:
                                  .order_by(t.district))).scalars().all()
     categories = (await s.execute(select(t.category).where(running, t.category.is_not(None)).distinct()
                                   .order_by(t.category).limit(300))).scalars().all()
-    return {"units": units, "districts": districts, "categories": categories}
+    return {"units": units, "districts": districts, "categories": categories, "names": await queries.code_names(s)}
 
 
 # --- 督办台账 --------------------------------------------------------------------------
@@ -484,8 +484,9 @@ async def trends_page(request: Request, rt: RuntimeDep, user: Supervisor,
     now = utcnow()
     async with rt.store("tracker").db.reading() as s:
         spots = await hot.hotspots(s, now - dt.timedelta(days=7), now)
+        names = await queries.code_names(s)
     return page(request, "tracker_sup_trends.html", title="趋势与热点", days=days, dimensions=DIMENSIONS,
-                spots=spots, now=now)
+                spots=spots, now=now, names=names)
 
 
 @sup_api.get("/trends")
@@ -507,8 +508,8 @@ async def trends_json(rt: RuntimeDep, user: Supervisor, days: Annotated[int, Que
         day = stats.local_day(s.bind.dialect.name, tickets.c.received_at, tz)
         rows = (await s.execute(select(day, column, func.count()).where(tickets.c.received_at >= start)
                                 .group_by(day, column))).all()
-    labels = {"channel": {k.value: v for k, v in CHANNEL_LABELS.items()},
-              "kind": {k.value: v for k, v in KIND_LABELS.items()}}.get(dimension, {})
+        labels = {"channel": {k.value: v for k, v in CHANNEL_LABELS.items()},
+                  "kind": {k.value: v for k, v in KIND_LABELS.items()}}.get(dimension) or await queries.code_names(s)
     dates = [(first + dt.timedelta(days=i)).isoformat() for i in range(days)]
     totals: dict = {}
     for _, key, n in rows:
@@ -533,7 +534,10 @@ async def hotspots_json(rt: RuntimeDep, user: Supervisor, days: Annotated[int, Q
     now = utcnow()
     async with rt.store("tracker").db.reading() as s:
         spots = await hot.hotspots(s, now - dt.timedelta(days=days), now)
+        names = await queries.code_names(s)
     return {"items": [{"title": h.title, "place": h.place, "district": h.district, "category": h.category,
+                       "district_name": names.get(h.district or "", h.district),
+                       "category_name": names.get(h.category or "", h.category),
                        "size": h.size, "units": h.units, "tickets": [r.number for r in h.tickets]} for h in spots]}
 
 
@@ -588,7 +592,9 @@ async def reports_page(request: Request, rt: RuntimeDep, user: Supervisor,
 
 async def _report(rt, kind: str, period: str) -> reports.Report:
     p = _period(rt, period)
-    return await reports.build(rt.store("tracker").db, kind, p, utcnow(), _tz(rt))
+    async with rt.store("tracker").db.reading() as s:
+        names = await queries.code_names(s)
+    return await reports.build(rt.store("tracker").db, kind, p, utcnow(), _tz(rt), names=names)
 
 
 @sup.get("/reports/{kind}.{ext}")
