@@ -224,6 +224,7 @@ class TicketTracked(EventPayload):
     state: TicketState
     lead: UnitRef | None = None
     reply_due: datetime | None = None
+    merged_into: UUID | None = None  # 重复件: the ticket this one was merged into (state merged)
 
 
 @_register

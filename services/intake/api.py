@@ -185,17 +185,23 @@ TOO_MANY = ApiError(429, "too_many_requests", "查询过于频繁，请稍后再
                     headers={"Retry-After": "600"})
 
 
-def progress_view(row) -> dict:
-    """All a citizen sees: never names, phones, addresses or the text of the request."""
-    return {"number": row.number, "state": row.state,
-            "state_label": STATE_LABELS.get(row.state, row.state),
+def progress_view(found: tuple) -> dict:
+    """All a citizen sees: never names, phones, addresses or the text of the request. A ticket merged into
+    another as a repeat (重复件) is handled there: `merged_into` is that ticket's progress."""
+    row, into = found
+    view = {"number": row.number, "state": row.state, "state_label": STATE_LABELS.get(row.state, row.state),
             "department": row.department, "reply_due": row.reply_due.isoformat() if row.reply_due else None,
             "reply": row.reply}
+    if into is not None:
+        view["merged_into"] = progress_view((into, None))
+    return view
 
 
-async def look_up(rt, request: Request, number: str, proof: str):
-    """Rate-limited per address and per number; the same answer for any mismatch. `proof`: the last four
-    digits of the phone, or the query code."""
+async def look_up(rt, request: Request, number: str, proof: str) -> tuple:
+    """The ticket and, if it was merged into another (重复件), that one. Rate-limited per address and per
+    number; the same answer for any mismatch. `proof`: the last four digits of the phone, or the query code.
+    The citizen proved this ticket is theirs; the one it was merged into is the same citizen's matter (the
+    router merges only a caller's own repeats, the operator only into the caller's own open ticket)."""
     if not proof.strip():
         raise NO_PROOF
     store = rt.store("intake")
@@ -210,7 +216,7 @@ async def look_up(rt, request: Request, number: str, proof: str):
                                    window=timedelta(days=1)):
             raise TOO_MANY
         raise NOT_FOUND
-    return row
+    return row, await service.merged_into(store, row)
 
 
 @api.post("/progress", responses={404: {"description": "no such number, or the digits do not match"},

@@ -313,6 +313,7 @@ def _tracked_statement():
         status_at=case((newer, at), else_=tickets.c.status_at),
         department=named("department"),
         reply_due=named("reply_due"),
+        duplicate_of=named("duplicate_of"),  # merged into it (重复件): the citizen's look-up follows it there
     )
 
 
@@ -323,7 +324,8 @@ async def tracked_many(tx: Transaction, items: list) -> None:
     """TicketTracked: the end-to-end acknowledgement; also keeps a status for look-ups."""
     await tx.session.execute(_TRACKED, [
         {"b_ticket_id": envelope.ticket_id, "b_at": envelope.occurred_at, "b_state": payload.state.value,
-         "b_department": payload.lead.name if payload.lead else None, "b_reply_due": payload.reply_due}
+         "b_department": payload.lead.name if payload.lead else None, "b_reply_due": payload.reply_due,
+         "b_duplicate_of": payload.merged_into}
         for envelope, payload in items])
 
 
@@ -411,6 +413,14 @@ async def progress(store: ServiceStore, number: str, proof: str):
         digits = _digits(row.citizen_phone)
         return row if len(digits) >= 4 and hmac.compare_digest(digits[-4:], proof) else None
     return row if row.query_code and hmac.compare_digest(row.query_code, code) else None
+
+
+async def merged_into(store: ServiceStore, row):
+    """The ticket `row` was merged into as a repeat (重复件), once the tracker said so; else None."""
+    if row.state != TicketState.MERGED.value or row.duplicate_of is None:
+        return None
+    async with store.db.session() as s:
+        return (await s.execute(select(tickets).where(tickets.c.ticket_id == row.duplicate_of))).first()
 
 
 async def allow(store: ServiceStore, bucket: str, *, limit: int, window: timedelta) -> bool:

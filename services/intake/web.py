@@ -173,11 +173,11 @@ async def progress_result(request: Request, rt: RuntimeDep) -> HTMLResponse:
     form = await request.form(max_files=0, max_fields=5)
     values = {"number": str(form.get("number", ""))[:21], "proof": str(form.get("proof", ""))[:16]}
     try:
-        row = await look_up(rt, request, values["number"], values["proof"])
+        found = await look_up(rt, request, values["number"], values["proof"])
     except ApiError as exc:
         response = page(request, "intake_progress.html", title="办理进度查询", values=values, result=None,
                         error=exc)
         response.status_code = exc.status
         return response
-    return page(request, "intake_progress.html", title="办理进度查询", values=values, result=progress_view(row),
+    return page(request, "intake_progress.html", title="办理进度查询", values=values, result=progress_view(found),
                 error=None)

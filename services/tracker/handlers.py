@@ -105,7 +105,8 @@ async def _received_many(tx: Transaction, items: list[tuple[Envelope, TicketRece
             tracked_event_id = row.tracked_event_id
             if tracked_event_id is None and row.state != TicketState.RECEIVED.value:  # held back until now
                 tracked_event_id = await _acknowledge(tx, envelope, p.number, TicketState(row.state),
-                                                      unit_ref(row.lead_code, row.lead_name), row.reply_due)
+                                                      unit_ref(row.lead_code, row.lead_name), row.reply_due,
+                                                      row.merged_into)
             updates.append(dict(ticket_id=envelope.ticket_id, updated_at=utcnow(), tracked_event_id=tracked_event_id,
                                 **values))
         await _timeline(tx, envelope, p.operator or p.channel.value,
@@ -120,22 +121,24 @@ on_received = Batched(_received_many)
 
 
 async def _acknowledge(tx: Transaction, envelope: Envelope, number: str, state: TicketState,
-                       lead: UnitRef | None = None, reply_due=None) -> UUID:
+                       lead: UnitRef | None = None, reply_due=None, merged_into: UUID | None = None) -> UUID:
     """TicketTracked: tell intake (and anyone) that the tracker holds the ticket now; its event id."""
-    tracked = Envelope.wrap(TicketTracked(number=number, state=state, lead=lead, reply_due=reply_due),
+    tracked = Envelope.wrap(TicketTracked(number=number, state=state, lead=lead, reply_due=reply_due,
+                                          merged_into=merged_into),
                             ticket_id=envelope.ticket_id, producer=PRODUCER, trace_id=envelope.trace_id)
     await tx.emit(topics.LIFECYCLE, tracked)
     return tracked.event_id
 
 
 async def _acknowledge_if_received(tx: Transaction, row, envelope: Envelope, number: str, state: TicketState,
-                                   lead: UnitRef | None = None, reply_due=None) -> UUID | None:
+                                   lead: UnitRef | None = None, reply_due=None,
+                                   merged_into: UUID | None = None) -> UUID | None:
     """A decision about the ticket is acknowledged only once its TicketReceived was applied here
     (`row` as it was before the decision). Until then intake keeps reconciling the ticket, so a
     TicketReceived the broker lost is sent again; applying it acknowledges (_received_many)."""
     if row is None or row.received_at is None:
         return None
-    return await _acknowledge(tx, envelope, number, state, lead, reply_due)
+    return await _acknowledge(tx, envelope, number, state, lead, reply_due, merged_into)
 
 
 async def on_merged(tx: Transaction, envelope: Envelope, p: TicketMerged) -> None:
@@ -145,7 +148,8 @@ async def on_merged(tx: Transaction, envelope: Envelope, p: TicketMerged) -> Non
     if state is None:
         return
     values = dict(number=p.number, state=state.value, merged_into=p.into_ticket_id, updated_at=utcnow(),
-                  tracked_event_id=await _acknowledge_if_received(tx, row, envelope, p.number, state))
+                  tracked_event_id=await _acknowledge_if_received(tx, row, envelope, p.number, state,
+                                                                  merged_into=p.into_ticket_id))
     if row is None:
         await tx.session.execute(tickets.insert().values(ticket_id=envelope.ticket_id, confidential=False,
                                                          co_handlers=[], tracked_at=utcnow(), **values))

@@ -241,3 +241,31 @@ async def test_an_operator_and_a_portal_get_the_query_code_with_the_number(live)
         found = await client.post("/api/v1/intake/progress",
                                   json={"number": first["number"], "query_code": first["query_code"]})
     assert found.status_code == 200
+
+
+@pytest.mark.parametrize("linked_by_operator", [False, True])
+async def test_a_repeat_merged_into_an_earlier_ticket_shows_the_earlier_ones_progress(live, linked_by_operator):
+    op = await live.user("op", Role.OPERATOR)
+    call = {"kind": "complaint", "subject": "楼下工地夜间施工噪音扰民", "description": "每天晚上十一点以后还在打桩。",
+            "citizen": {"name": "王芳", "phone": "137-0000-1234"},
+            "location": {"district": "D-01", "street": "S-01-03", "address": "解放路18号"}}
+    async with httpx.AsyncClient(base_url=live.url, headers={"Authorization": f"Bearer {op}"}) as client:
+        first = (await client.post("/api/v1/intake/tickets", json=call)).json()
+        # The router finds a repeat of the caller's open ticket by itself; an operator may also link it (重复件).
+        link = {"duplicate_of_number": first["number"]} if linked_by_operator else {}
+        repeat = (await client.post("/api/v1/intake/tickets", json={**call, **link})).json()
+
+        async def merged():
+            mine = (await client.get(f"/api/v1/intake/tickets/{repeat['number']}")).json()
+            return mine if mine["state"] == "merged" else None
+
+        await wait_for(merged)
+        view = (await client.post("/api/v1/intake/progress",
+                                  json={"number": repeat["number"], "phone_last4": "1234"})).json()
+        assert view["state"] == "merged" and view["merged_into"]["number"] == first["number"]
+        assert view["merged_into"]["state"] in ("assigned", "dispatching")
+        html = await client.post("/intake/progress", data={"number": repeat["number"], "proof": "1234"})
+        assert f"已并入工单 <strong>{first['number']}</strong>" in html.text
+        alone = (await client.post("/api/v1/intake/progress",
+                                   json={"number": first["number"], "phone_last4": "1234"})).json()
+        assert "merged_into" not in alone
