@@ -192,16 +192,17 @@ def progress_view(found: tuple) -> dict:
     view = {"number": row.number, "state": row.state, "state_label": STATE_LABELS.get(row.state, row.state),
             "department": row.department, "reply_due": row.reply_due.isoformat() if row.reply_due else None,
             "reply": row.reply}
-    if into is not None:
-        view["merged_into"] = progress_view((into, None))
+    if into is not None:  # its progress only to the same caller: an operator may link another's ticket
+        view["merged_into"] = progress_view((into, None)) if service.same_citizen(row, into) else {
+            "number": into.number}
     return view
 
 
 async def look_up(rt, request: Request, number: str, proof: str) -> tuple:
     """The ticket and, if it was merged into another (重复件), that one. Rate-limited per address and per
     number; the same answer for any mismatch. `proof`: the last four digits of the phone, or the query code.
-    The citizen proved this ticket is theirs; the one it was merged into is the same citizen's matter (the
-    router merges only a caller's own repeats, the operator only into the caller's own open ticket)."""
+    The router merges only a caller's own repeats, but an operator may link a call to a neighbour's ticket
+    about the same matter: `progress_view` shows the other ticket's progress to the same caller only."""
     if not proof.strip():
         raise NO_PROOF
     store = rt.store("intake")

@@ -415,6 +415,14 @@ async def progress(store: ServiceStore, number: str, proof: str):
     return row if row.query_code and hmac.compare_digest(row.query_code, code) else None
 
 
+def same_citizen(a, b) -> bool:
+    """Whether two tickets came from the same phone number or e-mail address."""
+    phone = _digits(a.citizen_phone)
+    if phone and phone == _digits(b.citizen_phone):
+        return True
+    return bool(a.citizen_email) and a.citizen_email.casefold() == (b.citizen_email or "").casefold()
+
+
 async def merged_into(store: ServiceStore, row):
     """The ticket `row` was merged into as a repeat (重复件), once the tracker said so; else None."""
     if row.state != TicketState.MERGED.value or row.duplicate_of is None:

@@ -173,8 +173,12 @@ def _duplicate_target(ticket_id: UUID, p: TicketReceived, open_tickets):
         return p.duplicate_of, p.duplicate_of_number or "", 1.0, "话务员认定为重复件"
     text = f"{p.subject} {p.description}"
     since = p.received_at - DUPLICATE_WINDOW
+    # Only into a ticket received before this one: tickets travel on partitions of their own, so a later call
+    # may be routed first, and the earlier ticket must not then be merged into its own repeat.
     best = max(((similarity(text, f"{r['subject']} {r['description']}"), r) for r in open_tickets
-                if r["ticket_id"] != ticket_id and r["received_at"] >= since), default=None, key=lambda pair: pair[0])
+                if r["ticket_id"] != ticket_id and since <= r["received_at"]
+                and (r["received_at"], r["number"]) < (p.received_at, p.number)),
+               default=None, key=lambda pair: pair[0])
     if best is None or best[0] < DUPLICATE_SIMILARITY:
         return None
     score, row = best

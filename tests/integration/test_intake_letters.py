@@ -251,15 +251,21 @@ async def test_a_repeat_merged_into_an_earlier_ticket_shows_the_earlier_ones_pro
             "location": {"district": "D-01", "street": "S-01-03", "address": "解放路18号"}}
     async with httpx.AsyncClient(base_url=live.url, headers={"Authorization": f"Bearer {op}"}) as client:
         first = (await client.post("/api/v1/intake/tickets", json=call)).json()
+
+        async def routed():
+            mine = (await client.get(f"/api/v1/intake/tickets/{first['number']}")).json()
+            return mine if mine["state"] != "received" else None
+
+        await wait_for(routed)  # the repeat comes later (a repeat routed first is never merged into)
         # The router finds a repeat of the caller's open ticket by itself; an operator may also link it (重复件).
         link = {"duplicate_of_number": first["number"]} if linked_by_operator else {}
         repeat = (await client.post("/api/v1/intake/tickets", json={**call, **link})).json()
 
-        async def merged():
-            mine = (await client.get(f"/api/v1/intake/tickets/{repeat['number']}")).json()
+        async def merged_state(number):
+            mine = (await client.get(f"/api/v1/intake/tickets/{number}")).json()
             return mine if mine["state"] == "merged" else None
 
-        await wait_for(merged)
+        await wait_for(lambda: merged_state(repeat["number"]))
         view = (await client.post("/api/v1/intake/progress",
                                   json={"number": repeat["number"], "phone_last4": "1234"})).json()
         assert view["state"] == "merged" and view["merged_into"]["number"] == first["number"]
@@ -269,3 +275,15 @@ async def test_a_repeat_merged_into_an_earlier_ticket_shows_the_earlier_ones_pro
         alone = (await client.post("/api/v1/intake/progress",
                                    json={"number": first["number"], "phone_last4": "1234"})).json()
         assert "merged_into" not in alone
+        if not linked_by_operator:
+            return
+        # A neighbour's call about the same site, linked by the operator: only the number, not the progress.
+        neighbour = (await client.post("/api/v1/intake/tickets", json={
+            **call, "citizen": {"name": "赵强", "phone": "13800005678"}, "source_ref": "neighbour",
+            "duplicate_of_number": first["number"]})).json()
+        await wait_for(lambda: merged_state(neighbour["number"]))
+        view = (await client.post("/api/v1/intake/progress",
+                                  json={"number": neighbour["number"], "phone_last4": "5678"})).json()
+        assert view["merged_into"] == {"number": first["number"]}
+        html = await client.post("/intake/progress", data={"number": neighbour["number"], "proof": "5678"})
+        assert "此前已有人反映" in html.text and "以下为该工单的办理情况" not in html.text

@@ -248,3 +248,13 @@ def test_a_rule_and_a_confident_model_that_disagree_go_to_a_dispatcher():
                    and directory.scope_of(c.code) == "citywide")
     agree = decide(directory, facts, classifier=FixedModel(handled, 0.95), threshold=0.6)
     assert agree.outcome == "assign" and agree.lead.code == by_rule.lead.code
+
+
+async def test_a_repeat_routed_before_the_earlier_call_does_not_take_that_call_in(store, state):
+    """Tickets travel on partitions of their own: the later call may be routed first. The earlier one is then
+    not merged into its own repeat; each goes its way (a repeat missed, never one turned round)."""
+    later, _ = await route(store, state, NOISE, days_ago=0)
+    earlier, emitted = await route(store, state, NOISE, days_ago=1)
+    assert emitted[0].event_type != "TicketMerged"
+    _, third = await route(store, state, NOISE, days_ago=0.5)  # between the two: into the earlier one
+    assert third[0].event_type == "TicketMerged" and third[0].payload["into_ticket_id"] == str(earlier.ticket_id)
