@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import case, func, select
 
@@ -18,7 +18,7 @@ from schemas.enums import Channel, Kind, Role
 from services.router import service
 from services.router.domain import rules as rule_engine
 from services.router.domain.decide import decide
-from services.router.domain.directory import DirectoryError
+from services.router.domain.directory import Directory, DirectoryError
 from services.router.domain.rules import TicketFacts
 from services.router.store import assignments, decisions, directory_versions
 
@@ -166,29 +166,77 @@ def _queue_item(r) -> dict:
             "excluded": r.excluded, "suggestions": r.suggestions}
 
 
+_UNIT_BOX_MAX = 50  # the unit box's maxlength: no unit's name, alias or code is longer
+_CANDIDATES_SHOWN = 5  # an ambiguous unit box lists this many of the units it fits
+
+
 @pages.get("/dispatch", response_class=HTMLResponse)
 async def dispatch_queue(request: Request, rt: RuntimeDep, user: Watcher) -> HTMLResponse:
     """Tickets the router could not place with confidence, oldest first."""
+    return await _dispatch_page(request, rt)
+
+
+async def _dispatch_page(request: Request, rt, *, error: ApiError | None = None, failed: uuid.UUID | None = None,
+                         typed: str = "") -> HTMLResponse:
+    """The queue; after a refused dispatch, with the reason beside that ticket's card (or above the queue when
+    the ticket has left it) and what was typed still in its unit box."""
     rows, total = await _queue(rt, 200)
+    items = [_queue_item(r) for r in rows]
+    failed_id = str(failed) if failed is not None and any(i["ticket_id"] == str(failed) for i in items) else None
     directory = rt.state["router"].directory
-    return page(request, "router_dispatch.html", rows=[_queue_item(r) for r in rows], total=total,
-                unit_name=lambda code: directory.unit(code).name if directory.has_unit(code) else code)
+    response = page(request, "router_dispatch.html", rows=items, total=total, error=error, failed=failed_id,
+                    typed=typed, unit_name=lambda code: directory.unit(code).name if directory.has_unit(code) else code)
+    if error is not None:
+        response.status_code = error.status
+    return response
 
 
 @pages.post("/dispatch/{ticket_id}", response_class=HTMLResponse)
-async def dispatch_form(ticket_id: uuid.UUID, request: Request, rt: RuntimeDep, user: Dispatcher,
-                        unit: Annotated[str, Form(max_length=32)] = "",
-                        search_unit: Annotated[str, Form(max_length=50)] = "") -> RedirectResponse:
-    # Enter in the search box also sends the form's first (suggestion) button: what was typed wins.
-    chosen = search_unit.strip() or unit.strip()
-    if not chosen:
-        raise ApiError(422, "unit_required", "请选择或输入承办单位", "Choose or type a unit")
+async def dispatch_form(ticket_id: uuid.UUID, request: Request, rt: RuntimeDep, user: Watcher,
+                        unit: Annotated[str, Form()] = "", search_unit: Annotated[str, Form()] = "") -> Response:
+    """The queue page's form: a suggestion's button sends its unit code, the unit box what the dispatcher typed
+    (a code, a name, an alias or part of one). A refusal brings the queue back, never a JSON body."""
+    # Enter in the unit box without the page's script also sends the first suggestion's button: what was typed wins.
+    typed = search_unit.strip()[:_UNIT_BOX_MAX]
     try:
-        await service.dispatch(rt.store("router"), rt.state["router"], ticket_id, unit_code=chosen,
+        if not user.has(Role.DISPATCHER):  # supervisors see the queue but do not dispatch
+            raise ApiError(403, "forbidden", "只有派单员可以派单", "Only dispatchers may dispatch")
+        code = _unit_meant(rt.state["router"].directory, typed or unit.strip())
+        await service.dispatch(rt.store("router"), rt.state["router"], ticket_id, unit_code=code,
                                co_handlers=[], category=None, by=user.username)
     except service.DispatchError as exc:
-        raise ApiError(exc.status, exc.code, exc.zh, exc.en) from None
+        return await _dispatch_page(request, rt, error=ApiError(exc.status, exc.code, exc.zh, exc.en),
+                                    failed=ticket_id, typed=typed)
+    except ApiError as exc:
+        return await _dispatch_page(request, rt, error=exc, failed=ticket_id, typed=typed)
     return RedirectResponse("/router/dispatch", status_code=303)
+
+
+def _unit_meant(directory: Directory, typed: str) -> str:
+    """The code of the unit a dispatcher chose or typed (see Directory.resolve_unit), or the reason there is none."""
+    if not typed:
+        raise ApiError(422, "unit_required", "请采纳一条建议，或输入承办单位的名称或代码",
+                       "Take a suggestion, or type a unit's name or code")
+    found = directory.resolve_unit(typed)
+    if len(found) == 1:
+        return found[0].code
+    if not found:
+        raise ApiError(422, "unknown_unit", f"没有名称或代码为“{typed}”的承办单位，请核对，或从下拉列表中选择",
+                       f"No unit is named or coded “{typed}”; check it, or pick one from the list")
+    shown = found[:_CANDIDATES_SHOWN]
+    more_zh = f"等 {len(found)} 个单位" if len(found) > len(shown) else ""
+    more_en = f" and {len(found) - len(shown)} more" if len(found) > len(shown) else ""
+    raise ApiError(422, "ambiguous_unit",
+                   f"“{typed}”对应多个承办单位：{'、'.join(_unit_label(directory, u) for u in shown)}{more_zh}，"
+                   "请输入完整名称或代码",
+                   f"“{typed}” fits several units: {', '.join(u.code for u in shown)}{more_en}; "
+                   "type the full name or the code")
+
+
+def _unit_label(directory: Directory, unit) -> str:
+    """市公安局（M-GAJ）; a street office with its district, as street names repeat across districts."""
+    name = f"{directory.unit(unit.parent).name}{unit.name}" if unit.type == "street" else unit.name
+    return f"{name}（{unit.code}）"
 
 
 @pages.get("/rules", response_class=HTMLResponse)

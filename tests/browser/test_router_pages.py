@@ -82,3 +82,54 @@ async def test_rule_page_shows_which_rule_fires_and_why(live, browser, login):
     assert "命中" in text and "燃气" in text
     heading = await page.locator("#result h2").inner_text()
     assert "燃气" in heading
+
+
+async def test_enter_on_the_selected_card_goes_to_its_unit_box_and_a_typed_name_is_understood(live, browser, login):
+    live.runtime.state["router"].threshold = 1.01
+    operator = await live.user("op", Role.OPERATOR)
+    await live.user("disp", Role.DISPATCHER)
+    async with httpx.AsyncClient(base_url=live.url) as client:
+        lamp = await _post(client, operator, {
+            "kind": "complaint", "subject": "路灯不亮", "description": "小区门口的路灯坏了一个多星期，晚上很黑，老人出门不安全。",
+            "citizen": {"name": "吴女士", "phone": "13600003333"}, "location": {"district": "D-02"}})
+        vague = await _post(client, operator, VAGUE)
+        await _wait(client, operator, lamp, "dispatching")
+        await _wait(client, operator, vague, "dispatching")
+
+        page = await browser.new_page()
+        await login(page, live.url, "disp")
+        focused = "document.activeElement.closest('article') && [document.activeElement.tagName," \
+                  " document.activeElement.closest('article').innerText]"
+
+        await page.keyboard.press("j")
+        await page.keyboard.press("Enter")  # the unit box is empty: Enter goes there, nothing is sent
+        tag, text = await page.evaluate(focused)
+        assert tag == "INPUT" and vague in text and page.url.endswith("/router/dispatch")
+
+        await page.keyboard.type("公安")  # 市公安局 or its 交通管理局?
+        async with page.expect_navigation():
+            await page.keyboard.press("Enter")
+        card = page.locator("article.ticket.selected")
+        assert vague in await card.inner_text()
+        alert = await card.locator("[role=alert]").inner_text()
+        assert "对应多个承办单位" in alert and "市公安局（M-GAJ）" in alert and "市公安局交通管理局（M-JGJ）" in alert
+        tag, text = await page.evaluate(focused)  # back in the box with what was typed, to correct it
+        assert tag == "INPUT" and vague in text
+        assert await card.locator("input[data-units]").input_value() == "公安"
+
+        await page.keyboard.type("局")
+        await page.keyboard.press("Escape")
+        async with page.expect_navigation():
+            await page.keyboard.press("Enter")  # the box holds a unit now: Enter on the card sends it
+        assert await page.locator("article.ticket", has_text=vague).count() == 0
+        assert (await _wait(client, operator, vague, "assigned"))["lead"]["code"] == "M-GAJ"
+
+        lamp_card = page.locator("article.ticket", has_text=lamp)
+        assert await lamp_card.locator("button.suggestion").count() > 0
+        await page.keyboard.press("/")
+        async with page.expect_navigation():
+            await page.keyboard.press("Enter")  # an empty box is not the first suggestion
+        alert = await page.locator("article.ticket.selected [role=alert]").inner_text()
+        assert "请采纳一条建议，或输入承办单位的名称或代码" in alert
+        assert lamp in await page.locator("article.ticket.selected").inner_text()
+        assert (await _state(client, operator, lamp))["state"] == "dispatching"

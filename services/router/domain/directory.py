@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,24 +310,48 @@ class Directory(_Frozen):
 
     def search_units(self, query: str, limit: int = 20) -> list[Unit]:
         """Units whose code, name or alias contains the query; exact and prefix hits first."""
-        needle = query.strip().casefold()
+        return [unit for _, unit in self._matches(query)[:limit]]
+
+    def resolve_unit(self, typed: str) -> tuple[Unit, ...]:
+        """The unit a dispatcher means by what they typed into the unit box.
+
+        Its code, else its name or alias (简称), else the only unit whose code, name or alias
+        contains the text. One unit when that is clear; every candidate when the text fits
+        several (the dispatcher must choose: 公安 is both 市公安局 and its 交通管理局); () for none.
+        """
+        matches = self._matches(typed)
+        for rank in (_EXACT_CODE, _EXACT_NAME):
+            exact = tuple(unit for r, unit in matches if r == rank)
+            if exact:
+                return exact
+        return tuple(unit for _, unit in matches)
+
+    def _matches(self, query: str) -> list[tuple[int, Unit]]:
+        """Every unit the query names, best rank first, in directory order within a rank."""
+        needle = _fold(query)
         if not needle:
             return []
-        ranked: list[tuple[int, int, Unit]] = []
-        for order, unit in enumerate((*self.units, *self.districts, *self.streets)):
-            code = unit.code.casefold()
-            names = [name.casefold() for name in (unit.name, *unit.aliases)]
-            if code == needle or needle in names:
-                rank = 0
+        ranked: list[tuple[int, Unit]] = []
+        for unit, code, names in self._search_keys:
+            if code == needle:
+                rank = _EXACT_CODE
+            elif needle in names:
+                rank = _EXACT_NAME
             elif code.startswith(needle) or any(name.startswith(needle) for name in names):
-                rank = 1
+                rank = _PREFIX
             elif needle in code or any(needle in name for name in names):
-                rank = 2
+                rank = _CONTAINS
             else:
                 continue
-            ranked.append((rank, order, unit))
-        ranked.sort(key=lambda item: item[:2])
-        return [unit for _, _, unit in ranked[:limit]]
+            ranked.append((rank, unit))
+        ranked.sort(key=lambda item: item[0])  # stable: directory order within a rank
+        return ranked
+
+    @functools.cached_property
+    def _search_keys(self) -> tuple[tuple[Unit, str, tuple[str, ...]], ...]:
+        """Each unit with its code and names folded once, for the search box that asks on every keystroke."""
+        return tuple((unit, _fold(unit.code), tuple(_fold(name) for name in (unit.name, *unit.aliases)))
+                     for unit in (*self.units, *self.districts, *self.streets))
 
     # -- category + place → unit -----------------------------------------------------
 
@@ -413,6 +438,15 @@ class Directory(_Frozen):
             codes.add(code)
             codes.update(street.code for street in self._streets_of.get(code, ()))
         return frozenset(codes)
+
+
+# How well a search matches a unit, best first.
+_EXACT_CODE, _EXACT_NAME, _PREFIX, _CONTAINS = range(4)
+
+
+def _fold(text: str) -> str:
+    """Searchable form: NFKC (full-width Ｍ－ＣＧＷ typed in a Chinese input method is M-CGW) and case-folded."""
+    return unicodedata.normalize("NFKC", text).strip().casefold()
 
 
 @functools.cache
