@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from jiesu.identity import User
 from jiesu.privacy import mask_phones
 from jiesu.web import RuntimeDep, page, require
 from schemas.enums import Channel, Kind, Role
+from schemas.events import utcnow
 from services.router import service
 from services.router.domain import rules as rule_engine
 from services.router.domain.decide import decide
@@ -156,10 +158,24 @@ async def _queue(rt, limit: int):
     return rows, total
 
 
-def _queue_item(r) -> dict:
+QUEUE_WAIT_WARNING = dt.timedelta(hours=4)  # half a working day in the queue: the card says so in red
+
+
+def waited(since: dt.datetime, now: dt.datetime) -> str:
+    """How long a ticket has waited for a dispatcher, in the largest whole unit: 12 分钟, 3 小时, 2 天."""
+    minutes = max(int((now - since).total_seconds() // 60), 0)
+    if minutes < 60:
+        return f"{minutes} 分钟"
+    return f"{minutes // 60} 小时" if minutes < 24 * 60 else f"{minutes // (24 * 60)} 天"
+
+
+def _queue_item(r, now: dt.datetime | None = None) -> dict:
     """A queued ticket as dispatchers see it: they place tickets and never need a citizen's number, so numbers
-    typed into the text are masked (the router holds no other contact detail)."""
+    typed into the text are masked (the router holds no other contact detail). `waited`: since it came into the
+    queue (its last decision: routed, or returned by a unit)."""
+    now = now or utcnow()
     return {"ticket_id": str(r.ticket_id), "number": r.number, "received_at": r.received_at.isoformat(),
+            "waited": waited(r.decided_at, now), "waiting_long": now - r.decided_at >= QUEUE_WAIT_WARNING,
             "subject": mask_phones(r.subject), "description": mask_phones(r.description),
             "kind": r.kind, "urgency": r.urgency,
             "district": r.district, "street": r.street, "why": r.why, "returns": r.returns,

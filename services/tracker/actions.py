@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from jiesu.errors import ApiError
 from jiesu.identity import User
@@ -55,7 +55,7 @@ from services.tracker.domain.replies import RETURN_REASONS, reply_problem
 from services.tracker.domain.sla import Deadlines, ExtensionNotAllowed, Pause, compute_deadlines, extend
 from services.tracker.handlers import Clocks
 from services.tracker.notify import notify
-from services.tracker.store import extensions, return_visits, tickets, timeline, unit_log, visit_links
+from services.tracker.store import extensions, return_visits, ticket_units, tickets, timeline, unit_log, visit_links
 
 PRODUCER = "tracker"
 ONLINE_CHANNELS = frozenset({"online", "open311", "mailbox", "email"})
@@ -185,8 +185,14 @@ class Tracker:
         async with self._act(user, ref, Action.RETURN) as (tx, row, state):
             await tx.session.execute(unit_log.insert().values(ticket_id=row.ticket_id, unit_code=row.lead_code,
                                                               kind="returned", at=utcnow()))
-            row = await self._save(tx, row, state=state, returns_count=(row.returns_count or 0) + 1, paused_at=None)
-            payload = TicketReturned(number=row.number, unit=_unit(row), reason_code=reason_code, reason=reason,
+            unit = _unit(row)
+            # Handed back: no unit handles it, nor sees it, and no clock runs until it is dispatched again (the
+            # next assignment sets the units and the deadlines afresh); the timeline and the unit log keep who had it.
+            await tx.session.execute(delete(ticket_units).where(ticket_units.c.ticket_id == row.ticket_id))
+            row = await self._save(tx, row, state=state, returns_count=(row.returns_count or 0) + 1, paused_at=None,
+                                   lead_code=None, lead_name=None, co_handlers=[], sign_for_due=None,
+                                   contact_due=None, reply_due=None, warn_at=None)
+            payload = TicketReturned(number=row.number, unit=unit, reason_code=reason_code, reason=reason,
                                      by=user.username, returns_so_far=row.returns_count, subject=row.subject or "",
                                      description=row.description or "")
             await self._emit(tx, row, payload, user, f"退单（{RETURN_REASONS[reason_code]}）：{reason}",

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import re
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -205,3 +206,19 @@ async def test_a_supervisor_posting_the_form_gets_the_page_with_the_reason(app):
     assert r.status_code == 403 and r.headers["content-type"].startswith("text/html")
     assert "只有派单员可以派单" in card(r.text, ticket)
     assert await decision(app, ticket) == ("dispatch", None)
+
+
+async def test_each_card_says_how_long_its_ticket_has_waited_in_red_after_half_a_day(app):
+    from services.router.api import waited
+
+    fresh, old = await queued(app), await queued(app, phone="13600003333")
+    async with app.state.runtime.store("router").db.session() as s:
+        await s.execute(decisions.update().where(decisions.c.ticket_id == old)
+                        .values(decided_at=utcnow() - timedelta(hours=5, minutes=1)))
+    async with logged_in(app) as dispatcher:
+        html = (await dispatcher.client.get("/router/dispatch")).text
+    assert '<span class="tag" title="进入人工派单队列至今">待派 0 分钟</span>' in card(html, fresh)
+    assert '<span class="tag overdue" title="进入人工派单队列至今">待派 5 小时</span>' in card(html, old)
+    now = utcnow()
+    assert [waited(now - timedelta(minutes=m), now) for m in (59, 60, 24 * 60 - 1, 24 * 60, 3 * 24 * 60)] == [
+        "59 分钟", "1 小时", "23 小时", "1 天", "3 天"]
