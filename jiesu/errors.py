@@ -55,6 +55,7 @@ _ZH = {
     "dict_type": "应为对象",
     "string_type": "应为文本",
     "value_error": "取值不正确",
+    "phone_format": "只能由数字、空格和“-”组成，可以“+”开头，至少 5 位",
 }
 
 

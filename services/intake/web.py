@@ -61,7 +61,9 @@ async def console(request: Request, rt: RuntimeDep, user: Annotated[User, Depend
 
 
 def _letter_page(request: Request, rt, which: str, *, values: dict | None = None, errors: list[dict] | None = None,
-                 status_code: int = 200) -> HTMLResponse:
+                 status_code: int = 200, dropped: list[str] | None = None) -> HTMLResponse:
+    """The letter form; after a refusal, with what was written kept and the reasons. A browser cannot be given
+    files back, so `dropped` names the attachments the citizen must choose again."""
     ch = challenge.issue(rt.secret)
     values = {"submission_id": str(uuid.uuid4()), "kind": "complaint", **(values or {})}
     response = page(request, "intake_letter.html", title=CHANNELS[which]["title"], form=CHANNELS[which],
@@ -69,7 +71,7 @@ def _letter_page(request: Request, rt, which: str, *, values: dict | None = None
                     kind_labels=KIND_LABELS, allowed=attachment_rules.ALLOWED_LABEL,
                     max_files=attachment_rules.MAX_FILES,
                     max_mb=attachment_rules.MAX_FILE_BYTES // 1024 // 1024, labels=FIELD_LABELS,
-                    max_subject=MAX_SUBJECT, max_description=MAX_DESCRIPTION)
+                    max_subject=MAX_SUBJECT, max_description=MAX_DESCRIPTION, dropped=dropped or [])
     response.status_code = status_code
     return response
 
@@ -129,7 +131,8 @@ async def _letter(request: Request, rt, which: str) -> HTMLResponse:
         except challenge.ChallengeFailed as exc:
             errors.append(_error("challenge", exc.zh, exc.en))
     if errors:
-        return _letter_page(request, rt, which, values=values, errors=errors, status_code=400)
+        return _letter_page(request, rt, which, values=values, errors=errors, status_code=400,
+                            dropped=[str(f.filename)[:100] for f in uploads])
 
     kept = await files.keep(rt.settings, checked)
     receipt = await service.accept(store, sub, channel=channel, operator=None, idempotency_key=None,

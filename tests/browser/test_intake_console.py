@@ -83,6 +83,16 @@ async def test_operator_logs_a_call_with_the_keyboard_and_reads_back_the_number(
     assert await page.locator("#f-phone").input_value() == ""  # the next caller is someone else
     assert await page.evaluate("localStorage.getItem('jiesu.intake.console.draft')") is None
     await page.screenshot(path=str(live.settings.data_dir / "console-done.png"))
+
+    # The next caller's number is mistyped: the error stands alone, not beside the last caller's number.
+    await kb.type("abc")
+    await kb.press("Alt+s")
+    await kb.type("路灯不亮")
+    await kb.press("Tab")
+    await kb.type("解放路路灯坏了一周。")
+    await kb.press("Control+Enter")
+    await expect(page.locator("#form-errors")).to_contain_text("来电号码：只能由数字")
+    assert await page.locator("#result").is_hidden()
     assert errors == []
 
     async with httpx.AsyncClient(base_url=live.url, headers={"Authorization": f"Bearer {token}"}) as client:

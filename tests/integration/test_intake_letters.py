@@ -104,6 +104,7 @@ async def test_a_wrong_answer_a_forbidden_file_and_a_missing_contact_are_each_ex
         assert r.status_code == 400
         assert "类型不允许" in r.text and "请至少留下电话或电子邮箱" in r.text
         assert "小区垃圾清运不及时" in r.text  # what was written is kept for the next try
+        assert "您选择的附件（病毒.exe）未随本次提交保存，请重新选择" in r.text  # files cannot be: the citizen is told
 
 
 async def test_a_letter_sent_faster_than_a_person_can_write_is_refused(live):

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from schemas.enums import Channel, Kind, Urgency
 from schemas.events import Attachment, Citizen, Location, TicketReceived
@@ -53,7 +54,8 @@ class CitizenIn(BaseModel):
     def _phone(cls, v: str) -> str:
         v = v.strip()
         if v and not PHONE.match(v):
-            raise ValueError("phone number may contain digits, spaces, '-' and a leading '+' only")
+            raise PydanticCustomError("phone_format",
+                                      "phone number may contain digits, spaces, '-' and a leading '+' only")
         return v.replace(" ", "")
 
 

@@ -251,6 +251,8 @@
       $("submit").disabled = false;
     }
     if (!r.ok) {
+      // The last caller's number must not stand beside this caller's error: it could be read back by mistake.
+      $("result").hidden = true;
       const err = data.error || {};
       const fields = err.fields || [];
       const labels = { subject: "标题", description: "诉求内容", "citizen.phone": "来电号码", "citizen.name": "姓名",
