@@ -41,6 +41,9 @@ from services.tracker.store import code_names, supervision_orders, ticket_units,
 
 log = get_logger(__name__)
 PRODUCER = "tracker"
+# How the router chose the unit (RoutingReason.method), as the timeline's 依据 names it.
+ROUTING_METHOD_LABELS = {"rule": "规则", "model": "模型", "operator": "话务员指定", "dispatcher": "人工派单",
+                         "directory": "职责目录", "reroute": "退单重派"}
 
 
 @dataclass
@@ -222,7 +225,7 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
                         f"新工单：{p.number}（{p.kind and KIND_LABELS.get(p.kind, p.kind)}），请在签收时限内签收。"))
         why = f"规则 {p.reason.rule_id}" if p.reason.rule_id else (
             f"模型 {p.reason.model_version}（{(p.reason.score or 0):.0%}）" if p.reason.model_version
-            else p.reason.method)
+            else ROUTING_METHOD_LABELS.get(p.reason.method, p.reason.method))
         co = "、".join(c.name for c in p.co_handlers)
         await _timeline(tx, envelope, "router",
                         f"派单至 {p.lead.name}" + (f"，协办 {co}" if co else "") + f"（依据：{why}）",

@@ -273,8 +273,13 @@ async def order_supervision(tx: Transaction, clocks, row, *, level: str, by: str
                                             by=by), f"督办单 {order_no}（{label}）：{reason}",
                 {"order_no": order_no, "level": level}, actor=by)
     await notifications.notify(tx, clocks.settings, with_order_due(row, due), row.lead_code, "supervision",
-                               f"督办：工单 {row.number} 已列入{label}（{order_no}），原因：{reason}。")
+                               f"督办：工单 {row.number} 已列入{label}（{order_no}），原因：{sentence(reason)}")
     return order_no
+
+
+def sentence(text: str) -> str:
+    """Someone's text closed with one 。 (a reason that ends in 。 ！ ？ or . gets no second stop)."""
+    return text.strip().rstrip("。．.！!？?") + "。"
 
 
 def with_order_due(row, due_at: datetime):

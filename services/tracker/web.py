@@ -2,7 +2,8 @@
 
 Plain HTML forms (keyboard-friendly, work without JavaScript); htmx only refreshes the
 notification badge. Every form posts back to the ticket page, which shows what happened
-or why it was refused.
+or why it was refused; a list's quick form (deciding extensions) names the list as `back`
+and returns there with the message instead.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from jiesu import attachment_grants
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_phones
-from jiesu.web import RuntimeDep, page, require
-from schemas.enums import Role, TicketState
+from jiesu.web import RuntimeDep, localtime, page, require, templates
+from schemas.enums import CHANNEL_LABELS, ROLE_LABELS, Role, TicketState
 from schemas.events import utcnow
 from services.tracker import queries
 from services.tracker.actions import OUTCOME_LABELS
 from services.tracker.domain.lifecycle import allowed_actions, may
 from services.tracker.domain.replies import RETURN_REASONS
+from services.tracker.handlers import ROUTING_METHOD_LABELS
 from services.tracker.notify import KIND_LABELS
 from services.tracker.store import deliveries, extensions, notifications, supervision_orders, tickets
 
@@ -96,6 +98,65 @@ async def read_all(rt: RuntimeDep, user: Workbench) -> Response:
     return RedirectResponse("/tracker/inbox", status_code=303)
 
 
+# --- who did it, in words people use ------------------------------------------------------
+# Timelines and orders store who acted as written at the time: a part of the system, a channel, a user name, or a
+# department person's display name. Pages name them at display time (the stored rows stay as they are).
+
+SYSTEM_ACTORS = {  # never a person: not looked up as a user name
+    **{c.value: label for c, label in CHANNEL_LABELS.items()},  # a letter or message that came in by itself
+    "system": "系统", "router": "智能派单", "hotline": "12345 热线", "citizen": "市民",
+}
+ROLE_ACTORS = {r.value: label for r, label in ROLE_LABELS.items()}  # a role's word, when no such user is known
+# A dispatch a person decided (RoutingReason.method): the router only carried it out.
+PERSON_METHODS = {"dispatcher": "派单员", "operator": "话务员"}
+
+
+def actor_label(actor: str | None, names: dict[str, str] | None = None) -> str:
+    """Who did something, as a page names them: 系统, 智能派单, a person's display name where `names` knows the
+    user name, else the role (督查室 for `supervisor`), else the stored text (already a name)."""
+    if not actor:
+        return ""
+    if actor in SYSTEM_ACTORS:
+        return SYSTEM_ACTORS[actor]
+    if names and actor in names:
+        return names[actor]
+    return ROLE_ACTORS.get(actor, actor)
+
+
+# A dispatch line's basis (依据) → the routing method: as handlers.py writes it, or as it wrote it before (the method).
+BASES = {**{method: method for method in ROUTING_METHOD_LABELS},
+         **{label: method for method, label in ROUTING_METHOD_LABELS.items()}}
+
+
+def timeline_lines(events: list[dict], names: dict[str, str]) -> list[dict]:
+    """The timeline as the ticket page shows it: actors named (actor_label); a dispatch a person decided names
+    that role, and its basis is in Chinese in lines written before handlers.py wrote it so."""
+    lines = []
+    for e in events:
+        actor, summary = actor_label(e["actor"], names), e["summary"]
+        head, sep, basis = summary.rpartition("（依据：")
+        method = BASES.get(basis.removesuffix("）")) if sep and basis.endswith("）") else None
+        if e["event_type"] == "TicketAssigned" and e["actor"] == "router" and method:
+            actor = PERSON_METHODS.get(method, actor)
+            summary = f"{head}（依据：{ROUTING_METHOD_LABELS[method]}）"
+        lines.append({**e, "actor": actor, "summary": summary})
+    return lines
+
+
+async def display_names(rt, usernames) -> dict[str, str]:
+    """The display names of the users among these stored actors (one identity look-up each, at most 20)."""
+    names: dict[str, str] = {}
+    wanted = sorted({u for u in usernames if u and u.isascii() and u not in SYSTEM_ACTORS})[:20]
+    for username in wanted:
+        person = await rt.identity.get_user(username)
+        if person is not None and person.display_name and person.display_name != username:
+            names[username] = person.display_name
+    return names
+
+
+templates.env.filters["actor"] = actor_label  # e.g. {{ o.by|actor }} on lists of orders
+
+
 async def _ticket_context(rt, user: User, ref: str) -> dict:
     async with rt.store("tracker").db.session() as s:
         row = await queries.visible_ticket(s, user, ref)
@@ -116,7 +177,9 @@ async def _ticket_context(rt, user: User, ref: str) -> dict:
         can.add("note")
     if user.has(Role.SUPERVISOR) and row.lead_code and row.state not in ("closed", "merged", "answered_directly"):
         can.add("supervise")
-    return dict(t=queries.ticket_view(row, user, utcnow()), timeline=events, can=can, pending=pending, orders=orders,
+    names = await display_names(rt, [e["actor"] for e in events] + [pending.requested_by if pending else ""])
+    return dict(t=queries.ticket_view(row, user, utcnow()), timeline=timeline_lines(events, names), names=names,
+                can=can, pending=pending, orders=orders,
                 is_lead=lead, reasons=RETURN_REASONS, outcomes=OUTCOME_LABELS, labels=DONE_LABELS,
                 now_iso=utcnow().isoformat(), attachments=_attachments(rt.secret, user, row),
                 grant_minutes=int(attachment_grants.LIFETIME.total_seconds() // 60), undelivered=undelivered)
@@ -183,6 +246,7 @@ async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Rea
     """One form per action; on refusal the page comes back with the reason and what was typed."""
     form = await request.form()
     f = {k: str(v) for k, v in form.items()}
+    back = _back(f.get("back"))
     tracker = _tracker(rt)
     try:
         if action == "sign_for":
@@ -221,6 +285,8 @@ async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Rea
     except ApiError as exc:
         if exc.status == 404:
             raise
+        if back:  # a list's quick form (no text typed that would be lost): the list says why
+            return RedirectResponse(_with(back, refused=f"工单 {ref}：{exc.zh}"), status_code=303)
         context = await _ticket_context(rt, user, ref)
         response = page(request, "tracker_ticket.html", done="", error=exc, form=f, failed=action, **context)
         response.status_code = exc.status
@@ -228,7 +294,33 @@ async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Rea
     target = f"/tracker/tickets/{quote(row.number or str(row.ticket_id))}?done={quote(action)}"
     if user.role == Role.DEPARTMENT and action == "return":
         target = f"/tracker/inbox?returned={quote(row.number or '')}"
+    if back:
+        target = _with(back, done=_done_message(action, row, f))
     return RedirectResponse(target, status_code=303)
+
+
+def _back(value: str | None) -> str | None:
+    """Where a form sent from a list returns to (a tracker page only), instead of the ticket page."""
+    return value if value and value.startswith("/tracker/") and not value.startswith("//") else None
+
+
+MESSAGE_CHARS = 200
+
+
+def _with(path: str, **messages: str) -> str:
+    """`path` with these messages for the page to show (as long as its query allows: MESSAGE_CHARS)."""
+    return path + ("&" if "?" in path else "?") + "&".join(f"{k}={quote(v[:MESSAGE_CHARS])}"
+                                                           for k, v in messages.items())
+
+
+def _done_message(action: str, row, f: dict) -> str:
+    """What was done, for the list the user returns to."""
+    number = row.number or str(row.ticket_id)
+    if action == "decide_extension":
+        due = localtime(row.reply_due)
+        return (f"已同意工单 {number} 的延期申请，答复期限延至 {due}。" if f.get("approved") == "yes"
+                else f"工单 {number} 的延期申请未获同意，答复期限仍为 {due}。")
+    return f"工单 {number}：已{DONE_LABELS.get(action, '完成操作')}。"
 
 
 def _date(value: str | None) -> dt.date | None:
@@ -261,7 +353,9 @@ async def visit_form(ref: str, request: Request, rt: RuntimeDep, user: Visitor) 
 
 
 @pages.get("/supervision", response_class=HTMLResponse)
-async def supervision(request: Request, rt: RuntimeDep, user: Supervisor) -> HTMLResponse:
+async def supervision(request: Request, rt: RuntimeDep, user: Supervisor,
+                      done: Annotated[str, Query(max_length=MESSAGE_CHARS)] = "",
+                      refused: Annotated[str, Query(max_length=MESSAGE_CHARS)] = "") -> HTMLResponse:
     now = utcnow()
     calendar = _tracker(rt).clocks.calendar
     async with rt.store("tracker").db.reading() as s:
@@ -284,7 +378,8 @@ async def supervision(request: Request, rt: RuntimeDep, user: Supervisor) -> HTM
     return page(request, "tracker_supervision.html", pending=pending, now=now,
                 overdue=[queries.ticket_view(r, user, now) for r in overdue],
                 deferred=[queries.ticket_view(r, user, now) for r in deferred], orders=orders,
-                unconfirmed=unconfirmed, undelivered=undelivered, title="督办台账")
+                unconfirmed=unconfirmed, undelivered=undelivered, title="延期审批与挂账", done=done,
+                refused=refused)
 
 
 @pages.get("/calendar", response_class=HTMLResponse)

@@ -84,6 +84,7 @@ async def test_department_signs_returns_and_replies_and_the_visitor_reopens(live
     await page.select_option("select[name=reason_code]", "other_unit")
     await page.fill("#ret-reason", "该工地位于经济开发区，应由开发区管委会处理")
     await page.click("button:has-text('退回重新派单')")
+    await page.click("dialog.confirm button:has-text('确认退单')")  # 退单 cannot be undone: the page asks first
     await page.wait_for_url("**/tracker/inbox?returned=*")
     assert second in await page.inner_text(".msg.ok")
     assert (await _state(live, second))["state"] in ("returned", "assigned", "dispatching")

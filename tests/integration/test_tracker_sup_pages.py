@@ -128,6 +128,9 @@ async def test_orders_are_answered_by_their_own_unit_and_closed_by_the_office(li
             r = await dept.post("/tracker/sup/orders/DB-a6-1/respond", data={"response": "已约谈施工单位并整改完毕"},
                                 follow_redirects=False)
             assert r.status_code == 303
+        answered = (await client.get("/tracker/sup/orders", params={"tab": "responded"})).text
+        assert 'data-confirm="督办单 DB-a6-1 办结销号？销号后不能撤回。"' in answered  # asks before closing
+        assert 'data-confirm="对选中的工单下达督办单？' in (await client.get("/tracker/sup/ledger")).text
         r = await client.post("/tracker/sup/orders/DB-a6-1/close", data={"note": "核实属实"}, follow_redirects=False)
         assert "已销号" in httpx.URL(r.headers["location"]).params["done"]
         closed = (await client.get("/tracker/sup/orders", params={"tab": "closed"})).text

@@ -42,4 +42,45 @@
   }
   document.addEventListener("change", syncCause);
   document.addEventListener("DOMContentLoaded", syncCause);
+
+  // What cannot be undone (退单, 督办, 不同意延期) asks first: a form or submit button with data-confirm opens a
+  // modal dialog with that question, its confirm button focused, so Enter confirms and Esc cancels (the
+  // browser's own <dialog> keys). Without script the form submits at once, as before.
+  var confirmed = null;
+  document.addEventListener("submit", function (e) {
+    var form = e.target, button = e.submitter;
+    if (form === confirmed) { confirmed = null; return; }
+    var source = button && button.dataset.confirm ? button : form;
+    var question = source.dataset && source.dataset.confirm;
+    if (!question) { return; }
+    e.preventDefault();
+    ask(question, source.dataset.confirmOk || "确定", button, function () {
+      confirmed = form;
+      if (button) { form.requestSubmit(button); } else { form.requestSubmit(); }
+    });
+  });
+
+  function ask(question, ok, opener, onOk) {
+    var dialog = document.getElementById("confirm-dialog");
+    if (!dialog) {
+      dialog = document.createElement("dialog");
+      dialog.id = "confirm-dialog";
+      dialog.className = "confirm";
+      dialog.setAttribute("role", "alertdialog");
+      dialog.setAttribute("aria-labelledby", "confirm-question");
+      dialog.innerHTML = '<form method="dialog"><p id="confirm-question"></p><div class="quick">' +
+        '<button value="ok" class="primary"></button><button value="cancel" class="secondary">取消</button></div>' +
+        '<p class="muted"><small><span class="kbd">Enter</span> 确认　<span class="kbd">Esc</span> 取消</small></p></form>';
+      document.body.appendChild(dialog);
+    }
+    dialog.querySelector("#confirm-question").textContent = question;
+    var yes = dialog.querySelector("button[value=ok]");
+    yes.textContent = ok;
+    dialog.returnValue = "";
+    dialog.onclose = function () {
+      if (dialog.returnValue === "ok") { onOk(); } else if (opener) { opener.focus(); }
+    };
+    dialog.showModal();
+    yes.focus();
+  }
 })();
