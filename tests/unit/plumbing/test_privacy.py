@@ -131,7 +131,8 @@ def test_the_dispatch_queue_shows_no_phone_number_typed_into_the_text():
 
     from services.router.api import _queue_item
 
-    row = SimpleNamespace(ticket_id="t1", number="12345-20261122-000123", received_at=datetime.now(UTC), decided_at=datetime.now(UTC),
+    now = datetime.now(UTC)
+    row = SimpleNamespace(ticket_id="t1", number="12345-20261122-000123", received_at=now, decided_at=now,
                           subject="请回电13800138000", description="噪音扰民，座机 010-62345678，工单 12345-20261122-000100",
                           kind="complaint", urgency="normal", district="D-01", street=None, why="", returns=0,
                           excluded=[], suggestions=[])
