@@ -218,8 +218,10 @@ class TimerLoop:
             await notifications.notify(tx, settings, row, row.lead_code, "overdue",
                                        f"催办：工单 {row.number} 已超过答复期限，请尽快答复。")
         elif kind == "overdue_supervision" and state in RUNNING | {S.ASSIGNED}:
+            # Due a working day after the deadline; later when the tracker was down: say how late it really is.
+            late = max(1, self.clocks.calendar.working_days_between(row.reply_due, now)) if row.reply_due else 1
             await order_supervision(tx, self.clocks, row, level="normal", by="system",
-                                    reason="超期 1 个工作日仍未答复", now=now)
+                                    reason=f"超期 {late} 个工作日仍未答复", now=now)
         elif kind == "return_visit_due" and state == S.REPLIED:
             await tx.session.execute(timeline.insert().values(
                 ticket_id=row.ticket_id, event_id=_uuid(), event_type="ReturnVisitOverdue", at=now, actor="system",

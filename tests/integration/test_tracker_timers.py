@@ -312,3 +312,26 @@ async def test_a_move_re_creates_a_timer_only_if_its_kind_has_not_fired_at_or_af
     finally:
         await store.db.dispose()
         await rt.identity.db.dispose()
+
+
+async def test_an_order_issued_late_says_how_many_working_days_the_ticket_is_overdue(sqlite_settings):
+    """A tracker that was down fires the order when it is back: it says how late the ticket really is."""
+    from services.tracker.timers import TimerLoop
+
+    await asyncio.to_thread(upgrade, "tracker", sqlite_settings.database_url("tracker"))
+    rt = await _tracker_runtime(sqlite_settings)
+    try:
+        await _seed_overdue(rt, 2)
+        now, calendar = utcnow(), rt.state["tracker.clocks"].calendar
+        due = now - dt.timedelta(days=9)
+        late = calendar.working_days_between(due, now)
+        assert late >= 5
+        async with rt.store("tracker").db.session() as s:
+            await s.execute(tickets.update().where(tickets.c.number == "12345-20261123-000001").values(reply_due=due))
+        await _drain(TimerLoop(rt.store("tracker"), rt.state["tracker.clocks"], name="t"))
+        async with rt.store("tracker").db.session() as s:
+            reasons = sorted((await s.execute(select(supervision_orders.c.reason))).scalars().all())
+        assert reasons == sorted(["超期 1 个工作日仍未答复", f"超期 {late} 个工作日仍未答复"])
+    finally:
+        await rt.store("tracker").db.dispose()
+        await rt.identity.db.dispose()
