@@ -245,6 +245,16 @@ class IdentityStore:
             return list((await s.scalars(select(ApiTokenRow).where(ApiTokenRow.user_id == user_id)
                                          .order_by(ApiTokenRow.id.desc()))).all())
 
+    async def display_names(self, usernames) -> dict[str, str]:
+        """username → display name for those of `usernames` that exist, in one query (pages naming who acted)."""
+        wanted = sorted(set(usernames))
+        if not wanted:
+            return {}
+        async with self.db.session() as s:
+            rows = (await s.execute(select(UserRow.username, UserRow.display_name)
+                                    .where(UserRow.username.in_(wanted)))).all()
+        return {username: name for username, name in rows if name}
+
     async def list_users(self) -> list[User]:
         async with self.db.session() as s:
             return [_user(r) for r in (await s.scalars(select(UserRow).order_by(UserRow.id))).all()]

@@ -43,6 +43,9 @@ templates.env.globals.update(
 _display_tz: list[ZoneInfo] = [ZoneInfo("Asia/Shanghai")]
 
 
+LONG_DATE = "%Y年%m月%d日 %H:%M"  # for letters and mail, where a date is written out
+
+
 def localtime(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M", tz: ZoneInfo | None = None) -> str:
     """A stored UTC instant as people here read it: local time (the system's zone), to the minute."""
     if not value:

@@ -37,6 +37,7 @@ from jiesu.mailer import DeliveryLoop, public_base_url, send_mail
 from jiesu.messaging import ServiceStore
 from jiesu.privacy import mask_contact_in
 from jiesu.runtime import Runtime
+from jiesu.web import LONG_DATE, localtime
 from schemas.enums import Channel
 from schemas.events import utcnow
 from services.intake import files, service
@@ -133,7 +134,7 @@ def listener(rt: Runtime):
 
 def acknowledgement(settings: Settings, ticket) -> EmailMessage:
     """The receipt for a ticket (its intake_tickets row), in Chinese, threaded under the letter if any."""
-    received = ticket.received_at.astimezone(ZoneInfo(settings.timezone)).strftime("%Y年%m月%d日 %H:%M")
+    received = localtime(ticket.received_at, LONG_DATE, ZoneInfo(settings.timezone))
     code = show_query_code(ticket.query_code)
     if ticket.citizen_phone:
         lookup = "凭工单编号和联系电话后四位查询" + ("，或凭工单编号和查询码查询" if code else "")

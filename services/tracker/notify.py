@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import json
 import socket
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from jiesu.db import insert_rows
 from jiesu.mailer import DeliveryError, DeliveryLoop, PermanentFailure, public_base_url, send_mail
 from jiesu.messaging import ServiceStore, Transaction
 from jiesu.privacy import redact_phones
+from jiesu.web import LONG_DATE, localtime
 from schemas.events import utcnow
 from services.tracker.store import deliveries, notifications, unit_contacts
 
@@ -132,15 +133,10 @@ class DeliveryWorker:
         msg["To"] = to
         msg["Message-ID"] = f"<jiesu-{body['notification_id']}@{socket.gethostname()}>"
         msg.set_content(f"{body['message']}\n\n工单编号：{body['number']}\n诉求：{body['subject']}\n"
-                        f"答复期限：{self._local(body.get('reply_due'))}\n办理入口：{body['url']}\n\n"
+                        f"答复期限：{localtime(body.get('reply_due'), LONG_DATE, ZoneInfo(self.settings.timezone))}\n办理入口：{body['url']}\n\n"
                         f"本邮件由接诉即办系统自动发送。")
         send_mail(self.settings, msg)
 
-    def _local(self, instant: str | None) -> str:
-        """The body's UTC instant as the unit's staff read dates: local time (the webhook keeps ISO 8601, UTC)."""
-        if not instant:
-            return "—"
-        return datetime.fromisoformat(instant).astimezone(ZoneInfo(self.settings.timezone)).strftime("%Y年%m月%d日 %H:%M")
 
     async def _post(self, url: str, body: dict, delivery_id: int) -> None:
         """POST the signed body. A 4xx answer is a refusal for good (PermanentFailure): the receiver will

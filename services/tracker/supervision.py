@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 from typing import TYPE_CHECKING, Annotated
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -32,6 +32,7 @@ from services.tracker.domain.escalation import KEY, TICKET_FINISHED, Escalation,
 from services.tracker.ledger import LATENESS, SORTS, LedgerFilter, LedgerHub, ledger
 from services.tracker.notify import notify, notify_many
 from services.tracker.store import supervision_orders, tickets, timeline
+from services.tracker.web import back_to, with_message
 
 if TYPE_CHECKING:
     from services.tracker.handlers import Clocks
@@ -170,20 +171,18 @@ async def order_many(rt, user: User, numbers: list[str], level: str, reason: str
 async def ledger_bulk(request: Request, rt: RuntimeDep, user: Supervisor) -> Response:
     form = await request.form()
     numbers = [str(n) for n in form.getlist("number")][:500]
-    back = str(form.get("back", ""))
-    back = back if back.startswith("/tracker/sup/") else "/tracker/sup/ledger"
-    sep = "&" if "?" in back else "?"
+    back = back_to(form.get("back"), "/tracker/sup/ledger", under="/tracker/sup/")
     if not numbers:
-        return RedirectResponse(f"{back}{sep}done={quote('未选择工单')}", status_code=303)
+        return RedirectResponse(with_message(back, done="未选择工单"), status_code=303)
     if form.get("op") == "supervise":
         try:
             orders = await order_many(rt, user, numbers, str(form.get("level", "normal")), str(form.get("reason", "")))
         except ApiError as exc:
-            return RedirectResponse(f"{back}{sep}done={quote(exc.zh)}", status_code=303)
+            return RedirectResponse(with_message(back, done=exc.zh), status_code=303)
         msg = f"已下达督办单 {len(orders)} 件"
     else:
         msg = f"已催办 {await remind(rt, user, numbers, str(form.get('reason', ''))[:500])} 件"
-    return RedirectResponse(f"{back}{sep}done={quote(msg)}", status_code=303)
+    return RedirectResponse(with_message(back, done=msg), status_code=303)
 
 
 # --- 督办单 -----------------------------------------------------------------------------
@@ -373,9 +372,7 @@ async def escalate_forever(store: ServiceStore, clocks: Clocks, working_days: in
 @sup.post("/orders/{order_no}/respond")
 async def order_respond(order_no: str, request: Request, rt: RuntimeDep, user: Responder) -> Response:
     form = await request.form()
-    back = str(form.get("back", "")) or "/tracker/sup/orders"
-    back = back if back.startswith("/tracker/") else "/tracker/sup/orders"
-    sep = "&" if "?" in back else "?"
+    back = back_to(form.get("back"), "/tracker/sup/orders")
     try:
         await respond_order(rt, user, order_no, str(form.get("response", ""))[:4000])
         msg = f"督办单 {order_no} 已回复"
@@ -383,7 +380,7 @@ async def order_respond(order_no: str, request: Request, rt: RuntimeDep, user: R
         if exc.status == 404:
             raise
         msg = exc.zh
-    return RedirectResponse(f"{back}{sep}done={quote(msg)}", status_code=303)
+    return RedirectResponse(with_message(back, done=msg), status_code=303)
 
 
 @sup.post("/orders/{order_no}/close")
@@ -396,7 +393,7 @@ async def order_close(order_no: str, request: Request, rt: RuntimeDep, user: Sup
         if exc.status == 404:
             raise
         msg = exc.zh
-    return RedirectResponse(f"/tracker/sup/orders?tab=closed&done={quote(msg)}", status_code=303)
+    return RedirectResponse(with_message("/tracker/sup/orders?tab=closed", done=msg), status_code=303)
 
 
 # --- 部门考评 ----------------------------------------------------------------------------

@@ -144,14 +144,9 @@ def timeline_lines(events: list[dict], names: dict[str, str]) -> list[dict]:
 
 
 async def display_names(rt, usernames) -> dict[str, str]:
-    """The display names of the users among these stored actors (one identity look-up each, at most 20)."""
-    names: dict[str, str] = {}
-    wanted = sorted({u for u in usernames if u and u.isascii() and u not in SYSTEM_ACTORS})[:20]
-    for username in wanted:
-        person = await rt.identity.get_user(username)
-        if person is not None and person.display_name and person.display_name != username:
-            names[username] = person.display_name
-    return names
+    """The display names of the users among these stored actors (one identity query)."""
+    wanted = {u for u in usernames if u and u.isascii() and u not in SYSTEM_ACTORS}
+    return {u: name for u, name in (await rt.identity.display_names(wanted)).items() if name != u}
 
 
 templates.env.filters["actor"] = actor_label  # e.g. {{ o.by|actor }} on lists of orders
@@ -246,7 +241,7 @@ async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Rea
     """One form per action; on refusal the page comes back with the reason and what was typed."""
     form = await request.form()
     f = {k: str(v) for k, v in form.items()}
-    back = _back(f.get("back"))
+    back = back_to(f.get("back"))
     tracker = _tracker(rt)
     try:
         if action == "sign_for":
@@ -286,7 +281,7 @@ async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Rea
         if exc.status == 404:
             raise
         if back:  # a list's quick form (no text typed that would be lost): the list says why
-            return RedirectResponse(_with(back, refused=f"工单 {ref}：{exc.zh}"), status_code=303)
+            return RedirectResponse(with_message(back, refused=f"工单 {ref}：{exc.zh}"), status_code=303)
         context = await _ticket_context(rt, user, ref)
         response = page(request, "tracker_ticket.html", done="", error=exc, form=f, failed=action, **context)
         response.status_code = exc.status
@@ -295,20 +290,23 @@ async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Rea
     if user.role == Role.DEPARTMENT and action == "return":
         target = f"/tracker/inbox?returned={quote(row.number or '')}"
     if back:
-        target = _with(back, done=_done_message(action, row, f))
+        target = with_message(back, done=_done_message(action, row, f))
     return RedirectResponse(target, status_code=303)
 
 
-def _back(value: str | None) -> str | None:
-    """Where a form sent from a list returns to (a tracker page only), instead of the ticket page."""
-    return value if value and value.startswith("/tracker/") and not value.startswith("//") else None
+def back_to(value, default: str | None = None, *, under: str = "/tracker/") -> str | None:
+    """Where a form sent from a list returns to: the page it names if that is one of ours (under `under`),
+    else `default`. Never another site: the value comes from the form."""
+    value = str(value or "")
+    return value if value.startswith(under) and not value.startswith("//") else default
 
 
 MESSAGE_CHARS = 200
 
 
-def _with(path: str, **messages: str) -> str:
-    """`path` with these messages for the page to show (as long as its query allows: MESSAGE_CHARS)."""
+def with_message(path: str, **messages: str) -> str:
+    """`path` with these messages for the page to show (done=…, refused=…), each cut to MESSAGE_CHARS, as long
+    as the pages' query parameters allow."""
     return path + ("&" if "?" in path else "?") + "&".join(f"{k}={quote(v[:MESSAGE_CHARS])}"
                                                            for k, v in messages.items())
 
