@@ -192,7 +192,7 @@ class TimerLoop:
         state = S(row.state)
         kind = timer.kind
         settings = self.clocks.settings
-        if kind == "sign_for_warning" and state == S.ASSIGNED:
+        if kind == "sign_for_warning" and state == S.ASSIGNED and not _too_late_to_warn(row.sign_for_due, now):
             await _emit(tx, row, DeadlineWarning(clock="sign_for", due_at=row.sign_for_due, unit=unit),
                         "签收时限将到，预警", {"clock": "sign_for"})
             await notifications.notify(tx, settings, row, row.lead_code, "warning",
@@ -207,7 +207,7 @@ class TimerLoop:
                         "紧急工单联系市民超时，已催办", {"clock": "contact"})
             await notifications.notify(tx, settings, row, row.lead_code, "reminder",
                                        f"催办：紧急工单 {row.number} 已超过联系市民时限，请立即与市民联系。")
-        elif kind == "reply_warning" and state in RUNNING | {S.ASSIGNED}:
+        elif kind == "reply_warning" and state in RUNNING | {S.ASSIGNED} and not _too_late_to_warn(row.reply_due, now):
             await _emit(tx, row, DeadlineWarning(clock="reply", due_at=timer.due_at, unit=unit),
                         "答复时限已用 80%，预警", {"clock": "reply"})
             await notifications.notify(tx, settings, row, row.lead_code, "warning",
@@ -226,6 +226,13 @@ class TimerLoop:
             await tx.session.execute(timeline.insert().values(
                 ticket_id=row.ticket_id, event_id=_uuid(), event_type="ReturnVisitOverdue", at=now, actor="system",
                 summary="回访已超过 3 个工作日，请尽快回访", data={}))
+
+
+def _too_late_to_warn(deadline: datetime | None, now: datetime) -> bool:
+    """A warning that fires after its deadline (a tracker back from an outage fires what it owes at once)
+    would reach the unit in the same instant as the reminder (催办) of the deadline itself: only the
+    reminder goes."""
+    return deadline is not None and deadline <= now
 
 
 def claim(now: datetime, name: str, batch: int, *, postgres: bool):

@@ -76,10 +76,10 @@ async def test_two_tracker_instances_on_postgresql_fire_every_timer_exactly_once
             orders = await s.scalar(select(func.count()).select_from(supervision_orders))
             reminders = await s.scalar(select(func.count()).select_from(notifications))
         kinds = Counter(Envelope.from_bytes(v).event_type for v in values)
-        assert kinds["DeadlineWarning"] == TICKETS
+        assert kinds["DeadlineWarning"] == 0  # each warning fired after its deadline: the reminder speaks for it
         assert kinds["DeadlineMissed"] == TICKETS
         assert kinds["SupervisionOrdered"] == TICKETS == orders
-        assert reminders == TICKETS * 3  # warning, reminder (催办) and supervision notice per ticket
+        assert reminders == TICKETS * 2  # reminder (催办) and supervision notice per ticket
         assert pending == 0
         assert set(claimed) == {"tracker-1", "tracker-2"}, claimed  # both instances did work
         print(f"claimed per instance: {dict(claimed)}")
@@ -332,6 +332,59 @@ async def test_an_order_issued_late_says_how_many_working_days_the_ticket_is_ove
         async with rt.store("tracker").db.session() as s:
             reasons = sorted((await s.execute(select(supervision_orders.c.reason))).scalars().all())
         assert reasons == sorted(["超期 1 个工作日仍未答复", f"超期 {late} 个工作日仍未答复"])
+    finally:
+        await rt.store("tracker").db.dispose()
+        await rt.identity.db.dispose()
+
+
+async def test_a_warning_due_before_an_outage_is_not_sent_once_its_deadline_has_passed(sqlite_settings):
+    """Back from an outage, the tracker owes a ticket its 80 % warning and its deadline at once: the unit gets
+    the reminder (催办) alone. A ticket whose deadline is still ahead gets its warning."""
+    from services.tracker.timers import TimerLoop
+
+    await asyncio.to_thread(upgrade, "tracker", sqlite_settings.database_url("tracker"))
+    rt = await _tracker_runtime(sqlite_settings)
+    try:
+        await _seed_overdue(rt, 2)
+        ahead = "12345-20261123-000001"
+        async with rt.store("tracker").db.session() as s:  # this one's deadline is still a day away
+            await s.execute(tickets.update().where(tickets.c.number == ahead)
+                            .values(reply_due=utcnow() + dt.timedelta(days=1)))
+            await s.execute(timers.delete().where(timers.c.kind != "reply_warning",
+                                                  timers.c.ticket_id.in_(select(tickets.c.ticket_id).where(
+                                                      tickets.c.number == ahead))))
+        assert await _drain(TimerLoop(rt.store("tracker"), rt.state["tracker.clocks"], name="t")) == 4
+        async with rt.store("tracker").db.session() as s:
+            sent = sorted((await s.execute(select(tickets.c.number, notifications.c.kind).join(
+                tickets, tickets.c.ticket_id == notifications.c.ticket_id))).all())
+        assert sent == [("12345-20261123-000000", "overdue"), ("12345-20261123-000000", "supervision"),
+                        (ahead, "warning")]
+    finally:
+        await rt.store("tracker").db.dispose()
+        await rt.identity.db.dispose()
+
+
+async def test_a_sign_for_warning_is_not_sent_once_the_sign_for_time_has_passed(sqlite_settings):
+    """The same for signing for (签收): after an outage the unit gets the sign-for reminder, not a warning too."""
+    from services.tracker.timers import TimerLoop
+
+    await asyncio.to_thread(upgrade, "tracker", sqlite_settings.database_url("tracker"))
+    rt = await _tracker_runtime(sqlite_settings)
+    try:
+        await _seed_overdue(rt, 1)
+        now = utcnow()
+        async with rt.store("tracker").db.session() as s:
+            await s.execute(tickets.update().values(state="assigned", sign_for_due=now - dt.timedelta(hours=1),
+                                                    reply_due=now + dt.timedelta(days=4)))
+            await s.execute(timers.delete())
+            ticket_id = await s.scalar(select(tickets.c.ticket_id))
+            await s.execute(timers.insert(), [
+                {"ticket_id": ticket_id, "kind": "sign_for_warning", "due_at": now - dt.timedelta(hours=2)},
+                {"ticket_id": ticket_id, "kind": "sign_for_due", "due_at": now - dt.timedelta(hours=1)}])
+        assert await _drain(TimerLoop(rt.store("tracker"), rt.state["tracker.clocks"], name="t")) == 2
+        async with rt.store("tracker").db.session() as s:
+            sent = (await s.execute(select(notifications.c.kind))).scalars().all()
+        assert sent == ["reminder"]
     finally:
         await rt.store("tracker").db.dispose()
         await rt.identity.db.dispose()
