@@ -133,3 +133,34 @@ async def test_enter_on_the_selected_card_goes_to_its_unit_box_and_a_typed_name_
         assert "请采纳一条建议，或输入承办单位的名称或代码" in alert
         assert lamp in await page.locator("article.ticket.selected").inner_text()
         assert (await _state(client, operator, lamp))["state"] == "dispatching"
+
+
+async def test_enter_in_an_empty_unit_box_without_the_script_sends_no_suggestion(live, browser, login):
+    """With the page's script off, Enter in a text box presses the form's first submit button: that must not be
+    suggestion 1, or an empty box would dispatch the ticket to it."""
+    live.runtime.state["router"].threshold = 1.01
+    operator = await live.user("op", Role.OPERATOR)
+    await live.user("disp", Role.DISPATCHER)
+    async with httpx.AsyncClient(base_url=live.url) as client:
+        lamp = await _post(client, operator, {
+            "kind": "complaint", "subject": "路灯不亮", "description": "小区门口的路灯坏了一个多星期，晚上很黑，老人出门不安全。",
+            "citizen": {"name": "吴女士", "phone": "13600003333"}, "location": {"district": "D-02"}})
+        await _wait(client, operator, lamp, "dispatching")
+
+        context = await browser.new_context(java_script_enabled=False)
+        page = await context.new_page()
+        await login(page, live.url, "disp")
+        card = page.locator("article.ticket", has_text=lamp)
+        assert await card.locator("button.suggestion").count() > 0
+        await card.locator("input[data-units]").focus()
+        async with page.expect_navigation():
+            await page.keyboard.press("Enter")
+        alert = await page.locator("article.ticket", has_text=lamp).locator("[role=alert]").inner_text()
+        assert "请采纳一条建议，或输入承办单位的名称或代码" in alert
+        assert (await _state(client, operator, lamp))["state"] == "dispatching"
+
+        await page.locator("article.ticket", has_text=lamp).locator("input[data-units]").fill("M-CGW")
+        async with page.expect_navigation():
+            await page.keyboard.press("Enter")  # what was typed is sent
+        assert (await _wait(client, operator, lamp, "assigned"))["lead"]["code"] == "M-CGW"
+        await context.close()

@@ -30,8 +30,7 @@
     button.form.requestSubmit(button);
   }
 
-  // Through the 派出 button, so only the unit box is sent: the first suggestion is what the browser would
-  // send for Enter by itself, and an empty box would quietly dispatch to it.
+  // Through the 派出 button, so only the unit box is sent, never a suggestion's unit.
   function send(card) {
     const form = card.querySelector("form.dispatch");
     form.requestSubmit(form.querySelector("button.primary"));
