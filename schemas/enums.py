@@ -79,6 +79,9 @@ CHANNEL_LABELS = {
     Channel.OTHER: "其他",
 }
 URGENCY_LABELS = {Urgency.NORMAL: "普通", Urgency.URGENT: "紧急"}
+# How the router placed a ticket (RoutingReason.method): the timeline's 依据 and the router's statistics.
+ROUTING_METHOD_LABELS = {"rule": "规则", "model": "模型", "operator": "话务员指定", "dispatcher": "人工派单",
+                         "directory": "职责目录", "reroute": "退单重派"}
 STATE_LABELS = {
     TicketState.RECEIVED: "已受理",
     TicketState.DISPATCHING: "待派单",

@@ -15,7 +15,7 @@ from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_phones
 from jiesu.web import RuntimeDep, page, require
-from schemas.enums import Channel, Kind, Role
+from schemas.enums import ROUTING_METHOD_LABELS, Channel, Kind, Role
 from schemas.events import utcnow
 from services.router import service
 from services.router.domain import rules as rule_engine
@@ -212,7 +212,7 @@ async def dispatch_form(ticket_id: uuid.UUID, request: Request, rt: RuntimeDep, 
                         unit: Annotated[str, Form()] = "", search_unit: Annotated[str, Form()] = "") -> Response:
     """The queue page's form: a suggestion's button sends its unit code, the unit box what the dispatcher typed
     (a code, a name, an alias or part of one). A refusal brings the queue back, never a JSON body."""
-    # Enter in the unit box without the page's script also sends the first suggestion's button: what was typed wins.
+    # A suggestion's button sends its unit and the box too: what was typed wins.
     typed = search_unit.strip()[:_UNIT_BOX_MAX]
     try:
         if not user.has(Role.DISPATCHER):  # supervisors see the queue but do not dispatch
@@ -296,9 +296,7 @@ async def _stats(rt) -> dict:
     return {
         "units": rows(by_unit, lambda c: directory.unit(c).name if directory.has_unit(c) else c),
         "rules": rows(by_rule, lambda r: rule_desc.get(r, "（已删除的规则）")),
-        "methods": rows(by_method, lambda m: {"rule": "规则", "model": "模型", "directory": "目录",
-                                              "dispatcher": "人工派单", "reroute": "退单改派",
-                                              "operator": "话务员指定"}.get(m, m)),
+        "methods": rows(by_method, lambda m: ROUTING_METHOD_LABELS.get(m, m)),
     }
 
 
