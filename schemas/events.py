@@ -204,6 +204,9 @@ class TicketAssigned(EventPayload):
     # The directory's names of this ticket's category, district and street codes, for the services that keep
     # codes but not the directory (the tracker's bulletins and charts). Events from before it carry none.
     names: dict[str, str] = Field(default_factory=dict)
+    # The district routing placed the ticket in: the citizen's, else the one the street lies in when the citizen
+    # named only a street, so the tracker counts it there and not under 未注明. Events from before it carry none.
+    district: str | None = Field(default=None, max_length=32)
 
 
 @_register

@@ -115,8 +115,8 @@ async def route_received_many(tx: Transaction, items: list[tuple[Envelope, Ticke
                    operator_unit=p.suggested_unit)
         rows.append(dict(values, **_decision_values(d), status=_status(d)))
         made.append(await _emit_decision(tx, envelope.ticket_id, d, number=p.number, kind=p.kind,
-                                         names=place_names(state.directory, d.category, p.location.district,
-                                                           p.location.street),
+                                         directory=state.directory, district=p.location.district,
+                                         street=p.location.street,
                                          urgency=p.urgency, attempt=1, trace_id=envelope.trace_id))
         if values["phone_hash"]:  # a later call in this run from the same number may repeat this one
             open_tickets.setdefault(values["phone_hash"], []).append(values)
@@ -201,27 +201,39 @@ def place_names(directory: Directory, category: str | None, district: str | None
     that keep the codes but not the directory: the tracker's bulletins and charts say 社会保险, not LS.INSURANCE.SOCIAL.
     A code the directory does not know (any more) is left out."""
     names = {}
-    for code, look_up in ((category, directory.category), (district, directory.district), (street, directory.street)):
+    for code, look_up in ((category, directory.category), (placed_district(directory, district, street),
+                                                          directory.district), (street, directory.street)):
         if code:
             try:
                 names[code] = look_up(code).name
             except UnknownCode:
                 pass
-    if street and not district and street in names:  # the district a street lies in, as routing derived it
-        parent = directory.street(street).parent
-        names.update(place_names(directory, None, parent, None))
     return names
 
 
+def placed_district(directory: Directory, district: str | None, street: str | None) -> str | None:
+    """The district routing places a ticket in: the citizen's, else the one its street lies in (a citizen often
+    names only the street); None when neither is known."""
+    if district or not street:
+        return district
+    try:
+        return directory.street(street).parent
+    except UnknownCode:
+        return None
+
+
 async def _emit_decision(tx: Transaction, ticket_id: UUID, d: Decision, *, number: str, kind, urgency,
-                         attempt: int, names: dict[str, str], trace_id: str | None = None,
-                         decided_by: str | None = None) -> dict | None:
-    """Owe the decision's event; answers the assignment row to record (for the return rates), if any."""
+                         attempt: int, directory: Directory, district: str | None, street: str | None,
+                         trace_id: str | None = None, decided_by: str | None = None) -> dict | None:
+    """Owe the decision's event; answers the assignment row to record (for the return rates), if any.
+    `district` and `street` are the ticket's as the citizen gave them."""
     row = None
     if d.outcome == "assign":
         payload = TicketAssigned(number=number, kind=kind, urgency=urgency, lead=ref(d.lead),
                                  co_handlers=[ref(u) for u in d.co_handlers], category=d.category,
-                                 reason=d.reason, attempt=attempt, names=names)
+                                 reason=d.reason, attempt=attempt,
+                                 names=place_names(directory, d.category, district, street),
+                                 district=placed_district(directory, district, street))
         r = d.reason
         row = dict(ticket_id=ticket_id, attempt=attempt, unit_code=d.lead.code, method=r.method, rule_id=r.rule_id,
                    model_version=r.model_version, score=r.score, decided_by=decided_by, at=utcnow())
@@ -273,8 +285,8 @@ async def reroute_after_return(tx: Transaction, envelope: Envelope, p: TicketRet
         decided_at=utcnow()))
     await _record_assignments(tx, [await _emit_decision(
         tx, envelope.ticket_id, d, number=row.number, kind=Kind(row.kind), urgency=Urgency(row.urgency),
-        attempt=attempt, trace_id=envelope.trace_id,
-        names=place_names(state.directory, d.category, row.district, row.street))])
+        attempt=attempt, trace_id=envelope.trace_id, directory=state.directory, district=row.district,
+        street=row.street)])
     log.info("re-routed after return", returns=returns, outcome=d.outcome, unit=p.unit.code)
 
 
@@ -321,7 +333,7 @@ async def dispatch(store: ServiceStore, state: RouterState, ticket_id: UUID, *, 
             **_decision_values(d), status="assigned", attempt=attempt, decided_at=utcnow()))
         await _record_assignments(tx, [await _emit_decision(
             tx, ticket_id, d, number=row.number, kind=Kind(row.kind), urgency=Urgency(row.urgency), attempt=attempt,
-            decided_by=by, names=place_names(directory, d.category, row.district, row.street))])
+            decided_by=by, directory=directory, district=row.district, street=row.street)])
         existing = await tx.session.scalar(select(training_examples.c.id).where(
             training_examples.c.ticket_id == ticket_id))
         example = dict(subject=row.subject, description=row.description, category=d.category, unit_code=unit_code,

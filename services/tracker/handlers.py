@@ -105,6 +105,7 @@ async def _received_many(tx: Transaction, items: list[tuple[Envelope, TicketRece
                 category=p.category, co_handlers=[], updated_at=utcnow(), **values, **extra))
         else:  # the decision overtook it: fill in the details, keep the later state
             row = rows[envelope.ticket_id]
+            values["district"] = values["district"] or row.district  # as routing placed a street-only ticket
             tracked_event_id = row.tracked_event_id
             if tracked_event_id is None and row.state != TicketState.RECEIVED.value:  # held back until now
                 tracked_event_id = await _acknowledge(tx, envelope, p.number, TicketState(row.state),
@@ -204,6 +205,8 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
             # A new assignment starts the clocks afresh: earlier pauses, extensions and sign-for were another unit's.
             clock_started_at=assigned_at, reopened=False, extensions=[], pauses=[], paused_at=None,
             signed_for_at=None,
+            # A citizen who named only a street is counted in its district; a district the citizen gave stays.
+            district=(row.district if row else None) or p.district,
         )
         if row is None:
             inserts.append(dict(ticket_id=envelope.ticket_id, confidential=False, **values))
