@@ -20,7 +20,7 @@ from jiesu.db import insert_rows, one_of, update_rows
 from jiesu.logging import get_logger
 from jiesu.messaging import Transaction
 from schemas import topics
-from schemas.enums import KIND_LABELS, TicketState
+from schemas.enums import KIND_LABELS, ROUTING_METHOD_LABELS, TicketState
 from schemas.events import (
     DispatchNeeded,
     Envelope,
@@ -41,9 +41,6 @@ from services.tracker.store import code_names, supervision_orders, ticket_units,
 
 log = get_logger(__name__)
 PRODUCER = "tracker"
-# How the router chose the unit (RoutingReason.method), as the timeline's 依据 names it.
-ROUTING_METHOD_LABELS = {"rule": "规则", "model": "模型", "operator": "话务员指定", "dispatcher": "人工派单",
-                         "directory": "职责目录", "reroute": "退单重派"}
 
 
 @dataclass
