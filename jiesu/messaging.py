@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -137,6 +137,12 @@ class Transaction:
         self._outbox: list[dict] = []
         self._audit: list[dict] = []
         self._appended: dict[Table, list[dict]] = {}
+        self._committed: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the transaction has committed (never if it rolls back): for what a process
+        remembers about the database, which must not outlive a rollback."""
+        self._committed.append(callback)
 
     @property
     def wrote_outbox(self) -> bool:
@@ -246,5 +252,7 @@ class ServiceStore:
             tx = Transaction(session, self.tables)
             yield tx
             await tx.flush()
+        for callback in tx._committed:
+            callback()
         if tx.wrote_outbox:
             self.outbox_signal.set()

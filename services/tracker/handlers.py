@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 from uuid import UUID
 
@@ -250,9 +251,8 @@ async def _remember_names(tx: Transaction, names: dict[str, str]) -> None:
     """Keep the directory's names of the codes the run's tickets carry (TicketAssigned.names) for the pages.
 
     One upsert of what this process has not written yet (a few rows while a process is new, then none), in
-    code order, so that two tracker instances writing the same codes lock them in one order. A run that rolls
-    back after it may leave a name unwritten until the code's next assignment in another process or after a
-    restart: the pages show the code meanwhile.
+    code order, so that two tracker instances writing the same codes lock them in one order. What was written
+    is remembered only once the run commits: a run that rolls back writes the names again when retried.
     """
     engine = tx.session.bind
     written = _NAMES_WRITTEN.setdefault(engine, {})
@@ -266,7 +266,7 @@ async def _remember_names(tx: Transaction, names: dict[str, str]) -> None:
     stmt = insert(code_names).values([{"code": code, "name": new[code]} for code in sorted(new)])
     await tx.session.execute(stmt.on_conflict_do_update(index_elements=["code"], set_={"name": stmt.excluded.name},
                                                         where=code_names.c.name != stmt.excluded.name))
-    written.update(new)
+    tx.after_commit(partial(written.update, new))
 
 
 async def _close_orders_of_former_units(tx: Transaction, moved: list[tuple[Envelope, UnitRef]]) -> None:

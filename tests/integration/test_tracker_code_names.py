@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from schemas.enums import Role
@@ -70,5 +71,24 @@ async def test_a_renamed_code_takes_its_new_name_and_a_known_one_costs_no_statem
         async with store.transaction() as tx:
             await handlers._remember_names(tx, {"D-01": "临江新区", "D-02": "望海区"})
         assert await written() == {"D-01": "x", "D-02": "x"}
+    finally:
+        await _dispose(rt)
+
+
+async def test_a_name_written_by_a_run_that_rolled_back_is_written_again(any_settings):
+    from services.tracker import handlers
+    from tests.integration.test_tracker_escalation import _dispose, _migrated_runtime
+
+    rt = await _migrated_runtime(any_settings)
+    store = rt.store("tracker")
+    try:
+        with pytest.raises(RuntimeError):
+            async with store.transaction() as tx:
+                await handlers._remember_names(tx, {"D-03": "清河区"})
+                raise RuntimeError("the run failed after writing the name")
+        async with store.transaction() as tx:  # the run again, or the code's next assignment
+            await handlers._remember_names(tx, {"D-03": "清河区"})
+        async with store.db.session() as s:
+            assert dict((await s.execute(select(code_names.c.code, code_names.c.name))).all()) == {"D-03": "清河区"}
     finally:
         await _dispose(rt)
