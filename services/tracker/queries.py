@@ -18,6 +18,7 @@ from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_contact_in, mask_name, mask_phone
 from schemas.enums import Role
+from services.tracker import stats
 from services.tracker.store import code_names as code_names_table
 from services.tracker.store import messaging, ticket_units, tickets, timeline
 
@@ -172,8 +173,9 @@ async def timeline_of(session, row, user: User) -> list[dict]:
 
 # --- the department workbench, return visits and the supervision office ----------------
 
-OPEN_STATES = ("assigned", "signed_for", "contacted", "waiting_citizen", "extension_requested", "deferred", "reopened")
-RUNNING_STATES = ("assigned", "signed_for", "contacted", "extension_requested", "reopened")
+# The state groups are defined once, in stats.py; the workbench's 在办 is the part of stats.IN_PROGRESS a unit holds.
+OPEN_STATES = stats.OPEN
+RUNNING_STATES = stats.RUNNING
 INBOX_TABS = {
     "open": "在办",
     "new": "待签收",

@@ -166,7 +166,8 @@ async def build(db, kind: str, period: stats.Period, now: dt.datetime, tz,
 def render(kind: str, period: stats.Period, now: dt.datetime, tz, f: dict, months, names: dict) -> Report:
     total, states = f["total"], f["states"]
     merged, direct = states.get("merged", 0), states.get("answered_directly", 0)
-    replied, closed = f["replied"], states.get("closed", 0)
+    replied, closed, awaiting_visit = f["replied"], states.get("closed", 0), states.get("replied", 0)
+    in_progress = sum(states.get(s, 0) for s in stats.IN_PROGRESS)
     base = total - merged
     overview = Table("overview", "一、受理总体情况", ["项目", "数量", "占比"])
     overview.rows = [
@@ -175,10 +176,12 @@ def render(kind: str, period: stats.Period, now: dt.datetime, tz, f: dict, month
         ["派单至承办单位", f["dispatched"], _share(f["dispatched"], total)],
         ["重复件合并", merged, _share(merged, total)],
         ["已答复（含直接办结）", replied, _share(replied, base)],
-        ["已办结（回访后）", closed + direct, _share(closed + direct, base)],
-        ["在办", max(base - replied, 0), _share(max(base - replied, 0), base)],
+        ["已答复待回访", awaiting_visit, _share(awaiting_visit, base)],
+        ["已办结（回访后）", closed, _share(closed, base)],
+        ["在办", in_progress, _share(in_progress, base)],
     ]
-    overview.note = "答复率 = 已答复 ÷（受理诉求 − 重复件合并）。"
+    overview.note = ("答复率 = 已答复 ÷（受理诉求 − 重复件合并）；已答复含重办中的。直接办结、已答复待回访、已办结（回访后）、在办"
+                     "四项按报告生成时的状态计，合计为受理诉求 − 重复件合并。" + stats.IN_PROGRESS_DEFINITION)
 
     by_channel = Table("channel", "二、按受理渠道", ["渠道", "数量", "占比"])
     for _key, label, ours in REPORT_CHANNELS:
@@ -223,13 +226,13 @@ def render(kind: str, period: stats.Period, now: dt.datetime, tz, f: dict, month
     orders.note = ORDERS_NOTE
 
     units = Table("units", "八、承办单位考评", ["排名", "承办单位", "派件量", "响应率", "解决率", "满意率", "按时办结率",
-                                        "退单率", "重办率", "回访率", "平均办理时长（小时）", "综合得分"])
+                                        "退单率", "重办率", "回访率", "平均办理时长（小时）", "综合得分", "说明"])
     for s in scores:
-        units.rows.append([s.rank or "—", s.unit_name, s.assigned, *(stats.pct(s.rate(k)) for k in (
+        units.rows.append([s.rank or "不参与排名", s.unit_name, s.assigned, *(stats.pct(s.rate(k)) for k in (
             "response", "resolution", "satisfaction", "on_time", "return", "redo", "visit")),
             "—" if s.handling_hours is None else round(s.handling_hours, 1),
-            "—" if s.score is None else round(s.score, 2)])
-    units.note = "综合得分 = 响应率×10% + 解决率×45% + 满意率×45%（无分母的比率不参与，权重按比例折算）。各比率口径见“部门考评”页。"
+            "—" if s.score is None else round(s.score, 2), s.unranked_reason or ""])
+    units.note = stats.SCORE_DEFINITION + "各比率口径见“部门考评”页。"
 
     tables = [overview, by_channel, by_kind, by_district, by_category, replies, orders, units]
     if kind == "annual" and months is not None:

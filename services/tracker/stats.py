@@ -12,6 +12,10 @@ Three sources, each read by an index over its time column:
   operator answered directly (直办) and tickets returned or waiting for dispatch;
 - the **return visits** (回访) recorded in the period (``tracker_return_visits.at``);
 - the **unit log**: assignments to and returns (退单) by the unit in the period.
+
+A unit is scored and ranked only when all three weighted rates rest on enough data (`MIN_SAMPLE`);
+the others are listed after the ranked, 不参与排名, with the reason (`Score.unranked_reason`).
+The state groups, 在办 (`IN_PROGRESS`) among them, are defined here once for every page.
 """
 
 from __future__ import annotations
@@ -25,13 +29,29 @@ from sqlalchemy.sql import ColumnElement
 
 from services.tracker.store import return_visits, tickets, unit_log
 
+# The reply clock runs: a unit holds the ticket and is not paused.
 RUNNING = ("assigned", "signed_for", "contacted", "extension_requested", "reopened")
+# A unit holds the ticket and owes the reply (paused ones too): the part of 在办 a unit's workbench shows.
 OPEN = (*RUNNING, "waiting_citizen", "deferred")
+# Received and not yet with a unit: just received, waiting for a dispatcher (待派单), returned awaiting re-dispatch.
+AWAITING_DISPATCH = ("received", "dispatching", "returned")
+# 在办, the one definition every page that shows 在办 counts by: received and not yet answered, wherever it is.
+# Not 在办: replied awaiting the return visit (已答复待回访), closed, merged duplicates, answered directly.
+IN_PROGRESS = (*AWAITING_DISPATCH, *OPEN)
+IN_PROGRESS_DEFINITION = ("在办：已受理、尚未答复的工单，含待派单、退回待改派、承办中（含暂停计时、挂账）和重办中的；"
+                          "不含已答复待回访、已办结、重复件合并和直接办结的。")
 # Not the unit's to answer: merged into another ticket, answered on the call, or back with the router.
 NOT_THE_UNITS = ("merged", "answered_directly", "returned", "dispatching", "received")
 RATED = ("satisfied", "basically_satisfied", "dissatisfied")
 # Weights of the composite score used for ranking (Beijing's 接诉即办 考评: 响应 10 %, 解决 45 %, 满意 45 %).
 WEIGHTS = {"response": 0.10, "resolution": 0.45, "satisfaction": 0.45}
+# A score needs all three weighted rates, each over at least this many tickets (应签收) or visits (参评回访).
+# Below ten, one ticket moves a rate by more than ten points, more than the gap between neighbouring units,
+# so the order would be chance: a unit with one satisfied visit would score 100 and lead the ranking.
+MIN_SAMPLE = 10
+SCORE_DEFINITION = (f"综合得分 = 响应率×{WEIGHTS['response']:.0%} + 解决率×{WEIGHTS['resolution']:.0%} + "
+                    f"满意率×{WEIGHTS['satisfaction']:.0%}。三率须都有数据，且应签收、参评回访各不少于 {MIN_SAMPLE} 件，"
+                    "方计得分、参与排名；否则列在参与排名的单位之后，标“不参与排名”并注明原因，各项比率照常列出。")
 
 
 # --- periods ------------------------------------------------------------------------------
@@ -172,15 +192,35 @@ class Score:
     rank: int | None = None
 
     def rate(self, key: str) -> float | None:
-        n, d = (self.counts or {}).get(key, (0, 0))
+        n, d = self.counts_of(key)
         return n / d if d else None
 
     @property
+    def unranked_reason(self) -> str | None:
+        """Why the unit has no score and no rank (不参与排名), or None when its data carries a score."""
+        missing = [RATES[k].label for k in WEIGHTS if not self.counts_of(k)[1]]
+        samples: dict[str, int] = {}  # 解决率 and 满意率 share their denominator: name it once
+        for k in WEIGHTS:
+            d = self.counts_of(k)[1]
+            if 0 < d < MIN_SAMPLE:
+                samples[RATES[k].denominator] = d
+        why = []
+        if missing:
+            why.append("缺少" + "、".join(missing))
+        if samples:
+            why.append("样本不足：" + "、".join(f"{name} {d} 件" for name, d in samples.items())
+                       + f"，须各不少于 {MIN_SAMPLE} 件")
+        return "；".join(why) or None
+
+    @property
     def score(self) -> float | None:
-        """The composite of the three rates, re-weighted over those that have a denominator."""
-        parts = [(w, self.rate(k)) for k, w in WEIGHTS.items() if self.rate(k) is not None]
-        total = sum(w for w, _ in parts)
-        return sum(w * r for w, r in parts) / total * 100 if total else None
+        """响应率×10 % + 解决率×45 % + 满意率×45 % (`WEIGHTS`), or None when `unranked_reason` says why not."""
+        if self.unranked_reason:
+            return None
+        return sum(w * self.rate(k) for k, w in WEIGHTS.items()) * 100
+
+    def counts_of(self, key: str) -> tuple[int, int]:
+        return (self.counts or {}).get(key, (0, 0))
 
     def to_json(self) -> dict:
         return {"code": self.unit_code, "name": self.unit_name, "assigned": self.assigned, "hours": self.handling_hours,
@@ -195,6 +235,7 @@ class Score:
         return {"unit_code": self.unit_code, "unit_name": self.unit_name, "assigned": self.assigned,
                 "handling_hours": None if self.handling_hours is None else round(self.handling_hours, 1),
                 "score": None if self.score is None else round(self.score, 2), "rank": self.rank,
+                "unranked_reason": self.unranked_reason,
                 "rates": {k: {"numerator": n, "denominator": d, "rate": (None if not d else round(n / d, 4))}
                           for k, (n, d) in (self.counts or {}).items()}}
 
@@ -255,6 +296,7 @@ async def scorecard(session, period: Period, now: dt.datetime, unit: str | None 
 
 
 def rank(scores: list[Score]) -> list[Score]:
+    """Units with a score by score (ties by volume), then the unranked (不参与排名) by volume."""
     ranked = sorted(scores, key=lambda s: (s.score is None, -(s.score or 0), -s.assigned, s.unit_code))
     for i, s in enumerate(ranked, start=1):
         s.rank = i if s.score is not None else None

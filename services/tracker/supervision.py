@@ -416,7 +416,8 @@ async def scorecard_page(request: Request, rt: RuntimeDep, user: Supervisor, per
     scores, total = await rollup.period_scores(rt.store("tracker").db, p, utcnow(), _tz(rt))
     months = _recent_months(rt)
     return page(request, "tracker_sup_scorecard.html", title="部门考评", p=p, scores=scores, total=total,
-                rates=stats.RATES, pct=stats.pct, weights=stats.WEIGHTS, months=months,
+                rates=stats.RATES, pct=stats.pct, months=months, score_definition=stats.SCORE_DEFINITION,
+                min_sample=stats.MIN_SAMPLE,
                 handling_definition=stats.HANDLING_DEFINITION, assigned_definition=stats.ASSIGNED_DEFINITION)
 
 
@@ -549,7 +550,7 @@ async def overview(rt) -> dict:
     async with rt.store("tracker").db.reading() as s:
         received = await s.scalar(select(func.count()).select_from(tickets).where(t.received_at >= today))
         replied = await s.scalar(select(func.count()).select_from(tickets).where(t.replied_at >= today))
-        open_ = await s.scalar(select(func.count()).select_from(tickets).where(t.state.in_(stats.OPEN)))
+        open_ = await s.scalar(select(func.count()).select_from(tickets).where(t.state.in_(stats.IN_PROGRESS)))
         overdue = await s.scalar(select(func.count()).select_from(tickets).where(
             t.state.in_(stats.RUNNING), t.reply_due < now))
         p = stats.period_of(stats.this_month(tz), tz)
@@ -564,7 +565,8 @@ async def overview(rt) -> dict:
 
 @sup.get("/wall", response_class=HTMLResponse)
 async def wall(request: Request, rt: RuntimeDep, user: Supervisor) -> HTMLResponse:
-    return page(request, "tracker_sup_wall.html", title="接诉即办大屏", o=await overview(rt), pct=stats.pct)
+    return page(request, "tracker_sup_wall.html", title="接诉即办大屏", o=await overview(rt), pct=stats.pct,
+                open_definition=stats.IN_PROGRESS_DEFINITION)
 
 
 @sup_api.get("/overview")

@@ -28,6 +28,13 @@ async def _seeded(live):
     return httpx.AsyncClient(base_url=live.url, headers={"Authorization": f"Bearer {sup}"}, timeout=20)
 
 
+def keyed(tables) -> dict:
+    """(key, rows) of each table as {first cell: the other cells}; the units' rows by unit name instead, as the
+    unranked ones all read 不参与排名 in their first cell."""
+    return {key: {row[1]: [row[0], *row[2:]] for row in rows} if key == "units" else {row[0]: row[1:] for row in rows}
+            for key, rows in tables}
+
+
 def check_october(tables: dict) -> None:
     """The monthly bulletin of the hand-made October, worked out by hand (see sup_month.py)."""
     overview = tables["overview"]
@@ -35,6 +42,8 @@ def check_october(tables: dict) -> None:
     assert overview["直接办结（话务员当场答复）"][0] == 1 and overview["重复件合并"][0] == 1
     assert overview["派单至承办单位"][0] == 12
     assert overview["已答复（含直接办结）"] == [8, "61.5%"]  # 8 of the 13 that are not duplicates
+    # As they stand: a11 awaits its visit; a1–a5 and r1 closed after it; a6 a7 a8 b2 b3 在办 (stats.IN_PROGRESS).
+    assert [overview[k][0] for k in ("已答复待回访", "已办结（回访后）", "在办")] == [1, 6, 5]
     channel = tables["channel"]
     assert [channel[k][0] for k in ("电话（12345 热线）", "来信（市长信箱）", "网上（留言、Open311）", "电子邮件", "来访", "其他")] \
         == [7, 1, 3, 1, 1, 1]
@@ -48,9 +57,10 @@ def check_october(tables: dict) -> None:
     orders = tables["supervision"]
     assert orders["重点督办"] == [1, 1, 0, 0] and orders["一般督办"] == [1, 0, 0, 1] and orders["合计"] == [2, 1, 0, 1]
     assert orders["其中：逾期升级"] == [1, 0, 0, 1]  # DB-a6-1, marked escalated, under the level it was issued at
-    units = tables["units"]
-    assert units[1][:2] == [m.B_NAME, 3] and units[2][:2] == [m.A_NAME, 9]
-    assert units[2][2:5] == ["77.8%", "83.3%", "66.7%"]
+    units = tables["units"]  # too few tickets and visits for a rank (stats.MIN_SAMPLE): both listed, A first by volume
+    assert list(units) == [m.A_NAME, m.B_NAME]
+    assert units[m.A_NAME][:5] == ["不参与排名", 9, "77.8%", "83.3%", "66.7%"]
+    assert units[m.A_NAME][-2:] == ["—", f"样本不足：应签收 9 件、参评回访 6 件，须各不少于 {stats.MIN_SAMPLE} 件"]
 
 
 async def test_scorecard_json_and_pages_show_the_hand_computed_figures(live):
@@ -59,7 +69,8 @@ async def test_scorecard_json_and_pages_show_the_hand_computed_figures(live):
         a = next(u for u in card["units"] if u["unit_code"] == m.A)
         assert a["rates"]["response"] == {"numerator": 7, "denominator": 9, "rate": 0.7778}
         assert a["rates"]["satisfaction"]["rate"] == 0.6667 and a["rates"]["return"]["denominator"] == 11
-        assert card["units"][0]["unit_code"] == m.B and "联系不上" in card["definitions"]["satisfaction"]["definition"]
+        assert [u["unit_code"] for u in card["units"]] == [m.A, m.B] and card["units"][0]["rank"] is None
+        assert "联系不上" in card["definitions"]["satisfaction"]["definition"]
 
         html = (await client.get("/tracker/sup/scorecard", params={"period": "2026-10"})).text
         assert m.A_NAME in html and "77.8%" in html and "按时签收 ÷ 应签收" in html
@@ -97,7 +108,7 @@ async def test_monthly_bulletin_json_csv_and_xlsx_hold_the_same_hand_computed_fi
 
     async with await _seeded(live) as client:
         data = (await client.get("/tracker/sup/reports/monthly.json", params={"period": "2026-10"})).json()
-        check_october({t["key"]: {row[0]: row[1:] for row in t["rows"]} for t in data["tables"]})
+        check_october(keyed((t["key"], t["rows"]) for t in data["tables"]))
         xlsx = await client.get("/tracker/sup/reports/monthly.xlsx", params={"period": "2026-10"})
         assert xlsx.headers["content-type"].startswith("application/vnd.openxmlformats")
         csv_text = (await client.get("/tracker/sup/reports/monthly.csv", params={"period": "2026-10"})).content
@@ -107,7 +118,7 @@ async def test_monthly_bulletin_json_csv_and_xlsx_hold_the_same_hand_computed_fi
         ws = wb[table["title"].split("、", 1)[-1][:31]]
         values = [list(r) for r in ws.iter_rows(min_row=3, max_row=2 + len(table["rows"]), values_only=True)]
         assert [[c for c in row] for row in values] == table["rows"], table["key"]
-    check_october({t["key"]: {row[0]: row[1:] for row in t["rows"]} for t in data["tables"]})
+    check_october(keyed((t["key"], t["rows"]) for t in data["tables"]))
     assert csv_text.startswith("\ufeff".encode()) and "电话（12345 热线）,7,50.0%" in csv_text.decode("utf-8-sig")
     assert "12345 热线2026年10月诉求办理情况月通报" in page and "61.5%" in page
 
@@ -173,7 +184,7 @@ async def test_the_rates_and_the_report_agree_on_sqlite_and_postgresql(any_setti
         await database.dispose()
     a = next(x for x in scores if x.unit_code == m.A)
     assert a.handling_hours == pytest.approx(320 / 6) and a.counts["on_time"] == (5, 8)
-    check_october({t.key: {row[0]: row[1:] for row in t.rows} for t in monthly.tables})
+    check_october(keyed((t.key, t.rows) for t in monthly.tables))
     assert report.table("months").rows == [["2026-09", 1, 1, "100.0%"], ["2026-10", 14, 8, "61.5%"]]
 
 

@@ -87,7 +87,7 @@
     if (!el) { return; }
     getJSON(el.dataset.src).then(function (data) {
       var units = data.units.filter(function (u) { return u.score !== null; }).slice(0, 15).reverse();
-      if (!units.length) { el.hidden = true; return; }
+      if (!units.length) { el.textContent = "本期没有参与排名的单位"; el.dataset.ready = "1"; return; }
       el.style.height = Math.max(160, units.length * 26 + 40) + "px";
       chart(el).setOption({
         animation: false, color: ["#c62828"],

@@ -57,7 +57,9 @@ async def test_unit_a_rates_match_the_hand_computed_figures(db):
     assert a.counts["resolution"] == (5, 6)
     assert a.counts["return"] == (1, 11)  # r1 returned, out of 11 assignments in October
     assert a.handling_hours == pytest.approx((24 + 200 + 48 + 10 + 30 + 8) / 6)
-    assert a.score == pytest.approx((0.10 * 7 / 9 + 0.45 * 5 / 6 + 0.45 * 4 / 6) * 100)
+    # Too few tickets and visits to carry a score (stats.MIN_SAMPLE): listed, not ranked.
+    assert a.score is None and a.rank is None
+    assert a.unranked_reason == f"样本不足：应签收 9 件、参评回访 6 件，须各不少于 {stats.MIN_SAMPLE} 件"
 
 
 async def test_unit_b_counts_the_ticket_a_returned_and_ignores_what_is_not_yet_due(db):
@@ -67,7 +69,9 @@ async def test_unit_b_counts_the_ticket_a_returned_and_ignores_what_is_not_yet_d
     assert b.counts["response"] == (2, 2)  # b3's sign-for time has not come
     assert b.counts["on_time"] == (1, 1)  # b2 and b3 are still within their time
     assert b.counts["satisfaction"] == (1, 1) and b.counts["return"] == (0, 3)
-    assert [s.unit_code for s in scores] == [m.B, m.A] and (b.rank, scores[1].rank) == (1, 2)
+    # One rated visit and two tickets due for sign-for rank nobody: B is listed after A (by volume), unranked.
+    assert [s.unit_code for s in scores] == [m.A, m.B] and (scores[0].rank, b.rank) == (None, None)
+    assert b.score is None and b.unranked_reason.startswith("样本不足：应签收 2 件、参评回访 1 件")
     assert total.assigned == 12
     assert total.counts["response"] == (9, 11) and total.counts["satisfaction"] == (5, 7)
     assert total.counts["return"] == (1, 14)
