@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 
 from jiesu import audit
 from jiesu.errors import ApiError
@@ -28,10 +28,17 @@ from jiesu.web import RuntimeDep, page, require
 from schemas.enums import CHANNEL_LABELS, KIND_LABELS, Role
 from schemas.events import new_event_id, utcnow
 from services.tracker import hotspots as hot, queries, reports, rollup, stats, timers
-from services.tracker.domain.escalation import KEY, TICKET_FINISHED, Escalation, escalated_due, escalates
+from services.tracker.domain.escalation import (
+    KEY,
+    RELEASE_REASONS,
+    TICKET_FINISHED,
+    Escalation,
+    escalated_due,
+    released,
+)
 from services.tracker.ledger import LATENESS, SORTS, LedgerFilter, LedgerHub, ledger
 from services.tracker.notify import notify, notify_many
-from services.tracker.store import supervision_orders, tickets, timeline
+from services.tracker.store import supervision_orders, ticket_units, tickets, timeline
 from services.tracker.web import back_to, with_message
 
 if TYPE_CHECKING:
@@ -209,11 +216,13 @@ async def orders_page(request: Request, rt: RuntimeDep, user: Supervisor,
         counts = {k: await s.scalar(select(func.count()).select_from(supervision_orders).where(*c, *extra))
                   for k, c in conds.items()}
         rows = (await s.execute(
-            select(supervision_orders, tickets.c.number, tickets.c.subject, tickets.c.lead_name, tickets.c.state)
+            select(supervision_orders, tickets.c.number, tickets.c.subject, tickets.c.lead_name, tickets.c.state,
+                   _unit_holds().label("unit_holds"))
             .join(tickets, tickets.c.ticket_id == o.ticket_id).where(*conds[tab], *extra)
             .order_by((o.level == KEY).desc(), o.due_at).limit(300))).all()  # 重点 first
     return page(request, "tracker_sup_orders.html", title="督办单", rows=rows, tab=tab, tabs=ORDER_TABS,
-                counts=counts, level=level, now=now, done=done, escalates=escalates)
+                counts=counts, level=level, now=now, done=done, released=released,
+                release_reasons=RELEASE_REASONS)
 
 
 async def respond_order(rt, user: User, order_no: str, text: str) -> None:
@@ -251,28 +260,46 @@ async def respond_order(rt, user: User, order_no: str, text: str) -> None:
 
 
 async def close_order(rt, user: User, order_no: str, note: str) -> None:
-    """办结销号: the office accepts the response and closes the order."""
+    """办结销号: the office accepts the response and closes the order.
+
+    An order its unit never answered may be closed too once the unit no longer owes the answer
+    (`escalation.released`: the ticket is finished, or the unit no longer holds it), with the office's reason
+    (工单已办结, 已改派 …) as the note: the office need not type an answer in the unit's place. While the unit
+    still holds an open ticket, its answer comes first."""
+    note = note.strip()
+    o = supervision_orders.c
     async with rt.store("tracker").transaction() as tx:
-        order = (await tx.session.execute(select(supervision_orders).where(
-            supervision_orders.c.order_no == order_no))).first()
+        order = (await tx.session.execute(select(
+            supervision_orders, _ticket_state().label("ticket_state"), _unit_holds().label("unit_holds"))
+            .where(o.order_no == order_no))).first()
         if order is None:
             raise ApiError(404, "order_not_found", f"未找到督办单 {order_no}", f"No supervision order {order_no}")
         if order.closed_at is not None:
             raise ApiError(409, "order_closed", "督办单已销号", "The order is already closed")
-        if order.responded_at is None:
-            raise ApiError(409, "order_unanswered", "承办单位尚未回复，不能销号", "The unit has not responded yet")
+        why = None if order.responded_at is not None else released(order.ticket_state, order.unit_holds)
+        if order.responded_at is None and why is None:
+            raise ApiError(409, "order_unanswered", "承办单位尚未回复，不能销号：请等待单位回复或代录回复后再销号",
+                           "The unit has not responded yet: wait for its response, or enter it, then close the order")
+        if why is not None and len(note) < 2:
+            raise ApiError(422, "closing_reason_required", "单位未回复的督办单销号须写明理由（如：工单已办结、已改派）",
+                           "Give the reason for closing an order its unit never answered (e.g. ticket completed)")
         now = utcnow()
-        await tx.session.execute(update(supervision_orders).where(supervision_orders.c.order_no == order_no).values(
-            closed_at=now, closed_by=user.username, closing_note=note.strip()))
+        await tx.session.execute(update(supervision_orders).where(o.order_no == order_no).values(
+            closed_at=now, closed_by=user.username, closing_note=note))
+        what = "办结销号（单位未回复）" if why else "办结销号"
         await tx.session.execute(timeline.insert().values(
             ticket_id=order.ticket_id, event_id=new_event_id(), event_type="SupervisionClosed", at=now,
             actor=(user.display_name or user.username)[:64],
-            summary=f"督办单 {order_no} 办结销号" + (f"：{note.strip()}" if note.strip() else ""),
-            data={"by": user.username, "order_no": order_no}))
-        tx.append(tx.tables.audit, audit.entry("SupervisionClosed", ticket_id=order.ticket_id, details={
-            "order_no": order_no, "by": user.username, "unit_code": order.unit_code, "level": order.level,
-            "responded_by": order.responded_by, "responded_at": order.responded_at.isoformat(),
-            "response_sha256": _fingerprint(order.response or ""), "note_sha256": _fingerprint(note.strip())}))
+            summary=f"督办单 {order_no} {what}" + (f"：{note}" if note else ""),
+            data={"by": user.username, "order_no": order_no} | ({"reason": why} if why else {})))
+        details = {"order_no": order_no, "by": user.username, "unit_code": order.unit_code, "level": order.level}
+        if why:  # nothing answered to fingerprint: why the unit no longer owes it, and the ticket's state then
+            details |= {"reason": why, "ticket_state": order.ticket_state, "due_at": order.due_at.isoformat()}
+        else:
+            details |= {"responded_by": order.responded_by, "responded_at": order.responded_at.isoformat(),
+                        "response_sha256": _fingerprint(order.response or "")}
+        tx.append(tx.tables.audit, audit.entry("SupervisionClosed", ticket_id=order.ticket_id,
+                                               details=details | {"note_sha256": _fingerprint(note)}))
 
 
 def _fingerprint(text: str) -> str:
@@ -294,17 +321,35 @@ ESCALATION_POLL_SECONDS = 60.0
 _FINISHED_STATES = sorted(s.value for s in TICKET_FINISHED)
 
 
+def _ticket_state() -> ColumnElement[str]:
+    """An order's ticket's state now: a probe of the ticket's primary key."""
+    t = tickets.c
+    return (select(t.state).where(t.ticket_id == supervision_orders.c.ticket_id)
+            .correlate(supervision_orders).scalar_subquery())
+
+
+def _unit_holds() -> ColumnElement[bool]:
+    """Whether an order's unit still holds its ticket: as its lead, or among its units (tracker_ticket_units, the
+    co-handlers too), as the ticket list's unit filter reads them. A return (退单) clears both until the ticket is
+    dispatched again. Probes of the two tables' primary keys."""
+    o, t, u = supervision_orders.c, tickets.c, ticket_units.c
+    lead = select(t.lead_code).where(t.ticket_id == o.ticket_id).correlate(supervision_orders).scalar_subquery()
+    unit = (select(u.role).where(u.ticket_id == o.ticket_id, u.unit_code == o.unit_code)
+            .correlate(supervision_orders).scalar_subquery())
+    return or_(lead == o.unit_code, unit.is_not(None))
+
+
 def _escalation_owed(now: dt.datetime) -> tuple[ColumnElement[bool], ...]:
     """An order its unit still owes an answer to, past its date and never escalated, on a ticket that is not
-    finished (`escalation.escalates`): the only kind escalation may claim. The look for work and the claim use
-    the same conditions, and the claim re-checks them. The first four are the partial index's own, so both
-    statements read it. The ticket's state is a scalar subquery, which PostgreSQL runs as a probe of the ticket's
-    primary key for each order the index yields, whatever the counts (with many orders waiting, a NOT EXISTS
-    was planned as a hash anti-join over every finished ticket, on every look)."""
-    o, t = supervision_orders.c, tickets.c
-    ticket_state = select(t.state).where(t.ticket_id == o.ticket_id).scalar_subquery()
+    finished and that its unit still holds (`escalation.escalates`): the only kind escalation may claim. The look
+    for work and the claim use the same conditions, and the claim re-checks them. The first four are the partial
+    index's own, so both statements read it. The ticket's state and the unit's hold are scalar subqueries, which
+    PostgreSQL runs as probes of the two tables' primary keys for each order the index yields, whatever the
+    counts (with many orders waiting, a NOT EXISTS was planned as a hash anti-join over every finished ticket,
+    on every look)."""
+    o = supervision_orders.c
     return (o.escalated_at.is_(None), o.responded_at.is_(None), o.closed_at.is_(None), o.due_at <= now,
-            ticket_state.not_in(_FINISHED_STATES))
+            _ticket_state().not_in(_FINISHED_STATES), _unit_holds())
 
 
 async def escalate_overdue_orders(store: ServiceStore, clocks: Clocks, working_days: int, *,
@@ -312,9 +357,9 @@ async def escalate_overdue_orders(store: ServiceStore, clocks: Clocks, working_d
     """逾期升级: escalate up to `batch` orders whose unit let them fall due unanswered; answers how many.
 
     Nothing owed costs one read of the partial index ix_tracker_supervision_orders_awaiting, on a reading
-    session (on SQLite it takes no write lock), and a primary-key probe of the ticket of each order past its
-    date there: orders whose ticket finished before they were answered stay in that index, unclaimed, until
-    they are answered (by the unit, or by the office for it). What it finds is claimed by one conditional
+    session (on SQLite it takes no write lock), and primary-key probes of the ticket and its units for each
+    order past its date there: orders released before they were answered (the ticket finished, or the unit
+    returned it) stay in that index, unclaimed, until answered or closed. What it finds is claimed by one conditional
     UPDATE … RETURNING that re-checks every condition, so of several tracker instances looking at once each
     order is escalated by exactly one (PostgreSQL makes the later UPDATE wait for the first and re-read the row,
     which no longer qualifies). In the same transaction: the ticket's timeline, a reminder (催办) to the order's

@@ -7,8 +7,10 @@ holiday never eats the unit's time, and from the moment of the escalation (when 
 told), so a tracker that was down for a while still leaves the unit its full working days.
 An order that was key already keeps its level and gets the same push and reminder. An order whose
 ticket is finished meanwhile (办结, merged into another as a duplicate) is not escalated: pushing a unit
-harder on a matter that is over helps nobody. It stays open, overdue, in the office's list, for the unit
-to answer or the office to enter the answer and close it (销号). Pure rules;
+harder on a matter that is over helps nobody. Nor is one whose unit no longer holds the ticket (it returned
+it, 退单, and the ticket waits to be dispatched again): the unit no longer handles, or even sees, it. Such an
+order is released (`released`): it stays open in the office's list, for the unit to answer, the office to
+enter the answer, or the office to close it (销号) without one, giving its reason. Pure rules;
 `supervision.escalate_overdue_orders` claims the orders and applies them.
 """
 
@@ -27,9 +29,32 @@ KEY = "key"  # 重点督办: what every escalated order becomes
 TICKET_FINISHED: frozenset[TicketState] = TERMINAL
 
 
-def escalates(ticket_state: str) -> bool:
-    """Whether an order left unanswered past its date is escalated, given its ticket's state now."""
-    return TicketState(ticket_state) not in TICKET_FINISHED
+# Why an unanswered order is no longer pressed on its unit, as the office's orders page says it.
+RELEASE_REASONS = {
+    "ticket_finished": "工单已结束",
+    "ticket_returned": "工单已退回，待重新派单",
+    "unit_left": "承办单位已不再办理本工单",
+}
+_AWAITING_DISPATCH = frozenset({TicketState.RETURNED, TicketState.DISPATCHING})
+
+
+def released(ticket_state: str, unit_holds: bool) -> str | None:
+    """Why an unanswered order no longer binds its unit (a key of RELEASE_REASONS), or None while it does.
+
+    `unit_holds`: whether the order's unit is still among the ticket's units (lead or co-handler). A released
+    order is not escalated, and the office may close it without the unit's answer."""
+    state = TicketState(ticket_state)
+    if state in TICKET_FINISHED:
+        return "ticket_finished"
+    if not unit_holds:
+        return "ticket_returned" if state in _AWAITING_DISPATCH else "unit_left"
+    return None
+
+
+def escalates(ticket_state: str, unit_holds: bool = True) -> bool:
+    """Whether an order left unanswered past its date is escalated, given its ticket's state now and whether
+    its unit still holds the ticket."""
+    return released(ticket_state, unit_holds) is None
 
 
 def escalated_due(calendar: WorkingCalendar, at: dt.datetime, working_days: int) -> dt.datetime:
