@@ -148,10 +148,12 @@ class Transaction:
     def wrote_outbox(self) -> bool:
         return bool(self._outbox)
 
-    async def emit(self, topic: str, envelope: Envelope) -> None:
+    async def emit(self, topic: str, envelope: Envelope, *, audit_details: dict | None = None) -> None:
+        """Owe `envelope` on `topic`, and its row on the audit trail (with `audit_details`, if the event's own
+        payload does not say enough: the trail keeps no payloads)."""
         if self.tables.audit is not None:  # every event a service emits records a change of state
             self._audit.append(audit.entry(envelope.event_type, ticket_id=envelope.ticket_id,
-                                           event_id=envelope.event_id))
+                                           event_id=envelope.event_id, details=audit_details))
         await self.emit_raw(
             topic,
             key=str(envelope.ticket_id),

@@ -249,9 +249,10 @@ def claim(now: datetime, name: str, batch: int, *, postgres: bool):
             .returning(*timers.c))
 
 
-async def _emit(tx: Transaction, row, payload, summary: str, data: dict, actor: str = "system") -> Envelope:
+async def _emit(tx: Transaction, row, payload, summary: str, data: dict, actor: str = "system",
+                audit_details: dict | None = None) -> Envelope:
     envelope = Envelope.wrap(payload, ticket_id=row.ticket_id, producer=PRODUCER)
-    await tx.emit(topics.LIFECYCLE, envelope)
+    await tx.emit(topics.LIFECYCLE, envelope, audit_details=audit_details)
     await tx.session.execute(timeline.insert().values(
         ticket_id=row.ticket_id, event_id=envelope.event_id, event_type=envelope.event_type,
         at=envelope.occurred_at, actor=actor, summary=summary, data=data))
@@ -280,7 +281,10 @@ async def order_supervision(tx: Transaction, clocks, row, *, level: str, by: str
     label = "重点督办" if level == "key" else "一般督办"
     await _emit(tx, row, SupervisionOrdered(order_no=order_no, level=level, unit=unit, due_at=due, reason=reason,
                                             by=by), f"督办单 {order_no}（{label}）：{reason}",
-                {"order_no": order_no, "level": level}, actor=by)
+                {"order_no": order_no, "level": level}, actor=by,
+                # As answering and closing an order are audited; not the reason, which may name the citizen.
+                audit_details={"order_no": order_no, "number": row.number, "level": level, "unit_code": row.lead_code,
+                               "due_at": due.isoformat(), "by": by})
     await notifications.notify(tx, clocks.settings, with_order_due(row, due), row.lead_code, "supervision",
                                f"督办：工单 {row.number} 已列入{label}（{order_no}），原因：{sentence(reason)}")
     return order_no

@@ -73,3 +73,26 @@ async def test_answering_again_and_closing_an_order_are_audited_with_who_from_wh
 
     # The new rows chain like every other (the live system's sealer may or may not have passed yet).
     assert (await verify(store.db, audit)).ok
+
+
+async def test_issuing_an_order_is_audited_with_the_order_its_level_unit_and_date_but_not_the_reason(live):
+    rt = live.runtime
+    store = rt.store("tracker")
+    number, _ = await _order(rt, 2, utcnow() - dt.timedelta(days=3))  # a ticket of UNIT, already under one order
+    office = await live.user("sup", Role.SUPERVISOR)
+    reason = "市民张伟（13800138000）多次来电反映仍未修复"
+    async with httpx.AsyncClient(base_url=live.url, headers={"Authorization": f"Bearer {office}"}) as client:
+        r = await client.post(f"/api/v1/tracker/tickets/{number}/supervise", json={"level": "key", "reason": reason})
+        assert r.status_code == 200, r.text
+    audit = store.tables.audit
+    async with store.db.session() as s:
+        rows = (await s.execute(select(audit).where(audit.c.action == "SupervisionOrdered")
+                                .order_by(audit.c.id))).all()
+    issued = rows[-1]
+    order = await _order_row(rt, f"DB-{number[6:]}-2")
+    assert (issued.actor, issued.address, issued.ticket_id) == ("sup", "127.0.0.1", order.ticket_id)
+    assert issued.details == {"order_no": order.order_no, "number": number, "level": "key", "unit_code": UNIT,
+                              "due_at": order.due_at.isoformat(), "by": "sup"}
+    assert rows[0].details["by"] == "system" and rows[0].details["level"] == "normal"  # the timer's, alike
+    kept = json.dumps(issued.details, ensure_ascii=False)
+    assert "13800138000" not in kept and "张伟" not in kept
