@@ -13,7 +13,9 @@ transaction owes it as a row of intake_acknowledgements, and `acknowledger` send
 rows with jiesu.mailer's retrying loop. A letter's receipt answers the letter (In-Reply-To),
 so that it sits in the citizen's thread. A receipt the citizen's mail server refuses for good
 (a mistyped address), or that fails for too long, is given up and shown to the operators (on
-their console, and in intake's record of the ticket).
+their console, and in intake's record of the ticket), who send it again once the address or the
+mail server is put right (`resend_receipt`, `resend_receipts`). Receipts sent or given up are
+purged after the outbox's retention (`purge_acknowledgements`).
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from zoneinfo import ZoneInfo
 
 from aiosmtpd.smtp import SMTP
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from jiesu import audit
 from jiesu.config import Settings
 from jiesu.db import delete_in_chunks
+from jiesu.errors import ApiError
 from jiesu.logging import get_logger
 from jiesu.mailer import DeliveryLoop, public_base_url, send_mail
 from jiesu.messaging import ServiceStore
@@ -49,6 +53,10 @@ from services.intake.store import acknowledgements, tickets
 log = get_logger(__name__)
 LETTER_REF = "msgid:"  # a letter's source_ref: this and its Message-ID, one ticket per letter
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # five 5 MB attachments, base64-encoded, and the text
+RECENT_FAILURES = timedelta(days=7)  # receipts given up this recently are listed on the operators' console
+# A given-up receipt is kept at least this long, however short the outbox's retention: past the console's week, and
+# past the longest holiday (国庆, 8 days), so that intake's record of the ticket still says it never arrived.
+GIVEN_UP_KEPT = timedelta(days=14)
 
 
 class LetterHandler:
@@ -183,10 +191,61 @@ def acknowledger(rt: Runtime) -> Callable[[], Awaitable[None]]:
 
 
 async def purge_acknowledgements(store: ServiceStore, retention: timedelta) -> int:
-    """Drop receipts sent longer ago than the retention: the ticket keeps its own record. A given-up receipt
-    stays: it is the only record that the citizen was never told the ticket number."""
-    return await delete_in_chunks(store.db, acknowledgements, acknowledgements.c.delivered_at < utcnow() - retention,
-                                  oldest_first=acknowledgements.c.delivered_at)
+    """Drop receipts sent longer ago than the retention: the ticket keeps its own record. A given-up receipt, the
+    record that the citizen was never told the ticket number, is kept as long, and at least GIVEN_UP_KEPT."""
+    a, now = acknowledgements.c, utcnow()
+    sent = await delete_in_chunks(store.db, acknowledgements, a.delivered_at < now - retention,
+                                  oldest_first=a.delivered_at)
+    return sent + await delete_in_chunks(store.db, acknowledgements, a.failed_at < now - max(retention, GIVEN_UP_KEPT),
+                                         oldest_first=a.failed_at)
+
+
+async def resend_receipt(store: ServiceStore, settings: Settings, number: str) -> None:
+    """Queue the given-up receipt of ticket `number` to be sent again now (to the address the ticket has now);
+    refused when it was not given up."""
+    _can_send(settings)
+    async with store.transaction() as tx:
+        row = (await tx.session.execute(
+            select(acknowledgements).join(tickets, tickets.c.ticket_id == acknowledgements.c.ticket_id)
+            .where(tickets.c.number == number))).first()
+        if row is None:
+            raise ApiError(404, "receipt_not_found", f"工单 {number} 没有待发或停止重试的受理回执（可能已过保存期限）",
+                           f"Ticket {number} has no receipt to send (it may have been purged)")
+        if row.failed_at is None:
+            raise ApiError(409, "receipt_not_given_up",
+                           f"工单 {number} 的受理回执没有停止重试（正在发送或已送达），无需重新发送；请刷新页面查看",
+                           f"The receipt of ticket {number} was not given up (it is being sent or was delivered); "
+                           "reload the page")
+        await _requeue(tx, [row])
+
+
+async def resend_receipts(store: ServiceStore, settings: Settings, since) -> int:
+    """Queue again every receipt given up since `since` (those the console lists); how many."""
+    _can_send(settings)
+    async with store.transaction() as tx:
+        rows = (await tx.session.execute(select(acknowledgements).where(acknowledgements.c.failed_at >= since))).all()
+        return await _requeue(tx, rows)
+
+
+def _can_send(settings: Settings) -> None:
+    if not settings.mail_host:  # nothing would send it: the receipts' loop runs only with a mail server
+        raise ApiError(409, "mail_not_configured", "未配置发信服务器（JIESU_MAIL_HOST），无法发送受理回执；请管理员先配置",
+                       "No mail server is configured (JIESU_MAIL_HOST): ask an administrator to set it first")
+
+
+async def _requeue(tx, rows) -> int:
+    """Due now, no longer given up, its failure clock and reason cleared (the attempts count stays, and the audit
+    trail says who sent it again, when, and how it stood)."""
+    a, requeued = acknowledgements.c, 0
+    for row in rows:
+        result = await tx.session.execute(update(acknowledgements).where(a.id == row.id, a.failed_at.isnot(None))
+                                          .values(failed_at=None, failing_since=None, last_error=None,
+                                                  next_attempt_at=utcnow()))
+        if result.rowcount:
+            requeued += 1
+            tx.append(tx.tables.audit, audit.entry("ReceiptResent", ticket_id=row.ticket_id, details={
+                "attempts": row.attempts, "failed_at": row.failed_at.isoformat()}))
+    return requeued
 
 
 # --- what operators see of receipts ----------------------------------------------------

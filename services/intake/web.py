@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
@@ -45,19 +46,53 @@ CHANNELS = {
 }
 
 
-RECENT_FAILURES = timedelta(days=7)  # receipts given up this recently are listed on the console
+Operator = Annotated[User, Depends(require(Role.OPERATOR))]
+MESSAGE_CHARS = 200  # of a message the console is sent back with (done=…, refused=…)
+Message = Annotated[str, Query(max_length=MESSAGE_CHARS)]
 
 
 @console_pages.get("/intake/console", response_class=HTMLResponse)
-async def console(request: Request, rt: RuntimeDep, user: Annotated[User, Depends(require(Role.OPERATOR))],
+async def console(request: Request, rt: RuntimeDep, user: Operator,
                   caller: Annotated[str, Query(max_length=32)] = "",
-                  call_id: Annotated[str, Query(max_length=120)] = "") -> HTMLResponse:
+                  call_id: Annotated[str, Query(max_length=120)] = "",
+                  done: Message = "", refused: Message = "", refused_en: Message = "") -> HTMLResponse:
     """来电登记: the form the operator fills while talking, keyboard first; beside it, the receipts that could
-    not be delivered lately, so that someone gives those citizens their ticket number another way."""
-    failed = await mail.failed_receipts(rt.store("intake"), since=utcnow() - RECENT_FAILURES)
+    not be delivered lately, so that someone gives those citizens their ticket number another way, or sends
+    the receipt again once the address or the mail server is put right."""
+    failed = await mail.failed_receipts(rt.store("intake"), since=utcnow() - mail.RECENT_FAILURES)
     return page(request, "intake_console.html", title="来电登记", caller=caller, call_id=call_id,
                 kinds=list(Kind), urgencies=list(Urgency), max_subject=MAX_SUBJECT, max_description=MAX_DESCRIPTION,
-                failed_receipts=failed, failed_days=RECENT_FAILURES.days)
+                failed_receipts=failed, failed_days=mail.RECENT_FAILURES.days, done=done, refused=refused,
+                refused_en=refused_en)
+
+
+def _console_with(**messages: str) -> RedirectResponse:
+    """Back to the console, with what was done or why it was refused."""
+    query = urlencode({k: v[:MESSAGE_CHARS] for k, v in messages.items()})
+    return RedirectResponse(f"/intake/console?{query}#failed-receipts", status_code=303)
+
+
+@console_pages.post("/intake/receipts/{number}/resend")
+async def resend_receipt(number: str, rt: RuntimeDep, user: Operator) -> RedirectResponse:
+    """重新发送 one receipt that was given up, once the citizen's address or the mail server is put right."""
+    try:
+        await mail.resend_receipt(rt.store("intake"), rt.settings, number)
+    except ApiError as exc:
+        return _console_with(refused=exc.zh, refused_en=exc.en)
+    return _console_with(done=f"工单 {number} 的受理回执已重新发送，稍后刷新查看是否送达。")
+
+
+@console_pages.post("/intake/receipts/resend")
+async def resend_receipts(rt: RuntimeDep, user: Operator) -> RedirectResponse:
+    """全部重新发送: every receipt the console lists as given up."""
+    try:
+        resent = await mail.resend_receipts(rt.store("intake"), rt.settings, utcnow() - mail.RECENT_FAILURES)
+    except ApiError as exc:
+        return _console_with(refused=exc.zh, refused_en=exc.en)
+    if not resent:
+        return _console_with(refused="没有停止重试的受理回执，无需重新发送",
+                             refused_en="No receipt was given up: nothing to send again")
+    return _console_with(done=f"已重新发送 {resent} 份受理回执，稍后刷新查看是否送达。")
 
 
 def _letter_page(request: Request, rt, which: str, *, values: dict | None = None, errors: list[dict] | None = None,

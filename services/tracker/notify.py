@@ -5,7 +5,10 @@ and one delivery row per outside channel. `DeliveryWorker` sends those rows and 
 with back-off until they go through, so a mail server or webhook receiver that is down
 loses nothing; a receiver that refuses one for good, or keeps failing for longer than
 JIESU_DELIVERY_GIVE_UP_HOURS, has it given up and shown to the office and the unit
-(jiesu.mailer). Citizen phone numbers never leave in a notification.
+(jiesu.mailer). Once the mail server, the unit's address or the messaging system is put right,
+the supervision office sends given-up ones again (`resend_delivery`, `resend_all`). Sent and
+given-up rows are purged after the outbox's retention (`purge_deliveries`). Citizen phone
+numbers never leave in a notification.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from datetime import timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from jiesu import audit
 from jiesu.config import Settings
-from jiesu.db import insert_rows
+from jiesu.db import delete_in_chunks, insert_rows
+from jiesu.errors import ApiError
+from jiesu.logging import get_logger
 from jiesu.mailer import DeliveryError, DeliveryLoop, PermanentFailure, public_base_url, send_mail
 from jiesu.messaging import ServiceStore, Transaction
 from jiesu.privacy import redact_phones
@@ -35,6 +41,12 @@ KIND_LABELS = {
     "reopened": "重办", "extension": "延期审批结果", "returned": "退单",
 }
 SIGNATURE_HEADER = "X-Jiesu-Signature"
+# A given-up delivery stays on the pages at least this long, however short the outbox's retention: longer than the
+# longest holiday (国庆, 8 days) and the days after it, so that whoever can put it right is back to see it.
+GIVEN_UP_KEPT = timedelta(days=14)
+PURGE_EVERY = timedelta(hours=1)
+
+log = get_logger(__name__)
 
 
 def scrub(text: str, phone: str | None = None) -> str:
@@ -114,7 +126,17 @@ class DeliveryWorker:
                                  give_up_after=timedelta(hours=settings.delivery_give_up_hours))
 
     async def run(self, poll_seconds: float = 1.0) -> None:
-        await self.loop.run(poll_seconds)
+        """Send for ever; and purge the rows done with, every PURGE_EVERY (the runtime's purge knows only the
+        outbox and the inbox)."""
+        await asyncio.gather(self.loop.run(poll_seconds), self._purge_forever())
+
+    async def _purge_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PURGE_EVERY.total_seconds())
+            try:
+                await purge_deliveries(self.store, timedelta(days=self.settings.outbox_retention_days))
+            except Exception as exc:  # noqa: BLE001 - the next pass tries again
+                log.warning("delivery purge failed", error=repr(exc))
 
     async def deliver_once(self, limit: int = 20) -> int:
         return await self.loop.deliver_once(limit)
@@ -163,3 +185,92 @@ class DeliveryWorker:
             raise PermanentFailure(f"消息系统拒收：HTTP {status} {response.reason_phrase}".strip())
         if status >= 300:
             raise DeliveryError(f"消息系统暂时无法接收：HTTP {status} {response.reason_phrase}".strip())
+
+
+# --- sending again what was given up, and purging what is done with -------------------------
+
+
+async def resend_delivery(store: ServiceStore, settings: Settings, delivery_id: int, *, ticket_id=None) -> None:
+    """Queue one given-up delivery (of `ticket_id`, when given) to be sent again now; refused when it was not
+    given up, or has nowhere to go."""
+    d, n = deliveries.c, notifications.c
+    async with store.transaction() as tx:
+        stmt = (select(d.id, d.channel, d.attempts, d.failed_at, n.unit_code, n.ticket_id)
+                .join(notifications, n.id == d.notification_id).where(d.id == delivery_id))
+        if ticket_id is not None:
+            stmt = stmt.where(n.ticket_id == ticket_id)
+        row = (await tx.session.execute(stmt)).first()
+        if row is None:
+            raise ApiError(404, "delivery_not_found", "未找到这条通知，可能已过保存期限被清理；请刷新页面",
+                           "No such notification delivery; it may have been purged. Reload the page")
+        if row.failed_at is None:
+            raise ApiError(409, "delivery_not_given_up",
+                           "这条通知没有停止重试（正在发送或已送达），无需重新发送；请刷新页面查看最新情况",
+                           "This notification was not given up (it is being sent or was delivered); "
+                           "reload the page to see where it stands")
+        targets = await _targets(tx, settings, [row])
+        if row.id not in targets:
+            zh, en = _NOWHERE[row.channel]
+            raise ApiError(409, "delivery_target_missing", zh.format(unit=row.unit_code), en.format(unit=row.unit_code))
+        await _requeue(tx, [row], targets)
+
+
+async def resend_all(store: ServiceStore, settings: Settings) -> tuple[int, int]:
+    """Queue every given-up delivery to be sent again now: (how many, how many have nowhere to go)."""
+    d, n = deliveries.c, notifications.c
+    async with store.transaction() as tx:
+        rows = (await tx.session.execute(
+            select(d.id, d.channel, d.attempts, d.failed_at, n.unit_code, n.ticket_id)
+            .join(notifications, n.id == d.notification_id).where(d.failed_at.isnot(None)))).all()
+        targets = await _targets(tx, settings, rows)
+        return await _requeue(tx, [r for r in rows if r.id in targets], targets), len(rows) - len(targets)
+
+
+_NOWHERE = {  # a given-up delivery whose channel has no address now
+    "email": ("单位 {unit} 已没有通知邮箱，无法重新发送；请先设置该单位的通知邮箱（或未配置发信服务器 JIESU_MAIL_HOST）",
+              "Unit {unit} has no notification e-mail address (or no mail server is configured): set it first"),
+    "webhook": ("未配置消息系统地址（JIESU_WEBHOOK_URL），无法重新发送；请管理员先配置",
+                "No messaging system is configured (JIESU_WEBHOOK_URL): ask an administrator to set it first"),
+}
+
+
+async def _targets(tx: Transaction, settings: Settings, rows) -> dict[int, str]:
+    """Where each delivery goes now: the unit's e-mail address or the messaging system as they are set today (the
+    very thing put right after a refusal), not as they were when it was first owed. Absent: nowhere."""
+    units = {r.unit_code for r in rows if r.channel == "email"}
+    emails = dict((await tx.session.execute(select(unit_contacts.c.unit_code, unit_contacts.c.email)
+                                            .where(unit_contacts.c.unit_code.in_(units)))).all()) if units else {}
+
+    def target(row) -> str | None:
+        if row.channel == "email":
+            return emails.get(row.unit_code) if settings.mail_host else None
+        return settings.webhook_url or None
+
+    return {row.id: where for row in rows if (where := target(row))}
+
+
+async def _requeue(tx: Transaction, rows, targets: dict[int, str]) -> int:
+    """Due now, no longer given up, its failure clock and reason cleared (the attempts count stays, and the audit
+    trail says who sent it again, when, and how it stood)."""
+    d, requeued = deliveries.c, 0
+    for row in rows:
+        result = await tx.session.execute(update(deliveries).where(d.id == row.id, d.failed_at.isnot(None)).values(
+            failed_at=None, failing_since=None, last_error=None, next_attempt_at=utcnow(), target=targets[row.id]))
+        if result.rowcount:
+            requeued += 1
+            tx.append(tx.tables.audit, audit.entry("NotificationResent", ticket_id=row.ticket_id, details={
+                "delivery_id": row.id, "channel": row.channel, "unit_code": row.unit_code, "attempts": row.attempts,
+                "failed_at": row.failed_at.isoformat()}))
+    return requeued
+
+
+async def purge_deliveries(store: ServiceStore, retention: timedelta) -> int:
+    """Drop e-mails and webhook calls delivered longer ago than the retention, and given-up ones given up longer
+    ago than that (at least GIVEN_UP_KEPT); the in-page notification stays."""
+    now, d = utcnow(), deliveries.c
+    sent = await delete_in_chunks(store.db, deliveries, d.delivered_at < now - retention, oldest_first=d.id)
+    given_up = await delete_in_chunks(store.db, deliveries, d.failed_at < now - max(retention, GIVEN_UP_KEPT),
+                                      oldest_first=d.failed_at)
+    if sent or given_up:
+        log.info("purged deliveries", delivered=sent, given_up=given_up)
+    return sent + given_up

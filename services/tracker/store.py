@@ -139,6 +139,8 @@ notifications = Table(
     Column("read_at", UTCDateTime, nullable=True),
 )
 Index("ix_tracker_notifications_unit", notifications.c.unit_code, notifications.c.read_at)
+# A ticket's notifications (added by tracker_0013), for its page's list of given-up deliveries: a few rows a ticket.
+Index("ix_tracker_notifications_ticket", notifications.c.ticket_id)
 
 # Outgoing e-mails and webhook calls, retried with back-off until delivered or given up (jiesu.mailer):
 # an outbox of their own.
@@ -164,6 +166,10 @@ Index("ix_tracker_deliveries_pending", deliveries.c.next_attempt_at,
       postgresql_where=PENDING_DELIVERY, sqlite_where=PENDING_DELIVERY)
 # The given-up ones, newest first, for the ticket page and the supervision office: a few rows however many were sent.
 Index("ix_tracker_deliveries_failed", deliveries.c.failed_at,
+      postgresql_where=deliveries.c.failed_at.isnot(None), sqlite_where=deliveries.c.failed_at.isnot(None))
+# The given-up ones of a notification (added by tracker_0013): the ticket page goes from its few notifications to
+# their failures, never through every given-up row of every ticket.
+Index("ix_tracker_deliveries_failed_notification", deliveries.c.notification_id,
       postgresql_where=deliveries.c.failed_at.isnot(None), sqlite_where=deliveries.c.failed_at.isnot(None))
 
 # Where a department wants its e-mail notifications (set by the supervision office or admin).

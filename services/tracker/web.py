@@ -21,14 +21,13 @@ from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_phones
 from jiesu.web import RuntimeDep, localtime, page, require, templates
-from schemas.enums import CHANNEL_LABELS, ROLE_LABELS, Role, TicketState
+from schemas.enums import CHANNEL_LABELS, ROLE_LABELS, ROUTING_METHOD_LABELS, Role, TicketState
 from schemas.events import utcnow
 from services.tracker import queries
 from services.tracker.actions import OUTCOME_LABELS
 from services.tracker.domain.lifecycle import allowed_actions, may
 from services.tracker.domain.replies import RETURN_REASONS
-from services.tracker.handlers import ROUTING_METHOD_LABELS
-from services.tracker.notify import KIND_LABELS
+from services.tracker.notify import KIND_LABELS, resend_all, resend_delivery
 from services.tracker.store import deliveries, extensions, notifications, supervision_orders, tickets
 
 pages = APIRouter(prefix="/tracker", include_in_schema=False)
@@ -186,11 +185,14 @@ CHANNEL_NAMES = {"email": "邮件", "webhook": "消息系统"}
 async def failed_deliveries(session, *, ticket_id=None, unit_code: str | None = None, limit: int = 50) -> list[dict]:
     """Department notifications by e-mail or webhook that were given up (jiesu.mailer), newest first.
 
-    Read through the partial index of given-up rows, so a few rows however many were sent. The
-    webhook's address is left out: it may carry the receiving system's token.
+    Read through the partial index of given-up rows, so a few rows however many were sent; a ticket's from its
+    own notifications (ix_tracker_notifications_ticket) to their given-up deliveries, however many other tickets
+    have. The webhook's address is left out: it may carry the receiving system's token. `id` is the delivery's,
+    for 重新发送.
     """
-    stmt = (select(deliveries.c.channel, deliveries.c.target, deliveries.c.attempts, deliveries.c.failed_at,
-                   deliveries.c.last_error, notifications.c.unit_code, notifications.c.number, notifications.c.kind,
+    stmt = (select(deliveries.c.id, deliveries.c.channel, deliveries.c.target, deliveries.c.attempts,
+                   deliveries.c.failed_at, deliveries.c.last_error, notifications.c.unit_code,
+                   notifications.c.ticket_id, notifications.c.number, notifications.c.kind,
                    tickets.c.lead_code, tickets.c.lead_name)
             .join(notifications, notifications.c.id == deliveries.c.notification_id)
             .outerjoin(tickets, tickets.c.ticket_id == notifications.c.ticket_id)
@@ -199,7 +201,8 @@ async def failed_deliveries(session, *, ticket_id=None, unit_code: str | None = 
         stmt = stmt.where(notifications.c.ticket_id == ticket_id)
     if unit_code is not None:
         stmt = stmt.where(notifications.c.unit_code == unit_code)
-    return [{"failed_at": r.failed_at, "unit_code": r.unit_code, "number": r.number, "attempts": r.attempts,
+    return [{"id": r.id, "failed_at": r.failed_at, "unit_code": r.unit_code, "number": r.number,
+             "ref": r.number or (str(r.ticket_id) if r.ticket_id else ""), "attempts": r.attempts,
              "unit_name": r.lead_name if r.lead_code == r.unit_code and r.lead_name else r.unit_code,
              "kind_label": KIND_LABELS.get(r.kind, r.kind), "channel": CHANNEL_NAMES.get(r.channel, r.channel),
              "target": r.target if r.channel == "email" else "", "error": mask_phones(r.last_error or "")}
@@ -233,6 +236,7 @@ DONE_LABELS = {
     "sign_for": "签收", "contact": "记录联系情况", "wait_citizen": "暂停计时（待市民补充材料）", "defer": "挂账",
     "resume": "恢复办理", "request_extension": "提交延期申请", "decide_extension": "审批延期申请", "return": "退单",
     "reply": "答复", "note": "提交意见", "visit": "登记回访结果", "supervise": "下达督办单",
+    "resend": "重新发送通知",
 }
 
 
@@ -275,6 +279,8 @@ async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Rea
             return RedirectResponse(f"/tracker/visits?done={quote(row.number or '')}", status_code=303)
         elif action == "supervise":
             row = await tracker.supervise(user, ref, f.get("level", "normal"), f.get("reason", ""))
+        elif action == "resend":
+            row = await _resend(rt, user, ref, f.get("delivery", ""))
         else:
             raise ApiError(404, "unknown_action", "未知操作", "Unknown action")
     except ApiError as exc:
@@ -292,6 +298,38 @@ async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Rea
     if back:
         target = with_message(back, done=_done_message(action, row, f))
     return RedirectResponse(target, status_code=303)
+
+
+async def _resend(rt, user: User, ref: str, delivery: str):
+    """重新发送: the office sends one of the ticket's given-up notifications again (notify.resend_delivery)."""
+    if not user.has(Role.SUPERVISOR):
+        raise ApiError(403, "forbidden", "只有督查室可以重新发送通知", "Only the supervision office may send a notification again")
+    if not delivery.isdigit():
+        raise ApiError(422, "delivery_required", "未指明要重新发送的通知，请刷新页面后重试",
+                       "Say which notification to send again; reload the page and retry")
+    async with rt.store("tracker").db.session() as s:
+        row = (await s.execute(queries.find_stmt(ref))).first()
+    if row is None:
+        raise ApiError(404, "ticket_not_found", f"未找到工单 {ref}", f"No ticket {ref}")
+    await resend_delivery(rt.store("tracker"), rt.settings, int(delivery), ticket_id=row.ticket_id)
+    return row
+
+
+@pages.post("/sup/deliveries/resend")
+async def resend_given_up(request: Request, rt: RuntimeDep, user: Supervisor) -> Response:
+    """全部重新发送: every given-up notification, once what made them fail is put right (under /tracker/sup, with
+    the office's other actions)."""
+    form = await request.form()
+    back = back_to(form.get("back"), "/tracker/supervision")
+    resent, nowhere = await resend_all(rt.store("tracker"), rt.settings)
+    if not resent:
+        why = (f"{nowhere} 条通知因单位没有通知邮箱或未配置消息系统，无法重新发送，请先设置。" if nowhere
+               else "没有停止重试的通知，无需重新发送")
+        return RedirectResponse(with_message(back, refused=why), status_code=303)
+    msg = f"已重新发送 {resent} 条通知，发送结果稍后刷新本页查看。"
+    if nowhere:
+        msg += f"另有 {nowhere} 条因单位没有通知邮箱或未配置消息系统而未发送，请先设置。"
+    return RedirectResponse(with_message(back, done=msg), status_code=303)
 
 
 def back_to(value, default: str | None = None, *, under: str = "/tracker/") -> str | None:

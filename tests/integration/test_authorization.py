@@ -37,6 +37,8 @@ POLICY: dict[tuple[str, str], set | str] = {
     ("GET", "/api/v1/intake/tickets/{number}/attachments/{sha256}"): {O, D, S},
     ("POST", "/api/v1/intake/progress"): PUBLIC,
     ("GET", "/intake/console"): {O},
+    ("POST", "/intake/receipts/{number}/resend"): {O},
+    ("POST", "/intake/receipts/resend"): {O},
     ("GET", "/intake/mailbox"): PUBLIC, ("POST", "/intake/mailbox"): PUBLIC,
     ("GET", "/intake/online"): PUBLIC, ("POST", "/intake/online"): PUBLIC,
     ("GET", "/intake/progress"): PUBLIC, ("POST", "/intake/progress"): PUBLIC,
