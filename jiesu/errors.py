@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jiesu.logging import get_logger
@@ -68,29 +69,53 @@ def validation_fields(errors: list[dict]) -> list[dict]:
     return fields
 
 
-def install(app: FastAPI) -> None:
+def wants_page(request: Request) -> bool:
+    """Whether a refusal goes to a person's browser that navigated or posted a plain form, and so is shown as a page.
+
+    Everything else reads the JSON error body (README, "Errors"): API and Open311 paths, clients with an
+    Authorization header (API tokens), htmx (HX-Request), the pages' own fetch calls (they send X-CSRF-Token or
+    ask for JSON), and anything that does not ask for HTML.
+    """
+    if request.url.path.startswith(("/api/", "/open311/")):
+        return False
+    headers = request.headers
+    if "authorization" in headers or "hx-request" in headers or "x-csrf-token" in headers:
+        return False
+    return "text/html" in headers.get("accept", "")
+
+
+PageRenderer = Callable[[Request, ApiError], Response]
+
+
+def install(app: FastAPI, page: PageRenderer | None = None) -> None:
+    """Every error as JSON, or as the page `page` renders where `wants_page` says a person is reading it."""
+
+    def respond(request: Request, err: ApiError) -> Response:
+        if page is not None and wants_page(request):
+            return page(request, err)
+        return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return respond(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         fields = validation_fields(exc.errors())
         summary_zh = "；".join(f"{f['field']}：{f['zh']}" for f in fields[:5])
         summary_en = "; ".join(f"{f['field']}: {f['en']}" for f in fields[:5])
-        err = ApiError(422, "invalid_input", f"提交的内容有误：{summary_zh}", f"Invalid input: {summary_en}",
-                       fields=fields)
-        return JSONResponse(err.body(), status_code=422)
+        return respond(request, ApiError(422, "invalid_input", f"提交的内容有误：{summary_zh}",
+                                         f"Invalid input: {summary_en}", fields=fields))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         zh = {404: "未找到", 405: "不支持此操作", 401: "请先登录", 403: "无权访问"}.get(exc.status_code, "请求有误")
-        err = ApiError(exc.status_code, f"http_{exc.status_code}", zh, str(exc.detail))
-        return JSONResponse(err.body(), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return respond(request, ApiError(exc.status_code, f"http_{exc.status_code}", zh, str(exc.detail),
+                                         headers=getattr(exc, "headers", None)))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", path=request.url.path)
-        err = ApiError(500, "internal_error", "系统内部错误，请稍后重试；如仍失败请联系管理员",
-                       "Internal error; please retry later, and contact the administrator if it persists")
-        return JSONResponse(err.body(), status_code=500)
+        return respond(request, ApiError(500, "internal_error", "系统内部错误，请稍后重试；如仍失败请联系管理员",
+                                         "Internal error; please retry later, and contact the administrator if it "
+                                         "persists"))

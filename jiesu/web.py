@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -108,14 +108,20 @@ async def optional_user(request: Request) -> User | None:
                            headers={"WWW-Authenticate": "Bearer"})
         request.state.via_token = True
     else:
-        data = _session(request)
-        if data:
-            user = User(data["id"], data["u"], data["n"], Role(data["r"]), data.get("d"))
-            request.state.csrf = data.get("c", "")
-            if request.method not in ("GET", "HEAD", "OPTIONS"):
-                await _check_csrf(request)
+        user = _session_user(request)
+        if user is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
+            await _check_csrf(request)
     request.state.user = user
     return user
+
+
+def _session_user(request: Request) -> User | None:
+    """The person the session cookie names, and their form token in `request.state.csrf`; no CSRF check."""
+    data = _session(request)
+    if not data:
+        return None
+    request.state.csrf = data.get("c", "")
+    return User(data["id"], data["u"], data["n"], Role(data["r"]), data.get("d"))
 
 
 async def _check_csrf(request: Request) -> None:
@@ -157,6 +163,28 @@ def page(request: Request, template: str, **context) -> HTMLResponse:
     return templates.TemplateResponse(
         request, template, {"user": user, "csrf": getattr(request.state, "csrf", ""), **context}
     )
+
+
+def error_page(request: Request, error: ApiError) -> HTMLResponse:
+    """A refusal as a page, for a person's browser (errors.wants_page): what went wrong and what to do, with the
+    way back to the page the form came from when the browser names one of ours."""
+    # A stale form fails its CSRF check before the user is set: the session still says who is logged in.
+    user = getattr(request.state, "user", None) or _session_user(request)
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    response = page(request, "error.html", user=user, error=error, back=_referring_page(request),
+                    here=here if request.method == "GET" else None)
+    response.status_code = error.status
+    response.headers.update(error.headers or {})
+    return response
+
+
+def _referring_page(request: Request) -> str | None:
+    """The path of the page this request came from, if the Referer is this site's (never another site's)."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if not referer.path or referer.netloc != request.url.netloc:
+        return None
+    path = _safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
+    return None if path == "/" else path
 
 
 shell = APIRouter()
@@ -333,7 +361,7 @@ def create_app(rt_factory: Callable[[], Runtime], routers: list[APIRouter], *, s
     app = FastAPI(title=title, version="0.1.0", lifespan=lifespan,
                   description="Intake, routing and tracking of citizens' requests (12345 热线, 市长信箱, 网上留言).",
                   telemetry={"tracing": opentelemetry, "metrics": opentelemetry, "logs": opentelemetry})
-    install_errors(app)
+    install_errors(app, error_page)
 
     @app.exception_handler(_LoginRedirect)
     async def _to_login(request: Request, exc: _LoginRedirect) -> Response:
