@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from jiesu.errors import ApiError
@@ -53,7 +52,8 @@ class LimitedRoute(APIRoute):
     limit: int = JSON_LIMIT
 
     def render_error(self, request: Request, error: ApiError) -> Response:
-        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+        """To the app's error handlers: a page for a citizen's browser (a letter too large), JSON for the API."""
+        raise error
 
     def get_route_handler(self) -> Callable:
         handler = super().get_route_handler()

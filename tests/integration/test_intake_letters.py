@@ -288,3 +288,16 @@ async def test_a_repeat_merged_into_an_earlier_ticket_shows_the_earlier_ones_pro
         assert view["merged_into"] == {"number": first["number"]}
         html = await client.post("/intake/progress", data={"number": neighbour["number"], "proof": "5678"})
         assert "此前已有人反映" in html.text and "以下为该工单的办理情况" not in html.text
+
+
+async def test_a_form_too_large_shows_the_citizen_a_page_and_the_api_keeps_its_json(live):
+    """A citizen's browser posting more than the form allows reads why on a page, not a JSON body."""
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    body = {"number": "12345-20261124-000001", "phone_last4": "1234", "filler": "字" * 30_000}  # about 90 KB
+    async with httpx.AsyncClient(base_url=live.url) as client:
+        r = await client.post("/intake/progress", data=body, headers=browser)
+        assert r.status_code == 413 and r.headers["content-type"].startswith("text/html")
+        assert "提交的内容过大，上限为 64 KB" in r.text and "The request is too large" in r.text
+        r = await client.post("/api/v1/intake/progress", content=b"{" + b" " * (300 * 1024) + b"}",
+                              headers={"Content-Type": "application/json", **browser})
+        assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
