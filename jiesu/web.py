@@ -165,6 +165,16 @@ def page(request: Request, template: str, **context) -> HTMLResponse:
     )
 
 
+MESSAGE_CHARS = 200  # of a message a page is sent back with after a form (done=…, refused=…)
+
+
+def with_message(path: str, **messages: str) -> str:
+    """`path` with these messages for the page to show (done=…, refused=…), each cut to MESSAGE_CHARS, as long
+    as the pages' query parameters allow."""
+    return path + ("&" if "?" in path else "?") + "&".join(f"{k}={quote(v[:MESSAGE_CHARS])}"
+                                                           for k, v in messages.items())
+
+
 def error_page(request: Request, error: ApiError) -> HTMLResponse:
     """A refusal as a page, for a person's browser (errors.wants_page): what went wrong and what to do, with the
     way back to the page the form came from when the browser names one of ours."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from typing import Annotated
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -15,7 +14,7 @@ from starlette.datastructures import UploadFile
 
 from jiesu.errors import ApiError, validation_fields
 from jiesu.identity import User
-from jiesu.web import RuntimeDep, page, require
+from jiesu.web import MESSAGE_CHARS, RuntimeDep, page, require, with_message
 from schemas.enums import KIND_LABELS, Channel, Kind, Role, Urgency
 from schemas.events import utcnow
 from services.intake import files, mail, service
@@ -47,7 +46,6 @@ CHANNELS = {
 
 
 Operator = Annotated[User, Depends(require(Role.OPERATOR))]
-MESSAGE_CHARS = 200  # of a message the console is sent back with (done=…, refused=…)
 Message = Annotated[str, Query(max_length=MESSAGE_CHARS)]
 
 
@@ -67,9 +65,8 @@ async def console(request: Request, rt: RuntimeDep, user: Operator,
 
 
 def _console_with(**messages: str) -> RedirectResponse:
-    """Back to the console, with what was done or why it was refused."""
-    query = urlencode({k: v[:MESSAGE_CHARS] for k, v in messages.items()})
-    return RedirectResponse(f"/intake/console?{query}#failed-receipts", status_code=303)
+    """Back to the console's list of receipts, with what was done or why it was refused."""
+    return RedirectResponse(with_message("/intake/console", **messages) + "#failed-receipts", status_code=303)
 
 
 @console_pages.post("/intake/receipts/{number}/resend")

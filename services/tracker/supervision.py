@@ -24,7 +24,7 @@ from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore
-from jiesu.web import RuntimeDep, page, require
+from jiesu.web import RuntimeDep, page, require, with_message
 from schemas.enums import CHANNEL_LABELS, KIND_LABELS, Role
 from schemas.events import new_event_id, utcnow
 from services.tracker import hotspots as hot, queries, reports, rollup, stats, timers
@@ -39,7 +39,7 @@ from services.tracker.domain.escalation import (
 from services.tracker.ledger import LATENESS, SORTS, LedgerFilter, LedgerHub, ledger
 from services.tracker.notify import notify, notify_many
 from services.tracker.store import supervision_orders, ticket_units, tickets, timeline
-from services.tracker.web import back_to, with_message
+from services.tracker.web import back_to
 
 if TYPE_CHECKING:
     from services.tracker.handlers import Clocks

@@ -20,7 +20,7 @@ from jiesu import attachment_grants
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_phones
-from jiesu.web import RuntimeDep, localtime, page, require, templates
+from jiesu.web import MESSAGE_CHARS, RuntimeDep, localtime, page, require, templates, with_message
 from schemas.enums import CHANNEL_LABELS, ROLE_LABELS, ROUTING_METHOD_LABELS, Role, TicketState
 from schemas.events import utcnow
 from services.tracker import queries
@@ -337,16 +337,6 @@ def back_to(value, default: str | None = None, *, under: str = "/tracker/") -> s
     else `default`. Never another site: the value comes from the form."""
     value = str(value or "")
     return value if value.startswith(under) and not value.startswith("//") else default
-
-
-MESSAGE_CHARS = 200
-
-
-def with_message(path: str, **messages: str) -> str:
-    """`path` with these messages for the page to show (done=…, refused=…), each cut to MESSAGE_CHARS, as long
-    as the pages' query parameters allow."""
-    return path + ("&" if "?" in path else "?") + "&".join(f"{k}={quote(v[:MESSAGE_CHARS])}"
-                                                           for k, v in messages.items())
 
 
 def _done_message(action: str, row, f: dict) -> str:
