@@ -378,13 +378,14 @@ async def on_reconcile(tx: Transaction, envelope: Envelope, payload) -> None:
 
 
 async def repeats_of(store: ServiceStore, phone: str, subject: str, description: str) -> list[Repeat]:
-    """重复件 candidates: the caller's open tickets of the last 30 days that read alike."""
+    """重复件 candidates: the caller's open tickets of the last 30 days about the same matter, likeliest first."""
     now = utcnow()
     async with store.db.session() as s:
         rows = (await s.execute(
             select(tickets.c.ticket_id, tickets.c.number, tickets.c.subject, tickets.c.description, tickets.c.state,
                    tickets.c.received_at)
-            .where(tickets.c.citizen_phone == phone, tickets.c.received_at >= now - REPEAT_WINDOW)
+            .where(tickets.c.citizen_phone == phone, tickets.c.received_at >= now - REPEAT_WINDOW,
+                   tickets.c.state.notin_(sorted(CLOSED_STATES)))
             .order_by(tickets.c.received_at.desc()).limit(100))).all()
     earlier = [Earlier(r.ticket_id, r.number, r.subject, r.description, r.state, r.received_at) for r in rows]
     return find_repeats(subject, description, earlier, now=now)

@@ -3,7 +3,8 @@
 from datetime import UTC, datetime, timedelta
 
 from jiesu.text import bigrams
-from services.intake.domain.similarity import Earlier, find_repeats, jaccard
+from jiesu.text import similarity as jaccard
+from services.intake.domain.similarity import Earlier, find_repeats
 
 NOW = datetime(2026, 11, 22, 10, tzinfo=UTC)
 
@@ -49,3 +50,10 @@ def test_most_similar_first():
     found = find_repeats("楼下工地夜间施工噪音扰民", "每天晚上十一点以后还在打桩，孩子睡不着。", [a, b], now=NOW,
                          threshold=0.05)
     assert [r.ticket.number for r in found] == ["12345-20261121-000002", "12345-20261120-000001"]
+
+
+def test_the_console_warns_of_a_repeat_worded_quite_differently():
+    """The caller names the same streets but says nothing else alike (bigram Jaccard 0.08): still the matter."""
+    lamps = earlier(subject="凯乐国际城周边的庆和里路、太平路路灯很久没亮了", description="晚上一片漆黑，行人很不安全。")
+    found = find_repeats("庆和里路、太平路的问题何时能解决", "投诉好多次了，一直没人来修。", [lamps], now=NOW)
+    assert [r.ticket.number for r in found] == [lamps.number]
