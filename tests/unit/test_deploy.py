@@ -130,3 +130,41 @@ def test_readme_production_example_names_only_real_settings():
                                                                                 "JIESU_CHROMIUM"))}
     # Names written as a pattern (JIESU_{INTAKE,…}_DATABASE_URL) are expanded by the reader, not here.
     assert {n for n in unknown if not n.endswith("_")} == set()
+
+
+def _served_paths(service: str) -> list[str]:
+    paths = [f"/static/{service}/"]  # each service's own page assets (ServiceSpec.static_dir)
+    for router in load_spec(service).routers:
+        paths += [re.sub(r"\{[^}]+\}", "x", route.path) for route in router.routes]
+    return paths
+
+
+@pytest.mark.parametrize("routes", [_nginx_locations, _ingress_paths], ids=["nginx", "ingress"])
+def test_every_proxy_prefix_leads_to_something_its_service_serves(routes):
+    """A prefix that matches no route of its service is a dead rule (one sent /mailbox to intake, which has none)."""
+    for prefix, service in routes():
+        if prefix != "/":
+            assert any(p.startswith(prefix) for p in _served_paths(service)), f"{prefix} → {service} serves nothing"
+
+
+def _attachments_path() -> str:
+    data_dir = re.search(r"JIESU_DATA_DIR=(\S+)", (DEPLOY / "Dockerfile").read_text()).group(1)
+    return f"{data_dir}/attachments"  # files.attachments_dir's default, JIESU_ATTACHMENTS_DIR being unset
+
+
+def test_intake_keeps_attachments_on_a_volume_every_replica_shares():
+    path = _attachments_path()
+    assert re.search(rf"mkdir -p {path} && chown -R jiesu", (DEPLOY / "Dockerfile").read_text())
+    services = compose()
+    assert "JIESU_ATTACHMENTS_DIR" not in services["x-jiesu-env"]
+    mounts = dict(v.split(":", 1)[::-1] for v in services["services"]["intake"]["volumes"])
+    assert mounts[path] in services["volumes"]  # a named volume, not the container's own layer
+    docs = k8s()
+    intake = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "intake")
+    pod = intake["spec"]["template"]["spec"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == path)
+    claim = next(v for v in pod["volumes"] if v["name"] == mount["name"])["persistentVolumeClaim"]["claimName"]
+    pvc = next(d for d in docs if d["kind"] == "PersistentVolumeClaim" and d["metadata"]["name"] == claim)
+    assert intake["spec"]["replicas"] == 1 or "ReadWriteMany" in pvc["spec"]["accessModes"]
+    assert pod["securityContext"]["fsGroup"] == 10001
+    assert "--uid 10001" in (DEPLOY / "Dockerfile").read_text()
