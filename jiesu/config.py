@@ -77,7 +77,6 @@ class Settings(BaseSettings):
     # weekend's outage; a refusal for good (unknown mailbox, HTTP 404) is given up at once.
     delivery_give_up_hours: float = Field(default=72, gt=0)
     router_threshold: float = Field(default=0.6, ge=0, le=1)  # below: a dispatcher decides
-    model_dir: Path | None = None  # router's trained models (default data_dir/models)
     timer_poll_seconds: float = Field(default=0.5, gt=0)  # tracker timers: how often due rows are claimed
     # A supervision order (督办单) its unit let fall due unanswered is escalated once (逾期升级), and the unit
     # given this many working days from then to answer.
