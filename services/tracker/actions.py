@@ -53,7 +53,7 @@ from services.tracker.domain.lifecycle import (
 )
 from services.tracker.domain.replies import RETURN_REASONS, reply_problem
 from services.tracker.domain.sla import Deadlines, ExtensionNotAllowed, Pause, compute_deadlines, extend
-from services.tracker.handlers import Clocks
+from services.tracker.handlers import Clocks, release_orders
 from services.tracker.notify import notify
 from services.tracker.store import extensions, return_visits, ticket_units, tickets, timeline, unit_log, visit_links
 
@@ -189,6 +189,8 @@ class Tracker:
             # Handed back: no unit handles it, nor sees it, and no clock runs until it is dispatched again (the
             # next assignment sets the units and the deadlines afresh); the timeline and the unit log keep who had it.
             await tx.session.execute(delete(ticket_units).where(ticket_units.c.ticket_id == row.ticket_id))
+            if row.supervised:  # its orders waiting for an answer no longer bind the unit until it has the ticket again
+                await release_orders(tx, row.ticket_id)
             row = await self._save(tx, row, state=state, returns_count=(row.returns_count or 0) + 1, paused_at=None,
                                    lead_code=None, lead_name=None, co_handlers=[], sign_for_due=None,
                                    contact_due=None, reply_due=None, warn_at=None)
@@ -296,6 +298,8 @@ class Tracker:
 
     async def _close(self, tx: Transaction, row, outcome: str, by: str):
         row = await self._save(tx, row, state=S.CLOSED.value, outcome=outcome, closed_at=utcnow())
+        if row.supervised:  # finished: its orders no longer bind their unit
+            await release_orders(tx, row.ticket_id)
         await self._emit(tx, row, TicketClosed(outcome=outcome), None, f"办结（{OUTCOME_LABELS.get(outcome, outcome)}）",
                          actor=by)
         await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)

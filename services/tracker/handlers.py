@@ -152,6 +152,8 @@ async def on_merged(tx: Transaction, envelope: Envelope, p: TicketMerged) -> Non
     values = dict(number=p.number, state=state.value, merged_into=p.into_ticket_id, updated_at=utcnow(),
                   tracked_event_id=await _acknowledge_if_received(tx, row, envelope, p.number, state,
                                                                   merged_into=p.into_ticket_id))
+    if row is not None and row.supervised:  # finished: its orders no longer bind their unit
+        await release_orders(tx, envelope.ticket_id)
     if row is None:
         await tx.session.execute(tickets.insert().values(ticket_id=envelope.ticket_id, confidential=False,
                                                          co_handlers=[], tracked_at=utcnow(), **values))
@@ -269,16 +271,36 @@ async def _remember_names(tx: Transaction, names: dict[str, str]) -> None:
     tx.after_commit(partial(written.update, new))
 
 
+async def release_orders(tx: Transaction, ticket_id) -> None:
+    """The ticket's orders still waiting for an answer no longer bind their unit (`escalation.released`): marked in
+    the transaction that finishes the ticket or takes it from the unit (退单), they leave the partial index that
+    escalation looks in at every poll, and wait in the office's list for an answer or a closure as before.
+    Callers skip it for a ticket never supervised (`tickets.supervised`)."""
+    o = supervision_orders.c
+    await tx.session.execute(update(supervision_orders).where(
+        o.ticket_id == ticket_id, o.responded_at.is_(None), o.closed_at.is_(None), o.released_at.is_(None))
+        .values(released_at=utcnow()))
+
+
 async def _close_orders_of_former_units(tx: Transaction, moved: list[tuple[Envelope, UnitRef]]) -> None:
     """改派: a ticket given to another unit (after a 退单, or re-dispatched) takes its deadlines afresh there, so a
     supervision order still waiting for the former unit's answer is closed (销号) by the system, with the reason,
     in the timeline and the audit trail: that unit no longer handles, or even sees, the ticket, and escalating the
-    order would push it about a matter it has handed on. An order it has answered stays for the office to close."""
+    order would push it about a matter it has handed on. An order it has answered stays for the office to close.
+
+    A ticket its unit returned and that is dispatched back to that unit: the unit holds it again, so its order binds
+    it again (`escalation.released` is None once more) and goes back where escalation looks (`released_at` cleared),
+    in this same transaction. A statement only when there is such an order: a first assignment never comes here."""
     leads = {e.ticket_id: (e, lead) for e, lead in moved}
     o = supervision_orders.c
-    waiting = (await tx.session.execute(select(o.order_no, o.ticket_id, o.unit_code, o.level).where(
+    waiting = (await tx.session.execute(select(o.order_no, o.ticket_id, o.unit_code, o.level, o.released_at).where(
         one_of(o.ticket_id, list(leads), tx.session.bind.dialect.name), o.closed_at.is_(None),
         o.responded_at.is_(None)))).all()
+    bound_again = [order.order_no for order in waiting
+                   if order.unit_code == leads[order.ticket_id][1].code and order.released_at is not None]
+    if bound_again:
+        await tx.session.execute(update(supervision_orders).where(o.order_no.in_(bound_again), o.closed_at.is_(None))
+                                 .values(released_at=None))
     for order in waiting:
         envelope, lead = leads[order.ticket_id]
         if order.unit_code == lead.code:

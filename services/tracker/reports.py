@@ -27,7 +27,7 @@ from sqlalchemy import case, func, select
 
 from schemas.enums import CHANNEL_LABELS, KIND_LABELS
 from services.tracker import stats
-from services.tracker.store import supervision_orders, tickets, timeline
+from services.tracker.store import supervision_orders, tickets
 
 # The channels a bulletin reports (电话 / 来信 / 网上 / 电子邮件 / 来访 / 其他) and which of ours each holds.
 REPORT_CHANNELS = (
@@ -103,15 +103,12 @@ async def _orders(session, period: stats.Period, now: dt.datetime) -> dict[str, 
     stand `now`), by the level they were issued at (key, normal), and those of them escalated since (escalated).
 
     An order's level is the office's choice when it issued it until escalation makes it key; the escalation
-    keeps the level it raised the order from in the ticket's timeline (`Escalation.details`), read here for
-    the escalated orders only. An escalated order with no such entry keeps the level it has.
+    keeps the level it raised the order from on the order (`from_level`). An escalated order without one
+    (escalated before tracker_0014 with no timeline entry to fill it from) keeps the level it has.
     """
-    o, tl = supervision_orders.c, timeline.c
-    raised_from = (select(tl.data["from_level"].as_string()).where(
-        tl.ticket_id == o.ticket_id, tl.event_type == "SupervisionEscalated",
-        tl.data["order_no"].as_string() == o.order_no).limit(1).scalar_subquery())
+    o = supervision_orders.c
     issued = select(
-        case((o.escalated_at.is_(None), o.level), else_=func.coalesce(raised_from, o.level)).label("level"),
+        case((o.escalated_at.is_(None), o.level), else_=func.coalesce(o.from_level, o.level)).label("level"),
         case((o.escalated_at.is_(None), 0), else_=1).label("escalated"),
         case((o.responded_at.is_not(None), 1), else_=0).label("responded"),
         case((o.closed_at.is_not(None), 1), else_=0).label("closed"),

@@ -249,12 +249,19 @@ supervision_orders = Table(
     Column("closing_note", Text, nullable=True),
     # 逾期升级: when the order, unanswered past its date, was escalated (once) and given a new due_at.
     Column("escalated_at", UTCDateTime, nullable=True),
+    # The level escalation raised it from (normal 一般 | key 重点), which the bulletin counts it under; NULL until
+    # escalated (added by tracker_0014, before which the ticket's timeline alone kept it).
+    Column("from_level", String(8), nullable=True),
+    # Since when an unanswered order no longer binds its unit (`escalation.released`): set in the transaction that
+    # finishes its ticket or takes the ticket from the unit (退单), cleared when the ticket is dispatched back to it.
+    Column("released_at", UTCDateTime, nullable=True),
 )
 Index("ix_tracker_supervision_orders_created", supervision_orders.c.created_at)
 # The orders escalation may still claim, by date: the escalator's look, every poll, stays a probe of a few rows.
+# Released orders leave it, however many wait in the office's list for an answer or a closure (tracker_0014).
+AWAITING_ESCALATION = "escalated_at IS NULL AND responded_at IS NULL AND closed_at IS NULL AND released_at IS NULL"
 Index("ix_tracker_supervision_orders_awaiting", supervision_orders.c.due_at,
-      postgresql_where=text("escalated_at IS NULL AND responded_at IS NULL AND closed_at IS NULL"),
-      sqlite_where=text("escalated_at IS NULL AND responded_at IS NULL AND closed_at IS NULL"))
+      postgresql_where=text(AWAITING_ESCALATION), sqlite_where=text(AWAITING_ESCALATION))
 
 # Each assignment of a ticket to a unit and each return (退单) by it, for the return rate:
 # the ticket row only remembers its current lead. Written in the same transaction as the change.

@@ -342,14 +342,15 @@ def _unit_holds() -> ColumnElement[bool]:
 def _escalation_owed(now: dt.datetime) -> tuple[ColumnElement[bool], ...]:
     """An order its unit still owes an answer to, past its date and never escalated, on a ticket that is not
     finished and that its unit still holds (`escalation.escalates`): the only kind escalation may claim. The look
-    for work and the claim use the same conditions, and the claim re-checks them. The first four are the partial
-    index's own, so both statements read it. The ticket's state and the unit's hold are scalar subqueries, which
-    PostgreSQL runs as probes of the two tables' primary keys for each order the index yields, whatever the
-    counts (with many orders waiting, a NOT EXISTS was planned as a hash anti-join over every finished ticket,
-    on every look)."""
+    for work and the claim use the same conditions, and the claim re-checks them. The first five are the partial
+    index's own, so both statements read it: an order marked released (`released_at`, by the transaction that
+    finished its ticket or took it from the unit) is not in it. The ticket's state and the unit's hold still decide
+    for the orders the index yields (a ticket changed by other means than those transactions), as scalar
+    subqueries, which PostgreSQL runs as probes of the two tables' primary keys, whatever the counts (with many
+    orders waiting, a NOT EXISTS was planned as a hash anti-join over every finished ticket, on every look)."""
     o = supervision_orders.c
-    return (o.escalated_at.is_(None), o.responded_at.is_(None), o.closed_at.is_(None), o.due_at <= now,
-            _ticket_state().not_in(_FINISHED_STATES), _unit_holds())
+    return (o.escalated_at.is_(None), o.responded_at.is_(None), o.closed_at.is_(None), o.released_at.is_(None),
+            o.due_at <= now, _ticket_state().not_in(_FINISHED_STATES), _unit_holds())
 
 
 async def escalate_overdue_orders(store: ServiceStore, clocks: Clocks, working_days: int, *,
@@ -359,32 +360,36 @@ async def escalate_overdue_orders(store: ServiceStore, clocks: Clocks, working_d
     Nothing owed costs one read of the partial index ix_tracker_supervision_orders_awaiting, on a reading
     session (on SQLite it takes no write lock), and primary-key probes of the ticket and its units for each
     order past its date there: orders released before they were answered (the ticket finished, or the unit
-    returned it) stay in that index, unclaimed, until answered or closed. What it finds is claimed by one conditional
-    UPDATE … RETURNING that re-checks every condition, so of several tracker instances looking at once each
-    order is escalated by exactly one (PostgreSQL makes the later UPDATE wait for the first and re-read the row,
-    which no longer qualifies). In the same transaction: the ticket's timeline, a reminder (催办) to the order's
-    unit, which mail and webhook delivery follow with the order's new date as the date to answer by, and a row
-    in the audit trail. No event: nothing consumes supervision events, and the answer and the closure of an
-    order emit none either (both are audited as escalation is).
+    returned it) left that index when they were released (`released_at`), and wait in the office's list, never
+    looked at here, until answered or closed, or until the ticket goes back to their unit. What it finds is claimed
+    by one conditional UPDATE … RETURNING that re-checks every condition, so of several tracker instances looking
+    at once each order is escalated by exactly one (PostgreSQL makes the later UPDATE wait for the first and
+    re-read the row, which no longer qualifies; so too for a return committing in between, which marks the order
+    released). The claim keeps on the order the level it raised it from (`from_level`, for the bulletin). In the
+    same transaction: the ticket's timeline, a reminder (催办) to the order's unit, which mail and webhook delivery
+    follow with the order's new date as the date to answer by, and a row in the audit trail. No event: nothing
+    consumes supervision events, and the answer and the closure of an order emit none either (both are audited
+    as escalation is).
     """
     now = now or utcnow()
     o = supervision_orders.c
     async with store.db.reading() as s:
         owed = {r.order_no: r for r in (await s.execute(
-            select(o.order_no, o.level, o.due_at).where(*_escalation_owed(now)).order_by(o.due_at).limit(batch)))}
+            select(o.order_no, o.due_at).where(*_escalation_owed(now)).order_by(o.due_at).limit(batch)))}
     if not owed:
         return 0
     due = escalated_due(clocks.calendar, now, working_days)
     async with store.transaction() as tx:
         claimed = (await tx.session.execute(
             update(supervision_orders).where(o.order_no.in_(list(owed)), *_escalation_owed(now))
-            .values(level=KEY, escalated_at=now, due_at=due)
-            .returning(o.order_no, o.ticket_id, o.unit_code))).all()
+            # SET reads the row as it was: from_level is the level the claim raised it from.
+            .values(level=KEY, escalated_at=now, due_at=due, from_level=o.level)
+            .returning(o.order_no, o.ticket_id, o.unit_code, o.from_level))).all()
         rows = await queries.tickets_by_id(tx.session, {c.ticket_id for c in claimed})
         notices = []
         for c in claimed:
-            before = owed[c.order_no]  # its level and date as read: only an escalation changes them
-            e = Escalation(order_no=c.order_no, from_level=before.level, previous_due=before.due_at, due_at=due)
+            before = owed[c.order_no]  # its date as read: only an escalation changes it
+            e = Escalation(order_no=c.order_no, from_level=c.from_level, previous_due=before.due_at, due_at=due)
             said = e.describe(clocks.calendar.timezone)
             tx.append(timeline, dict(ticket_id=c.ticket_id, event_id=new_event_id(), event_type="SupervisionEscalated",
                                      at=now, actor="system", summary=said, data=e.details()))

@@ -10,8 +10,10 @@ ticket is finished meanwhile (办结, merged into another as a duplicate) is not
 harder on a matter that is over helps nobody. Nor is one whose unit no longer holds the ticket (it returned
 it, 退单, and the ticket waits to be dispatched again): the unit no longer handles, or even sees, it. Such an
 order is released (`released`): it stays open in the office's list, for the unit to answer, the office to
-enter the answer, or the office to close it (销号) without one, giving its reason. Pure rules;
-`supervision.escalate_overdue_orders` claims the orders and applies them.
+enter the answer, or the office to close it (销号) without one, giving its reason. A returned ticket dispatched
+back to the same unit is that unit's again, and so is its order: it binds the unit and is escalated as before.
+Pure rules; `supervision.escalate_overdue_orders` claims the orders and applies them, and the order keeps when it
+was released (`released_at`) so that the look for orders to escalate no longer reads it.
 """
 
 from __future__ import annotations
