@@ -182,6 +182,10 @@ def _sum(cond) -> ColumnElement:
     return func.sum(case((cond, 1), else_=0))
 
 
+# Why the city total (全市合计) has no rank, whether or not its figures carry a score: it adds up every unit's.
+TOTAL_UNRANKED = "合计行不参与排名"
+
+
 @dataclass
 class Score:
     unit_code: str
@@ -190,6 +194,7 @@ class Score:
     handling_hours: float | None = None
     counts: dict[str, tuple[int, int]] | None = None  # rate key -> (numerator, denominator)
     rank: int | None = None
+    total: bool = False  # the city total (全市合计, `total_of`), never ranked
 
     def rate(self, key: str) -> float | None:
         n, d = self.counts_of(key)
@@ -197,7 +202,15 @@ class Score:
 
     @property
     def unranked_reason(self) -> str | None:
-        """Why the unit has no score and no rank (不参与排名), or None when its data carries a score."""
+        """Why the row has no rank (不参与排名): a unit's, when its data carries no score (None when it does); the
+        total's always (`TOTAL_UNRANKED`), with why it has no score either when it has none."""
+        short = self._short_of_data()
+        if self.total:
+            return "；".join(why for why in (TOTAL_UNRANKED, short) if why)
+        return short
+
+    def _short_of_data(self) -> str | None:
+        """What the three weighted rates lack for a score (missing, or fewer than MIN_SAMPLE behind one), or None."""
         missing = [RATES[k].label for k in WEIGHTS if not self.counts_of(k)[1]]
         samples: dict[str, int] = {}  # 解决率 and 满意率 share their denominator: name it once
         for k in WEIGHTS:
@@ -215,7 +228,7 @@ class Score:
     @property
     def score(self) -> float | None:
         """响应率×10 % + 解决率×45 % + 满意率×45 % (`WEIGHTS`), or None when `unranked_reason` says why not."""
-        if self.unranked_reason:
+        if self._short_of_data():
             return None
         return sum(w * self.rate(k) for k, w in WEIGHTS.items()) * 100
 
@@ -326,7 +339,7 @@ def combine_scores(parts: list[list[Score]]) -> list[Score]:
 
 
 def total_of(scores: list[Score]) -> Score:
-    total = Score("ALL", "全市合计", sum(s.assigned for s in scores), None, {k: (0, 0) for k in RATES})
+    total = Score("ALL", "全市合计", sum(s.assigned for s in scores), None, {k: (0, 0) for k in RATES}, total=True)
     for s in scores:
         for key, (n, d) in s.counts.items():
             tn, td = total.counts[key]

@@ -6,6 +6,8 @@ tickets due for sign-for and 1 rated visit — and here a third, C, with twelve 
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from schemas.enums import Role
@@ -53,3 +55,18 @@ async def test_small_units_are_listed_after_the_ranked_one_marked_不参与排�
     assert [(r[0], r[1], r[-2], r[-1]) for r in rows] == [
         (1, C_NAME, 100.0, ""), ("不参与排名", m.A_NAME, "—", A_WHY), ("不参与排名", m.B_NAME, "—", B_WHY)]
     assert f"不参与排名,{m.A_NAME},9,77.8%" in csv_text
+
+
+async def test_the_city_total_says_why_it_is_not_ranked_and_why_it_has_no_score_on_the_page_and_in_the_json(live):
+    async with live.runtime.store("tracker").db.session() as s:
+        await m.seed(s)  # A and B alone: 11 tickets due for sign-for city-wide, but 7 rated visits
+    sup = await live.user("sup", Role.SUPERVISOR)
+    async with httpx.AsyncClient(base_url=live.url, headers={"Authorization": f"Bearer {sup}"}, timeout=20) as client:
+        card = (await client.get("/api/v1/tracker/supervision/scorecard", params={"period": "2026-10"})).json()
+        html = (await client.get("/tracker/sup/scorecard", params={"period": "2026-10"})).text
+
+    why = f"合计行不参与排名；样本不足：参评回访 7 件，须各不少于 {stats.MIN_SAMPLE} 件"
+    total = card["total"]
+    assert (total["unit_name"], total["rank"], total["score"], total["unranked_reason"]) == ("全市合计", None, None, why)
+    [row] = re.findall(r'<tr class="total">.*?</tr>', html, re.S)
+    assert f'<td class="num score">—<span class="sub unranked-reason">{why}</span></td>' in row
