@@ -22,7 +22,7 @@ from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.messaging import ServiceStore, Transaction
 from schemas import topics
-from schemas.enums import Role, TicketState as S
+from schemas.enums import STATE_LABELS, Role, TicketState as S
 from schemas.events import (
     CitizenContacted,
     ClockPaused,
@@ -47,6 +47,7 @@ from services.tracker.domain.lifecycle import (
     ACTION_LABELS,
     CITIZEN,
     Action,
+    TERMINAL,
     ActionNotPermitted,
     TransitionRefused,
     decide,
@@ -250,6 +251,14 @@ class Tracker:
             row = await self._load(tx, user, ref)
             if not user.has(Role.SUPERVISOR):
                 raise ApiError(403, "forbidden", "只有督查室可以下达督办单", "Only the supervision office may do this")
+            # An order presses a unit to answer: a finished ticket owes nothing more, and one waiting for a
+            # dispatcher has no unit to press (nobody would see the order, nor could escalation apply it).
+            if S(row.state) in TERMINAL:
+                raise ApiError(409, "ticket_finished", f"工单已{STATE_LABELS.get(row.state, row.state)}，无需督办",
+                               "The ticket is finished: there is nothing to supervise")
+            if not row.lead_code:
+                raise ApiError(409, "no_unit", "工单尚无承办单位（待派单），请派单后再下达督办单",
+                               "The ticket has no unit yet (it waits for a dispatcher): dispatch it first")
             await timers.order_supervision(tx, self.clocks, row, level=level, by=user.username, reason=reason)
             return await self._save(tx, row)
 

@@ -18,14 +18,14 @@ import re
 
 import httpx
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from schemas.enums import Role
 from schemas.events import Envelope, RoutingReason, TicketAssigned, UnitRef, utcnow
 from services.tracker import handlers, supervision
-from services.tracker.store import notifications, ticket_units, tickets, timeline
+from services.tracker.store import notifications, supervision_orders, ticket_units, tickets, timeline
 from tests.integration.test_tracker_escalation import (
     BEIJING,
     ESCALATED,
@@ -248,3 +248,31 @@ async def test_the_orders_page_says_why_an_order_waits_and_offers_to_close_it_wi
     assert [(a.actor, a.details["order_no"], a.details["reason"], a.details["ticket_state"]) for a in trail] == [
         ("sup", returned, "ticket_returned", "dispatching")]
     assert "已改派" not in json.dumps(trail[0].details, ensure_ascii=False)
+
+
+async def test_the_office_cannot_order_supervision_of_a_ticket_with_no_unit_to_press_or_nothing_left_to_do(
+        any_settings):
+    """An order presses a unit for an answer: on a ticket waiting for a dispatcher after a return nobody would see
+    it, and a finished ticket owes nothing more. Both are refused with the reason, and nothing is written."""
+    rt = await _migrated_runtime(any_settings)
+    store = rt.store("tracker")
+    tracker = rt.state["tracker"]
+    try:
+        returned_number, _ = await _order(rt, 1, ISSUED)
+        await _return(rt, returned_number)
+        closed_number, _ = await _order(rt, 2, ISSUED)
+        await _finish_ticket(rt, closed_number, "closed")
+        running_number, _ = await _order(rt, 3, ISSUED)
+        async with store.db.session() as s:
+            before = (await s.execute(select(func.count()).select_from(supervision_orders))).scalar_one()
+        for number, code, zh in ((returned_number, "no_unit", "尚无承办单位"), (closed_number, "ticket_finished", "无需督办")):
+            with pytest.raises(ApiError) as refused:
+                await tracker.supervise(OFFICE, number, "key", "群众反映强烈")
+            assert (refused.value.status, refused.value.code) == (409, code) and zh in refused.value.zh
+        async with store.db.session() as s:
+            assert (await s.execute(select(func.count()).select_from(supervision_orders))).scalar_one() == before
+        await tracker.supervise(OFFICE, running_number, "key", "群众反映强烈")  # a unit holds it: ordered
+        async with store.db.session() as s:
+            assert (await s.execute(select(func.count()).select_from(supervision_orders))).scalar_one() == before + 1
+    finally:
+        await _dispose(rt)
