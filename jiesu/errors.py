@@ -69,19 +69,42 @@ def validation_fields(errors: list[dict]) -> list[dict]:
     return fields
 
 
-def wants_page(request: Request) -> bool:
-    """Whether a refusal goes to a person's browser that navigated or posted a plain form, and so is shown as a page.
+API_PATHS = ("/api/", "/open311/")
 
-    Everything else reads the JSON error body (README, "Errors"): API and Open311 paths, clients with an
-    Authorization header (API tokens), htmx (HX-Request), the pages' own fetch calls (they send X-CSRF-Token or
-    ask for JSON), and anything that does not ask for HTML.
+
+async def opened_from_pages(request: Request) -> None:
+    """A dependency for the few API routes pages link to and people open in the browser (an attachment's
+    download): a browser's navigation to them is refused with a page, everyone else still with the JSON body.
+
+    Give it in the route's `dependencies`, which run before the parameters' own: a refusal by `require` then
+    knows it too, and sends the person to log in rather than showing them JSON.
     """
-    if request.url.path.startswith(("/api/", "/open311/")):
-        return False
+    request.state.opened_from_pages = True
+
+
+def reads_json(request: Request) -> bool:
+    """Whether the caller is a script that reads the JSON error body itself (README, "Errors").
+
+    API tokens (an Authorization header), htmx (HX-Request), the pages' fetch calls (they send X-CSRF-Token, or
+    the browser says Sec-Fetch-Mode is not a navigation), clients that ask for JSON and not HTML, and whatever
+    is sent to an API or Open311 path but for a browser's navigation to a route opened from pages.
+    """
     headers = request.headers
     if "authorization" in headers or "hx-request" in headers or "x-csrf-token" in headers:
-        return False
-    return "text/html" in headers.get("accept", "")
+        return True
+    if headers.get("sec-fetch-mode", "navigate") != "navigate":
+        return True
+    accept = headers.get("accept", "")
+    if request.url.path.startswith(API_PATHS):
+        navigation = request.method in ("GET", "HEAD") and "text/html" in accept
+        return not (navigation and getattr(request.state, "opened_from_pages", False))
+    return "application/json" in accept and "text/html" not in accept
+
+
+def wants_page(request: Request) -> bool:
+    """Whether a refusal goes to a person's browser that navigated or posted a plain form, and so is shown as a page:
+    not a script (`reads_json`), and asking for HTML."""
+    return not reads_json(request) and "text/html" in request.headers.get("accept", "")
 
 
 PageRenderer = Callable[[Request, ApiError], Response]

@@ -24,7 +24,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from jiesu import audit
-from jiesu.errors import ApiError
+from jiesu.errors import ApiError, reads_json
 from jiesu.errors import install as install_errors
 from jiesu.identity import LoginThrottled, User
 from jiesu.runtime import Runtime
@@ -140,10 +140,7 @@ def require(*roles: Role) -> Callable:
     async def dependency(request: Request) -> User:
         user = await optional_user(request)  # a call, not a sub-dependency: each dependency costs on every request
         if user is None:
-            if request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", ""):
-                raise ApiError(401, "login_required", "请先登录", "Log in first",
-                               headers={"WWW-Authenticate": "Bearer"})
-            raise _LoginRedirect(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+            raise _not_logged_in(request)
         audit.current_actor.set(user.username)
         audit.current_address.set(request.client.host if request.client else "")
         if roles and not user.has(*roles):
@@ -153,9 +150,28 @@ def require(*roles: Role) -> Callable:
     return dependency
 
 
+def _not_logged_in(request: Request) -> Exception:
+    """The refusal of a caller not logged in, told apart as errors.reads_json tells them: scripts read 401 JSON;
+    htmx, whose page stayed open while the session ended, has the browser go to log in from that page; anyone
+    else (a person's browser, or a client that does not say, as curl) is sent to log in and then back here."""
+    if "hx-request" in request.headers and "authorization" not in request.headers:
+        # htmx would follow a redirect itself and swap the log-in form into the badge; HX-Redirect moves the page.
+        came_from = _our_page(request, request.headers.get("hx-current-url", "")) or "/"
+        return ApiError(401, "login_required", "登录已过期，请重新登录", "Your session has ended; log in again",
+                        headers={"HX-Redirect": login_url(came_from)})
+    if reads_json(request):
+        return ApiError(401, "login_required", "请先登录", "Log in first", headers={"WWW-Authenticate": "Bearer"})
+    return _LoginRedirect(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+
+
 class _LoginRedirect(Exception):
     def __init__(self, next_path: str) -> None:
         self.next_path = next_path
+
+
+def login_url(next_path: str) -> str:
+    """The log-in page, which leads back to `next_path` (a path of this site) once the user has logged in."""
+    return f"/login?next={quote(_safe_next(next_path))}"
 
 
 def page(request: Request, template: str, **context) -> HTMLResponse:
@@ -190,11 +206,16 @@ def error_page(request: Request, error: ApiError) -> HTMLResponse:
 
 def _referring_page(request: Request) -> str | None:
     """The path of the page this request came from, if the Referer is this site's (never another site's)."""
-    referer = urlsplit(request.headers.get("referer", ""))
-    if not referer.path or referer.netloc != request.url.netloc:
-        return None
-    path = _safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
+    path = _our_page(request, request.headers.get("referer", ""))
     return None if path == "/" else path
+
+
+def _our_page(request: Request, url: str) -> str | None:
+    """The path and query of `url` if it is a page of this site (the host the request was sent to), else None."""
+    parts = urlsplit(url)
+    if not parts.path or parts.netloc != request.url.netloc:
+        return None
+    return _safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
 
 
 shell = APIRouter()
@@ -375,7 +396,7 @@ def create_app(rt_factory: Callable[[], Runtime], routers: list[APIRouter], *, s
 
     @app.exception_handler(_LoginRedirect)
     async def _to_login(request: Request, exc: _LoginRedirect) -> Response:
-        return RedirectResponse(f"/login?next={quote(exc.next_path)}", status_code=303)
+        return RedirectResponse(login_url(exc.next_path), status_code=303)
 
     app.add_middleware(SecurityHeaders)
 

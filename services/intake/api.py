@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from jiesu import attachment_grants, audit
-from jiesu.errors import ApiError
+from jiesu.errors import ApiError, opened_from_pages
 from jiesu.identity import User
 from jiesu.web import RuntimeDep, require
 from schemas.enums import STATE_LABELS, Channel, Role
@@ -133,7 +133,9 @@ async def get_ticket(number: str, rt: RuntimeDep, user: Operator) -> dict:
     }
 
 
-@api.get("/tickets/{number}/attachments/{sha256}", response_class=FileResponse)
+# The ticket page links here: a person whose link expired is shown a page that says what to do, not JSON.
+@api.get("/tickets/{number}/attachments/{sha256}", response_class=FileResponse,
+         dependencies=[Depends(opened_from_pages)])
 async def attachment(number: str, sha256: str, rt: RuntimeDep, user: Annotated[User, Depends(require())],
                      grant: Annotated[str | None, Query(max_length=1000, description=(
                          "a download grant the tracker signed for this user, ticket and file (department "
