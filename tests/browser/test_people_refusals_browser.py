@@ -11,8 +11,8 @@ import pytest
 
 from jiesu import attachment_grants
 from schemas.enums import Role
-from tests.integration.test_intake_letters import PNG, quick_challenge, staff, tracked  # noqa: F401 (fixtures)
-from tests.integration.test_tracker_attachments import write_online
+from tests.browser.test_tracker_pages import open_ticket_with_photo
+from tests.integration.test_intake_letters import PNG, quick_challenge, staff  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -80,12 +80,7 @@ async def test_a_badge_poll_that_cannot_reach_the_server_says_so_once_and_not_af
 
 async def test_an_expired_download_link_shows_a_page_whose_way_back_gives_a_fresh_link(
         live, browser, login, staff, quick_challenge):
-    number = await write_online(live, PNG)
-    lead = (await tracked(staff, number))["lead"]["code"]
-    await live.user("lead-staff", Role.DEPARTMENT, department=lead)
-    page = await browser.new_page()
-    await login(page, live.url, "lead-staff")
-    await page.goto(f"{live.url}/tracker/tickets/{number}")
+    page, number, lead = await open_ticket_with_photo(live, browser, login, staff)
     ticket_url = page.url
     link = page.locator("#attachments tr", has_text="现场.png").get_by_role("link", name="下载")
 

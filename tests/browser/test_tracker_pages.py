@@ -47,15 +47,21 @@ async def test_supervisor_sees_the_routed_ticket_with_its_deadline(live, browser
     await page.screenshot(path=str(live.settings.data_dir / "ticket.png"))
 
 
-async def test_department_staff_find_the_citizens_photo_on_their_ticket_and_download_it(live, browser, login, staff,
-                                                                                      quick_challenge):
+async def open_ticket_with_photo(live, browser, login, staff):
+    """A citizen's online message with a photo (现场.png), tracked; its lead unit's staff `lead-staff` logged in on
+    its ticket page: (page, number, lead unit code)."""
     number = await write_online(live, PNG)
     lead = (await tracked(staff, number))["lead"]["code"]
     await live.user("lead-staff", Role.DEPARTMENT, department=lead)
-
     page = await browser.new_page()
     await login(page, live.url, "lead-staff")
     await page.goto(f"{live.url}/tracker/tickets/{number}")
+    return page, number, lead
+
+
+async def test_department_staff_find_the_citizens_photo_on_their_ticket_and_download_it(live, browser, login, staff,
+                                                                                      quick_challenge):
+    page, number, lead = await open_ticket_with_photo(live, browser, login, staff)
     row = page.locator("#attachments tr", has_text="现场.png")
     assert "image/png" in await row.inner_text() and f"{len(PNG)} 字节" in await row.inner_text()
     async with page.expect_download() as started:

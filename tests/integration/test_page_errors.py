@@ -27,23 +27,30 @@ FORBIDDEN = {"code": "forbidden", "message": "您的角色无权执行此操作 
              "zh": "您的角色无权执行此操作", "en": "Your role may not do this"}
 
 
-@pytest.fixture
-async def app(sqlite_settings, migrated_sqlite):
+@contextlib.asynccontextmanager
+async def serving(settings, migrated, services: list[str]):
+    """These services' pages and APIs in this process (no broker), with a dispatcher `disp` and a department
+    user `dept` of M-CGW."""
     import asyncio
 
     from jiesu.migrate import upgrade_all
     from jiesu.runtime import Runtime, load_spec
     from jiesu.web import create_app
 
-    copy_migrated(sqlite_settings, migrated_sqlite)
-    await asyncio.to_thread(upgrade_all, sqlite_settings)
-    services = ["router", "tracker"]
-    application = create_app(lambda: Runtime.create(sqlite_settings, services, bootstrap="unused:9092"),
+    copy_migrated(settings, migrated)
+    await asyncio.to_thread(upgrade_all, settings)
+    application = create_app(lambda: Runtime.create(settings, services, bootstrap="unused:9092"),
                              [r for n in services for r in load_spec(n).routers], start=False, prepare=True)
     async with application.router.lifespan_context(application):
         identity = application.state.runtime.identity
         await identity.create_user("disp", PASSWORD, Role.DISPATCHER, display_name="派单员小王")
         await identity.create_user("dept", PASSWORD, Role.DEPARTMENT, department="M-CGW", display_name="城管李科长")
+        yield application
+
+
+@pytest.fixture
+async def app(sqlite_settings, migrated_sqlite):
+    async with serving(sqlite_settings, migrated_sqlite, ["router", "tracker"]) as application:
         yield application
 
 

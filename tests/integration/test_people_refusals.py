@@ -17,9 +17,7 @@ import httpx
 import pytest
 
 from jiesu import attachment_grants
-from schemas.enums import Role
-from tests.conftest import copy_migrated
-from tests.integration.test_page_errors import BASE, BROWSER, PASSWORD, links, logged_in
+from tests.integration.test_page_errors import BASE, BROWSER, PASSWORD, links, logged_in, serving
 
 NUMBER = "12345-20250301-000042"
 SHA = hashlib.sha256(b"a citizen's photo").hexdigest()
@@ -30,21 +28,7 @@ NAVIGATION = {**BROWSER, "Sec-Fetch-Mode": "navigate", "Referer": f"{BASE}{TICKE
 
 @pytest.fixture
 async def app(sqlite_settings, migrated_sqlite):
-    import asyncio
-
-    from jiesu.migrate import upgrade_all
-    from jiesu.runtime import Runtime, load_spec
-    from jiesu.web import create_app
-
-    copy_migrated(sqlite_settings, migrated_sqlite)
-    await asyncio.to_thread(upgrade_all, sqlite_settings)
-    services = ["intake", "router", "tracker"]
-    application = create_app(lambda: Runtime.create(sqlite_settings, services, bootstrap="unused:9092"),
-                             [r for n in services for r in load_spec(n).routers], start=False, prepare=True)
-    async with application.router.lifespan_context(application):
-        identity = application.state.runtime.identity
-        await identity.create_user("disp", PASSWORD, Role.DISPATCHER, display_name="派单员小王")
-        await identity.create_user("dept", PASSWORD, Role.DEPARTMENT, department="M-CGW", display_name="城管李科长")
+    async with serving(sqlite_settings, migrated_sqlite, ["intake", "router", "tracker"]) as application:
         yield application
 
 
