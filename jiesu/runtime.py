@@ -62,6 +62,9 @@ class ServiceSpec:
     # Extra `jiesu` sub-commands: called with argparse's sub-parsers; each sets `func=(args, settings) -> int`.
     cli: Callable[[Any], None] | None = None
     static_dir: Path | None = None  # served at /static/<name>/
+    # The service's own housekeeping beside its outbox and inbox (deliveries done with, old rate-limit windows),
+    # run by the runtime's hourly purge after those two.
+    purge: Callable[[Runtime], Awaitable[Any]] | None = None
 
 
 def load_spec(name: str) -> ServiceSpec:
@@ -171,8 +174,10 @@ class Runtime:
                                 poll_seconds=self.settings.outbox_poll_seconds)
             self.relays[name] = relay
             self._spawn(relay.run(), f"outbox-{name}")
-            self._spawn(_repeat(store, "purge", PURGE_EVERY_SECONDS, partial(_purge, store, self.settings),
-                                first=60.0), f"purge-{name}")
+            own = self.specs[name].purge
+            self._spawn(_repeat(store, "purge", PURGE_EVERY_SECONDS,
+                                partial(_purge, store, self.settings, own and partial(own, self)),
+                                first=PURGE_FIRST_SECONDS), f"purge-{name}")
             if store.tables.audit is not None:
                 self._spawn(_repeat(store, "audit sealing", 1.0, partial(seal_all, store.db, store.tables.audit)),
                             f"audit-{name}")
@@ -263,6 +268,7 @@ class _GroupRouter(KafkaRouter):
 
 
 PURGE_EVERY_SECONDS = 3600.0
+PURGE_FIRST_SECONDS = 60.0  # after start: a service restarted now and then still purges
 
 
 async def _repeat(store: ServiceStore, what: str, every: float, job: Callable[[], Awaitable[Any]], *,
@@ -280,12 +286,15 @@ async def _repeat(store: ServiceStore, what: str, every: float, job: Callable[[]
         await asyncio.sleep(every)
 
 
-async def _purge(store: ServiceStore, settings: Settings) -> None:
-    """Drop outbox rows sent, and inbox entries applied, longer ago than their retention."""
+async def _purge(store: ServiceStore, settings: Settings, own: Callable[[], Awaitable[Any]] | None = None) -> None:
+    """Drop outbox rows sent, and inbox entries applied, longer ago than their retention; then the service's
+    own housekeeping (`ServiceSpec.purge`), if it has any."""
     sent = await store.purge_outbox(timedelta(days=settings.outbox_retention_days))
     applied = await store.purge_inbox(timedelta(days=settings.inbox_retention_days))
     if sent or applied:
         log.info("purged", service=store.name, outbox=sent, inbox=applied)
+    if own is not None:
+        await own()
 
 
 async def _retry(start: Callable[[], Awaitable[Any]], what: str, bootstrap: str, timeout: float = 120.0):

@@ -47,8 +47,6 @@ def background(rt: Runtime):
             try:
                 await service.reconcile_stuck(rt.store("intake"),
                                               older_than=timedelta(seconds=settings.reconcile_after_seconds))
-                await service.purge_rate_limits(rt.store("intake"))
-                await mail.purge_acknowledgements(rt.store("intake"), timedelta(days=settings.outbox_retention_days))
             except Exception as exc:  # noqa: BLE001 - the next pass retries
                 service.log.warning("reconciliation pass failed", error=repr(exc))
 
@@ -60,6 +58,14 @@ def background(rt: Runtime):
     return jobs
 
 
+async def purge(rt: Runtime) -> None:
+    """The hourly purge's part for intake: rate-limit windows a day old, receipts done with."""
+    store = rt.store("intake")
+    await service.purge_rate_limits(store)
+    await mail.purge_acknowledgements(store, timedelta(days=rt.settings.outbox_retention_days))
+
+
 SPEC = ServiceSpec(name="intake", metadata=metadata, tables=messaging,
                    routers=[api, console_pages, letter_pages, lookup_pages, open311_api], setup=setup,
-                   subscriptions=subscriptions, background=background, static_dir=HERE / "static")
+                   subscriptions=subscriptions, background=background, purge=purge,
+                   static_dir=HERE / "static")

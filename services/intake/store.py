@@ -78,7 +78,7 @@ ticket_counters = Table(
 
 # Fixed-window counters for the public forms and look-ups (per client address, per ticket
 # number), and single-use challenge nonces. In the database, so that every intake
-# process shares them; old windows are purged by the reconciliation loop.
+# process shares them; old windows go with the hourly purge (bootstrap.purge).
 rate_limits = Table(
     "intake_rate_limits",
     metadata,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from jiesu.consumer import Batched
@@ -14,7 +15,7 @@ from services.tracker.actions import Tracker
 from services.tracker.api import api
 from services.tracker.domain.calendar import WorkingCalendar
 from services.tracker.domain.sla import SlaPolicy
-from services.tracker.notify import DeliveryWorker
+from services.tracker.notify import DeliveryWorker, purge_deliveries
 from services.tracker.rollup import RollupWorker
 from services.tracker.store import messaging, metadata
 from services.tracker.supervision import escalate_forever, hub, sup, sup_api
@@ -81,6 +82,10 @@ def background(rt: Runtime) -> list:
     return [timer_loop, order_escalation, deliveries, rollups]
 
 
+async def purge(rt: Runtime) -> None:
+    """The hourly purge's part for the tracker: notification deliveries done with."""
+    await purge_deliveries(rt.store("tracker"), timedelta(days=rt.settings.outbox_retention_days))
+
 
 
 def add_commands(sub) -> None:
@@ -89,5 +94,5 @@ def add_commands(sub) -> None:
 
 
 SPEC = ServiceSpec(name="tracker", metadata=metadata, tables=messaging, routers=[api, sup_api, pages, sup],
-                   setup=setup, subscriptions=subscriptions, background=background, cli=add_commands,
-                   static_dir=HERE / "static")
+                   setup=setup, subscriptions=subscriptions, background=background, purge=purge,
+                   cli=add_commands, static_dir=HERE / "static")

@@ -44,7 +44,6 @@ SIGNATURE_HEADER = "X-Jiesu-Signature"
 # A given-up delivery stays on the pages at least this long, however short the outbox's retention: longer than the
 # longest holiday (国庆, 8 days) and the days after it, so that whoever can put it right is back to see it.
 GIVEN_UP_KEPT = timedelta(days=14)
-PURGE_EVERY = timedelta(hours=1)
 
 log = get_logger(__name__)
 
@@ -126,17 +125,8 @@ class DeliveryWorker:
                                  give_up_after=timedelta(hours=settings.delivery_give_up_hours))
 
     async def run(self, poll_seconds: float = 1.0) -> None:
-        """Send for ever; and purge the rows done with, every PURGE_EVERY (the runtime's purge knows only the
-        outbox and the inbox)."""
-        await asyncio.gather(self.loop.run(poll_seconds), self._purge_forever())
-
-    async def _purge_forever(self) -> None:
-        while True:
-            await asyncio.sleep(PURGE_EVERY.total_seconds())
-            try:
-                await purge_deliveries(self.store, timedelta(days=self.settings.outbox_retention_days))
-            except Exception as exc:  # noqa: BLE001 - the next pass tries again
-                log.warning("delivery purge failed", error=repr(exc))
+        """Send for ever (the rows done with go with the runtime's hourly purge: `purge_deliveries`)."""
+        await self.loop.run(poll_seconds)
 
     async def deliver_once(self, limit: int = 20) -> int:
         return await self.loop.deliver_once(limit)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import uuid
 from datetime import timedelta
+from functools import partial
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy import event, select, text, update
 
 from jiesu.migrate import alembic_config, pending_changes, upgrade, upgrade_all
 from jiesu.runtime import Runtime, load_spec
+from jiesu.runtime import _purge as runtime_purge
 from jiesu.web import create_app
 from schemas.enums import Channel, Role
 from schemas.events import utcnow
@@ -322,27 +324,17 @@ async def test_deliveries_sent_or_given_up_long_ago_are_purged_and_recent_failur
     assert len(told) == 5  # the units' in-page notifications stay
 
 
-async def test_the_running_delivery_worker_purges_as_it_goes(tracker, monkeypatch):
-    from services.tracker import notify as notify_module
-
-    monkeypatch.setattr(notify_module, "PURGE_EVERY", timedelta(seconds=0.05))
-    store = tracker.state.runtime.store("tracker")
-    old = await tell(tracker)
+async def test_the_hourly_purge_of_a_running_tracker_takes_the_deliveries_done_with(tracker):
+    """The runtime's hourly purge (outbox, inbox, then the service's own: ServiceSpec.purge) clears them."""
+    rt = tracker.state.runtime
+    store = rt.store("tracker")
+    old, recent = await tell(tracker), await tell(tracker)
     async with store.db.session() as s:
-        await s.execute(update(deliveries).values(delivered_at=utcnow() - timedelta(days=30)))
-    running = asyncio.create_task(worker(tracker).run(poll_seconds=0.05))
-    try:
-        for _ in range(100):
-            async with store.db.session() as s:
-                if await s.scalar(select(deliveries.c.id).where(deliveries.c.id == old)) is None:
-                    break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the delivery sent 30 days ago was not purged")
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
+        for delivery_id, age in ((old, timedelta(days=30)), (recent, timedelta(0))):
+            await s.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(delivered_at=utcnow() - age))
+    await runtime_purge(store, rt.settings, partial(load_spec("tracker").purge, rt))
+    async with store.db.session() as s:
+        assert set((await s.execute(select(deliveries.c.id))).scalars()) == {recent}
 
 
 async def test_receipts_sent_or_given_up_long_ago_are_purged_and_recent_failures_kept(intake):
@@ -357,8 +349,8 @@ async def test_receipts_sent_or_given_up_long_ago_are_purged_and_recent_failures
                                         {"failed_at": now - timedelta(days=15)},
                                         {"failed_at": now - timedelta(days=8)}), strict=True):
             await s.execute(update(acknowledgements).where(acknowledgements.c.id == ack_id).values(**values))
-    assert await mail.purge_acknowledgements(store, WEEK) == 2
-    async with store.db.session() as s:
+    await runtime_purge(store, intake.state.runtime.settings, partial(load_spec("intake").purge, intake.state.runtime))
+    async with store.db.session() as s:  # the hourly purge (ServiceSpec.purge) by the outbox's retention, 7 days
         assert set((await s.execute(select(acknowledgements.c.id))).scalars()) == {ids[1], ids[3]}
 
 

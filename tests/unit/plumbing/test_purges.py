@@ -102,3 +102,39 @@ def test_an_inbox_kept_no_longer_than_the_outbox_is_refused():
     with pytest.raises(ValidationError, match="inbox_retention_days must be longer"):
         Settings(outbox_retention_days=14, inbox_retention_days=14, _env_file=None)
     assert Settings(outbox_retention_days=14, inbox_retention_days=15, _env_file=None).inbox_retention_days == 15
+
+
+async def test_a_started_runtime_runs_each_services_own_purge_after_its_outbox_and_inbox(sqlite_settings, monkeypatch):
+    """Intake's (rate-limit windows, receipts) and the tracker's (deliveries) housekeeping go with the hourly purge."""
+    from faststream.kafka import KafkaBroker, TestKafkaBroker
+
+    from jiesu import runtime
+    from jiesu.config import SERVICES
+    from jiesu.migrate import upgrade_all
+    from jiesu.outbox import BrokerSender
+
+    await asyncio.to_thread(upgrade_all, sqlite_settings)
+    ran: list[str] = []
+    for name in ("intake", "tracker"):
+        spec = runtime.load_spec(name)
+        assert spec.purge is not None, name
+
+        async def own(rt, name=name):
+            assert rt.stores[name] is not None
+            ran.append(name)
+
+        monkeypatch.setattr(spec, "purge", own)
+    monkeypatch.setattr(runtime, "PURGE_FIRST_SECONDS", 0.05)
+    rt = runtime.Runtime.create(sqlite_settings, list(SERVICES), bootstrap="test:9092")
+    shared = KafkaBroker("test:9092")
+    rt.build_brokers(factory=lambda: shared)
+    async with TestKafkaBroker(shared) as test_broker:
+        await rt.start(sender=BrokerSender(test_broker), start_broker=False)
+        try:
+            for _ in range(100):
+                if set(ran) == {"intake", "tracker"}:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await rt.stop()
+    assert sorted(ran) == ["intake", "tracker"]  # once each (the next is an hour away); the router has none
