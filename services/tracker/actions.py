@@ -67,6 +67,11 @@ OUTCOME_LABELS = {"satisfied": "满意", "basically_satisfied": "基本满意", 
                   "unreachable": "联系不上"}
 
 
+def closes_when_unreachable(attempts_so_far: int) -> bool:
+    """Whether one more 联系不上 closes the ticket as unreachable (the UNREACHABLE_ATTEMPTS-th attempt)."""
+    return attempts_so_far + 1 >= UNREACHABLE_ATTEMPTS
+
+
 @dataclass
 class Tracker:
     """What every action needs: the tracker's store, its clocks, and the key that signs visit links."""
@@ -272,6 +277,9 @@ class Tracker:
         if outcome == "dissatisfied" and not via_link and department_caused is None:
             raise ApiError(422, "cause_required", "不满意时请选择是否为承办单位原因",
                            "For a dissatisfied outcome say whether the department caused it")
+        if outcome != "dissatisfied" and department_caused is not None:  # stored, it would skew the rates
+            raise ApiError(422, "cause_not_dissatisfied", "只有不满意时才选择是否为承办单位原因",
+                           "Only a dissatisfied outcome says whether the department caused it: leave it out")
         if via_link and outcome == "unreachable":
             raise ApiError(422, "invalid_outcome", "请选择评价", "Choose a rating")
         role = CITIZEN if via_link else user.role.value
@@ -293,9 +301,9 @@ class Tracker:
             if outcome in ("satisfied", "basically_satisfied"):
                 row = await self._close(tx, row, outcome, by)
             elif outcome == "unreachable":
-                attempts = (row.visit_attempts or 0) + 1
-                row = await self._save(tx, row, visit_attempts=attempts)
-                if attempts >= UNREACHABLE_ATTEMPTS:
+                closing = closes_when_unreachable(row.visit_attempts or 0)
+                row = await self._save(tx, row, visit_attempts=(row.visit_attempts or 0) + 1)
+                if closing:
                     row = await self._close(tx, row, "unreachable", by)
             elif via_link:  # a visitor calls back and judges the cause before anything is reopened
                 row = await self._save(tx, row, citizen_rating=outcome)

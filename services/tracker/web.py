@@ -3,7 +3,8 @@
 Plain HTML forms (keyboard-friendly, work without JavaScript); htmx only refreshes the
 notification badge. Every form posts back to the ticket page, which shows what happened
 or why it was refused; a list's quick form (deciding extensions) names the list as `back`
-and returns there with the message instead.
+and returns there with the message instead. The return-visit form is refused back onto
+itself, and a recorded visit returns to the visit queue saying what followed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from jiesu.web import MESSAGE_CHARS, RuntimeDep, localtime, page, require, templ
 from schemas.enums import CHANNEL_LABELS, ROLE_LABELS, ROUTING_METHOD_LABELS, Role, TicketState
 from schemas.events import utcnow
 from services.tracker import queries
-from services.tracker.actions import OUTCOME_LABELS
+from services.tracker.actions import OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, closes_when_unreachable
 from services.tracker.domain.lifecycle import allowed_actions, may
 from services.tracker.domain.replies import RETURN_REASONS
 from services.tracker.notify import KIND_LABELS, resend_all, resend_delivery
@@ -276,7 +277,8 @@ async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Rea
             cause = {"yes": True, "no": False}.get(f.get("department_caused", ""))
             row = await tracker.record_visit(user, ref, f.get("outcome", ""), department_caused=cause,
                                              comment=f.get("comment", ""))
-            return RedirectResponse(f"/tracker/visits?done={quote(row.number or '')}", status_code=303)
+            return RedirectResponse(with_message("/tracker/visits", done=visit_message(row, f.get("outcome", ""))),
+                                    status_code=303)
         elif action == "supervise":
             row = await tracker.supervise(user, ref, f.get("level", "normal"), f.get("reason", ""))
         elif action == "resend":
@@ -288,8 +290,14 @@ async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Rea
             raise
         if back:  # a list's quick form (no text typed that would be lost): the list says why
             return RedirectResponse(with_message(back, refused=f"工单 {ref}：{exc.zh}"), status_code=303)
-        context = await _ticket_context(rt, user, ref)
-        response = page(request, "tracker_ticket.html", done="", error=exc, form=f, failed=action, **context)
+        if action == "visit":
+            # Rendered here, not redirected: the comment is the citizen's own words (up to 2000 characters), which
+            # a redirect would put in the address, the access log and the history. tracker.js then shows the visit
+            # page's own address (data-page-url), so reloading or going back does not post again.
+            response = page(request, "tracker_visit.html", error=exc, form=f, **await _visit_context(rt, user, ref))
+        else:
+            context = await _ticket_context(rt, user, ref)
+            response = page(request, "tracker_ticket.html", done="", error=exc, form=f, failed=action, **context)
         response.status_code = exc.status
         return response
     target = f"/tracker/tickets/{quote(row.number or str(row.ticket_id))}?done={quote(action)}"
@@ -359,9 +367,36 @@ def _date(value: str | None) -> dt.date | None:
 # --- return visits ------------------------------------------------------------------------
 
 
+def visit_message(row, outcome: str) -> str:
+    """What a recorded return visit led to, for the queue the visitor returns to: closed, reopened, or how many
+    calls are left before 联系不上 closes the ticket (actions.record_visit decides; this only says it)."""
+    head = f"工单 {row.number or row.ticket_id} 已登记：{OUTCOME_LABELS.get(outcome, outcome)}"
+    if outcome == "unreachable":
+        if row.state == TicketState.CLOSED.value:
+            return f"{head}（第 {row.visit_attempts} 次），已按联系不上办结，不计入满意率。"
+        return (f"{head}（第 {row.visit_attempts} 次，共 {UNREACHABLE_ATTEMPTS} 次后按联系不上办结），"
+                "请另选时间再拨。")
+    if row.state == TicketState.REOPENED.value:
+        message = (f"{head}（承办单位原因），已退回{row.lead_name or '承办单位'}重办，"
+                   f"答复期限 {localtime(row.reply_due)}。")
+        if (row.dissatisfied_count or 0) >= 2 and row.supervised:
+            message += f"这是第 {row.dissatisfied_count} 次不满意，已下达重点督办单。"
+        return message
+    if outcome == "dissatisfied":
+        return f"{head}（非承办单位原因），工单已办结。"
+    return f"{head}，工单已办结。"
+
+
+async def _visit_context(rt, user: User, ref: str) -> dict:
+    """The visit form's page: the ticket, and how many unreachable calls were made and whether one more closes it."""
+    context = await _ticket_context(rt, user, ref)
+    return {**context, "unreachable_limit": UNREACHABLE_ATTEMPTS,
+            "last_attempt": closes_when_unreachable(context["t"]["visit_attempts"])}
+
+
 @pages.get("/visits", response_class=HTMLResponse)
 async def visits(request: Request, rt: RuntimeDep, user: Visitor,
-                 done: Annotated[str, Query(max_length=30)] = "") -> HTMLResponse:
+                 done: Annotated[str, Query(max_length=MESSAGE_CHARS)] = "") -> HTMLResponse:
     now = utcnow()
     async with rt.store("tracker").db.session() as s:
         rows = await queries.visit_queue(s)
@@ -371,8 +406,7 @@ async def visits(request: Request, rt: RuntimeDep, user: Visitor,
 
 @pages.get("/visits/{ref}", response_class=HTMLResponse)
 async def visit_form(ref: str, request: Request, rt: RuntimeDep, user: Visitor) -> HTMLResponse:
-    context = await _ticket_context(rt, user, ref)
-    return page(request, "tracker_visit.html", error=None, form={}, **context)
+    return page(request, "tracker_visit.html", error=None, form={}, **await _visit_context(rt, user, ref))
 
 
 # --- supervision office --------------------------------------------------------------------

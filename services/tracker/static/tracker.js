@@ -33,15 +33,32 @@
       if (out) { out.textContent = el.value.replace(/\s/g, "").length + " 字"; }
     }
   });
-  // The dissatisfied-cause question matters only for "dissatisfied".
+  // The dissatisfied-cause question matters only for "dissatisfied": then it must be answered; otherwise it is
+  // hidden, cleared and disabled, so an answer given before switching outcome is never sent (the server refuses it).
   function syncCause() {
     var box = document.getElementById("cause");
     if (!box) { return; }
     var chosen = document.querySelector("input[name=outcome]:checked");
-    box.hidden = !(chosen && chosen.value === "dissatisfied");
+    var dissatisfied = Boolean(chosen && chosen.value === "dissatisfied");
+    box.hidden = !dissatisfied;
+    box.querySelectorAll("input[name=department_caused]").forEach(function (radio) {
+      radio.required = dissatisfied;
+      radio.disabled = !dissatisfied;
+      if (!dissatisfied) { radio.checked = false; }
+    });
   }
   document.addEventListener("change", syncCause);
   document.addEventListener("DOMContentLoaded", syncCause);
+
+  // A refusal rendered from a form's POST names the page it belongs to: show that address, so reloading or
+  // going back lands on the page itself instead of posting the form again.
+  document.addEventListener("DOMContentLoaded", function () {
+    var here = document.querySelector("[data-page-url]");
+    var url = here && here.dataset.pageUrl;
+    if (url && url.charAt(0) === "/" && url.charAt(1) !== "/" && location.pathname !== url) {
+      history.replaceState(null, "", url);
+    }
+  });
 
   // What cannot be undone (退单, 督办, 不同意延期) asks first: a form or submit button with data-confirm opens a
   // modal dialog with that question, its confirm button focused, so Enter confirms and Esc cancels (the

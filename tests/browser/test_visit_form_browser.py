@@ -1,0 +1,120 @@
+"""The return-visit operator's form in Chromium: what the page sends, and what comes back.
+
+The cause question (承办单位原因) must be answered while 不满意 is chosen, and an answer left behind by switching
+to another outcome is cleared and never sent. A refusal comes back onto the visit page's own address with the
+outcome and the comment still there. Before the call that would close a ticket as 联系不上 the form says so, and
+the queue then says what followed.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from schemas.enums import Role
+from services.tracker.actions import UNREACHABLE_ATTEMPTS
+from services.tracker.store import return_visits, tickets
+from tests.integration.test_tracker_workflow import REPLY, Desk
+
+pytestmark = pytest.mark.browser
+
+COMMENT = "晚上十一点以后还是有打桩声"
+FORM = "form[action$='/do/visit']"
+
+
+@pytest.fixture
+async def desk(live):
+    async with httpx.AsyncClient(base_url=live.url, timeout=20) as client:
+        desk = Desk(live, client)
+        await desk.as_("visitor", Role.VISITOR)
+        yield desk
+
+
+async def replied_ticket(desk: Desk) -> str:
+    t = await desk.post_ticket()
+    await desk.as_("dept", Role.DEPARTMENT, department=t["lead"]["code"])
+    await desk.act("dept", t["number"], "sign-for")
+    await desk.act("dept", t["number"], "reply", {"reply": REPLY})
+    return t["number"]
+
+
+@pytest.fixture
+async def visitor_page(live, browser, login):
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await login(page, live.url, "visitor")
+    yield page
+    await context.close()
+    assert errors == []
+
+
+async def test_the_cause_is_required_for_dissatisfied_and_a_hidden_answer_is_never_sent(desk, live, visitor_page):
+    page = visitor_page
+    number = await replied_ticket(desk)
+    await page.goto(f"{live.url}/tracker/visits/{number}")
+    await page.check("input[name=outcome][value=dissatisfied]")
+    assert await page.is_visible("#cause")
+    await page.click("button:has-text('登记')")  # no cause chosen: the browser holds the form back
+    assert await page.eval_on_selector("input[name=department_caused]", "r => r.validity.valueMissing")
+    assert page.url.endswith(f"/tracker/visits/{number}")
+
+    await page.check("input[name=department_caused][value=yes]")
+    await page.check("input[name=outcome][value=satisfied]")  # changed their mind: the cause no longer applies
+    assert not await page.is_visible("#cause")
+    assert await page.eval_on_selector_all("input[name=department_caused]",
+                                           "rs => rs.every(r => !r.checked && r.disabled)")
+    await page.click("button:has-text('登记')")
+    await page.wait_for_url("**/tracker/visits?done=*")
+    assert await page.inner_text(".msg.ok") == f"工单 {number} 已登记：满意，工单已办结。"
+
+    closed = await desk.wait(number, "closed")
+    assert closed["outcome"] == "satisfied"
+    assert "回访：满意" in [e["summary"] for e in closed["timeline"]]  # not 满意（承办单位原因）
+    async with live.runtime.store("tracker").db.session() as s:
+        caused = (await s.execute(select(return_visits.c.department_caused).join(
+            tickets, tickets.c.ticket_id == return_visits.c.ticket_id).where(tickets.c.number == number))).scalars()
+        assert list(caused) == [None]
+
+
+async def test_a_refused_visit_comes_back_on_the_visit_page_with_the_outcome_and_comment(desk, live, visitor_page):
+    page = visitor_page
+    number = await replied_ticket(desk)
+    await page.goto(f"{live.url}/tracker/visits/{number}")
+    await page.check("input[name=outcome][value=dissatisfied]")
+    await page.fill("#comment", COMMENT)
+    # What a page without script sends (the cause is required only by tracker.js): the server refuses it.
+    await page.eval_on_selector(FORM, "f => { f.noValidate = true; }")
+    await page.click("button:has-text('登记')")
+    await page.wait_for_selector(".msg.err")
+    assert "未能登记回访结果：不满意时请选择是否为承办单位原因" in await page.inner_text(".msg.err")
+    assert page.url == f"{live.url}/tracker/visits/{number}"  # the visit page's own address, not …/do/visit
+    assert await page.is_checked("input[name=outcome][value=dissatisfied]")
+    assert await page.input_value("#comment") == COMMENT
+    assert await page.is_visible("#cause")
+
+    await page.check("input[name=department_caused][value=yes]")
+    await page.click("button:has-text('登记')")
+    await page.wait_for_url("**/tracker/visits?done=*")
+    reopened = await desk.wait(number, "reopened")
+    assert f"已登记：不满意（承办单位原因），已退回{reopened['lead']['name']}重办" in await page.inner_text(".msg.ok")
+    assert reopened["timeline"][-2]["summary"] == f"回访：不满意（承办单位原因）。{COMMENT}"
+
+
+async def test_the_form_warns_before_the_unreachable_call_that_closes_the_ticket(desk, live, visitor_page):
+    page = visitor_page
+    number = await replied_ticket(desk)
+    for _ in range(UNREACHABLE_ATTEMPTS - 1):
+        await desk.act("visitor", number, "return-visit", {"outcome": "unreachable"})
+    await page.goto(f"{live.url}/tracker/visits/{number}")
+    warning = await page.inner_text("#attempts.warnbar")
+    assert f"已联系不上 {UNREACHABLE_ATTEMPTS - 1} 次" in warning
+    assert "这次再登记“联系不上”，工单即按“联系不上”办结" in warning
+    await page.check("input[name=outcome][value=unreachable]")
+    await page.click("button:has-text('登记')")
+    await page.wait_for_url("**/tracker/visits?done=*")
+    assert await page.inner_text(".msg.ok") == (f"工单 {number} 已登记：联系不上（第 {UNREACHABLE_ATTEMPTS} 次），"
+                                                "已按联系不上办结，不计入满意率。")
+    assert (await desk.wait(number, "closed"))["outcome"] == "unreachable"
