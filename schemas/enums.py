@@ -106,3 +106,15 @@ ROLE_LABELS = {
     Role.SUPERVISOR: "督查室",
     Role.ADMIN: "管理员",
 }
+
+# 退单 reasons (TicketReturned.reason_code): a fixed list, so the router and the scorecards can count them and
+# the dispatcher reads why a unit sent a ticket back.
+RETURN_REASONS: dict[str, str] = {
+    "not_our_duty": "不属于本单位职责",
+    "other_unit": "属于其他单位职责",
+    "unclear": "诉求不明确",
+    "duplicate": "重复件",
+    "wrong_area": "不在本单位辖区",
+    "legal_channel": "应通过诉讼、仲裁等法定途径解决",
+    "other": "其他",
+}

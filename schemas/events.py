@@ -216,6 +216,9 @@ class DispatchNeeded(EventPayload):
     attempt: int = Field(default=1, ge=1)
     suggestions: list[Suggestion] = Field(default_factory=list, max_length=10)
     why: str = Field(max_length=500)
+    # As TicketAssigned.names: a ticket waiting for a dispatcher is counted too (the bulletin's 按区域 says 江城区,
+    # not D-01). Events from before it carry none.
+    names: dict[str, str] = Field(default_factory=dict)
 
 
 @_register

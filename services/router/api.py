@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -11,11 +12,12 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import case, func, select
 
+from jiesu.db import one_of
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_phones
-from jiesu.web import RuntimeDep, page, require
-from schemas.enums import ROUTING_METHOD_LABELS, Channel, Kind, Role
+from jiesu.web import MESSAGE_CHARS, RuntimeDep, page, require, with_message
+from schemas.enums import RETURN_REASONS, ROUTING_METHOD_LABELS, Channel, Kind, Role
 from schemas.events import utcnow
 from services.router import service
 from services.router.domain import rules as rule_engine
@@ -121,7 +123,7 @@ class DispatchBody(BaseModel):
 async def queue(rt: RuntimeDep, user: Watcher, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict:
     """Tickets waiting for a dispatcher, oldest first, with the router's suggestions."""
     rows, total = await _queue(rt, limit)
-    return {"total": total, "items": [_queue_item(r) for r in rows]}
+    return {"total": total, "items": [_queue_item(r, returned) for r, returned in rows]}
 
 
 @api.post("/tickets/{ticket_id}/dispatch")
@@ -151,11 +153,24 @@ async def export_directory(rt: RuntimeDep, user: Admin) -> str:
 
 
 async def _queue(rt, limit: int):
+    """The oldest `limit` tickets waiting for a dispatcher, how many wait in all, and each one's returns (退单)."""
     async with rt.store("router").db.session() as s:
         total = await s.scalar(select(func.count()).select_from(decisions).where(decisions.c.status == "dispatch"))
         rows = (await s.execute(select(decisions).where(decisions.c.status == "dispatch")
                                 .order_by(decisions.c.received_at).limit(limit))).all()
-    return rows, total
+        returned = (await s.execute(
+            select(assignments.c.ticket_id, assignments.c.unit_code, assignments.c.return_reason_code,
+                   assignments.c.return_reason)
+            .where(one_of(assignments.c.ticket_id, [r.ticket_id for r in rows], s.bind.dialect.name),
+                   assignments.c.returned_at.is_not(None))
+            .order_by(assignments.c.returned_at))).all() if rows else []
+    returns: dict[uuid.UUID, list[dict]] = {}
+    for r in returned:
+        returns.setdefault(r.ticket_id, []).append({
+            "unit": r.unit_code, "reason_code": r.return_reason_code,
+            "label": RETURN_REASONS.get(r.return_reason_code or "", r.return_reason_code or ""),
+            "reason": mask_phones(r.return_reason or "")})
+    return [(r, returns.get(r.ticket_id, [])) for r in rows], total
 
 
 QUEUE_WAIT_WARNING = dt.timedelta(hours=4)  # half a working day in the queue: the card says so in red
@@ -169,63 +184,64 @@ def waited(since: dt.datetime, now: dt.datetime) -> str:
     return f"{minutes // 60} 小时" if minutes < 24 * 60 else f"{minutes // (24 * 60)} 天"
 
 
-def _queue_item(r, now: dt.datetime | None = None) -> dict:
+def _queue_item(r, returned: Sequence[dict] = (), now: dt.datetime | None = None) -> dict:
     """A queued ticket as dispatchers see it: they place tickets and never need a citizen's number, so numbers
     typed into the text are masked (the router holds no other contact detail). `waited`: since it came into the
-    queue (its last decision: routed, or returned by a unit)."""
+    queue (its last decision: routed, or returned by a unit). `returned`: which units sent it back and why, oldest
+    first."""
     now = now or utcnow()
     return {"ticket_id": str(r.ticket_id), "number": r.number, "received_at": r.received_at.isoformat(),
             "waited": waited(r.decided_at, now), "waiting_long": now - r.decided_at >= QUEUE_WAIT_WARNING,
             "subject": mask_phones(r.subject), "description": mask_phones(r.description),
             "kind": r.kind, "urgency": r.urgency,
-            "district": r.district, "street": r.street, "why": r.why, "returns": r.returns,
-            "excluded": r.excluded, "suggestions": r.suggestions}
+            "district": r.district, "street": r.street, "why": mask_phones(r.why), "returns": r.returns,
+            "excluded": r.excluded, "returned": list(returned), "suggestions": r.suggestions}
 
 
 _UNIT_BOX_MAX = 50  # the unit box's maxlength: no unit's name, alias or code is longer
 _CANDIDATES_SHOWN = 5  # an ambiguous unit box lists this many of the units it fits
 
 
+Message = Annotated[str, Query(max_length=MESSAGE_CHARS)]
+
+
 @pages.get("/dispatch", response_class=HTMLResponse)
-async def dispatch_queue(request: Request, rt: RuntimeDep, user: Watcher) -> HTMLResponse:
-    """Tickets the router could not place with confidence, oldest first."""
-    return await _dispatch_page(request, rt)
-
-
-async def _dispatch_page(request: Request, rt, *, error: ApiError | None = None, failed: uuid.UUID | None = None,
-                         typed: str = "") -> HTMLResponse:
-    """The queue; after a refused dispatch, with the reason beside that ticket's card (or above the queue when
-    the ticket has left it) and what was typed still in its unit box."""
+async def dispatch_queue(request: Request, rt: RuntimeDep, user: Watcher, done: Message = "", refused: Message = "",
+                         refused_en: Message = "", failed: Annotated[str, Query(max_length=36)] = "",
+                         typed: Annotated[str, Query(max_length=_UNIT_BOX_MAX)] = "") -> HTMLResponse:
+    """Tickets the router could not place with confidence, oldest first. After the form (dispatch_form): what was
+    dispatched (`done`), or why not (`refused`), beside the card of the ticket that `failed` (or above the queue
+    when the ticket has left it), with what was `typed` still in its unit box."""
     rows, total = await _queue(rt, 200)
-    items = [_queue_item(r) for r in rows]
-    failed_id = str(failed) if failed is not None and any(i["ticket_id"] == str(failed) for i in items) else None
+    items = [_queue_item(r, returned) for r, returned in rows]
+    failed_id = failed if refused and any(i["ticket_id"] == failed for i in items) else None
     directory = rt.state["router"].directory
-    response = page(request, "router_dispatch.html", rows=items, total=total, error=error, failed=failed_id,
-                    typed=typed, unit_name=lambda code: directory.unit(code).name if directory.has_unit(code) else code)
-    if error is not None:
-        response.status_code = error.status
-    return response
+    return page(request, "router_dispatch.html", rows=items, total=total, done=done, refused=refused,
+                refused_en=refused_en, failed=failed_id, typed=typed,
+                unit_name=lambda code: directory.unit(code).name if directory.has_unit(code) else code)
 
 
 @pages.post("/dispatch/{ticket_id}", response_class=HTMLResponse)
 async def dispatch_form(ticket_id: uuid.UUID, request: Request, rt: RuntimeDep, user: Watcher,
                         unit: Annotated[str, Form()] = "", search_unit: Annotated[str, Form()] = "") -> Response:
     """The queue page's form: a suggestion's button sends its unit code, the unit box what the dispatcher typed
-    (a code, a name, an alias or part of one). A refusal brings the queue back, never a JSON body."""
+    (a code, a name, an alias or part of one). Either way back to the queue (303, so that reloading it or keeping
+    it as a bookmark works): saying where the ticket went, or why it was not sent, beside its card."""
     # A suggestion's button sends its unit and the box too: what was typed wins.
     typed = search_unit.strip()[:_UNIT_BOX_MAX]
+    if not user.has(Role.DISPATCHER):  # supervisors see the queue but do not dispatch: refused as any route refuses
+        raise ApiError(403, "forbidden", "只有派单员可以派单", "Only dispatchers may dispatch")
     try:
-        if not user.has(Role.DISPATCHER):  # supervisors see the queue but do not dispatch
-            raise ApiError(403, "forbidden", "只有派单员可以派单", "Only dispatchers may dispatch")
         code = _unit_meant(rt.state["router"].directory, typed or unit.strip())
-        await service.dispatch(rt.store("router"), rt.state["router"], ticket_id, unit_code=code,
-                               co_handlers=[], category=None, by=user.username)
-    except service.DispatchError as exc:
-        return await _dispatch_page(request, rt, error=ApiError(exc.status, exc.code, exc.zh, exc.en),
-                                    failed=ticket_id, typed=typed)
-    except ApiError as exc:
-        return await _dispatch_page(request, rt, error=exc, failed=ticket_id, typed=typed)
-    return RedirectResponse("/router/dispatch", status_code=303)
+        d = await service.dispatch(rt.store("router"), rt.state["router"], ticket_id, unit_code=code,
+                                   co_handlers=[], category=None, by=user.username)
+    except (service.DispatchError, ApiError) as exc:
+        return RedirectResponse(with_message("/router/dispatch", refused=exc.zh, refused_en=exc.en,
+                                             failed=str(ticket_id), typed=typed), status_code=303)
+    async with rt.store("router").db.session() as s:
+        number = await s.scalar(select(decisions.c.number).where(decisions.c.ticket_id == ticket_id))
+    return RedirectResponse(with_message("/router/dispatch", done=f"工单 {number} 已派至 {d.lead.name}"),
+                            status_code=303)
 
 
 def _unit_meant(directory: Directory, typed: str) -> str:

@@ -7,6 +7,7 @@ show where the rules and the directory fail.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
 from jiesu.text import repeat_score
 from schemas import topics
-from schemas.enums import Kind, Urgency
+from schemas.enums import RETURN_REASONS, Kind, Urgency
 from schemas.events import (
     DispatchNeeded,
     Envelope,
@@ -241,7 +242,8 @@ async def _emit_decision(tx: Transaction, ticket_id: UUID, d: Decision, *, numbe
         row = dict(ticket_id=ticket_id, attempt=attempt, unit_code=d.lead.code, method=r.method, rule_id=r.rule_id,
                    model_version=r.model_version, score=r.score, decided_by=decided_by, at=utcnow())
     else:
-        payload = DispatchNeeded(number=number, suggestions=list(d.suggestions), why=d.why[:500], attempt=attempt)
+        payload = DispatchNeeded(number=number, suggestions=list(d.suggestions), why=d.why[:500], attempt=attempt,
+                                 names=place_names(directory, d.category, district, street))
     await tx.emit(topics.ASSIGNED, Envelope.wrap(payload, ticket_id=ticket_id, producer=PRODUCER, trace_id=trace_id))
     return row
 
@@ -273,16 +275,26 @@ async def reroute_after_return(tx: Transaction, envelope: Envelope, p: TicketRet
     excluded = sorted({*row.excluded, p.unit.code})
     returns = row.returns + 1
     attempt = row.attempt + 1
-    d = decide(state.directory, facts_of(row), classifier=state.classifier, threshold=state.threshold,
+    facts = _facts_for_reroute(row)
+    d = decide(state.directory, facts, classifier=state.classifier, threshold=state.threshold,
                exclude=frozenset(excluded))
+    if d.outcome == "dispatch" and not d.suggestions and facts.category:  # the category's unit sent it back
+        guesses = decide(state.directory, dataclasses.replace(facts, category=None), classifier=state.classifier,
+                         threshold=state.threshold, exclude=frozenset(excluded))
+        d = dataclasses.replace(d, suggestions=guesses.suggestions[:3])
+    returned = _returned_by(p)
     if returns > MAX_AUTOMATIC_RETURNS:
-        why = f"第 {returns} 次退单（{p.unit.name}：{p.reason[:80]}），转人工派单"
-        d = Decision("dispatch", RoutingReason(method="reroute", note=why), category=d.category,
+        why = f"第 {returns} 次退单：{returned}，转人工派单"
+        d = Decision("dispatch", RoutingReason(method="reroute", note=why[:500]), category=d.category,
                      suggestions=d.suggestions or _suggestion_from(d), why=why)
     elif d.outcome == "assign":
         d = Decision("assign", d.reason.model_copy(update={"method": "reroute", "note": (
-            f"{p.unit.name}退单（{p.reason[:60]}）后改派；原依据：{d.why}")[:500]}), d.lead, d.co_handlers,
+            f"{returned}后改派；原依据：{d.why}")[:500]}), d.lead, d.co_handlers,
             d.category, d.suggestions, why=f"退单后改派：{d.why}")
+    else:  # no other unit is certain enough: a dispatcher decides, told why the ticket came back
+        why = f"{returned}；改派：{d.why}"
+        d = Decision("dispatch", RoutingReason(method="reroute", category=d.category, note=why[:500]),
+                     category=d.category, suggestions=d.suggestions, why=why)
     await tx.session.execute(update(decisions).where(decisions.c.ticket_id == envelope.ticket_id).values(
         **_decision_values(d), status=_status(d), excluded=excluded, returns=returns, attempt=attempt,
         decided_at=utcnow()))
@@ -291,6 +303,22 @@ async def reroute_after_return(tx: Transaction, envelope: Envelope, p: TicketRet
         attempt=attempt, trace_id=envelope.trace_id, directory=state.directory, district=row.district,
         street=row.street)])
     log.info("re-routed after return", returns=returns, outcome=d.outcome, unit=p.unit.code)
+
+
+def _facts_for_reroute(row) -> TicketFacts:
+    """A returned ticket's facts for routing it again. A category the model or a dispatcher gave it is what they
+    made of the text, not what the caller said: kept, it would stop the classifier, and its unit may be the very
+    one that sent the ticket back. The operator's category (chosen on the call) stays."""
+    reason = row.reason or {}
+    guessed = reason.get("model_version") is not None or reason.get("method") == "dispatcher"
+    facts = facts_of(row)
+    return dataclasses.replace(facts, category=None) if guessed else facts
+
+
+def _returned_by(p: TicketReturned) -> str:
+    """市生态环境局退单（诉求不明确：地址不清）: who sent the ticket back, the reason's label and the unit's words."""
+    label = RETURN_REASONS.get(p.reason_code, p.reason_code)
+    return f"{p.unit.name}退单（{label}：{p.reason[:80]}）"
 
 
 def _suggestion_from(d: Decision) -> tuple:

@@ -22,7 +22,7 @@ from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.messaging import ServiceStore, Transaction
 from schemas import topics
-from schemas.enums import STATE_LABELS, Role, TicketState as S
+from schemas.enums import RETURN_REASONS, STATE_LABELS, Role, TicketState as S
 from schemas.events import (
     CitizenContacted,
     ClockPaused,
@@ -52,7 +52,7 @@ from services.tracker.domain.lifecycle import (
     TransitionRefused,
     decide,
 )
-from services.tracker.domain.replies import RETURN_REASONS, reply_problem
+from services.tracker.domain.replies import reply_problem
 from services.tracker.domain.sla import Deadlines, ExtensionNotAllowed, Pause, compute_deadlines, extend
 from services.tracker.handlers import Clocks, release_orders
 from services.tracker.notify import notify

@@ -12,10 +12,9 @@ from sqlalchemy import delete, update
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.web import RuntimeDep, require
-from schemas.enums import Role, TicketState
+from schemas.enums import RETURN_REASONS, Role, TicketState
 from schemas.events import utcnow
 from services.tracker import queries
-from services.tracker.domain.replies import RETURN_REASONS
 from services.tracker.store import notifications, unit_contacts
 
 if TYPE_CHECKING:

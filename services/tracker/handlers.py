@@ -340,6 +340,7 @@ async def _dispatch_needed_many(tx: Transaction, items: list[tuple[Envelope, Dis
             updates.append(dict(ticket_id=envelope.ticket_id, **values))
         await _timeline(tx, envelope, "router", f"转人工派单：{p.why}", {})
     await _write(tx, inserts, updates)
+    await _remember_names(tx, {code: name for _, p in items for code, name in p.names.items()})
 
 
 on_dispatch_needed = Batched(_dispatch_needed_many)

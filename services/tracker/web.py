@@ -22,12 +22,11 @@ from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_phones
 from jiesu.web import MESSAGE_CHARS, RuntimeDep, localtime, page, require, templates, with_message
-from schemas.enums import CHANNEL_LABELS, ROLE_LABELS, ROUTING_METHOD_LABELS, Role, TicketState
+from schemas.enums import CHANNEL_LABELS, RETURN_REASONS, ROLE_LABELS, ROUTING_METHOD_LABELS, Role, TicketState
 from schemas.events import utcnow
 from services.tracker import queries
 from services.tracker.actions import OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, closes_when_unreachable
 from services.tracker.domain.lifecycle import allowed_actions, may
-from services.tracker.domain.replies import RETURN_REASONS
 from services.tracker.notify import KIND_LABELS, resend_all, resend_delivery
 from services.tracker.store import deliveries, extensions, notifications, supervision_orders, tickets
 

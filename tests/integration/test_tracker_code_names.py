@@ -1,5 +1,6 @@
 """The tracker keeps codes; its bulletins, ledger filters and charts show the directory's names, which the
-router sends with each assignment (TicketAssigned.names)."""
+router sends with each assignment (TicketAssigned.names) and each ticket it leaves to a dispatcher
+(DispatchNeeded.names)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,33 @@ async def test_the_bulletin_ledger_and_charts_name_districts_and_categories(live
         assert "D-01" not in cells and "CM.SANITATION.GARBAGE" not in cells
         trend = (await client.get("/api/v1/tracker/supervision/trends?dimension=category", headers=staff)).json()
         assert [s["name"] for s in trend["series"]] == ["垃圾清运与分类"]
+
+
+async def test_a_ticket_waiting_for_a_dispatcher_is_named_by_its_district_in_the_bulletin(live):
+    live.runtime.state["router"].threshold = 1.01  # nothing is certain enough: the ticket waits for a dispatcher
+    op = await live.user("op", Role.OPERATOR)
+    sup = await live.user("sup", Role.SUPERVISOR)
+    async with httpx.AsyncClient(base_url=live.url) as client:
+        r = await client.post("/api/v1/intake/tickets", headers={"Authorization": f"Bearer {op}"}, json={
+            "kind": "complaint", "subject": "反映个情况", "description": "有个事情想反映一下，具体说不清楚，希望有人联系我。",
+            "citizen": {"name": "周先生", "phone": "13600002222"}, "location": {"district": "D-02"}})
+        assert r.status_code == 201, r.text
+        number = r.json()["number"]
+        staff = {"Authorization": f"Bearer {sup}"}
+        store = live.runtime.store("tracker")
+        for _ in range(300):
+            ticket = (await client.get(f"/api/v1/tracker/tickets/{number}", headers=staff)).json()
+            async with store.db.session() as s:
+                names = dict((await s.execute(select(code_names.c.code, code_names.c.name))).all())
+            if ticket.get("state") == "dispatching" and names:
+                break
+            await asyncio.sleep(0.05)
+        assert ticket["state"] == "dispatching" and names == {"D-02": "东湖区"}
+
+        report = (await client.get("/tracker/sup/reports/monthly.json", headers=staff)).json()
+        areas = next(t for t in report["tables"] if "按区域" in t["title"])
+        cells = [str(c) for row in areas["rows"] for c in row]
+        assert "东湖区" in cells and "D-02" not in cells
 
 
 async def test_a_renamed_code_takes_its_new_name_and_a_known_one_costs_no_statement(any_settings):

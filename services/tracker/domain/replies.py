@@ -17,16 +17,7 @@ BOILERPLATE = (
     "收到", "好的", "谢谢", "感谢", "您好", "你好", "已阅", "知悉", "同意", "办结", "ok", "OK",
 )
 
-# 退单 reasons: a fixed list, so the router and the scorecards can count them.
-RETURN_REASONS: dict[str, str] = {
-    "not_our_duty": "不属于本单位职责",
-    "other_unit": "属于其他单位职责",
-    "unclear": "诉求不明确",
-    "duplicate": "重复件",
-    "wrong_area": "不在本单位辖区",
-    "legal_channel": "应通过诉讼、仲裁等法定途径解决",
-    "other": "其他",
-}
+# 退单 reasons (TicketReturned.reason_code): part of the contract, in schemas.enums.
 
 _NOISE = re.compile(r"[\s\W_]+", re.UNICODE)
 

@@ -12,7 +12,8 @@ import pytest
 from jiesu.mailer import backoff
 from services.tracker.calendar_cli import import_schedule, parse_schedule, year_summary
 from services.tracker.domain.calendar import CalendarOverrideError, WorkingCalendar
-from services.tracker.domain.replies import RETURN_REASONS, meaningful_chars, reply_problem
+from schemas.enums import RETURN_REASONS
+from services.tracker.domain.replies import meaningful_chars, reply_problem
 from services.tracker.domain.sla import SlaPolicy, add_pause, compute_deadlines, extend
 from services.tracker.notify import scrub, sign
 from services.tracker.timers import wanted_timers
