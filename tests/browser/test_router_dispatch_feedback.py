@@ -5,7 +5,7 @@ import httpx
 import pytest
 
 from schemas.enums import Role
-from tests.browser.test_router_pages import VAGUE, _post, _wait
+from tests.browser.test_router_pages import VAGUE, _post, _wait, gas_leak_on_the_rule_tester
 
 pytestmark = pytest.mark.browser
 
@@ -90,12 +90,7 @@ async def test_a_refused_dispatch_comes_back_on_a_page_that_can_be_reloaded(live
 @pytest.mark.parametrize(("field", "key"), [("input[name=subject]", "Control+Enter"),
                                             ("textarea[name=description]", "Meta+Enter")])
 async def test_the_rule_tester_runs_on_the_key_its_button_names(live, browser, login, field, key):
-    await live.user("disp", Role.DISPATCHER)
-    page = await browser.new_page()
-    await login(page, live.url, "disp")
-    await page.goto(f"{live.url}/router/rules")
-    await page.fill("input[name=subject]", "闻到燃气味")
-    await page.fill("textarea[name=description]", "楼道里有很明显的燃气味，担心燃气泄漏。")
+    page = await gas_leak_on_the_rule_tester(live, browser, login)
     await page.focus(field)
     await page.keyboard.press(key)
     await page.locator("#result tr.fired").wait_for()

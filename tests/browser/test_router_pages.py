@@ -68,13 +68,19 @@ async def test_dispatcher_clears_the_queue_with_the_keyboard(live, browser, logi
         assert typed["lead"]["code"] == "M-CGW"
 
 
-async def test_rule_page_shows_which_rule_fires_and_why(live, browser, login):
+async def gas_leak_on_the_rule_tester(live, browser, login):
+    """The rule tester, as a dispatcher, filled with a smell of gas (a rule fires for it), not yet sent."""
     await live.user("disp", Role.DISPATCHER)
     page = await browser.new_page()
     await login(page, live.url, "disp")
     await page.goto(f"{live.url}/router/rules")
     await page.fill("input[name=subject]", "闻到燃气味")
     await page.fill("textarea[name=description]", "楼道里有很明显的燃气味，担心燃气泄漏。")
+    return page
+
+
+async def test_rule_page_shows_which_rule_fires_and_why(live, browser, login):
+    page = await gas_leak_on_the_rule_tester(live, browser, login)
     await page.click("form[action=\"/router/rules\"] button[type=submit]")
     fired = page.locator("tr.fired")
     await fired.wait_for()

@@ -8,35 +8,17 @@ the queue then says what followed.
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from sqlalchemy import select
 
-from schemas.enums import Role
 from services.tracker.actions import UNREACHABLE_ATTEMPTS
 from services.tracker.store import return_visits, tickets
-from tests.integration.test_tracker_workflow import REPLY, Desk
+from tests.integration.test_visit_form_refusals import desk, replied_ticket  # noqa: F401 (desk is a fixture)
 
 pytestmark = pytest.mark.browser
 
 COMMENT = "晚上十一点以后还是有打桩声"
 FORM = "form[action$='/do/visit']"
-
-
-@pytest.fixture
-async def desk(live):
-    async with httpx.AsyncClient(base_url=live.url, timeout=20) as client:
-        desk = Desk(live, client)
-        await desk.as_("visitor", Role.VISITOR)
-        yield desk
-
-
-async def replied_ticket(desk: Desk) -> str:
-    t = await desk.post_ticket()
-    await desk.as_("dept", Role.DEPARTMENT, department=t["lead"]["code"])
-    await desk.act("dept", t["number"], "sign-for")
-    await desk.act("dept", t["number"], "reply", {"reply": REPLY})
-    return t["number"]
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ The starter model from our example tickets is the one a fresh system routes with
 "我家附近有问题请处理" on 附近 and 处理.
 """
 
-from dataclasses import dataclass
-
 import pytest
 
 from services.router.domain.classifier import TextClassifier, train
@@ -15,6 +13,7 @@ from services.router.domain.directory import Directory
 from services.router.domain.rules import TicketFacts
 from services.router.models import DEMO_EXAMPLES
 from services.router.training import read_labelled_csv
+from tests.unit.router.test_vague_requests import Sure
 
 VAGUE = ["我家附近有问题请处理", "附近有问题请处理", "我家楼下有问题", "这里有问题，请尽快处理", "门口那边一直有问题",
          "小区里最近出现问题，希望解决一下"]
@@ -38,16 +37,6 @@ def starter(city) -> TextClassifier:
     known = {c.code for c in city.categories}
     pairs = [(t, label) for t, label in zip(texts, labels, strict=True) if label in known]
     return train([t for t, _ in pairs], [label for _, label in pairs])
-
-
-@dataclass
-class Sure:
-    label: str
-    score: float
-
-    @property
-    def top(self):
-        return ((self.label, self.score),)
 
 
 class Certain:
