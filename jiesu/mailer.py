@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Table, select, update
 
 from jiesu.config import Settings
+from jiesu.db import delete_in_chunks
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore
 from schemas.events import utcnow
@@ -126,6 +127,34 @@ def _hide(text: str, addresses: list[str]) -> str:
     for addr in addresses:
         text = re.sub(re.escape(addr), "收件地址", text, flags=re.IGNORECASE)
     return text
+
+
+# A given-up row stays at least this long, however short the outbox's retention: past the longest holiday (国庆,
+# 8 days) and the days after it, so that whoever can put it right is back to see it, and the record that it never
+# arrived outlives the pages that list it.
+GIVEN_UP_KEPT = timedelta(days=14)
+
+
+async def purge_done(store: ServiceStore, table: Table, retention: timedelta, *,
+                     delivered_order: Any = None) -> tuple[int, int]:
+    """Drop a delivery table's rows delivered longer ago than `retention`, and those given up longer ago than that
+    (at least GIVEN_UP_KEPT): (delivered, given up). `delivered_order`: the column the delivered go by, oldest first
+    (delivered_at, unless the table has no index on it and its id follows time as well)."""
+    c, now = table.c, utcnow()
+    sent = await delete_in_chunks(store.db, table, c.delivered_at < now - retention,
+                                  oldest_first=c.delivered_at if delivered_order is None else delivered_order)
+    given_up = await delete_in_chunks(store.db, table, c.failed_at < now - max(retention, GIVEN_UP_KEPT),
+                                      oldest_first=c.failed_at)
+    return sent, given_up
+
+
+async def requeue(session, table: Table, row_id: int, **values: Any) -> bool:
+    """A given-up row due again now, its failure clock and reason cleared (the attempts count stays), with `values`
+    (a new target, say); False when it was not given up (sent meanwhile, or already requeued)."""
+    c = table.c
+    result = await session.execute(update(table).where(c.id == row_id, c.failed_at.isnot(None)).values(
+        failed_at=None, failing_since=None, last_error=None, next_attempt_at=utcnow(), **values))
+    return bool(result.rowcount)
 
 
 class DeliveryLoop:

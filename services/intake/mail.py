@@ -30,20 +30,18 @@ from zoneinfo import ZoneInfo
 
 from aiosmtpd.smtp import SMTP
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from jiesu import audit
 from jiesu.config import Settings
-from jiesu.db import delete_in_chunks
 from jiesu.errors import ApiError
 from jiesu.logging import get_logger
-from jiesu.mailer import DeliveryLoop, public_base_url, send_mail
+from jiesu.mailer import DeliveryLoop, public_base_url, purge_done, requeue, send_mail
 from jiesu.messaging import ServiceStore
 from jiesu.privacy import mask_contact_in
 from jiesu.runtime import Runtime
 from jiesu.web import LONG_DATE, localtime
 from schemas.enums import Channel
-from schemas.events import utcnow
 from services.intake import files, service
 from services.intake.domain import attachments as attachment_rules
 from services.intake.domain import letters
@@ -54,9 +52,6 @@ log = get_logger(__name__)
 LETTER_REF = "msgid:"  # a letter's source_ref: this and its Message-ID, one ticket per letter
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # five 5 MB attachments, base64-encoded, and the text
 RECENT_FAILURES = timedelta(days=7)  # receipts given up this recently are listed on the operators' console
-# A given-up receipt is kept at least this long, however short the outbox's retention: past the console's week, and
-# past the longest holiday (国庆, 8 days), so that intake's record of the ticket still says it never arrived.
-GIVEN_UP_KEPT = timedelta(days=14)
 
 
 class LetterHandler:
@@ -192,12 +187,9 @@ def acknowledger(rt: Runtime) -> Callable[[], Awaitable[None]]:
 
 async def purge_acknowledgements(store: ServiceStore, retention: timedelta) -> int:
     """Drop receipts sent longer ago than the retention: the ticket keeps its own record. A given-up receipt, the
-    record that the citizen was never told the ticket number, is kept as long, and at least GIVEN_UP_KEPT."""
-    a, now = acknowledgements.c, utcnow()
-    sent = await delete_in_chunks(store.db, acknowledgements, a.delivered_at < now - retention,
-                                  oldest_first=a.delivered_at)
-    return sent + await delete_in_chunks(store.db, acknowledgements, a.failed_at < now - max(retention, GIVEN_UP_KEPT),
-                                         oldest_first=a.failed_at)
+    record that the citizen was never told the ticket number, is kept as long, and at least
+    jiesu.mailer.GIVEN_UP_KEPT (past the console's RECENT_FAILURES)."""
+    return sum(await purge_done(store, acknowledgements, retention))
 
 
 async def resend_receipt(store: ServiceStore, settings: Settings, number: str) -> None:
@@ -234,14 +226,10 @@ def _can_send(settings: Settings) -> None:
 
 
 async def _requeue(tx, rows) -> int:
-    """Due now, no longer given up, its failure clock and reason cleared (the attempts count stays, and the audit
-    trail says who sent it again, when, and how it stood)."""
-    a, requeued = acknowledgements.c, 0
+    """Due again now (jiesu.mailer.requeue); the audit trail says who sent it again, when, and how it stood."""
+    requeued = 0
     for row in rows:
-        result = await tx.session.execute(update(acknowledgements).where(a.id == row.id, a.failed_at.isnot(None))
-                                          .values(failed_at=None, failing_since=None, last_error=None,
-                                                  next_attempt_at=utcnow()))
-        if result.rowcount:
+        if await requeue(tx.session, acknowledgements, row.id):
             requeued += 1
             tx.append(tx.tables.audit, audit.entry("ReceiptResent", ticket_id=row.ticket_id, details={
                 "attempts": row.attempts, "failed_at": row.failed_at.isoformat()}))

@@ -22,14 +22,15 @@ from datetime import timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from jiesu import audit
 from jiesu.config import Settings
-from jiesu.db import delete_in_chunks, insert_rows
+from jiesu.db import insert_rows
 from jiesu.errors import ApiError
 from jiesu.logging import get_logger
-from jiesu.mailer import DeliveryError, DeliveryLoop, PermanentFailure, public_base_url, send_mail
+from jiesu.mailer import (DeliveryError, DeliveryLoop, PermanentFailure, public_base_url, purge_done, requeue,
+                          send_mail)
 from jiesu.messaging import ServiceStore, Transaction
 from jiesu.privacy import redact_phones
 from jiesu.web import LONG_DATE, localtime
@@ -41,9 +42,6 @@ KIND_LABELS = {
     "reopened": "重办", "extension": "延期审批结果", "returned": "退单",
 }
 SIGNATURE_HEADER = "X-Jiesu-Signature"
-# A given-up delivery stays on the pages at least this long, however short the outbox's retention: longer than the
-# longest holiday (国庆, 8 days) and the days after it, so that whoever can put it right is back to see it.
-GIVEN_UP_KEPT = timedelta(days=14)
 
 log = get_logger(__name__)
 
@@ -240,13 +238,11 @@ async def _targets(tx: Transaction, settings: Settings, rows) -> dict[int, str]:
 
 
 async def _requeue(tx: Transaction, rows, targets: dict[int, str]) -> int:
-    """Due now, no longer given up, its failure clock and reason cleared (the attempts count stays, and the audit
-    trail says who sent it again, when, and how it stood)."""
-    d, requeued = deliveries.c, 0
+    """Due again now, to where it goes today (jiesu.mailer.requeue); the audit trail says who sent it again, when,
+    and how it stood."""
+    requeued = 0
     for row in rows:
-        result = await tx.session.execute(update(deliveries).where(d.id == row.id, d.failed_at.isnot(None)).values(
-            failed_at=None, failing_since=None, last_error=None, next_attempt_at=utcnow(), target=targets[row.id]))
-        if result.rowcount:
+        if await requeue(tx.session, deliveries, row.id, target=targets[row.id]):
             requeued += 1
             tx.append(tx.tables.audit, audit.entry("NotificationResent", ticket_id=row.ticket_id, details={
                 "delivery_id": row.id, "channel": row.channel, "unit_code": row.unit_code, "attempts": row.attempts,
@@ -256,11 +252,8 @@ async def _requeue(tx: Transaction, rows, targets: dict[int, str]) -> int:
 
 async def purge_deliveries(store: ServiceStore, retention: timedelta) -> int:
     """Drop e-mails and webhook calls delivered longer ago than the retention, and given-up ones given up longer
-    ago than that (at least GIVEN_UP_KEPT); the in-page notification stays."""
-    now, d = utcnow(), deliveries.c
-    sent = await delete_in_chunks(store.db, deliveries, d.delivered_at < now - retention, oldest_first=d.id)
-    given_up = await delete_in_chunks(store.db, deliveries, d.failed_at < now - max(retention, GIVEN_UP_KEPT),
-                                      oldest_first=d.failed_at)
+    ago than that (at least jiesu.mailer.GIVEN_UP_KEPT); the in-page notification stays."""
+    sent, given_up = await purge_done(store, deliveries, retention, delivered_order=deliveries.c.id)
     if sent or given_up:
         log.info("purged deliveries", delivered=sent, given_up=given_up)
     return sent + given_up
