@@ -14,10 +14,9 @@ from functools import partial
 
 import httpx
 import pytest
-from alembic import command
 from sqlalchemy import event, select, text, update
 
-from jiesu.migrate import alembic_config, pending_changes, upgrade, upgrade_all
+from jiesu.migrate import upgrade_all
 from jiesu.runtime import Runtime, load_spec
 from jiesu.runtime import _purge as runtime_purge
 from jiesu.web import create_app
@@ -355,16 +354,6 @@ async def test_receipts_sent_or_given_up_long_ago_are_purged_and_recent_failures
 
 
 # --- the ticket page's index ----------------------------------------------------------------------
-
-
-def test_the_notifications_ticket_index_migration_goes_down_to_tracker_0012_and_up_again(any_settings):
-    url = any_settings.database_url("tracker")
-    upgrade("tracker", url)
-    command.downgrade(alembic_config("tracker", url), "tracker_0012")
-    behind = repr(pending_changes("tracker", url))
-    assert "ix_tracker_notifications_ticket" in behind and "ix_tracker_deliveries_failed_notification" in behind
-    upgrade("tracker", url)
-    assert pending_changes("tracker", url) == []
 
 
 @pytest.mark.postgres

@@ -16,11 +16,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from alembic import command
 from sqlalchemy import func, select, update
 
 from jiesu.identity import User
-from jiesu.migrate import alembic_config, pending_changes, upgrade
+from jiesu.migrate import upgrade
 from schemas.enums import Role
 from schemas.events import Envelope, RoutingReason, TicketAssigned, UnitRef, utcnow
 from services.tracker import handlers, supervision
@@ -383,16 +382,6 @@ async def test_the_office_sees_escalated_orders_badged_and_filtered_and_the_unit
     assert '重点督办 <span class="badge">已升级</span>' in ticket
     assert new_due in ticket and "逾期未回复升级，此为新的回复期限" in ticket
     assert f"督办单 {escalating} 逾期未回复，已升级为重点督办，请于 {new_due} 前回复" in ticket  # the timeline
-
-
-def test_the_escalation_migration_goes_down_to_tracker_0009_and_up_again(any_settings):
-    url = any_settings.database_url("tracker")
-    upgrade("tracker", url)
-    command.downgrade(alembic_config("tracker", url), "tracker_0009")
-    behind = repr(pending_changes("tracker", url))
-    assert "escalated_at" in behind and "ix_tracker_supervision_orders_awaiting" in behind
-    upgrade("tracker", url)
-    assert pending_changes("tracker", url) == []
 
 
 async def test_an_order_waiting_for_a_unit_that_returned_the_ticket_is_closed_when_another_unit_gets_it(
