@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -182,6 +182,7 @@ def page(request: Request, template: str, **context) -> HTMLResponse:
 
 
 MESSAGE_CHARS = 200  # of a message a page is sent back with after a form (done=…, refused=…)
+Message = Annotated[str, Query(max_length=MESSAGE_CHARS)]  # such a message, as a page's query parameter
 
 
 def with_message(path: str, **messages: str) -> str:

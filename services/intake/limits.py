@@ -51,24 +51,20 @@ class LimitedRoute(APIRoute):
 
     limit: int = JSON_LIMIT
 
-    def render_error(self, request: Request, error: ApiError) -> Response:
-        """To the app's error handlers: a page for a citizen's browser (a letter too large), JSON for the API."""
-        raise error
-
     def get_route_handler(self) -> Callable:
         handler = super().get_route_handler()
         limit = self.limit
 
         async def limited(request: Request) -> Response:
             declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                return self.render_error(request, too_large(limit))
+            if declared.isdigit() and int(declared) > limit:  # the app's error handlers: a page or JSON
+                raise too_large(limit)
             if request.method in ("POST", "PUT", "PATCH"):
                 _limit_body(request, limit)
                 try:
                     await request.body()  # read (and count) now; the handler parses the cached bytes
                 except BodyTooLarge:
-                    return self.render_error(request, too_large(limit))
+                    raise too_large(limit) from None
             return await handler(request)
 
         return limited

@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 
 from jiesu.errors import ApiError, validation_fields
 from jiesu.identity import User
-from jiesu.web import MESSAGE_CHARS, RuntimeDep, page, require, with_message
+from jiesu.web import Message, RuntimeDep, page, require, with_message
 from schemas.enums import KIND_LABELS, Channel, Kind, Role, Urgency
 from schemas.events import utcnow
 from services.intake import files, mail, service
@@ -46,7 +46,6 @@ CHANNELS = {
 
 
 Operator = Annotated[User, Depends(require(Role.OPERATOR))]
-Message = Annotated[str, Query(max_length=MESSAGE_CHARS)]
 
 
 @console_pages.get("/intake/console", response_class=HTMLResponse)

@@ -16,7 +16,7 @@ from jiesu.db import one_of
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_phones
-from jiesu.web import MESSAGE_CHARS, RuntimeDep, page, require, with_message
+from jiesu.web import Message, RuntimeDep, page, require, with_message
 from schemas.enums import RETURN_REASONS, ROUTING_METHOD_LABELS, Channel, Kind, Role
 from schemas.events import utcnow
 from services.router import service
@@ -130,7 +130,7 @@ async def queue(rt: RuntimeDep, user: Watcher, limit: Annotated[int, Query(ge=1,
 async def dispatch_ticket(ticket_id: uuid.UUID, body: DispatchBody, rt: RuntimeDep, user: Dispatcher) -> dict:
     """A dispatcher's decision: assign the ticket to a unit (published at once, kept as training data)."""
     try:
-        d = await service.dispatch(rt.store("router"), rt.state["router"], ticket_id, unit_code=body.unit,
+        d, _ = await service.dispatch(rt.store("router"), rt.state["router"], ticket_id, unit_code=body.unit,
                                    co_handlers=body.co_handlers, category=body.category, by=user.username)
     except service.DispatchError as exc:
         raise ApiError(exc.status, exc.code, exc.zh, exc.en) from None
@@ -202,7 +202,6 @@ _UNIT_BOX_MAX = 50  # the unit box's maxlength: no unit's name, alias or code is
 _CANDIDATES_SHOWN = 5  # an ambiguous unit box lists this many of the units it fits
 
 
-Message = Annotated[str, Query(max_length=MESSAGE_CHARS)]
 
 
 @pages.get("/dispatch", response_class=HTMLResponse)
@@ -233,13 +232,11 @@ async def dispatch_form(ticket_id: uuid.UUID, request: Request, rt: RuntimeDep, 
         raise ApiError(403, "forbidden", "只有派单员可以派单", "Only dispatchers may dispatch")
     try:
         code = _unit_meant(rt.state["router"].directory, typed or unit.strip())
-        d = await service.dispatch(rt.store("router"), rt.state["router"], ticket_id, unit_code=code,
-                                   co_handlers=[], category=None, by=user.username)
+        d, number = await service.dispatch(rt.store("router"), rt.state["router"], ticket_id, unit_code=code,
+                                           co_handlers=[], category=None, by=user.username)
     except (service.DispatchError, ApiError) as exc:
         return RedirectResponse(with_message("/router/dispatch", refused=exc.zh, refused_en=exc.en,
                                              failed=str(ticket_id), typed=typed), status_code=303)
-    async with rt.store("router").db.session() as s:
-        number = await s.scalar(select(decisions.c.number).where(decisions.c.ticket_id == ticket_id))
     return RedirectResponse(with_message("/router/dispatch", done=f"工单 {number} 已派至 {d.lead.name}"),
                             status_code=303)
 

@@ -333,8 +333,9 @@ def _suggestion_from(d: Decision) -> tuple:
 
 
 async def dispatch(store: ServiceStore, state: RouterState, ticket_id: UUID, *, unit_code: str,
-                   co_handlers: list[str], category: str | None, by: str) -> Decision:
-    """A dispatcher's decision for a queued ticket: published at once and kept as training data."""
+                   co_handlers: list[str], category: str | None, by: str) -> tuple[Decision, str]:
+    """A dispatcher's decision for a queued ticket: published at once and kept as training data. The decision and
+    the ticket's number (for the dispatcher to read back)."""
     directory = state.directory
     for code in (unit_code, *co_handlers):
         if not directory.has_unit(code):
@@ -375,7 +376,7 @@ async def dispatch(store: ServiceStore, state: RouterState, ticket_id: UUID, *, 
             await tx.session.execute(update(training_examples).where(training_examples.c.id == existing)
                                      .values(**example))
     log.info("dispatched by hand", ticket_id=str(ticket_id), unit=unit_code, by=by)
-    return d
+    return d, row.number
 
 
 async def on_closed(tx: Transaction, envelope: Envelope, p) -> None:

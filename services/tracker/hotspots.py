@@ -2,7 +2,7 @@
 
 Tickets of the period are grouped by place (street, or district when no street is given)
 and category; inside a group, two tickets are linked when their subject + description
-are similar — the character-bigram Jaccard of `jiesu.text.similarity`, of the subjects or of
+are similar — the character-bigram Jaccard (`jiesu.text.bigrams`), of the subjects or of
 subject + description, reaches `THRESHOLD` — and clusters are the
 connected components (single-link). A hotspot is a cluster of at least `min_size`
 tickets; the list is ranked by size, then by how recent the last ticket is.

@@ -21,7 +21,7 @@ from jiesu import attachment_grants
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_phones
-from jiesu.web import MESSAGE_CHARS, RuntimeDep, localtime, page, require, templates, with_message
+from jiesu.web import Message, RuntimeDep, localtime, page, require, templates, with_message
 from schemas.enums import CHANNEL_LABELS, RETURN_REASONS, ROLE_LABELS, ROUTING_METHOD_LABELS, Role, TicketState
 from schemas.events import utcnow
 from services.tracker import queries
@@ -395,7 +395,7 @@ async def _visit_context(rt, user: User, ref: str) -> dict:
 
 @pages.get("/visits", response_class=HTMLResponse)
 async def visits(request: Request, rt: RuntimeDep, user: Visitor,
-                 done: Annotated[str, Query(max_length=MESSAGE_CHARS)] = "") -> HTMLResponse:
+                 done: Message = "") -> HTMLResponse:
     now = utcnow()
     async with rt.store("tracker").db.session() as s:
         rows = await queries.visit_queue(s)
@@ -413,8 +413,8 @@ async def visit_form(ref: str, request: Request, rt: RuntimeDep, user: Visitor) 
 
 @pages.get("/supervision", response_class=HTMLResponse)
 async def supervision(request: Request, rt: RuntimeDep, user: Supervisor,
-                      done: Annotated[str, Query(max_length=MESSAGE_CHARS)] = "",
-                      refused: Annotated[str, Query(max_length=MESSAGE_CHARS)] = "") -> HTMLResponse:
+                      done: Message = "",
+                      refused: Message = "") -> HTMLResponse:
     now = utcnow()
     calendar = _tracker(rt).clocks.calendar
     async with rt.store("tracker").db.reading() as s:

@@ -101,8 +101,9 @@ async def test_a_second_return_goes_to_the_dispatch_queue(store, state):
 async def test_a_dispatcher_decision_is_published_and_kept_as_training_data(store, state):
     envelope, emitted = await route(store, state, "有个事情想反映一下，具体说不清楚。")
     assert emitted[0].event_type == "DispatchNeeded"
-    d = await service.dispatch(store, state, envelope.ticket_id, unit_code="M-CGW", co_handlers=["S-01-03"],
-                               category=None, by="dispatcher1")
+    d, number = await service.dispatch(store, state, envelope.ticket_id, unit_code="M-CGW", co_handlers=["S-01-03"],
+                                       category=None, by="dispatcher1")
+    assert number == emitted[0].payload["number"]
     assert d.lead.code == "M-CGW" and [u.code for u in d.co_handlers] == ["S-01-03"]
     async with store.db.session() as s:
         outbox = (await s.execute(select(messaging.outbox.c.value).order_by(messaging.outbox.c.id))).scalars().all()
