@@ -70,7 +70,11 @@ _SUBJECT_WEIGHT = 0.6
 
 def _content(text: str) -> str:
     """The normalised text with places and boilerplate cut out ("|" marks each cut)."""
-    return _BOILERPLATE.sub("|", _PLACE.sub("|", normalise(text)))
+    return _cut(normalise(text))
+
+
+def _cut(normalised: str) -> str:
+    return _BOILERPLATE.sub("|", _PLACE.sub("|", normalised))
 
 
 def _content_bigrams(text: str) -> frozenset[str]:
@@ -81,7 +85,7 @@ def _content_bigrams(text: str) -> frozenset[str]:
 def _matter(subject: str, description: str) -> tuple[str, frozenset[str], frozenset[str]]:
     """The normalised subject, its content bigrams, and those of the subject with the opening of the description."""
     subject = normalise(subject)
-    head = _BOILERPLATE.sub("|", _PLACE.sub("|", subject))
+    head = _cut(subject)
     return subject, _content_bigrams(head), _content_bigrams(f"{head}|{_content(description[:_BODY_CHARS])}")
 
 

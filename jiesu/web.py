@@ -161,7 +161,7 @@ def _not_logged_in(request: Request) -> Exception:
                         headers={"HX-Redirect": login_url(came_from)})
     if reads_json(request):
         return ApiError(401, "login_required", "请先登录", "Log in first", headers={"WWW-Authenticate": "Bearer"})
-    return _LoginRedirect(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    return _LoginRedirect(_path_and_query(request.url))
 
 
 class _LoginRedirect(Exception):
@@ -197,7 +197,7 @@ def error_page(request: Request, error: ApiError) -> HTMLResponse:
     way back to the page the form came from when the browser names one of ours."""
     # A stale form fails its CSRF check before the user is set: the session still says who is logged in.
     user = getattr(request.state, "user", None) or _session_user(request)
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    here = _path_and_query(request.url)
     response = page(request, "error.html", user=user, error=error, back=_referring_page(request),
                     here=here if request.method == "GET" else None)
     response.status_code = error.status
@@ -216,7 +216,12 @@ def _our_page(request: Request, url: str) -> str | None:
     parts = urlsplit(url)
     if not parts.path or parts.netloc != request.url.netloc:
         return None
-    return _safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
+    return _safe_next(_path_and_query(parts))
+
+
+def _path_and_query(url) -> str:
+    """A URL's path with its query, if any (a starlette URL or a urlsplit result)."""
+    return url.path + (f"?{url.query}" if url.query else "")
 
 
 shell = APIRouter()
