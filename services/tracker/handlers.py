@@ -51,8 +51,11 @@ class Clocks:
     settings: Settings | None = None  # for notifications (mail, webhook); None in pure tests
 
 
-async def _row(tx: Transaction, envelope: Envelope):
-    return (await tx.session.execute(select(tickets).where(tickets.c.ticket_id == envelope.ticket_id))).first()
+async def _row(tx: Transaction, envelope: Envelope, *, for_update: bool = False):
+    stmt = select(tickets).where(tickets.c.ticket_id == envelope.ticket_id)
+    if for_update and tx.session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=tickets)
+    return (await tx.session.execute(stmt)).first()
 
 
 async def _timeline(tx: Transaction, envelope: Envelope, actor: str, summary: str, data: dict,
@@ -144,8 +147,9 @@ async def _acknowledge_if_received(tx: Transaction, row, envelope: Envelope, num
 
 
 async def on_merged(tx: Transaction, envelope: Envelope, p: TicketMerged) -> None:
-    """重复件: this ticket follows an earlier one; both timelines say so."""
-    row = await _row(tx, envelope)
+    """重复件: this ticket follows an earlier one; both timelines say so. The ticket is locked (as an order given
+    meanwhile locks it) before `supervised` says whether it has orders to release."""
+    row = await _row(tx, envelope, for_update=True)
     state = _transition(row.state if row else None, Action.MERGE)
     if state is None:
         return
@@ -180,9 +184,12 @@ async def on_assigned(tx: Transaction, envelope: Envelope, p: TicketAssigned, cl
 
 
 async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssigned]], clocks: Clocks) -> None:
-    """派单: the unit's clocks start; its inbox, timers and notification follow (one statement each for a run)."""
-    rows = await tickets_by_id(tx.session, [e.ticket_id for e, _ in items])
-    inserts, updates, units, again, due, notices = [], [], [], [], [], []
+    """派单: the unit's clocks start; its inbox, timers and notification follow (one statement each for a run).
+
+    The tickets are locked (as an order given meanwhile locks its ticket) before `supervised` says whether a
+    re-assignment has orders to close or to bind again."""
+    rows = await tickets_by_id(tx.session, [e.ticket_id for e, _ in items], for_update=True)
+    inserts, updates, units, again, again_supervised, due, notices = [], [], [], [], [], [], []
     for envelope, p in items:
         row = rows.get(envelope.ticket_id)
         state = _transition(row.state if row else None, Action.ASSIGN)
@@ -216,6 +223,8 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
         first = row is None or row.assigned_at is None
         if not first:
             again.append((envelope, p.lead))
+            if row.supervised:  # only a ticket ever supervised has orders for the move to close or bind again
+                again_supervised.append((envelope, p.lead))
         units.append({"ticket_id": envelope.ticket_id, "unit_code": p.lead.code, "role": "lead"})
         units.extend({"ticket_id": envelope.ticket_id, "unit_code": c.code, "role": "co"} for c in p.co_handlers
                      if c.code != p.lead.code)
@@ -238,7 +247,8 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
     if again:
         await tx.session.execute(delete(ticket_units).where(
             one_of(ticket_units.c.ticket_id, [e.ticket_id for e, _ in again], tx.session.bind.dialect.name)))
-        await _close_orders_of_former_units(tx, again)
+        if again_supervised:
+            await _close_orders_of_former_units(tx, again_supervised)
     if units:
         await insert_rows(tx.session, ticket_units, units)
     await timers.schedule_many(tx, due, clocks.calendar)
@@ -272,10 +282,11 @@ async def _remember_names(tx: Transaction, names: dict[str, str]) -> None:
 
 
 async def release_orders(tx: Transaction, ticket_id) -> None:
-    """The ticket's orders still waiting for an answer no longer bind their unit (`escalation.released`): marked in
-    the transaction that finishes the ticket or takes it from the unit (退单), they leave the partial index that
-    escalation looks in at every poll, and wait in the office's list for an answer or a closure as before.
-    Callers skip it for a ticket never supervised (`tickets.supervised`)."""
+    """The ticket's orders still waiting for an answer no longer bind their unit: marked (`released_at`) in the
+    transaction that finishes the ticket (办结, 合并) or takes it from the unit (退单), they leave the partial index
+    that escalation looks in at every poll, and wait in the office's list for an answer or a closure as before.
+    `released_at` is the one record of it that escalation, the orders page and the office's closing read (see
+    `escalation`). Callers skip it for a ticket never supervised (`tickets.supervised`)."""
     o = supervision_orders.c
     await tx.session.execute(update(supervision_orders).where(
         o.ticket_id == ticket_id, o.responded_at.is_(None), o.closed_at.is_(None), o.released_at.is_(None))
@@ -289,8 +300,8 @@ async def _close_orders_of_former_units(tx: Transaction, moved: list[tuple[Envel
     order would push it about a matter it has handed on. An order it has answered stays for the office to close.
 
     A ticket its unit returned and that is dispatched back to that unit: the unit holds it again, so its order binds
-    it again (`escalation.released` is None once more) and goes back where escalation looks (`released_at` cleared),
-    in this same transaction. A statement only when there is such an order: a first assignment never comes here."""
+    it again and goes back where escalation looks (`released_at` cleared), in this same transaction. Only tickets
+    ever supervised (`tickets.supervised`) come here, and never on a first assignment."""
     leads = {e.ticket_id: (e, lead) for e, lead in moved}
     o = supervision_orders.c
     waiting = (await tx.session.execute(select(o.order_no, o.ticket_id, o.unit_code, o.level, o.released_at).where(

@@ -27,21 +27,23 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, not_, or_, select
 from sqlalchemy.sql import ColumnElement
 
+from services.tracker.domain import escalation
 from services.tracker.store import return_visits, tickets, unit_log
 
 # The reply clock runs: a unit holds the ticket and is not paused.
 RUNNING = ("assigned", "signed_for", "contacted", "extension_requested", "reopened")
 # A unit holds the ticket and owes the reply (paused ones too): the part of 在办 a unit's workbench shows.
 OPEN = (*RUNNING, "waiting_citizen", "deferred")
-# Received and not yet with a unit: just received, waiting for a dispatcher (待派单), returned awaiting re-dispatch.
-AWAITING_DISPATCH = ("received", "dispatching", "returned")
+# Received and not yet with a unit (`escalation.AWAITING_DISPATCH`, the one definition), in a fixed order: the same
+# statement text on every query.
+AWAITING_DISPATCH = tuple(sorted(s.value for s in escalation.AWAITING_DISPATCH))
 # 在办, the one definition every page that shows 在办 counts by: received and not yet answered, wherever it is.
 # Not 在办: replied awaiting the return visit (已答复待回访), closed, merged duplicates, answered directly.
 IN_PROGRESS = (*AWAITING_DISPATCH, *OPEN)
 IN_PROGRESS_DEFINITION = ("在办：已受理、尚未答复的工单，含待派单、退回待改派、承办中（含暂停计时、挂账）和重办中的；"
                           "不含已答复待回访、已办结、重复件合并和直接办结的。")
-# Not the unit's to answer: merged into another ticket, answered on the call, or back with the router.
-NOT_THE_UNITS = ("merged", "answered_directly", "returned", "dispatching", "received")
+# Not the unit's to answer: merged into another ticket, answered on the call, or not yet (or no longer) with a unit.
+NOT_THE_UNITS = ("merged", "answered_directly", *AWAITING_DISPATCH)
 RATED = ("satisfied", "basically_satisfied", "dissatisfied")
 # Weights of the composite score used for ranking (Beijing's 接诉即办 考评: 响应 10 %, 解决 45 %, 满意 45 %).
 WEIGHTS = {"response": 0.10, "resolution": 0.45, "satisfaction": 0.45}

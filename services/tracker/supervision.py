@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, func, select, update
 
 from jiesu import audit
 from jiesu.errors import ApiError
@@ -28,17 +28,10 @@ from jiesu.web import RuntimeDep, page, require, with_message
 from schemas.enums import CHANNEL_LABELS, KIND_LABELS, Role
 from schemas.events import new_event_id, utcnow
 from services.tracker import hotspots as hot, queries, reports, rollup, stats, timers
-from services.tracker.domain.escalation import (
-    KEY,
-    RELEASE_REASONS,
-    TICKET_FINISHED,
-    Escalation,
-    escalated_due,
-    released,
-)
+from services.tracker.domain.escalation import KEY, RELEASE_REASONS, Escalation, escalated_due, released
 from services.tracker.ledger import LATENESS, SORTS, LedgerFilter, LedgerHub, ledger
 from services.tracker.notify import notify, notify_many
-from services.tracker.store import supervision_orders, ticket_units, tickets, timeline
+from services.tracker.store import supervision_orders, tickets, timeline
 from services.tracker.web import back_to
 
 if TYPE_CHECKING:
@@ -160,13 +153,19 @@ async def remind(rt, user: User, numbers: list[str], message: str) -> int:
 
 
 async def order_many(rt, user: User, numbers: list[str], level: str, reason: str) -> list[str]:
-    """督办单 for each ticket, through the same path as the ticket page (SupervisionOrdered)."""
+    """督办单 for each ticket, through the same path as the ticket page (SupervisionOrdered).
+
+    The tickets are locked (on PostgreSQL) before their state is read, as a return or a close locks the ticket it
+    changes: an order is then either made before such a change, which releases it (`released_at`), or not at all."""
     if level not in ("normal", "key") or not reason.strip():
         raise ApiError(422, "invalid_input", "请选择督办级别并写明原因", "Choose a level and give a reason")
     clocks = rt.state["tracker"].clocks
     done = []
     async with rt.store("tracker").transaction() as tx:
-        rows = (await tx.session.execute(select(tickets).where(tickets.c.number.in_(numbers)))).all()
+        stmt = select(tickets).where(tickets.c.number.in_(numbers)).order_by(tickets.c.ticket_id)
+        if tx.session.bind.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(of=tickets)
+        rows = (await tx.session.execute(stmt)).all()
         for row in rows:
             if row.lead_code and row.state in stats.OPEN:
                 done.append(await timers.order_supervision(tx, clocks, row, level=level, by=user.username,
@@ -217,7 +216,8 @@ async def orders_page(request: Request, rt: RuntimeDep, user: Supervisor,
                   for k, c in conds.items()}
         rows = (await s.execute(
             select(supervision_orders, tickets.c.number, tickets.c.subject, tickets.c.lead_name, tickets.c.state,
-                   _unit_holds().label("unit_holds"))
+                   # Whether the order still binds its unit (`escalation.released`), by the page's name for it.
+                   o.released_at.is_(None).label("bound"))
             .join(tickets, tickets.c.ticket_id == o.ticket_id).where(*conds[tab], *extra)
             .order_by((o.level == KEY).desc(), o.due_at).limit(300))).all()  # 重点 first
     return page(request, "tracker_sup_orders.html", title="督办单", rows=rows, tab=tab, tabs=ORDER_TABS,
@@ -262,21 +262,20 @@ async def respond_order(rt, user: User, order_no: str, text: str) -> None:
 async def close_order(rt, user: User, order_no: str, note: str) -> None:
     """办结销号: the office accepts the response and closes the order.
 
-    An order its unit never answered may be closed too once the unit no longer owes the answer
-    (`escalation.released`: the ticket is finished, or the unit no longer holds it), with the office's reason
-    (工单已办结, 已改派 …) as the note: the office need not type an answer in the unit's place. While the unit
-    still holds an open ticket, its answer comes first."""
+    An order its unit never answered may be closed too once the unit no longer owes the answer (it is released,
+    `released_at`, as for the escalation: the ticket is finished, or the unit returned it), with the office's
+    reason (工单已办结, 已改派 …) as the note: the office need not type an answer in the unit's place. While the
+    order binds its unit, its answer comes first. The ticket's state now names the reason, in the audit trail."""
     note = note.strip()
     o = supervision_orders.c
     async with rt.store("tracker").transaction() as tx:
-        order = (await tx.session.execute(select(
-            supervision_orders, _ticket_state().label("ticket_state"), _unit_holds().label("unit_holds"))
-            .where(o.order_no == order_no))).first()
+        order = (await tx.session.execute(select(supervision_orders, _ticket_state().label("ticket_state"))
+                                          .where(o.order_no == order_no))).first()
         if order is None:
             raise ApiError(404, "order_not_found", f"未找到督办单 {order_no}", f"No supervision order {order_no}")
         if order.closed_at is not None:
             raise ApiError(409, "order_closed", "督办单已销号", "The order is already closed")
-        why = None if order.responded_at is not None else released(order.ticket_state, order.unit_holds)
+        why = None if order.responded_at is not None else released(order.ticket_state, order.released_at is None)
         if order.responded_at is None and why is None:
             raise ApiError(409, "order_unanswered", "承办单位尚未回复，不能销号：请等待单位回复或代录回复后再销号",
                            "The unit has not responded yet: wait for its response, or enter it, then close the order")
@@ -317,40 +316,22 @@ ESCALATION_BATCH = 100  # orders one transaction escalates at most; a backlog ta
 ESCALATION_POLL_SECONDS = 60.0
 
 
-# The ticket states escalation leaves alone, in a fixed order: the same statement text on every look.
-_FINISHED_STATES = sorted(s.value for s in TICKET_FINISHED)
-
-
 def _ticket_state() -> ColumnElement[str]:
-    """An order's ticket's state now: a probe of the ticket's primary key."""
+    """An order's ticket's state now, which names why a released order no longer binds its unit: a probe of the
+    ticket's primary key."""
     t = tickets.c
     return (select(t.state).where(t.ticket_id == supervision_orders.c.ticket_id)
             .correlate(supervision_orders).scalar_subquery())
 
 
-def _unit_holds() -> ColumnElement[bool]:
-    """Whether an order's unit still holds its ticket: as its lead, or among its units (tracker_ticket_units, the
-    co-handlers too), as the ticket list's unit filter reads them. A return (退单) clears both until the ticket is
-    dispatched again. Probes of the two tables' primary keys."""
-    o, t, u = supervision_orders.c, tickets.c, ticket_units.c
-    lead = select(t.lead_code).where(t.ticket_id == o.ticket_id).correlate(supervision_orders).scalar_subquery()
-    unit = (select(u.role).where(u.ticket_id == o.ticket_id, u.unit_code == o.unit_code)
-            .correlate(supervision_orders).scalar_subquery())
-    return or_(lead == o.unit_code, unit.is_not(None))
-
-
 def _escalation_owed(now: dt.datetime) -> tuple[ColumnElement[bool], ...]:
-    """An order its unit still owes an answer to, past its date and never escalated, on a ticket that is not
-    finished and that its unit still holds (`escalation.escalates`): the only kind escalation may claim. The look
-    for work and the claim use the same conditions, and the claim re-checks them. The first five are the partial
-    index's own, so both statements read it: an order marked released (`released_at`, by the transaction that
-    finished its ticket or took it from the unit) is not in it. The ticket's state and the unit's hold still decide
-    for the orders the index yields (a ticket changed by other means than those transactions), as scalar
-    subqueries, which PostgreSQL runs as probes of the two tables' primary keys, whatever the counts (with many
-    orders waiting, a NOT EXISTS was planned as a hash anti-join over every finished ticket, on every look)."""
+    """An order its unit still owes an answer to, past its date, never escalated and not released (`released_at`,
+    the one record of whether an order binds its unit: see `escalation`): the only kind escalation may claim. These
+    are the partial index's own conditions and its column, so the look for work and the claim read the index and
+    the orders alone; the claim re-checks them all, a release committed in between among them."""
     o = supervision_orders.c
     return (o.escalated_at.is_(None), o.responded_at.is_(None), o.closed_at.is_(None), o.released_at.is_(None),
-            o.due_at <= now, _ticket_state().not_in(_FINISHED_STATES), _unit_holds())
+            o.due_at <= now)
 
 
 async def escalate_overdue_orders(store: ServiceStore, clocks: Clocks, working_days: int, *,
@@ -358,18 +339,17 @@ async def escalate_overdue_orders(store: ServiceStore, clocks: Clocks, working_d
     """逾期升级: escalate up to `batch` orders whose unit let them fall due unanswered; answers how many.
 
     Nothing owed costs one read of the partial index ix_tracker_supervision_orders_awaiting, on a reading
-    session (on SQLite it takes no write lock), and primary-key probes of the ticket and its units for each
-    order past its date there: orders released before they were answered (the ticket finished, or the unit
-    returned it) left that index when they were released (`released_at`), and wait in the office's list, never
-    looked at here, until answered or closed, or until the ticket goes back to their unit. What it finds is claimed
-    by one conditional UPDATE … RETURNING that re-checks every condition, so of several tracker instances looking
-    at once each order is escalated by exactly one (PostgreSQL makes the later UPDATE wait for the first and
-    re-read the row, which no longer qualifies; so too for a return committing in between, which marks the order
-    released). The claim keeps on the order the level it raised it from (`from_level`, for the bulletin). In the
-    same transaction: the ticket's timeline, a reminder (催办) to the order's unit, which mail and webhook delivery
-    follow with the order's new date as the date to answer by, and a row in the audit trail. No event: nothing
-    consumes supervision events, and the answer and the closure of an order emit none either (both are audited
-    as escalation is).
+    session (on SQLite it takes no write lock): orders released before they were answered (the ticket finished,
+    or the unit returned it) left that index when they were released (`released_at`), and wait in the office's
+    list, never looked at here, until answered or closed, or until the ticket goes back to their unit. What it
+    finds is claimed by one conditional UPDATE … RETURNING that re-checks every condition, so of several tracker
+    instances looking at once each order is escalated by exactly one (PostgreSQL makes the later UPDATE wait for
+    the first and re-read the row, which no longer qualifies; so too for a return or a close committing in
+    between, which marks the order released). The claim keeps on the order the level it raised it from
+    (`from_level`, for the bulletin). In the same transaction: the ticket's timeline, a reminder (催办) to the order's
+    unit, which mail and webhook delivery follow with the order's new date as the date to answer by, and a row in
+    the audit trail. No event: nothing consumes supervision events, and the answer and the closure of an order emit
+    none either (both are audited as escalation is).
     """
     now = now or utcnow()
     o = supervision_orders.c

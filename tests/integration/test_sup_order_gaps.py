@@ -10,22 +10,25 @@ Orders are made as the system makes them (timers.order_supervision); instants ar
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import hashlib
 import json
 import re
+import uuid
 
 import httpx
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, event, func, select, update
 
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from schemas.enums import Role
-from schemas.events import Envelope, RoutingReason, TicketAssigned, UnitRef, utcnow
+from schemas.events import Envelope, RoutingReason, TicketAssigned, TicketMerged, UnitRef, utcnow
 from services.tracker import handlers, supervision
 from services.tracker.store import notifications, supervision_orders, ticket_units, tickets, timeline
+from services.tracker.timers import order_supervision
 from tests.integration.test_tracker_escalation import (
     BEIJING,
     ESCALATED,
@@ -195,12 +198,15 @@ async def test_the_office_closes_an_unanswered_order_with_a_reason_once_the_unit
 
 
 async def _as_returned(rt, number: str, state: str) -> None:
-    """What a return (退单) leaves, without its event (the live router would dispatch the ticket again at once)."""
-    async with rt.store("tracker").db.session() as s:
+    """What a return (退单) leaves, its orders released as the return releases them, without its event (the live
+    router would dispatch the ticket again at once)."""
+    async with rt.store("tracker").transaction() as tx:
+        s = tx.session
         ticket_id = await s.scalar(select(tickets.c.ticket_id).where(tickets.c.number == number))
         await s.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(
             state=state, lead_code=None, lead_name=None, co_handlers=[], reply_due=None))
         await s.execute(delete(ticket_units).where(ticket_units.c.ticket_id == ticket_id))
+        await handlers.release_orders(tx, ticket_id)
 
 
 async def test_the_orders_page_says_why_an_order_waits_and_offers_to_close_it_with_a_reason(live):
@@ -274,5 +280,125 @@ async def test_the_office_cannot_order_supervision_of_a_ticket_with_no_unit_to_p
         await tracker.supervise(OFFICE, running_number, "key", "群众反映强烈")  # a unit holds it: ordered
         async with store.db.session() as s:
             assert (await s.execute(select(func.count()).select_from(supervision_orders))).scalar_one() == before + 1
+    finally:
+        await _dispose(rt)
+
+
+async def test_re_dispatching_tickets_never_supervised_reads_no_supervision_orders(any_settings):
+    """改派 of tickets that never had an order: nothing to close or bind again, so not a statement about orders, while
+    a supervised ticket moved in the same run still has its former unit's order closed."""
+    rt = await _migrated_runtime(any_settings)
+    store = rt.store("tracker")
+    try:
+        plain = {uuid.uuid4(): f"12345-20261118-{i:06d}" for i in (1, 2)}
+        async with store.transaction() as tx:  # dispatched once, and returned by the unit (退单), never supervised
+            for ticket_id, number in plain.items():
+                await tx.session.execute(tickets.insert().values(
+                    ticket_id=ticket_id, number=number, state="returned", kind="complaint", urgency="normal",
+                    confidential=False, co_handlers=[], assigned_at=ISSUED, updated_at=ISSUED))
+        supervised_number, order_no = await _order(rt, 3, ISSUED)
+        await _return(rt, supervised_number)
+        async with store.db.session() as s:
+            supervised_id = await s.scalar(select(tickets.c.ticket_id).where(tickets.c.number == supervised_number))
+
+        read = []
+
+        def capture(conn, cursor, statement, parameters, context, executemany):
+            if "tracker_supervision_orders" in statement:
+                read.append(statement)
+
+        async def dispatch(numbers: dict) -> None:
+            items = [(Envelope.wrap(p, ticket_id=ticket_id, producer="router"), p)
+                     for ticket_id, number in numbers.items()
+                     for p in [TicketAssigned(number=number, kind="complaint", lead=OTHER,
+                                              reason=RoutingReason(method="reroute"), attempt=2)]]
+            engine = store.db.engine.sync_engine
+            event.listen(engine, "before_cursor_execute", capture)
+            try:
+                async with store.transaction() as tx:
+                    await handlers.assigned_many(tx, items, rt.state["tracker.clocks"])
+            finally:
+                event.remove(engine, "before_cursor_execute", capture)
+
+        await dispatch(plain)
+        assert read == []
+        async with store.db.session() as s:
+            leads = (await s.execute(select(tickets.c.lead_code).where(tickets.c.ticket_id.in_(list(plain))))).scalars()
+            assert set(leads) == {OTHER.code}
+
+        await dispatch({supervised_id: supervised_number, **dict(list(plain.items())[:1])})
+        assert read and (await _order_row(rt, order_no)).closed_by == "system"
+    finally:
+        await _dispose(rt)
+
+
+@pytest.mark.postgres
+async def test_an_order_given_while_the_unit_returns_the_ticket_is_not_made_on_the_returned_ticket(pg_settings):
+    """The office orders supervision (督办, from the ledger) while the unit's return (退单) is committing: the order
+    waits for the return and then finds no unit to press, rather than being made unreleased on a returned ticket,
+    where escalation, which reads only `released_at`, would press the unit that no longer has it."""
+    rt = await _migrated_runtime(pg_settings)
+    store = rt.store("tracker")
+    try:
+        number, first = await _order(rt, 1, ISSUED)
+        async with store.transaction() as returning:  # the return, holding the ticket as a return does
+            ticket_id = await returning.session.scalar(select(tickets.c.ticket_id).where(tickets.c.number == number)
+                                                       .with_for_update())
+            await returning.session.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(
+                state="returned", lead_code=None, lead_name=None))
+            await handlers.release_orders(returning, ticket_id)
+            ordering = asyncio.create_task(supervision.order_many(rt, OFFICE, [number], "key", "群众反映强烈"))
+            await asyncio.sleep(0.5)  # the ledger's order reads the ticket meanwhile
+        assert await ordering == []
+        async with store.db.session() as s:
+            orders = (await s.execute(select(supervision_orders.c.order_no, supervision_orders.c.released_at)
+                                      .where(supervision_orders.c.ticket_id == ticket_id))).all()
+        assert [(o.order_no, o.released_at is not None) for o in orders] == [(first, True)]
+    finally:
+        await _dispose(rt)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("change", ["re_dispatched", "merged"])
+async def test_an_order_given_while_its_ticket_is_re_dispatched_or_merged_is_closed_or_released_with_it(pg_settings,
+                                                                                                      change):
+    """The office orders supervision of a ticket (holding it, as an order does) while the router re-dispatches it to
+    another unit (改派) or merges it as a duplicate: the change waits for the order and then deals with it as with
+    any order it finds, closed for the unit that lost the ticket or released on the merged ticket, never left
+    binding a unit that no longer has the ticket."""
+    rt = await _migrated_runtime(pg_settings)
+    store = rt.store("tracker")
+    ticket_id, number = uuid.uuid4(), "12345-20261118-000001"
+    try:
+        async with store.transaction() as tx:  # dispatched to UNIT, not signed for yet, never supervised
+            await tx.session.execute(tickets.insert().values(
+                ticket_id=ticket_id, number=number, state="assigned", kind="complaint", urgency="normal",
+                confidential=False, lead_code=UNIT, lead_name="市城市管理委员会", co_handlers=[], assigned_at=ISSUED,
+                updated_at=ISSUED))
+            await tx.session.execute(ticket_units.insert().values(ticket_id=ticket_id, unit_code=UNIT, role="lead"))
+
+        async def changing() -> None:
+            if change == "re_dispatched":
+                await _dispatch_again(rt, number, OTHER)
+                return
+            into = TicketMerged(number=number, into_ticket_id=uuid.uuid4(), into_number="12345-20261101-000001",
+                                similarity=0.97)
+            async with store.transaction() as tx:
+                await handlers.on_merged(tx, Envelope.wrap(into, ticket_id=ticket_id, producer="router"), into)
+
+        async with store.transaction() as ordering:
+            row = (await ordering.session.execute(select(tickets).where(tickets.c.ticket_id == ticket_id)
+                                                  .with_for_update())).one()
+            order_no = await order_supervision(ordering, rt.state["tracker.clocks"], row, level="key", by="sup",
+                                               reason="群众反映强烈", now=ISSUED)
+            router = asyncio.create_task(changing())
+            await asyncio.sleep(0.5)  # the router's run reads the ticket meanwhile
+        await router
+        order = await _order_row(rt, order_no)
+        if change == "re_dispatched":
+            assert (order.closed_by, order.closing_note) == ("system", f"工单已改派至 {OTHER.name}，本督办单随之销号")
+        else:
+            assert order.released_at is not None and order.closed_at is None
+        assert await _escalate(rt, ESCALATED) == 0
     finally:
         await _dispose(rt)

@@ -37,7 +37,7 @@ def test_a_city_total_with_enough_data_has_its_score_and_still_says_it_is_not_ra
     units = stats.rank([unit("M-A", response=(36, 40), visits=(28, 27, 35)), unit("M-B", visits=(1, 1, 1))])
     total = stats.total_of(units)
     assert total.score == pytest.approx((0.10 * 36 / 40 + 0.45 * 29 / 36 + 0.45 * 28 / 36) * 100)
-    assert total.unranked_reason == stats.TOTAL_UNRANKED == "合计行不参与排名"
+    assert total.unranked_reason == "合计行不参与排名"  # nothing lacking: its own reason alone
     assert total.as_dict()["rank"] is None and total.as_dict()["score"] == round(total.score, 2)
     # The units are scored and ranked as before: the total's reason is its own.
     assert [(s.unit_code, s.rank, s.unranked_reason) for s in units] == [

@@ -6,14 +6,20 @@ counted on the same working calendar as every other deadline, so a weekend or a 
 holiday never eats the unit's time, and from the moment of the escalation (when the unit is
 told), so a tracker that was down for a while still leaves the unit its full working days.
 An order that was key already keeps its level and gets the same push and reminder. An order whose
-ticket is finished meanwhile (办结, merged into another as a duplicate) is not escalated: pushing a unit
-harder on a matter that is over helps nobody. Nor is one whose unit no longer holds the ticket (it returned
-it, 退单, and the ticket waits to be dispatched again): the unit no longer handles, or even sees, it. Such an
-order is released (`released`): it stays open in the office's list, for the unit to answer, the office to
-enter the answer, or the office to close it (销号) without one, giving its reason. A returned ticket dispatched
-back to the same unit is that unit's again, and so is its order: it binds the unit and is escalated as before.
-Pure rules; `supervision.escalate_overdue_orders` claims the orders and applies them, and the order keeps when it
-was released (`released_at`) so that the look for orders to escalate no longer reads it.
+ticket is finished meanwhile (办结, merged into another as a duplicate) is not escalated: pushing a unit harder on a
+matter that is over helps nobody. Nor is one whose unit no longer holds the ticket (it returned it, 退单, and the
+ticket waits to be dispatched again): the unit no longer handles, or even sees, it. Such an order is released: it
+stays open in the office's list, for the unit to answer, the office to enter the answer, or the office to close it
+(销号) without one, giving its reason. A returned ticket dispatched back to the same unit is that unit's again, and
+so is its order: it binds the unit and is escalated as before.
+
+Whether an order is released has one answer: its `released_at`, written in the transaction that finishes, returns
+or merges its ticket (`handlers.release_orders`) and cleared by the one that dispatches it back to the unit
+(`handlers._close_orders_of_former_units`, which closes the orders of a unit the ticket leaves for another). The
+escalation's look, its claim, the office's page and its closing of an order all read that column, never the ticket
+as it is now: a live derivation beside it would be a second truth that can disagree with the partial index the
+escalation reads. The ticket's state now only says why, for the office to read (`released`).
+Pure rules; `supervision.escalate_overdue_orders` claims the orders and applies them.
 """
 
 from __future__ import annotations
@@ -27,8 +33,12 @@ from services.tracker.domain.calendar import WorkingCalendar
 from services.tracker.domain.lifecycle import TERMINAL
 
 KEY = "key"  # 重点督办: what every escalated order becomes
-# The ticket states in which its orders are no longer escalated: the lifecycle's end states.
+# The ticket states in which its orders no longer bind their unit whoever holds it: the lifecycle's end states.
 TICKET_FINISHED: frozenset[TicketState] = TERMINAL
+# Received and not yet with a unit: just received, waiting for a dispatcher (待派单), returned awaiting re-dispatch.
+# The one definition: `stats.AWAITING_DISPATCH` and `stats.NOT_THE_UNITS` are made from it.
+AWAITING_DISPATCH: frozenset[TicketState] = frozenset({TicketState.RECEIVED, TicketState.DISPATCHING,
+                                                       TicketState.RETURNED})
 
 
 # Why an unanswered order is no longer pressed on its unit, as the office's orders page says it.
@@ -37,26 +47,19 @@ RELEASE_REASONS = {
     "ticket_returned": "工单已退回，待重新派单",
     "unit_left": "承办单位已不再办理本工单",
 }
-_AWAITING_DISPATCH = frozenset({TicketState.RETURNED, TicketState.DISPATCHING})
 
 
-def released(ticket_state: str, unit_holds: bool) -> str | None:
+def released(ticket_state: str, bound: bool) -> str | None:
     """Why an unanswered order no longer binds its unit (a key of RELEASE_REASONS), or None while it does.
 
-    `unit_holds`: whether the order's unit is still among the ticket's units (lead or co-handler). A released
-    order is not escalated, and the office may close it without the unit's answer."""
+    `bound`: whether the order still binds its unit, which its `released_at` alone says (NULL: bound). The ticket's
+    state only picks the reason: finished, back with the router, or else with other units now."""
+    if bound:
+        return None
     state = TicketState(ticket_state)
     if state in TICKET_FINISHED:
         return "ticket_finished"
-    if not unit_holds:
-        return "ticket_returned" if state in _AWAITING_DISPATCH else "unit_left"
-    return None
-
-
-def escalates(ticket_state: str, unit_holds: bool = True) -> bool:
-    """Whether an order left unanswered past its date is escalated, given its ticket's state now and whether
-    its unit still holds the ticket."""
-    return released(ticket_state, unit_holds) is None
+    return "ticket_returned" if state in AWAITING_DISPATCH else "unit_left"
 
 
 def escalated_due(calendar: WorkingCalendar, at: dt.datetime, working_days: int) -> dt.datetime:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.tracker.domain.calendar import WorkingCalendar
-from services.tracker.domain.escalation import Escalation, escalated_due, escalates
+from services.tracker.domain.escalation import Escalation, escalated_due
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -67,15 +67,3 @@ def test_a_key_order_stays_key_and_is_chased_again_rather_than_promoted():
     assert e.level == "key" and not e.promoted
     assert "重点督办再次催办" in e.describe(BEIJING) and "已升级为重点督办" not in e.describe(BEIJING)
 
-
-@pytest.mark.parametrize("state", ["closed", "merged", "answered_directly"])
-def test_an_order_on_a_finished_ticket_is_not_escalated(state):
-    # 办结 after the return visit, merged into another ticket as a duplicate, answered on the call.
-    assert not escalates(state)
-
-
-@pytest.mark.parametrize("state", ["assigned", "signed_for", "contacted", "waiting_citizen", "extension_requested",
-                                   "deferred", "replied", "reopened"])
-def test_an_order_on_a_ticket_still_in_hand_is_escalated(state):
-    # Replied (答复) is not finished: the return visit may reopen it (重办).
-    assert escalates(state)
