@@ -154,6 +154,7 @@ class RoutingReason(_Model):
     category: str | None = None
     top_features: list[str] = Field(default_factory=list)
     note: str = Field(default="", max_length=500)
+    by: str | None = Field(default=None, max_length=64)  # the user who decided, for method "dispatcher"
 
 
 class Suggestion(_Model):

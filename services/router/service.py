@@ -358,7 +358,7 @@ async def dispatch(store: ServiceStore, state: RouterState, ticket_id: UUID, *, 
         if category is None:  # taking a suggestion takes its category too
             category = next((s["category"] for s in row.suggestions if s["unit"]["code"] == unit_code), None)
         d = Decision("assign", RoutingReason(method="dispatcher", category=category or row.category,
-                                             note=f"派单员 {by} 人工派单"), lead, co, category or row.category,
+                                             note=f"派单员 {by} 人工派单", by=by), lead, co, category or row.category,
                      why=f"派单员 {by} 派至 {lead.name}")
         attempt = row.attempt if row.attempt > 1 or row.returns == 0 else row.attempt + 1
         await tx.session.execute(update(decisions).where(decisions.c.ticket_id == ticket_id).values(

@@ -21,6 +21,7 @@ from sqlalchemy import delete, select, update
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.messaging import ServiceStore, Transaction
+from jiesu.web import localtime
 from schemas import topics
 from schemas.enums import RETURN_REASONS, STATE_LABELS, Role, TicketState as S
 from schemas.events import (
@@ -67,9 +68,54 @@ OUTCOME_LABELS = {"satisfied": "满意", "basically_satisfied": "基本满意", 
                   "unreachable": "联系不上"}
 
 
+KEY_ORDER_DISSATISFIED = 2  # the dissatisfied visit (承办单位原因) whose 重办 also orders key supervision (重点督办)
+
+
 def closes_when_unreachable(attempts_so_far: int) -> bool:
     """Whether one more 联系不上 closes the ticket as unreachable (the UNREACHABLE_ATTEMPTS-th attempt)."""
     return attempts_so_far + 1 >= UNREACHABLE_ATTEMPTS
+
+
+def orders_key_supervision(dissatisfied_count: int | None) -> bool:
+    """Whether the 重办 after this many dissatisfied visits (the department's doing) orders key supervision."""
+    return (dissatisfied_count or 0) >= KEY_ORDER_DISSATISFIED
+
+
+def visit_message(row, outcome: str) -> str:
+    """What a recorded return visit led to, for the queue the visitor returns to: closed, reopened, or how many
+    calls are left before 联系不上 closes the ticket (record_visit decides; this only says it)."""
+    head = f"工单 {row.number or row.ticket_id} 已登记：{OUTCOME_LABELS.get(outcome, outcome)}"
+    if outcome == "unreachable":
+        if row.state == S.CLOSED.value:
+            return f"{head}（第 {row.visit_attempts} 次），已按联系不上办结，不计入满意率。"
+        return (f"{head}（第 {row.visit_attempts} 次，共 {UNREACHABLE_ATTEMPTS} 次后按联系不上办结），"
+                "请另选时间再拨。")
+    if row.state == S.REOPENED.value:
+        message = (f"{head}（承办单位原因），已退回{row.lead_name or '承办单位'}重办，"
+                   f"答复期限 {localtime(row.reply_due)}。")
+        if orders_key_supervision(row.dissatisfied_count) and row.supervised:
+            message += f"这是第 {row.dissatisfied_count} 次不满意，已下达重点督办单。"
+        return message
+    if outcome == "dissatisfied":
+        return f"{head}（非承办单位原因），工单已办结。"
+    return f"{head}，工单已办结。"
+
+
+def supervision_refused(user: User, row) -> ApiError | None:
+    """Why `user` may not order supervision (督办单) of the ticket `row` now, or None when they may: the one answer
+    for `Tracker.supervise` and for the ticket page that offers the form.
+
+    An order presses a unit to answer: a finished ticket owes nothing more, and one waiting for a dispatcher has no
+    unit to press (nobody would see the order, nor could escalation apply it)."""
+    if not user.has(Role.SUPERVISOR):
+        return ApiError(403, "forbidden", "只有督查室可以下达督办单", "Only the supervision office may do this")
+    if S(row.state) in TERMINAL:
+        return ApiError(409, "ticket_finished", f"工单已{STATE_LABELS.get(row.state, row.state)}，无需督办",
+                        "The ticket is finished: there is nothing to supervise")
+    if not row.lead_code:
+        return ApiError(409, "no_unit", "工单尚无承办单位（待派单），请派单后再下达督办单",
+                        "The ticket has no unit yet (it waits for a dispatcher): dispatch it first")
+    return None
 
 
 @dataclass
@@ -237,7 +283,7 @@ class Tracker:
             row = await self._load(tx, user, ref)
             if user.role != Role.DEPARTMENT and not user.has(Role.SUPERVISOR):
                 raise ApiError(403, "forbidden", "您的角色不能填写协办意见", "Your role may not add notes")
-            if row.state in ("closed", "merged", "answered_directly"):
+            if S(row.state) in TERMINAL:
                 raise ApiError(409, "ticket_closed", "工单已办结，不能再填写意见", "The ticket is closed")
             name = next((c.get("name") for c in row.co_handlers or [] if c.get("code") == user.department),
                         row.lead_name if user.department == row.lead_code else user.department or "督查室")
@@ -253,17 +299,9 @@ class Tracker:
         if level not in ("normal", "key") or not reason.strip():
             raise ApiError(422, "invalid_input", "请选择督办级别并写明原因", "Choose a level and give a reason")
         async with self.store.transaction() as tx:
-            row = await self._load(tx, user, ref)
-            if not user.has(Role.SUPERVISOR):
-                raise ApiError(403, "forbidden", "只有督查室可以下达督办单", "Only the supervision office may do this")
-            # An order presses a unit to answer: a finished ticket owes nothing more, and one waiting for a
-            # dispatcher has no unit to press (nobody would see the order, nor could escalation apply it).
-            if S(row.state) in TERMINAL:
-                raise ApiError(409, "ticket_finished", f"工单已{STATE_LABELS.get(row.state, row.state)}，无需督办",
-                               "The ticket is finished: there is nothing to supervise")
-            if not row.lead_code:
-                raise ApiError(409, "no_unit", "工单尚无承办单位（待派单），请派单后再下达督办单",
-                               "The ticket has no unit yet (it waits for a dispatcher): dispatch it first")
+            row = await self._load(tx, user, ref, for_update=True)  # as returns, closes and moves lock it
+            if refusal := supervision_refused(user, row):
+                raise refusal
             await timers.order_supervision(tx, self.clocks, row, level=level, by=user.username, reason=reason)
             return await self._save(tx, row)
 
@@ -323,7 +361,8 @@ class Tracker:
         return row
 
     async def _reopen(self, tx: Transaction, user: User, row, reason: str):
-        """重办: back to the same department with 3 working days; a second time, a key supervision order."""
+        """重办: back to the same department with 3 working days; from the KEY_ORDER_DISSATISFIED-th time, a key
+        supervision order as well."""
         state = self._decide(row, Action.REOPEN, user.role.value)
         now = utcnow()
         deadlines = compute_deadlines(self.clocks.policy, self.clocks.calendar, now, row.kind, row.urgency,
@@ -337,7 +376,7 @@ class Tracker:
         await notify(tx, self.clocks.settings, row, row.lead_code, "reopened",
                      f"重办：工单 {row.number} 回访不满意，请在 3 个工作日内重新办理并答复。")
         await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)
-        if count >= 2:
+        if orders_key_supervision(count):
             await timers.order_supervision(tx, self.clocks, row, level="key", by=user.username,
                                            reason=f"第 {count} 次回访不满意")
             row = await self._save(tx, row)

@@ -15,6 +15,7 @@ from jiesu.web import RuntimeDep, require
 from schemas.enums import RETURN_REASONS, Role, TicketState
 from schemas.events import utcnow
 from services.tracker import queries
+from services.tracker.actions import visit_message
 from services.tracker.store import notifications, unit_contacts
 
 if TYPE_CHECKING:
@@ -201,9 +202,11 @@ async def add_note(ref: str, body: NoteIn, rt: RuntimeDep, user: Worker) -> dict
 
 @api.post("/tickets/{ref}/return-visit")
 async def return_visit(ref: str, body: VisitIn, rt: RuntimeDep, user: Visitor) -> dict:
-    """回访结果."""
-    return await _answer(rt, user, await tracker(rt).record_visit(
-        user, ref, body.outcome, department_caused=body.department_caused, comment=body.comment))
+    """回访结果. `message` says what followed, as the visit page says it: closed, reopened (and whether key
+    supervision was ordered), or how many calls are left before 联系不上 closes the ticket."""
+    row = await tracker(rt).record_visit(user, ref, body.outcome, department_caused=body.department_caused,
+                                         comment=body.comment)
+    return {**await _answer(rt, user, row), "message": visit_message(row, body.outcome)}
 
 
 @api.post("/tickets/{ref}/supervise")

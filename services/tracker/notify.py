@@ -66,46 +66,50 @@ def _notification(row, unit_code: str, kind: str, message: str, now) -> dict:
 async def notify(tx: Transaction, settings: Settings | None, row, unit_code: str | None, kind: str,
                  message: str) -> None:
     """Tell `unit_code` about `row` (a ticket); nothing when there is no unit."""
-    if not unit_code:
-        return
-    now = utcnow()
-    values = _notification(row, unit_code, kind, message, now)
-    message = values["message"]
-    result = await tx.session.execute(notifications.insert().values(**values))
-    notification_id = result.inserted_primary_key[0]
-    if settings is None:
-        return
-    body = {
-        "notification_id": notification_id, "kind": kind, "kind_label": KIND_LABELS.get(kind, kind),
-        "unit": unit_code, "ticket_id": str(row.ticket_id), "number": row.number,
-        "subject": scrub(row.subject or "", row.citizen_phone), "message": message,
-        "reply_due": row.reply_due.isoformat() if row.reply_due else None,
-        "url": f"{public_base_url(settings)}/tracker/tickets/{row.number or row.ticket_id}",
-        "at": now.isoformat(),
-    }
-    targets = []
-    if settings.mail_host:
-        email = await tx.session.scalar(select(unit_contacts.c.email).where(unit_contacts.c.unit_code == unit_code))
-        if email:
-            targets.append(("email", email))
-    if settings.webhook_url:
-        targets.append(("webhook", settings.webhook_url))
-    for channel, target in targets:
-        await tx.session.execute(deliveries.insert().values(
-            notification_id=notification_id, channel=channel, target=target, body=body, attempts=0,
-            next_attempt_at=now))
+    await notify_many(tx, settings, [(row, unit_code, kind, message)])
 
 
 async def notify_many(tx: Transaction, settings: Settings | None, notices: list[tuple]) -> None:
-    """`notify` for several (row, unit_code, kind, message): one insert when nothing goes outside the page."""
-    if settings is not None and (settings.mail_host or settings.webhook_url):
-        for notice in notices:  # deliveries need each notification's id
-            await notify(tx, settings, *notice)
+    """Tell each (row, unit_code, kind, message): the in-page notifications, and one delivery per outside channel
+    (`_destinations`, read once for the whole batch). One insert when nothing goes outside the page."""
+    notices = [notice for notice in notices if notice[1]]
+    if not notices:
         return
     now = utcnow()
-    rows = [_notification(row, unit_code, kind, message, now) for row, unit_code, kind, message in notices if unit_code]
-    if rows:
-        await insert_rows(tx.session, notifications, rows)
+    if settings is None or not (settings.mail_host or settings.webhook_url):
+        await insert_rows(tx.session, notifications, [_notification(row, unit_code, kind, message, now)
+                                                      for row, unit_code, kind, message in notices])
+        return
+    destinations = await _destinations(tx, settings, {unit_code for _, unit_code, _, _ in notices})
+    for row, unit_code, kind, message in notices:  # deliveries need each notification's id
+        values = _notification(row, unit_code, kind, message, now)
+        result = await tx.session.execute(notifications.insert().values(**values))
+        notification_id = result.inserted_primary_key[0]
+        body = {
+            "notification_id": notification_id, "kind": kind, "kind_label": KIND_LABELS.get(kind, kind),
+            "unit": unit_code, "ticket_id": str(row.ticket_id), "number": row.number,
+            "subject": scrub(row.subject or "", row.citizen_phone), "message": values["message"],
+            "reply_due": row.reply_due.isoformat() if row.reply_due else None,
+            "url": f"{public_base_url(settings)}/tracker/tickets/{row.number or row.ticket_id}",
+            "at": now.isoformat(),
+        }
+        for channel, target in destinations[unit_code].items():
+            await tx.session.execute(deliveries.insert().values(
+                notification_id=notification_id, channel=channel, target=target, body=body, attempts=0,
+                next_attempt_at=now))
+
+
+async def _destinations(tx: Transaction, settings: Settings, units: set[str]) -> dict[str, dict[str, str]]:
+    """Where each unit's notifications go today, by channel: its e-mail address (when a mail server is set) and the
+    messaging system. A channel left out goes nowhere. Read as set now, not as when a notification was first owed,
+    so a resend goes to the very thing put right after a refusal."""
+    emails = {}
+    if settings.mail_host and units:
+        emails = dict((await tx.session.execute(select(unit_contacts.c.unit_code, unit_contacts.c.email)
+                                                .where(unit_contacts.c.unit_code.in_(units)))).all())
+    return {unit: {channel: where for channel, where in (("email", emails.get(unit)), ("webhook", settings.webhook_url))
+                   if where}
+            for unit in units}
 
 
 class DeliveryWorker:
@@ -178,15 +182,21 @@ class DeliveryWorker:
 # --- sending again what was given up, and purging what is done with -------------------------
 
 
-async def resend_delivery(store: ServiceStore, settings: Settings, delivery_id: int, *, ticket_id=None) -> None:
-    """Queue one given-up delivery (of `ticket_id`, when given) to be sent again now; refused when it was not
-    given up, or has nowhere to go."""
+def _given_up(*where):
+    """The deliveries (with their notification's unit and ticket) that `resend_delivery` and `resend_all` send again."""
     d, n = deliveries.c, notifications.c
+    return (select(d.id, d.channel, d.attempts, d.failed_at, n.unit_code, n.ticket_id, n.number)
+            .join(notifications, n.id == d.notification_id).where(*where))
+
+
+async def resend_delivery(store: ServiceStore, settings: Settings, delivery_id: int, *, ticket_id=None):
+    """Queue one given-up delivery (of `ticket_id`, when given: a value or a scalar subquery) to be sent again now;
+    refused when there is no such delivery (of that ticket), when it was not given up, or when it has nowhere to go.
+    The delivery with its notification's unit, ticket id and number."""
     async with store.transaction() as tx:
-        stmt = (select(d.id, d.channel, d.attempts, d.failed_at, n.unit_code, n.ticket_id)
-                .join(notifications, n.id == d.notification_id).where(d.id == delivery_id))
+        stmt = _given_up(deliveries.c.id == delivery_id)
         if ticket_id is not None:
-            stmt = stmt.where(n.ticket_id == ticket_id)
+            stmt = stmt.where(notifications.c.ticket_id == ticket_id)
         row = (await tx.session.execute(stmt)).first()
         if row is None:
             raise ApiError(404, "delivery_not_found", "未找到这条通知，可能已过保存期限被清理；请刷新页面",
@@ -201,15 +211,13 @@ async def resend_delivery(store: ServiceStore, settings: Settings, delivery_id: 
             zh, en = _NOWHERE[row.channel]
             raise ApiError(409, "delivery_target_missing", zh.format(unit=row.unit_code), en.format(unit=row.unit_code))
         await _requeue(tx, [row], targets)
+    return row
 
 
 async def resend_all(store: ServiceStore, settings: Settings) -> tuple[int, int]:
     """Queue every given-up delivery to be sent again now: (how many, how many have nowhere to go)."""
-    d, n = deliveries.c, notifications.c
     async with store.transaction() as tx:
-        rows = (await tx.session.execute(
-            select(d.id, d.channel, d.attempts, d.failed_at, n.unit_code, n.ticket_id)
-            .join(notifications, n.id == d.notification_id).where(d.failed_at.isnot(None)))).all()
+        rows = (await tx.session.execute(_given_up(deliveries.c.failed_at.isnot(None)))).all()
         targets = await _targets(tx, settings, rows)
         return await _requeue(tx, [r for r in rows if r.id in targets], targets), len(rows) - len(targets)
 
@@ -223,18 +231,9 @@ _NOWHERE = {  # a given-up delivery whose channel has no address now
 
 
 async def _targets(tx: Transaction, settings: Settings, rows) -> dict[int, str]:
-    """Where each delivery goes now: the unit's e-mail address or the messaging system as they are set today (the
-    very thing put right after a refusal), not as they were when it was first owed. Absent: nowhere."""
-    units = {r.unit_code for r in rows if r.channel == "email"}
-    emails = dict((await tx.session.execute(select(unit_contacts.c.unit_code, unit_contacts.c.email)
-                                            .where(unit_contacts.c.unit_code.in_(units)))).all()) if units else {}
-
-    def target(row) -> str | None:
-        if row.channel == "email":
-            return emails.get(row.unit_code) if settings.mail_host else None
-        return settings.webhook_url or None
-
-    return {row.id: where for row in rows if (where := target(row))}
+    """Where each delivery goes now (`_destinations`, as `notify` would send it today). Absent: nowhere."""
+    destinations = await _destinations(tx, settings, {row.unit_code for row in rows})
+    return {row.id: where for row in rows if (where := destinations[row.unit_code].get(row.channel))}
 
 
 async def _requeue(tx: Transaction, rows, targets: dict[int, str]) -> int:

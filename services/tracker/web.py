@@ -25,10 +25,11 @@ from jiesu.web import Message, RuntimeDep, localtime, page, require, templates, 
 from schemas.enums import CHANNEL_LABELS, RETURN_REASONS, ROLE_LABELS, ROUTING_METHOD_LABELS, Role, TicketState
 from schemas.events import utcnow
 from services.tracker import queries
-from services.tracker.actions import OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, closes_when_unreachable
+from services.tracker.actions import (OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, closes_when_unreachable,
+                                      supervision_refused, visit_message)
 from services.tracker.domain.lifecycle import allowed_actions, may
 from services.tracker.notify import KIND_LABELS, resend_all, resend_delivery
-from services.tracker.store import deliveries, extensions, notifications, supervision_orders, tickets
+from services.tracker.store import deliveries, extensions, notifications, supervision_orders, tickets, timeline
 
 pages = APIRouter(prefix="/tracker", include_in_schema=False)
 
@@ -127,9 +128,11 @@ BASES = {**{method: method for method in ROUTING_METHOD_LABELS},
          **{label: method for method, label in ROUTING_METHOD_LABELS.items()}}
 
 
-def timeline_lines(events: list[dict], names: dict[str, str]) -> list[dict]:
+def timeline_lines(events: list[dict], names: dict[str, str],
+                   dispatched_by: dict[str, str] | None = None) -> list[dict]:
     """The timeline as the ticket page shows it: actors named (actor_label); a dispatch a person decided names
-    that role, and its basis is in Chinese in lines written before handlers.py wrote it so."""
+    that role, and the dispatcher too where `dispatched_by` (`dispatchers`) knows who it was; its basis is in
+    Chinese in lines written before handlers.py wrote it so."""
     lines = []
     for e in events:
         actor, summary = actor_label(e["actor"], names), e["summary"]
@@ -137,9 +140,22 @@ def timeline_lines(events: list[dict], names: dict[str, str]) -> list[dict]:
         method = BASES.get(basis.removesuffix("）")) if sep and basis.endswith("）") else None
         if e["event_type"] == "TicketAssigned" and e["actor"] == "router" and method:
             actor = PERSON_METHODS.get(method, actor)
+            if method == "dispatcher" and (by := (dispatched_by or {}).get(e["at"])):
+                person = actor_label(by, names)  # a display name may say the role already (派单员 李强)
+                actor = person if person.startswith(actor) else f"{actor} {person}"
             summary = f"{head}（依据：{ROUTING_METHOD_LABELS[method]}）"
         lines.append({**e, "actor": actor, "summary": summary})
     return lines
+
+
+async def dispatchers(session, ticket_id) -> dict[str, str]:
+    """Who made each of the ticket's hand dispatches (RoutingReason.by; lines written before it say only 派单员),
+    by the time of its timeline line, as `timeline_lines` looks it up: queries.timeline_of leaves the data out."""
+    rows = (await session.execute(select(timeline.c.at, timeline.c.data).where(
+        timeline.c.ticket_id == ticket_id, timeline.c.event_type == "TicketAssigned",
+        timeline.c.actor == "router"))).all()
+    return {at.isoformat(): by for at, data in rows
+            if (by := ((data or {}).get("reason") or {}).get("by")) and data["reason"].get("method") == "dispatcher"}
 
 
 async def display_names(rt, usernames) -> dict[str, str]:
@@ -159,6 +175,7 @@ async def _ticket_context(rt, user: User, ref: str) -> dict:
                                                             extensions.c.approved.is_(None)))).first()
         orders = (await s.execute(select(supervision_orders).where(supervision_orders.c.ticket_id == row.ticket_id)
                                   .order_by(supervision_orders.c.created_at))).all()
+        dispatched_by = await dispatchers(s, row.ticket_id)
         undelivered = []
         if user.has(Role.SUPERVISOR) or user.role == Role.DEPARTMENT:
             undelivered = await failed_deliveries(s, ticket_id=row.ticket_id,
@@ -169,11 +186,12 @@ async def _ticket_context(rt, user: User, ref: str) -> dict:
     open_ = row.state in queries.OPEN_STATES
     if open_ and (user.role == Role.DEPARTMENT or user.has(Role.SUPERVISOR)):
         can.add("note")
-    if user.has(Role.SUPERVISOR) and row.lead_code and row.state not in ("closed", "merged", "answered_directly"):
+    if supervision_refused(user, row) is None:
         can.add("supervise")
-    names = await display_names(rt, [e["actor"] for e in events] + [pending.requested_by if pending else ""])
-    return dict(t=queries.ticket_view(row, user, utcnow()), timeline=timeline_lines(events, names), names=names,
-                can=can, pending=pending, orders=orders,
+    names = await display_names(rt, [e["actor"] for e in events] + [pending.requested_by if pending else ""]
+                                + list(dispatched_by.values()))
+    return dict(t=queries.ticket_view(row, user, utcnow()), timeline=timeline_lines(events, names, dispatched_by),
+                names=names, can=can, pending=pending, orders=orders,
                 is_lead=lead, reasons=RETURN_REASONS, outcomes=OUTCOME_LABELS, labels=DONE_LABELS,
                 now_iso=utcnow().isoformat(), attachments=_attachments(rt.secret, user, row),
                 grant_minutes=int(attachment_grants.LIFETIME.total_seconds() // 60), undelivered=undelivered)
@@ -294,7 +312,7 @@ async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Rea
             # a redirect would put in the address, the access log and the history. tracker.js then shows the visit
             # page's own address (data-page-url), so reloading or going back does not post again.
             response = page(request, "tracker_visit.html", error=exc, form=f, **await _visit_context(rt, user, ref))
-        else:
+        else:  # rendered with what was typed; tracker.js shows the ticket's own address (data-page-url), likewise
             context = await _ticket_context(rt, user, ref)
             response = page(request, "tracker_ticket.html", done="", error=exc, form=f, failed=action, **context)
         response.status_code = exc.status
@@ -314,12 +332,9 @@ async def _resend(rt, user: User, ref: str, delivery: str):
     if not delivery.isdigit():
         raise ApiError(422, "delivery_required", "未指明要重新发送的通知，请刷新页面后重试",
                        "Say which notification to send again; reload the page and retry")
-    async with rt.store("tracker").db.session() as s:
-        row = (await s.execute(queries.find_stmt(ref))).first()
-    if row is None:
-        raise ApiError(404, "ticket_not_found", f"未找到工单 {ref}", f"No ticket {ref}")
-    await resend_delivery(rt.store("tracker"), rt.settings, int(delivery), ticket_id=row.ticket_id)
-    return row
+    # The ticket `ref` names is read in resend_delivery's own transaction: one session, not one more to look it up.
+    ticket_id = queries.find_stmt(ref).with_only_columns(tickets.c.ticket_id).scalar_subquery()
+    return await resend_delivery(rt.store("tracker"), rt.settings, int(delivery), ticket_id=ticket_id)
 
 
 @pages.post("/sup/deliveries/resend")
@@ -364,26 +379,6 @@ def _date(value: str | None) -> dt.date | None:
 
 
 # --- return visits ------------------------------------------------------------------------
-
-
-def visit_message(row, outcome: str) -> str:
-    """What a recorded return visit led to, for the queue the visitor returns to: closed, reopened, or how many
-    calls are left before 联系不上 closes the ticket (actions.record_visit decides; this only says it)."""
-    head = f"工单 {row.number or row.ticket_id} 已登记：{OUTCOME_LABELS.get(outcome, outcome)}"
-    if outcome == "unreachable":
-        if row.state == TicketState.CLOSED.value:
-            return f"{head}（第 {row.visit_attempts} 次），已按联系不上办结，不计入满意率。"
-        return (f"{head}（第 {row.visit_attempts} 次，共 {UNREACHABLE_ATTEMPTS} 次后按联系不上办结），"
-                "请另选时间再拨。")
-    if row.state == TicketState.REOPENED.value:
-        message = (f"{head}（承办单位原因），已退回{row.lead_name or '承办单位'}重办，"
-                   f"答复期限 {localtime(row.reply_due)}。")
-        if (row.dissatisfied_count or 0) >= 2 and row.supervised:
-            message += f"这是第 {row.dissatisfied_count} 次不满意，已下达重点督办单。"
-        return message
-    if outcome == "dissatisfied":
-        return f"{head}（非承办单位原因），工单已办结。"
-    return f"{head}，工单已办结。"
 
 
 async def _visit_context(rt, user: User, ref: str) -> dict:

@@ -1,5 +1,6 @@
 """Refusals that reach people, in Chromium: an htmx click that is refused says why, a poll that cannot reach the
-server says so once, and an expired download link shows a page that leads back to a fresh one."""
+server says so once, an expired download link shows a page that leads back to a fresh one, and a refused action on
+a ticket's page comes back on the ticket's own address."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from jiesu import attachment_grants
 from schemas.enums import Role
 from tests.browser.test_tracker_pages import open_ticket_with_photo
 from tests.integration.test_intake_letters import PNG, quick_challenge, staff  # noqa: F401 (fixtures)
+from tests.integration.test_tracker_workflow import desk  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -106,3 +108,33 @@ async def test_an_expired_download_link_shows_a_page_whose_way_back_gives_a_fres
     async with page.expect_download() as started:
         await link.click()
     assert Path(await (await started.value).path()).read_bytes() == PNG
+
+
+async def test_a_refused_action_on_a_ticket_comes_back_on_the_tickets_own_address(desk, live, browser, login):
+    """The refusal is rendered from the form's POST (what was typed stays): the address bar then shows the ticket's
+    page, not …/do/reply, so reloading it or coming back to it posts nothing again."""
+    t = await desk.post_ticket()
+    await desk.as_("dept", Role.DEPARTMENT, department=t["lead"]["code"])
+    await desk.act("dept", t["number"], "sign-for")
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await login(page, live.url, "dept")
+    ticket_url = f"{live.url}/tracker/tickets/{t['number']}"
+    await page.goto(ticket_url)
+    await page.click("summary:has-text('答复市民')")
+    await page.fill("#reply", "已处理，谢谢")  # stock phrases alone: refused by the server
+    await page.click("button:has-text('提交答复')")
+    refusal = page.locator(".msg.err")
+    await refusal.wait_for()
+    assert "未能答复" in await refusal.inner_text()
+    assert page.url == ticket_url  # the ticket's own address, not …/do/reply
+    assert await page.input_value("#reply") == "已处理，谢谢"
+
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    await page.reload()
+    assert posts == [] and page.url == ticket_url and await refusal.count() == 0
+    assert (await desk.wait(t["number"], "signed_for"))["reply"] is None
+    assert errors == []
+

@@ -74,7 +74,7 @@ async def test_the_timeline_names_people_and_roles_in_chinese_and_a_reason_ends_
     await login(page, live.url, "cgw")
     await page.goto(f"{live.url}/tracker/tickets/{number}")
     actors = await page.locator(".timeline .actor").all_inner_texts()
-    assert actors == ["话务员 王丽", "智能派单", "派单员", "督查室 陈刚"]
+    assert actors == ["话务员 王丽", "智能派单", "派单员 李强", "督查室 陈刚"]  # who dispatched it, not only 派单员
     lines = await page.inner_text(".timeline")
     assert "派单至 市城市管理委员会（依据：人工派单）" in lines and "dispatcher" not in lines
     await page.screenshot(path=str(live.settings.data_dir / "timeline.png"), full_page=True)

@@ -2,8 +2,8 @@
 
 The cause question (承办单位原因) must be answered while 不满意 is chosen, and an answer left behind by switching
 to another outcome is cleared and never sent. A refusal comes back onto the visit page's own address with the
-outcome and the comment still there. Before the call that would close a ticket as 联系不上 the form says so, and
-the queue then says what followed.
+outcome and the comment still there. Alt+1…4 choose the outcome. Before the call that would close a ticket as
+联系不上 the form says so, and the queue then says what followed.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from services.tracker.actions import UNREACHABLE_ATTEMPTS
+from services.tracker.actions import OUTCOME_LABELS, UNREACHABLE_ATTEMPTS
 from services.tracker.store import return_visits, tickets
 from tests.integration.test_visit_form_refusals import desk, replied_ticket  # noqa: F401 (desk is a fixture)
 
@@ -19,6 +19,7 @@ pytestmark = pytest.mark.browser
 
 COMMENT = "晚上十一点以后还是有打桩声"
 FORM = "form[action$='/do/visit']"
+ALT = 1  # the Alt bit of a CDP key event's modifiers
 
 
 @pytest.fixture
@@ -100,3 +101,25 @@ async def test_the_form_warns_before_the_unreachable_call_that_closes_the_ticket
     assert await page.inner_text(".msg.ok") == (f"工单 {number} 已登记：联系不上（第 {UNREACHABLE_ATTEMPTS} 次），"
                                                 "已按联系不上办结，不计入满意率。")
     assert (await desk.wait(number, "closed"))["outcome"] == "unreachable"
+
+
+async def test_alt_and_a_digit_choose_the_outcome_without_the_mouse(desk, live, visitor_page):
+    """Alt+1…4 (the radios' access keys, shown beside each outcome) pick 满意, 基本满意, 不满意, 联系不上 in turn; the
+    cause question follows the choice as it does for a click."""
+    page = visitor_page
+    number = await replied_ticket(desk)
+    await page.goto(f"{live.url}/tracker/visits/{number}")
+    assert await page.eval_on_selector_all("input[name=outcome]", "rs => rs.every(r => !r.checked)")
+    # Sent as Chromium gets Alt+digit from a keyboard: Playwright's keyboard.press("Alt+4") leaves out the key's text,
+    # which is what an access key is matched by, so it would never reach one.
+    cdp = await page.context.new_cdp_session(page)
+    for digit, outcome in reversed(list(enumerate(OUTCOME_LABELS, start=1))):  # 4 first: not the order on the page
+        key = {"modifiers": ALT, "key": str(digit), "code": f"Digit{digit}", "windowsVirtualKeyCode": 48 + digit,
+               "unmodifiedText": str(digit)}
+        await cdp.send("Input.dispatchKeyEvent", {"type": "keyDown", **key})
+        await cdp.send("Input.dispatchKeyEvent", {"type": "keyUp", **key})
+        checked = await page.eval_on_selector_all("input[name=outcome]:checked", "rs => rs.map(r => r.value)")
+        assert checked == [outcome], f"Alt+{digit}"
+        assert await page.is_visible("#cause") == (outcome == "dissatisfied")
+    assert page.url == f"{live.url}/tracker/visits/{number}"  # chosen, nothing sent
+

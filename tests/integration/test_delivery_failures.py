@@ -25,8 +25,8 @@ from jiesu.embedded_broker import free_port
 from jiesu.migrate import upgrade, upgrade_all
 from jiesu.runtime import Runtime
 from schemas.events import utcnow
-from services.tracker.notify import DeliveryWorker, notify
-from services.tracker.store import deliveries, unit_contacts
+from services.tracker.notify import DeliveryWorker, notify, notify_many
+from services.tracker.store import deliveries, notifications, unit_contacts
 from tests.integration.test_tracker_notifications import MailSink
 
 GONE = "gone@cgw.city.example"  # a department mailbox that no longer exists
@@ -229,3 +229,39 @@ async def test_a_failure_never_overwrites_a_delivery_another_sender_made_after_t
     assert await loop.deliver_once() == 1
     row = await the_delivery(rt)
     assert row.delivered_at is not None and row.failed_at is None and row.last_error is None
+
+
+async def test_a_batch_of_notices_reads_the_units_mailboxes_once_and_owes_each_its_deliveries(rt, receivers):
+    """notify_many (a consumer's batch): one read of unit_contacts for all its units; each notice an e-mail where
+    its unit has a mailbox and a webhook call in any case."""
+    _, _, hook = receivers
+    settings = rt.settings.model_copy(update={"webhook_url": f"{hook}/200"})
+    store = rt.store("tracker")
+    tickets = [SimpleNamespace(ticket_id=uuid.uuid4(), number=f"12345-20261125-00000{i}", subject="噪音",
+                               citizen_phone=None, reply_due=None) for i in range(3)]
+    reads = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if "tracker_unit_contacts" in statement and statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    async with store.transaction() as tx:
+        await tx.session.execute(unit_contacts.insert().values(unit_code="M-CGW", email="duty@cgw.city.example"))
+    event.listen(store.db.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with store.transaction() as tx:
+            await notify_many(tx, settings, [(tickets[0], "M-CGW", "arrived", "新工单"),
+                                             (tickets[1], "D-HD", "arrived", "新工单"),
+                                             (tickets[2], "M-CGW", "reminder", "催办"),
+                                             (tickets[2], None, "reminder", "无承办单位")])
+    finally:
+        event.remove(store.db.engine.sync_engine, "before_cursor_execute", capture)
+    assert len(reads) == 1, reads
+    async with store.db.session() as s:
+        owed = (await s.execute(select(notifications.c.number, notifications.c.unit_code, deliveries.c.channel,
+                                       deliveries.c.target)
+                                .join(notifications, notifications.c.id == deliveries.c.notification_id))).all()
+    mailbox, webhook = ("email", "duty@cgw.city.example"), ("webhook", f"{hook}/200")
+    assert sorted(owed) == sorted([(tickets[0].number, "M-CGW", *mailbox), (tickets[0].number, "M-CGW", *webhook),
+                                   (tickets[1].number, "D-HD", *webhook),
+                                   (tickets[2].number, "M-CGW", *mailbox), (tickets[2].number, "M-CGW", *webhook)])

@@ -190,6 +190,30 @@ async def test_re_sending_a_notification_that_was_not_given_up_is_refused(tracke
     assert await audited(tracker.state.runtime.store("tracker"), "NotificationResent") == []
 
 
+async def test_a_notification_is_sent_again_only_through_its_own_ticket(tracker, receivers):
+    """The ticket in the address is read in the same transaction as the delivery: another ticket's, or none,
+    is 404; the ticket's id does as well as its number."""
+    mail_sink, _, _ = receivers
+    mail_sink.refused[GONE] = "550 5.1.1 User unknown"
+    delivery_id = await tell(tracker)
+    await worker(tracker).deliver_once()
+    other = "12345-20261125-000002"
+    async with tracker.state.runtime.store("tracker").transaction() as tx:
+        await tx.session.execute(tickets.insert().values(
+            ticket_id=uuid.uuid4(), number=other, state="assigned", kind="complaint", urgency="normal",
+            subject="路灯不亮", confidential=False, lead_code=UNIT, lead_name="市城市管理委员会", co_handlers=[],
+            assigned_at=utcnow(), updated_at=utcnow()))
+        ticket_id = await tx.session.scalar(select(tickets.c.ticket_id).where(tickets.c.number == NUMBER))
+    async with await client_of(tracker, "sup", Role.SUPERVISOR) as office:
+        for ref in (other, "12345-20991231-999999", str(uuid.uuid4())):
+            r = await office.post(f"/tracker/tickets/{ref}/do/resend", data={"delivery": str(delivery_id)})
+            assert r.status_code == 404, ref
+        assert (await delivery(tracker, delivery_id)).failed_at is not None
+        r = await office.post(f"/tracker/tickets/{ticket_id}/do/resend", data={"delivery": str(delivery_id)})
+        assert r.status_code == 303 and r.headers["location"] == f"/tracker/tickets/{NUMBER}?done=resend"
+    assert (await delivery(tracker, delivery_id)).failed_at is None
+
+
 async def test_only_the_supervision_office_may_send_a_notification_again(tracker, receivers):
     mail_sink, _, _ = receivers
     mail_sink.refused[GONE] = "550 5.1.1 User unknown"

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 
 from schemas.enums import Role
 from schemas.events import Envelope
+from tests.conftest import DEMO_PASSWORD
 from services.tracker.domain.sla import compute_deadlines
 from services.tracker.store import tickets
 
@@ -204,19 +205,47 @@ async def test_dissatisfied_visit_reopens_with_three_working_days_and_a_second_o
     reopen_event = [e for e in await outbox_events(live, t["ticket_id"]) if e.event_type == "TicketReopened"][0]
     assert dt.datetime.fromisoformat(reopened["reply_due"]) == calendar.add_working_days(reopen_event.occurred_at, 3)
     assert not reopened["supervised"]
+    assert reopened["message"].startswith(f"工单 {t['number']} 已登记：不满意（承办单位原因），已退回")
+    assert "重办" in reopened["message"] and "重点督办" not in reopened["message"]
 
     await desk.act("dept", t["number"], "reply", {"reply": REPLY + "重办：已对施工单位立案处罚。"})
+    # Reopened once and replied again: the pages that list or show it tag it 重办 beside its state (已答复).
+    redo = '<span class="tag">重办</span>'
+    for who, path in (("dept", f"/tracker/tickets/{t['number']}"), ("dept", "/tracker/inbox?tab=replied"),
+                      ("visitor", "/tracker/visits")):
+        page = await desk.client.get(path, headers=bearer(desk.tokens[who]))
+        assert page.status_code == 200 and redo in page.text, path
     second = await desk.act("visitor", t["number"], "return-visit",
                             {"outcome": "dissatisfied", "department_caused": True, "comment": "还是有噪音"})
     assert second["state"] == "reopened" and second["supervised"]
+    assert second["message"].endswith("这是第 2 次不满意，已下达重点督办单。")  # as the visit page says it
     orders = [e.parsed() for e in await outbox_events(live, t["ticket_id"]) if e.event_type == "SupervisionOrdered"]
     assert len(orders) == 1 and orders[0].level == "key" and orders[0].order_no.startswith("DB-")
 
     await desk.act("dept", t["number"], "reply", {"reply": REPLY + "第三次：施工单位已撤场，现场恢复安静。"})
     closed = await desk.act("visitor", t["number"], "return-visit", {"outcome": "satisfied"})
     assert closed["state"] == "closed" and closed["outcome"] == "satisfied"
+    assert redo in (await desk.client.get(f"/tracker/tickets/{t['number']}", headers=bearer(desk.tokens["dept"]))).text
+    assert closed["message"] == f"工单 {t['number']} 已登记：满意，工单已办结。"
     assert [e.parsed().outcome for e in await outbox_events(live, t["ticket_id"]) if e.event_type == "TicketClosed"] \
         == ["satisfied"]
+
+
+async def test_a_dispatch_made_by_hand_names_its_dispatcher_in_the_tickets_timeline(desk, live):
+    """派单员 王丽, not only 派单员: the router notes who dispatched it; the page shows their display name."""
+    await live.runtime.identity.create_user("wangli", DEMO_PASSWORD, Role.DISPATCHER, display_name="王丽")
+    disp = await desk.as_("wangli", Role.DISPATCHER)
+    op = await desk.as_("op", Role.OPERATOR)
+    vague = {**CALL, "subject": "反映个情况", "description": "有个事情想反映一下，具体说不清楚，希望有人联系我。"}
+    r = await desk.client.post("/api/v1/intake/tickets", json=vague, headers=bearer(op))
+    assert r.status_code == 201, r.text
+    queued = await desk.wait(r.json()["number"], "dispatching")
+    r = await desk.client.post(f"/api/v1/router/tickets/{queued['ticket_id']}/dispatch", json={"unit": "M-CGW"},
+                               headers=bearer(disp))
+    assert r.status_code == 200, r.text
+    await desk.wait(queued["number"], "assigned")
+    page = (await desk.client.get(f"/tracker/tickets/{queued['number']}", headers=bearer(desk.tokens["sup"]))).text
+    assert '>派单员 王丽</span><span>派单至 市城市管理委员会（依据：人工派单）</span>' in page
 
 
 async def test_three_unreachable_attempts_close_the_ticket_as_unreachable(desk):
@@ -228,8 +257,10 @@ async def test_three_unreachable_attempts_close_the_ticket_as_unreachable(desk):
     for attempt in (1, 2):
         r = await desk.act("visitor", t["number"], "return-visit", {"outcome": "unreachable"})
         assert r["state"] == "replied" and r["visit_attempts"] == attempt
+        assert f"（第 {attempt} 次，共 3 次后按联系不上办结），请另选时间再拨。" in r["message"]
     r = await desk.act("visitor", t["number"], "return-visit", {"outcome": "unreachable"})
     assert r["state"] == "closed" and r["outcome"] == "unreachable"
+    assert r["message"].endswith("（第 3 次），已按联系不上办结，不计入满意率。")
     assert (await desk.act("visitor", t["number"], "return-visit", {"outcome": "satisfied"}, status=409))["error"]
 
 

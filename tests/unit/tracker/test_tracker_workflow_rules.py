@@ -1,0 +1,63 @@
+"""The rules the tracker's actions and its pages share: who may order supervision of a ticket, and when a 重办
+also orders key supervision (重点督办). One answer each, for the action that refuses and the page that offers.
+And who a dispatch made by hand was made by, as the ticket's timeline names them."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from jiesu.identity import User
+from schemas.enums import Role, TicketState as S
+from services.tracker.actions import orders_key_supervision, supervision_refused
+from services.tracker.web import timeline_lines
+
+OFFICE = User(id=1, username="sup", display_name="督查室", role=Role.SUPERVISOR)
+
+
+def ticket(state: S, lead_code: str | None = "M-CGW") -> SimpleNamespace:
+    return SimpleNamespace(state=state.value, lead_code=lead_code)
+
+
+@pytest.mark.parametrize("state", [S.ASSIGNED, S.SIGNED_FOR, S.CONTACTED, S.WAITING_CITIZEN, S.EXTENSION_REQUESTED,
+                                   S.DEFERRED, S.REPLIED, S.REOPENED])
+def test_the_office_may_supervise_a_ticket_a_unit_holds_until_it_is_finished(state):
+    assert supervision_refused(OFFICE, ticket(state)) is None
+    assert supervision_refused(User(id=2, username="root", display_name="管理员", role=Role.ADMIN),
+                               ticket(state)) is None
+
+
+@pytest.mark.parametrize("state", [S.CLOSED, S.MERGED, S.ANSWERED_DIRECTLY])
+def test_a_finished_ticket_owes_nothing_more_so_is_not_supervised(state):
+    refusal = supervision_refused(OFFICE, ticket(state))
+    assert (refusal.status, refusal.code) == (409, "ticket_finished") and "无需督办" in refusal.zh
+
+
+@pytest.mark.parametrize("state", [S.RECEIVED, S.DISPATCHING, S.RETURNED])
+def test_a_ticket_waiting_for_a_dispatcher_has_no_unit_to_press(state):
+    refusal = supervision_refused(OFFICE, ticket(state, lead_code=None))
+    assert (refusal.status, refusal.code) == (409, "no_unit") and "请派单后" in refusal.zh
+
+
+@pytest.mark.parametrize("role", [Role.OPERATOR, Role.DISPATCHER, Role.DEPARTMENT, Role.VISITOR])
+def test_only_the_supervision_office_orders_supervision(role):
+    refusal = supervision_refused(User(id=3, username="u", display_name="u", role=role, department="M-CGW"),
+                                  ticket(S.SIGNED_FOR))
+    assert (refusal.status, refusal.code) == (403, "forbidden")
+
+
+def test_the_second_dissatisfied_visit_orders_key_supervision_and_the_first_does_not():
+    assert [orders_key_supervision(n) for n in (None, 0, 1, 2, 3)] == [False, False, False, True, True]
+
+
+AT = "2026-11-24T09:00:00+00:00"
+BY_HAND = {"at": AT, "event_type": "TicketAssigned", "actor": "router", "summary": "派单至 市水务局（依据：人工派单）"}
+
+
+def test_a_dispatch_made_by_hand_names_the_dispatcher_by_display_name_else_user_name_else_the_role():
+    assert timeline_lines([BY_HAND], {"wangli": "王丽"}, {AT: "wangli"})[0]["actor"] == "派单员 王丽"
+    assert timeline_lines([BY_HAND], {}, {AT: "wangli"})[0]["actor"] == "派单员 wangli"  # no display name known
+    assert timeline_lines([BY_HAND], {"lq": "派单员 李强"}, {AT: "lq"})[0]["actor"] == "派单员 李强"  # said once
+    assert timeline_lines([BY_HAND], {}, {"2026-11-24T08:00:00+00:00": "wangli"})[0]["actor"] == "派单员"  # another
+    assert timeline_lines([BY_HAND], {})[0]["actor"] == "派单员"  # a line from before the router noted who
