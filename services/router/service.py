@@ -281,10 +281,13 @@ async def reroute_after_return(tx: Transaction, envelope: Envelope, p: TicketRet
     if d.outcome == "dispatch" and not d.suggestions and facts.category:  # the category's unit sent it back
         guesses = decide(state.directory, dataclasses.replace(facts, category=None), classifier=state.classifier,
                          threshold=state.threshold, exclude=frozenset(excluded))
-        d = dataclasses.replace(d, suggestions=guesses.suggestions[:3])
+        # With none either, the card says why: the model's categories all belong to units that sent it back.
+        d = dataclasses.replace(d, suggestions=guesses.suggestions, why=d.why if guesses.suggestions else guesses.why)
     returned = _returned_by(p)
     if returns > MAX_AUTOMATIC_RETURNS:
         why = f"第 {returns} 次退单：{returned}，转人工派单"
+        if not (d.suggestions or d.lead):
+            why += f"；{d.why}"
         d = Decision("dispatch", RoutingReason(method="reroute", note=why[:500]), category=d.category,
                      suggestions=d.suggestions or _suggestion_from(d), why=why)
     elif d.outcome == "assign":

@@ -110,7 +110,7 @@ def unit_box(html: str) -> str:
 # -- what the unit box understands -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("typed", ["m-cgw", "Ｍ－ＣＧＷ", "市城市管理委员会", "城管", " 城管委 ", "城市管理"])
+@pytest.mark.parametrize("typed", ["m-cgw", "Ｍ－ＣＧＷ", "市城市管理委员会", "城管", " 城管委 ", "城市管理", "市城管委"])
 async def test_the_unit_box_takes_a_code_a_name_an_alias_or_a_unique_part_of_one(app, typed):
     ticket = await queued(app)
     async with logged_in(app) as dispatcher:
@@ -127,6 +127,17 @@ async def test_what_was_typed_wins_over_the_suggestion_the_browser_sends_with_en
         r = await dispatcher.send(ticket, unit="M-ZWFW", search_unit="自来水")
         assert r.status_code == 303, r.text
     assert await decision(app, ticket) == ("assigned", "U-ZLS")
+
+
+async def test_the_search_box_lists_the_unit_an_abbreviation_stands_for_first(app):
+    async with logged_in(app) as dispatcher:
+        r = await dispatcher.client.get("/api/v1/router/units", params={"q": "市城管委"},
+                                        headers={"Accept": "application/json"})
+        assert r.status_code == 200
+        assert r.json()[0] == {"code": "M-CGW", "name": "市城市管理委员会", "type": "municipal"}
+        r = await dispatcher.client.get("/api/v1/router/units", params={"q": "城管委"},
+                                        headers={"Accept": "application/json"})
+        assert [u["code"] for u in r.json()] == ["M-CGW", "M-GXQ"]  # the alias before letters in order
 
 
 def test_an_exact_name_or_alias_wins_over_units_that_only_contain_it() -> None:

@@ -164,3 +164,71 @@ async def test_the_operators_category_stays_and_the_model_still_suggests_when_it
     async with app.state.runtime.store("router").db.session() as s:
         row = (await s.execute(select(decisions).where(decisions.c.ticket_id == ticket))).one()
     assert row.category == "EN.AIR.EMISSION"
+
+
+MURKY = "自来水水质浑浊"  # the model's first three categories are all 市水务局's
+WATER = UnitRef(code="M-SWJ", name="市水务局")
+
+
+async def test_a_ticket_returned_by_the_unit_of_all_three_top_categories_still_has_suggestions(app):
+    prediction = app.state.runtime.state["router"].classifier.predict([f"{MURKY[:10]} {MURKY}"])[0]
+    city = Directory.default()
+    assert {city.responsible_unit(label).unit.code for label, _ in prediction.top[:3]} == {WATER.code}
+    ticket, first = await routed(app, MURKY)
+    assert first[0].event_type == "TicketAssigned" and first[0].payload["lead"]["code"] == WATER.code
+
+    emitted = await returned(app, ticket, WATER, "not_our_duty", "停水由供水企业负责")
+
+    assert emitted[0].event_type == "DispatchNeeded"
+    codes = [s["unit"]["code"] for s in emitted[0].payload["suggestions"]]
+    assert len(codes) == 3 and WATER.code not in codes and len(set(codes)) == 3
+    async with dispatcher(app) as client:
+        here = card((await client.get("/router/dispatch")).text, ticket)
+    assert here.count('class="suggestion"') == 3 and "没有可用建议" not in here
+
+
+class OnlyWater:
+    """A model whose every category is 市水务局's: once it returns a ticket, no unit is left to suggest."""
+
+    version = "only-water-1"
+
+    def predict(self, texts):
+        from services.router.domain.classifier import Prediction
+
+        top = (("PU.WATER.QUALITY", 0.7), ("PU.WATER.MURKY", 0.2), ("PU.WATER.BILL", 0.1))
+        return [Prediction(label=top[0][0], score=top[0][1], top=top) for _ in texts]
+
+    def explain(self, text, label=None, k=5):
+        return []
+
+
+async def test_when_no_other_unit_is_left_the_card_says_so_and_why(app):
+    app.state.runtime.state["router"].classifier = OnlyWater()
+    ticket, first = await routed(app, MURKY)
+    assert first[0].payload["lead"]["code"] == WATER.code
+    emitted = await returned(app, ticket, WATER, "not_our_duty", "停水由供水企业负责")
+    assert emitted[0].event_type == "DispatchNeeded" and emitted[0].payload["suggestions"] == []
+    async with dispatcher(app) as client:
+        here = card((await client.get("/router/dispatch")).text, ticket)
+    assert "改派：分类模型排名前 3 的类别都归已退单的市水务局承办，没有其他单位可建议" in here
+    assert "没有可用建议：除已退单的单位外，路由器没有可建议的承办单位，请搜索承办单位" in here
+
+
+async def test_the_reason_stays_on_the_card_after_a_second_return_and_with_the_operators_category(app):
+    app.state.runtime.state["router"].classifier = OnlyWater()
+    ticket, first = await routed(app, MURKY, category="PU.WATER.QUALITY")  # chosen on the call
+    assert first[0].payload["reason"]["method"] == "directory"
+    emitted = await returned(app, ticket, WATER, "not_our_duty", "停水由供水企业负责")
+    assert emitted[0].payload["why"].endswith("改派：分类模型排名前 3 的类别都归已退单的市水务局承办，没有其他单位可建议")
+    async with dispatcher(app) as client:
+        html = (await client.get("/router/dispatch")).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+        r = await client.post(f"/router/dispatch/{ticket}", data={"csrf_token": token, "search_unit": "M-STHJ"})
+        assert r.status_code == 303
+        second = await returned(app, ticket, UnitRef(code="M-STHJ", name="市生态环境局"), "not_our_duty", "非环保事项",
+                                so_far=2)
+        assert second[0].event_type == "DispatchNeeded" and second[0].payload["suggestions"] == []
+        assert second[0].payload["why"].startswith("第 2 次退单：")
+        assert second[0].payload["why"].endswith("；分类模型排名前 3 的类别都归已退单的市水务局承办，没有其他单位可建议")
+        here = card((await client.get("/router/dispatch")).text, ticket)
+    assert "没有可用建议：除已退单的单位外" in here

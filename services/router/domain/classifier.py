@@ -52,7 +52,9 @@ HEAD_WEIGHT = 0.5
 MIN_DF = 3  # an n-gram must occur in 3 training texts; 1 or 2 overfit in cross-validation
 SVM_C = 1.0  # 5-fold cross-validation on the training part: 0.5 and 2 were no better
 CALIBRATION_FOLDS = 5
-TOP_K = 3
+# The categories each prediction ranks, best first: the dispatch card shows three units, and a ticket returned by
+# the unit of the first three (退单) needs the ranking further down to find others (decide.suggest).
+TOP_K = 10
 
 # Single characters that mostly stand alone as grammar, not topic; the segmented training
 # rows had them removed as stop words, so raw text loses them too. Characters that are

@@ -113,14 +113,9 @@ def decide(directory: Directory, facts: TicketFacts, *, classifier: Classifier |
                                                     note=assignment.reason[:500]),
                             assignment.unit, (), facts.category, why=assignment.reason)
 
-    suggestions: list[Suggestion] = []
+    suggestions: tuple[Suggestion, ...] = ()
     if prediction is not None:
-        for label, score in prediction.top:
-            assignment = _assignment(directory, label, facts)
-            if assignment and assignment.unit.code not in exclude and \
-                    all(s.unit.code != assignment.unit.code for s in suggestions):
-                suggestions.append(Suggestion(unit=ref(assignment.unit), category=label, score=float(score),
-                                              reason=assignment.reason[:500]))
+        suggestions, passed_over = suggest(directory, prediction, facts, exclude)
         best = suggestions[0] if suggestions else None
         vague = says_nothing(f"{facts.subject} {facts.description}")
         if best and best.score >= threshold and best.category == prediction.label and not vague:
@@ -128,14 +123,47 @@ def decide(directory: Directory, facts: TicketFacts, *, classifier: Classifier |
             return Decision("assign", RoutingReason(method="model", model_version=classifier.version,
                                                     score=best.score, category=best.category,
                                                     top_features=words, note=best.reason),
-                            directory.unit(best.unit.code), (), best.category, tuple(suggestions),
+                            directory.unit(best.unit.code), (), best.category, suggestions,
                             why=best.reason)
-        why = ("诉求内容过于笼统，无法据以判断类别" if vague and best else
-               "分类置信度低于阈值" if best else "没有可用的承办单位建议")
+        if vague and best:
+            why = "诉求内容过于笼统，无法据以判断类别"
+        elif best:
+            why = "分类置信度低于阈值"
+        elif passed_over:
+            why = (f"分类模型排名前 {len(prediction.top)} 的类别都归已退单的"
+                   f"{'、'.join(unit.name for unit in passed_over)}承办，没有其他单位可建议")
+        else:
+            why = "没有可用的承办单位建议"
     else:
         why = "未命中派单规则，且无法确定类别"
     return Decision("dispatch", RoutingReason(method="directory", category=facts.category, note=why),
-                    category=facts.category, suggestions=tuple(suggestions[:3]), why=why)
+                    category=facts.category, suggestions=suggestions, why=why)
+
+
+SUGGESTED = 3  # units on a dispatch card, one key each
+
+
+def suggest(directory: Directory, prediction: Prediction, facts: TicketFacts,
+            exclude: frozenset[str] = frozenset()) -> tuple[tuple[Suggestion, ...], tuple[Unit, ...]]:
+    """Up to three units for the model's best categories, one suggestion a unit, and the excluded units (退单)
+    passed over. The first three categories, as a dispatcher expects; when a unit that returned the ticket took
+    some of their places, further down the ranking too: its categories are often the first three, and a card
+    naming no one else leaves the dispatcher to guess."""
+    suggestions: list[Suggestion] = []
+    passed_over: list[Unit] = []
+    for rank, (label, score) in enumerate(prediction.top):
+        if len(suggestions) == SUGGESTED or (rank >= SUGGESTED and not passed_over):
+            break
+        assignment = _assignment(directory, label, facts)
+        if assignment is None or any(s.unit.code == assignment.unit.code for s in suggestions):
+            continue
+        if assignment.unit.code in exclude:
+            if assignment.unit not in passed_over:
+                passed_over.append(assignment.unit)
+            continue
+        suggestions.append(Suggestion(unit=ref(assignment.unit), category=label, score=float(score),
+                                      reason=assignment.reason[:500]))
+    return tuple(suggestions), tuple(passed_over)
 
 
 def _weighing_words(classifier: Classifier, facts: TicketFacts, label: str) -> list[str]:

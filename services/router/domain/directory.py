@@ -309,7 +309,8 @@ class Directory(_Frozen):
         return False
 
     def search_units(self, query: str, limit: int = 20) -> list[Unit]:
-        """Units whose code, name or alias contains the query; exact and prefix hits first."""
+        """Units whose code, name or alias contains the query, or its characters in order (市城管委 is
+        市城市管理委员会); exact and prefix hits first, characters in order last."""
         return [unit for _, unit in self._matches(query)[:limit]]
 
     def resolve_unit(self, typed: str) -> tuple[Unit, ...]:
@@ -318,21 +319,24 @@ class Directory(_Frozen):
         Its code, else its name or alias (简称), else the only unit whose code, name or alias
         contains the text. One unit when that is clear; every candidate when the text fits
         several (the dispatcher must choose: 公安 is both 市公安局 and its 交通管理局); () for none.
+        A name or alias with the text's characters in order counts only when none contains the text.
         """
         matches = self._matches(typed)
         for rank in (_EXACT_CODE, _EXACT_NAME):
             exact = tuple(unit for r, unit in matches if r == rank)
             if exact:
                 return exact
-        return tuple(unit for _, unit in matches)
+        return tuple(unit for r, unit in matches if r != _IN_ORDER) or tuple(unit for _, unit in matches)
 
     def _matches(self, query: str) -> list[tuple[int, Unit]]:
-        """Every unit the query names, best rank first, in directory order within a rank."""
+        """Every unit the query names, best rank first, in directory order within a rank (characters in order:
+        the fewest characters skipped first, so 城管委 finds 市城市管理委员会 before 江城高新区管理委员会)."""
         needle = _fold(query)
         if not needle:
             return []
-        ranked: list[tuple[int, Unit]] = []
+        ranked: list[tuple[int, int, Unit]] = []
         for unit, code, names in self._search_keys:
+            skipped = 0
             if code == needle:
                 rank = _EXACT_CODE
             elif needle in names:
@@ -341,11 +345,14 @@ class Directory(_Frozen):
                 rank = _PREFIX
             elif needle in code or any(needle in name for name in names):
                 rank = _CONTAINS
+            elif len(needle) > 1 and (gaps := [g for key in (code, *names)
+                                               if (g := _skipped(needle, key)) is not None]):
+                rank, skipped = _IN_ORDER, min(gaps)
             else:
                 continue
-            ranked.append((rank, unit))
-        ranked.sort(key=lambda item: item[0])  # stable: directory order within a rank
-        return ranked
+            ranked.append((rank, skipped, unit))
+        ranked.sort(key=lambda item: item[:2])  # stable: directory order within a rank
+        return [(rank, unit) for rank, _, unit in ranked]
 
     @functools.cached_property
     def _search_keys(self) -> tuple[tuple[Unit, str, tuple[str, ...]], ...]:
@@ -440,8 +447,22 @@ class Directory(_Frozen):
         return frozenset(codes)
 
 
-# How well a search matches a unit, best first.
-_EXACT_CODE, _EXACT_NAME, _PREFIX, _CONTAINS = range(4)
+# How well a search matches a unit, best first. _IN_ORDER: the query's characters appear in order, as in a
+# dispatcher's own abbreviation (简称) that the directory does not list: 市城管委, 人社保局, mcgw.
+_EXACT_CODE, _EXACT_NAME, _PREFIX, _CONTAINS, _IN_ORDER = range(5)
+
+
+def _skipped(needle: str, text: str) -> int | None:
+    """How many characters of text lie between the first and the last of needle's, taken in order from the
+    left; None when text does not hold needle's characters in order."""
+    start = end = -1
+    for ch in needle:
+        end = text.find(ch, end + 1)
+        if end < 0:
+            return None
+        if start < 0:
+            start = end
+    return end - start + 1 - len(needle)
 
 
 def _fold(text: str) -> str:

@@ -1,17 +1,5 @@
-// The router's pages are driven by the keyboard.
-//
-// A form marked data-submit-keys (规则试算) is sent with Ctrl+Enter (Cmd+Enter on a Mac) from any of its fields,
-// as its button says: through requestSubmit, so that htmx sends it as it does a click.
-document.addEventListener("keydown", (e) => {
-  if (e.key !== "Enter" || !(e.ctrlKey || e.metaKey) || e.altKey || e.isComposing) return;
-  const form = e.target.closest && e.target.closest("form[data-submit-keys]");
-  if (!form) return;
-  e.preventDefault();
-  form.requestSubmit();
-});
-
-// Dispatch queue: J/K move, 1-3 accept a suggestion, "/" goes to the unit box, Enter sends the selected card
-// through 派出 (or goes to its unit box while that is empty). Only on the queue's page.
+// The dispatch queue is driven by the keyboard: J/K move, 1-3 accept a suggestion, "/" goes to the unit box, Enter
+// sends the selected card through 派出 (or goes to its unit box while that is empty). (规则试算's keys: rules.js.)
 (function () {
   if (!document.getElementById("queue")) return;  // the script is deferred: the page is parsed by now
   const cards = () => Array.from(document.querySelectorAll("#queue .ticket"));
