@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import uuid_utils
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -413,6 +413,44 @@ class CoHandlerNoted(EventPayload):
     by: str
 
 
+# The envelope's `ticket_id` (so the Kafka key) of every DirectoryPublished: one key keeps the versions in order.
+DIRECTORY_ID = uuid5(NAMESPACE_URL, "jiesu:directory")
+
+
+# As the directory has them: no limits of their own, so that any directory the router accepts can be published.
+class PublicStreet(_Model):
+    code: str
+    name: str
+
+
+class PublicDistrict(_Model):
+    code: str
+    name: str
+    streets: list[PublicStreet] = Field(default_factory=list)
+
+
+class PublicCategory(_Model):
+    code: str
+    name: str
+    parent: str | None = None
+
+
+@_register
+class DirectoryPublished(EventPayload):
+    """The public part of the department directory in force (部门目录): districts and their streets, and the
+    category taxonomy, for the services that check or show codes but do not own the directory (intake's
+    validation and its Open311 service list). The router sends it whenever another version comes into force,
+    and again at start; `activated_at` orders versions (a consumer keeps the latest it has seen)."""
+
+    event_type: ClassVar[str] = "DirectoryPublished"
+    version: str = Field(min_length=1, max_length=64)  # the directory's own version label (router_directory_versions)
+    version_id: int = Field(ge=1)  # the router's number for the version (router_directory_versions.id)
+    activated_at: datetime  # when the version came into force
+    city: str = ""
+    districts: list[PublicDistrict] = Field(default_factory=list)
+    categories: list[PublicCategory] = Field(default_factory=list)
+
+
 def parse(data: bytes) -> tuple[Envelope, EventPayload]:
     """Decode a message; raises ValidationError or UnknownEvent for poison."""
     envelope = Envelope.from_bytes(data)
@@ -420,4 +458,4 @@ def parse(data: bytes) -> tuple[Envelope, EventPayload]:
 
 
 __all__ += [name for name, obj in list(globals().items()) if isinstance(obj, type) and issubclass(obj, BaseModel)]
-__all__ += ["parse", "ValidationError"]
+__all__ += ["parse", "ValidationError", "DIRECTORY_ID"]

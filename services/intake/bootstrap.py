@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from jiesu.runtime import Runtime, ServiceSpec, Subscription
@@ -15,19 +16,25 @@ from services.intake.api import api
 from services.intake.open311_api import open311_api
 from services.intake.web import console_pages, letter_pages, lookup_pages
 from services.intake.store import messaging, metadata
+from services.router.domain.directory import DEMO_CITY  # the router's default file: a path, no code of the router
 
 HERE = Path(__file__).parent
+DIRECTORY_RELOAD_SECONDS = 10.0
 add_template_dir(HERE / "templates")
 register_nav("来电登记", "/intake/console", (Role.OPERATOR,), order=5, accesskey="n", home_for=(Role.OPERATOR,))
 
 
 async def setup(rt: Runtime) -> None:
     # New tickets owe a receipt by e-mail only when there is a mail server to send it through.
-    rt.store("intake").local[service.ACKNOWLEDGE] = bool(rt.settings.mail_host)
+    store = rt.store("intake")
+    store.local[service.ACKNOWLEDGE] = bool(rt.settings.mail_host)
+    # The directory's public part as the router last published it; before it first does, the file it starts from.
+    store.local[service.PLACES] = (await service.stored_places(store)
+                                   or service.file_places(rt.settings.directory_file or DEMO_CITY))
 
 
 def subscriptions(rt: Runtime) -> list[Subscription]:
-    return [Subscription((topics.LIFECYCLE, topics.RECONCILE), {
+    return [Subscription((topics.LIFECYCLE, topics.RECONCILE, topics.DIRECTORY), {
         "TicketTracked": service.on_tracked,
         "TicketAccepted": service.on_accepted,
         "TicketReplied": service.on_replied,
@@ -35,6 +42,7 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
         "TicketClosed": service.on_closed,
         "ExtensionDecided": service.on_extension_decided,
         "ReconcileRequested": service.on_reconcile,
+        "DirectoryPublished": partial(service.on_directory_published, local=rt.store("intake").local),
     })]
 
 
@@ -50,7 +58,20 @@ def background(rt: Runtime):
             except Exception as exc:  # noqa: BLE001 - the next pass retries
                 service.log.warning("reconciliation pass failed", error=repr(exc))
 
-    jobs = [reconcile_loop]
+    async def follow_directory() -> None:
+        """Another intake process may have taken a newer directory from the router: use it too."""
+        store = rt.store("intake")
+        while True:
+            await asyncio.sleep(DIRECTORY_RELOAD_SECONDS)
+            try:
+                activated_at = await service.stored_places_activated_at(store)
+                if activated_at is not None and activated_at != store.local[service.PLACES].activated_at:
+                    store.local[service.PLACES] = await service.stored_places(store)
+                    service.log.info("directory reloaded", version=store.local[service.PLACES].version)
+            except Exception as exc:  # noqa: BLE001 - the next pass retries
+                service.log.warning("directory reload failed", error=repr(exc))
+
+    jobs = [reconcile_loop, follow_directory]
     if settings.smtp_listen_port:
         jobs.append(mail.listener(rt))
     if settings.mail_host:

@@ -1,7 +1,7 @@
 """Open311 GeoReport v2 at /open311/v2/: existing civic-reporting clients submit and look up requests.
 
-Services are the router directory's category taxonomy (read from the directory YAML the
-router is configured with, never from the router's database). A service request is a
+Services are the router directory's category taxonomy, as the router last published it
+(DirectoryPublished; before its first, the directory file it starts from). A service request is a
 ticket; `service_request_id` is its number. POST needs `api_key`: one of our API tokens,
 of an operator-role machine account. GET lists only what may be public: requests that
 came in through Open311 or whose writer agreed to publish, never confidential ones,
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
@@ -26,10 +25,10 @@ from jiesu.errors import ApiError, validation_fields
 from schemas.enums import STATE_LABELS, Channel, Kind, Role
 from services.intake import service
 from services.intake.domain import open311
+from services.intake.domain.places import Places
 from services.intake.domain.submission import MAX_SUBJECT, TicketSubmission
 from services.intake.limits import FORM_LIMIT, LimitedRoute, limited
 from services.intake.store import tickets
-from services.router.domain.directory import Directory
 
 MAX_RESULTS = 1000
 DEFAULT_DAYS = 90
@@ -68,13 +67,9 @@ class Open311Route(LimitedRoute):
 open311_api = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=limited(FORM_LIMIT, Open311Route))
 
 
-@lru_cache(maxsize=4)
-def _directory(path: str | None) -> Directory:
-    return Directory.from_yaml(path) if path else Directory.default()
-
-
-def directory(rt) -> Directory:
-    return _directory(str(rt.settings.directory_file) if rt.settings.directory_file else None)
+def places(rt) -> Places:
+    """The directory's public part in use (kept by bootstrap, replaced when the router publishes another)."""
+    return rt.store("intake").local[service.PLACES]
 
 
 def _format(fmt: str) -> str:
@@ -91,14 +86,14 @@ def _respond(fmt: str, data, root: str, item: str, status_code: int = 200) -> Re
 
 
 def _service_names(rt) -> dict[str, str]:
-    return {c.code: c.name for c in directory(rt).categories}
+    return places(rt).category_names
 
 
 @open311_api.get("/services.{fmt}")
 async def services(fmt: str, request: Request) -> Response:
     """Service list: every category of the taxonomy."""
     fmt = _format(fmt)
-    return _respond(fmt, open311.services(directory(request.app.state.runtime).categories), "services", "service")
+    return _respond(fmt, open311.services(places(request.app.state.runtime).categories), "services", "service")
 
 
 @open311_api.get("/services/{code}.{fmt}")

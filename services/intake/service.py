@@ -8,9 +8,11 @@ import hmac
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import yaml
 from sqlalchemy import and_, bindparam, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,15 +25,17 @@ from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
 from schemas import topics
 from schemas.enums import Channel, TicketState
-from schemas.events import Attachment, Envelope, ReconcileRequested, new_event_id, utcnow
+from schemas.events import Attachment, DirectoryPublished, Envelope, ReconcileRequested, new_event_id, utcnow
+from services.intake.domain.places import Places
 from services.intake.domain.similarity import CLOSED_STATES, REPEAT_WINDOW, Earlier, Repeat, find_repeats
 from services.intake.domain.submission import (Receipt, TicketSubmission, format_number, new_query_code,
                                                read_query_code, to_event)
-from services.intake.store import acknowledgements, rate_limits, ticket_counters, tickets
+from services.intake.store import acknowledgements, directory, rate_limits, ticket_counters, tickets
 
 log = get_logger(__name__)
 PRODUCER = "intake"
 ACKNOWLEDGE = "acknowledge_by_mail"  # store.local: True when outgoing mail is configured (bootstrap.setup)
+PLACES = "places"  # store.local: the directory's public part in use (domain.places.Places; bootstrap keeps it)
 
 
 async def next_numbers(session: AsyncSession, day: date, count: int) -> list[str]:
@@ -69,6 +73,17 @@ async def _open_ticket(store: ServiceStore, number: str):
                        f"Invalid input: duplicate_of_number: {en}",
                        fields=[{"field": "duplicate_of_number", "type": "value_error", "zh": zh, "en": en}])
     return row.ticket_id
+
+
+def _check_places(store: ServiceStore, sub: TicketSubmission) -> None:
+    """A street must lie in the district given with it: the router could place the ticket in neither."""
+    places: Places | None = store.local.get(PLACES)
+    wrong = places.street_outside_district(sub.location.district, sub.location.street) if places else None
+    if wrong:
+        zh, en = wrong
+        raise ApiError(422, "invalid_input", f"提交的内容有误：location.street：{zh}",
+                       f"Invalid input: location.street: {en}",
+                       fields=[{"field": "location.street", "type": "value_error", "zh": zh, "en": en}])
 
 
 def reference(idempotency_key: str | None, source_ref: str | None) -> str:
@@ -249,6 +264,7 @@ async def accept(store: ServiceStore, sub: TicketSubmission, *, channel: Channel
     A new ticket whose citizen gave an e-mail address also owes them a receipt by mail
     (when outgoing mail is configured).
     """
+    _check_places(store, sub)
     duplicate_of = await _open_ticket(store, sub.duplicate_of_number) if sub.duplicate_of_number else None
     received_at = utcnow()
     group = store.local.get("group_commit")
@@ -372,6 +388,46 @@ async def on_reconcile(tx: Transaction, envelope: Envelope, payload) -> None:
     """Another service asks for re-emission: send TicketReceived again (same event id)."""
     if payload.requested_by != PRODUCER:
         await tx.reemit(envelope.ticket_id, ("TicketReceived",))
+
+
+# --- the directory's public part (the router's, as it publishes it) ---------------------
+
+
+def file_places(path: str | Path) -> Places:
+    """The public part of the directory file the router starts from: what intake uses until the router publishes."""
+    return Places.from_file_data(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+
+
+async def stored_places(store: ServiceStore) -> Places | None:
+    """The public part the router last published, if it has published one."""
+    async with store.db.session() as s:
+        content = await s.scalar(select(directory.c.content).where(directory.c.id == 1))
+    return Places.from_event(DirectoryPublished.model_validate(content)) if content is not None else None
+
+
+async def stored_places_activated_at(store: ServiceStore) -> datetime | None:
+    async with store.db.session() as s:
+        return await s.scalar(select(directory.c.activated_at).where(directory.c.id == 1))
+
+
+async def on_directory_published(tx: Transaction, envelope: Envelope, payload: DirectoryPublished, *,
+                                 local: dict | None = None) -> None:
+    """Another directory version is in force: keep its public part, unless one activated later is kept
+    (a re-sent or late event changes nothing). `local`: the store's, whose copy in use is replaced on commit;
+    other intake processes read it from the table (bootstrap's follower)."""
+    values = dict(version=payload.version, version_id=payload.version_id, activated_at=payload.activated_at,
+                  content=payload.model_dump(mode="json"), received_at=utcnow())
+    result = await tx.session.execute(insert_ignoring_conflicts(directory, tx.session.bind.dialect.name,
+                                                                {"id": 1, **values}, "id"))
+    if not result.rowcount:
+        result = await tx.session.execute(update(directory).where(
+            directory.c.id == 1, directory.c.activated_at < payload.activated_at).values(**values))
+    if not result.rowcount:
+        return
+    log.info("directory taken from the router", version=payload.version, version_id=payload.version_id)
+    if local is not None:
+        places = Places.from_event(payload)
+        tx.after_commit(lambda: local.__setitem__(PLACES, places))
 
 
 # --- look-ups the channels need -------------------------------------------------------

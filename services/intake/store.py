@@ -111,3 +111,16 @@ Index("ix_intake_acknowledgements_pending", acknowledgements.c.next_attempt_at,
 Index("ix_intake_acknowledgements_failed", acknowledgements.c.failed_at,
       postgresql_where=acknowledgements.c.failed_at.isnot(None),
       sqlite_where=acknowledgements.c.failed_at.isnot(None))
+
+# The department directory's public part (districts and streets, categories), as the router last published it
+# (DirectoryPublished): one row, replaced only by a version activated later. Added by intake_0010.
+directory = Table(
+    "intake_directory",
+    metadata,
+    Column("id", Integer, primary_key=True),  # always 1
+    Column("version", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),  # the router's number for the version
+    Column("activated_at", UTCDateTime, nullable=False),
+    Column("content", JSON, nullable=False),  # the DirectoryPublished payload
+    Column("received_at", UTCDateTime, nullable=False),
+)
