@@ -5,10 +5,12 @@ The starter model from our example tickets is the one a fresh system routes with
 "我家附近有问题请处理" on 附近 and 处理.
 """
 
+import re
+
 import pytest
 
 from services.router.domain.classifier import TextClassifier, train
-from services.router.domain.decide import decide, says_nothing
+from services.router.domain.decide import FILLER, decide, says_nothing
 from services.router.domain.directory import Directory
 from services.router.domain.rules import TicketFacts
 from services.router.models import DEMO_EXAMPLES
@@ -65,6 +67,17 @@ def test_a_place_pointer_without_a_place_says_nothing(text):
 @pytest.mark.parametrize("text", SHORT_BUT_REAL)
 def test_a_short_text_with_a_matter_beside_the_pointer_says_something(text):
     assert not says_nothing(text)
+
+
+def test_saying_nothing_is_what_is_left_once_the_filler_is_cut_out():
+    """says_nothing reads from the left and stops early; it must answer as the definition does: every filler word
+    cut out, longest first at each place, then fewer than two characters of matter left."""
+    cut = re.compile("|".join(map(re.escape, FILLER)))
+    texts, _ = read_labelled_csv(DEMO_EXAMPLES)
+    texts += [*VAGUE, *SHORT_BUT_REAL, "你好", "怎么办啊？", "问题x", "x问题", "！停！", "停", "", "abc"]
+    answers = {text: len(re.findall(r"\w", cut.sub("", text))) < 2 for text in texts}
+    assert {text: says_nothing(text) for text in texts} == answers
+    assert sum(answers.values()) >= len(VAGUE) + 4  # the vague ones are among them, not only texts of matter
 
 
 @pytest.mark.parametrize("text", VAGUE)
