@@ -7,17 +7,15 @@ import asyncio
 import uuid
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from jiesu.config import Settings
-from jiesu.embedded_broker import free_port
 from schemas.enums import Role
 from schemas.events import utcnow
 from services.tracker.notify import notify
 from services.tracker.store import deliveries, tickets, unit_contacts
 from tests.integration.test_delivery_failures import GONE
-from tests.integration.test_tracker_notifications import MailSink
+from tests.smtp_sink import mail_server
 
 pytestmark = pytest.mark.browser
 
@@ -26,13 +24,8 @@ NUMBER = "12345-20261125-000042"
 
 @pytest.fixture
 def sink():
-    mail = MailSink()
-    smtp = Controller(mail, hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    try:
-        yield mail, smtp.port
-    finally:
-        smtp.stop()
+    with mail_server() as served:
+        yield served
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from types import SimpleNamespace
 
 import pytest
 import uvicorn
-from aiosmtpd.controller import Controller
 from sqlalchemy import event, select, text, update
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
@@ -27,33 +26,29 @@ from jiesu.runtime import Runtime
 from schemas.events import utcnow
 from services.tracker.notify import DeliveryWorker, notify, notify_many
 from services.tracker.store import deliveries, notifications, unit_contacts
-from tests.integration.test_tracker_notifications import MailSink
+from tests.smtp_sink import MailSink, mail_server
 
 GONE = "gone@cgw.city.example"  # a department mailbox that no longer exists
 
 
 @pytest.fixture
 async def receivers():
-    mail = MailSink()
-    mail.refused[GONE] = "550 5.1.1 <gone@cgw.city.example>: Recipient address rejected: User unknown"
-    smtp = Controller(mail, hostname="127.0.0.1", port=free_port())
-    smtp.start()
-
     async def hook(request):
         return JSONResponse({}, status_code=request.path_params["status"])
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/hook/{status:int}", hook, methods=["POST"])]),
-                                           host="127.0.0.1", port=port, log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
-        yield mail, smtp.port, f"http://127.0.0.1:{port}/hook"
-    finally:
-        server.should_exit = True
-        await task
-        smtp.stop()
+    refusing = MailSink(refused={GONE: "550 5.1.1 <gone@cgw.city.example>: Recipient address rejected: User unknown"})
+    with mail_server(refusing) as (mail, smtp_port):
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/hook/{status:int}", hook, methods=["POST"])]),
+                                               host="127.0.0.1", port=port, log_config=None, access_log=False))
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.02)
+        try:
+            yield mail, smtp_port, f"http://127.0.0.1:{port}/hook"
+        finally:
+            server.should_exit = True
+            await task
 
 
 @pytest.fixture

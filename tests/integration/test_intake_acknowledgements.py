@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
 from jiesu.config import Settings
@@ -27,34 +26,17 @@ from services.intake import bootstrap, mail, service
 from services.intake.domain.submission import TicketSubmission
 from services.intake.store import acknowledgements, tickets
 from tests.integration.test_intake_email import number_of, send
-from tests.integration.test_tracker_notifications import MailSink, _until
+from tests.integration.test_tracker_notifications import _until
+from tests.smtp_sink import mail_server
 
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-class FlakyMailSink(MailSink):
-    """A mail server that refuses its first `failures` messages for now (451), then takes them."""
-
-    def __init__(self, failures: int = 0) -> None:
-        super().__init__()
-        self.failures = failures
-
-    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's handler hook
-        if self.failures:
-            self.failures -= 1
-            return "451 4.3.0 Try again later"
-        return await super().handle_DATA(server, session, envelope)
-
-
 @pytest.fixture
 def outgoing():
-    sink = FlakyMailSink()
-    smtp = Controller(sink, hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    try:
-        yield sink, smtp.port
-    finally:
-        smtp.stop()
+    """The citizens' mail servers: a test makes them fail for now (`failures`) or refuse a mailbox (`refused`)."""
+    with mail_server() as served:
+        yield served
 
 
 @pytest.fixture

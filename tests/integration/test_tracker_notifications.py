@@ -8,8 +8,6 @@ call so that the retry with back-off is exercised.
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import hashlib
 import hmac
 import json
@@ -17,15 +15,6 @@ import json
 import httpx
 import pytest
 import uvicorn
-
-from tests.mandatory import REQUIRE_ALL
-
-try:  # a test-only dependency (the SMTP sink); CI must have it
-    from aiosmtpd.controller import Controller
-except ImportError:  # pragma: no cover
-    if REQUIRE_ALL:
-        raise
-    pytest.skip("aiosmtpd is not installed (pip install aiosmtpd)", allow_module_level=True)
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
@@ -35,27 +24,10 @@ from jiesu.config import Settings
 from jiesu.embedded_broker import free_port
 from schemas.enums import Role
 from services.tracker.store import deliveries, notifications
+from tests.smtp_sink import mail_server
 
 SECRET = "webhook-test-secret"
 PHONE = "13800138000"
-
-
-class MailSink:
-    """Keeps what it is sent; refuses the recipients in `refused` with the answer given there."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.refused: dict[str, str] = {}
-
-    async def handle_RCPT(self, server, session, envelope, address, options):  # aiosmtpd's handler hook
-        if address in self.refused:
-            return self.refused[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's handler hook
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-        return "250 OK"
 
 
 class WebhookSink:
@@ -72,22 +44,19 @@ class WebhookSink:
 
 @pytest.fixture
 async def sinks():
-    mail = MailSink()
-    smtp = Controller(mail, hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    hook = WebhookSink()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/hook", hook.receive, methods=["POST"])]),
-                                           host="127.0.0.1", port=port, log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
-        yield mail, hook, smtp.port, f"http://127.0.0.1:{port}/hook"
-    finally:
-        server.should_exit = True
-        await task
-        smtp.stop()
+    with mail_server() as (mail, smtp_port):
+        hook = WebhookSink()
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/hook", hook.receive, methods=["POST"])]),
+                                               host="127.0.0.1", port=port, log_config=None, access_log=False))
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.02)
+        try:
+            yield mail, hook, smtp_port, f"http://127.0.0.1:{port}/hook"
+        finally:
+            server.should_exit = True
+            await task
 
 
 @pytest.fixture

@@ -11,66 +11,20 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from jiesu.config import Settings
 from jiesu.embedded_broker import free_port
 from jiesu.mailer import DeliveryError, PermanentFailure, send_mail
+from tests.smtp_sink import mail_server
 
 ADDRESS = "Li.Na@Example.cn"
 
 
-class ScriptedServer:
-    """An SMTP server that answers MAIL, RCPT, DATA or QUIT as told, and keeps what it took."""
-
-    def __init__(self) -> None:
-        self.answers: dict[str, str] = {}
-        self.taken: list[bytes] = []
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802 - aiosmtpd's hook
-        if "EHLO" in self.answers:
-            return [self.answers["EHLO"]]
-        session.host_name = hostname
-        return responses
-
-    async def handle_HELO(self, server, session, envelope, hostname):  # noqa: N802
-        if "EHLO" in self.answers:
-            return self.answers["EHLO"]
-        session.host_name = hostname
-        return f"250 {server.hostname}"
-
-    async def handle_MAIL(self, server, session, envelope, address, options):  # noqa: N802
-        if "MAIL" in self.answers:
-            return self.answers["MAIL"]
-        envelope.mail_from = address
-        return "250 OK"
-
-    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
-        if "RCPT" in self.answers:
-            return self.answers["RCPT"].format(address=address)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        if "DATA" in self.answers:
-            return self.answers["DATA"]
-        self.taken.append(envelope.content)
-        return "250 OK"
-
-    async def handle_QUIT(self, server, session, envelope):  # noqa: N802
-        return self.answers.get("QUIT", "221 Bye")
-
-
 @pytest.fixture
 def server():
-    scripted = ScriptedServer()
-    controller = Controller(scripted, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield scripted, Settings(mail_host="127.0.0.1", mail_port=controller.port, mail_from="12345@city.example",
-                                 _env_file=None)
-    finally:
-        controller.stop()
+    """A mail server that answers each step (`answers`) as a test tells it, and the settings that send to it."""
+    with mail_server() as (sink, port):
+        yield sink, Settings(mail_host="127.0.0.1", mail_port=port, mail_from="12345@city.example", _env_file=None)
 
 
 def receipt() -> EmailMessage:
@@ -89,8 +43,8 @@ def receipt() -> EmailMessage:
     ("DATA", "554 5.7.1 Message rejected as spam", "邮件被邮件服务器拒收：554 5.7.1 Message rejected as spam"),
 ])
 def test_a_5xx_answer_is_a_refusal_for_good_that_does_not_quote_the_address(server, step, answer, says):
-    scripted, settings = server
-    scripted.answers[step] = answer
+    sink, settings = server
+    sink.answers[step] = answer
     with pytest.raises(PermanentFailure) as refused:
         send_mail(settings, receipt())
     assert str(refused.value) == says
@@ -102,8 +56,8 @@ def test_a_5xx_answer_is_a_refusal_for_good_that_does_not_quote_the_address(serv
     ("DATA", "452 4.3.1 Insufficient system storage"),
 ])
 def test_a_4xx_answer_is_a_failure_for_now(server, step, answer):
-    scripted, settings = server
-    scripted.answers[step] = answer
+    sink, settings = server
+    sink.answers[step] = answer
     with pytest.raises(DeliveryError) as deferred:
         send_mail(settings, receipt())
     assert not isinstance(deferred.value, PermanentFailure)
@@ -113,23 +67,18 @@ def test_a_4xx_answer_is_a_failure_for_now(server, step, answer):
 def test_a_mail_server_that_refuses_this_system_is_a_failure_for_now(server):
     """5xx to EHLO and HELO says nothing about the message: every message would be refused alike until the
     server is put right, and they should go out then."""
-    scripted, settings = server
-    scripted.answers["EHLO"] = "554 5.7.1 Client host rejected: not in the relay list"
+    sink, settings = server
+    sink.answers["EHLO"] = "554 5.7.1 Client host rejected: not in the relay list"
     with pytest.raises(DeliveryError) as refused:
         send_mail(settings, receipt())
     assert not isinstance(refused.value, PermanentFailure) and "554" in str(refused.value)
 
 
 def test_an_address_in_chinese_characters_to_a_server_without_smtputf8_is_refused_for_good():
-    plain = Controller(ScriptedServer(), hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=False)
-    plain.start()
-    try:
-        msg = receipt()
-        msg.replace_header("To", "李娜@例子.中国")
-        with pytest.raises(PermanentFailure) as refused:
-            send_mail(Settings(mail_host="127.0.0.1", mail_port=plain.port, _env_file=None), msg)
-    finally:
-        plain.stop()
+    msg = receipt()
+    msg.replace_header("To", "李娜@例子.中国")
+    with mail_server(smtputf8=False) as (_, port), pytest.raises(PermanentFailure) as refused:
+        send_mail(Settings(mail_host="127.0.0.1", mail_port=port, _env_file=None), msg)
     assert "不支持中文等非英文字符的邮箱地址" in str(refused.value) and "李娜" not in str(refused.value)
 
 
@@ -144,7 +93,7 @@ def test_no_mail_server_is_a_failure_for_now():
 def test_a_refused_goodbye_after_the_message_was_taken_is_no_failure(server):
     """smtplib's context manager raises on a QUIT answered 5xx: the message, already taken, would be
     recorded as refused for good (or sent again)."""
-    scripted, settings = server
-    scripted.answers["QUIT"] = "554 5.0.0 Bye yourself"
+    sink, settings = server
+    sink.answers["QUIT"] = "554 5.0.0 Bye yourself"
     send_mail(settings, receipt())
-    assert len(scripted.taken) == 1
+    assert len(sink.messages) == 1
