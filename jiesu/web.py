@@ -192,6 +192,11 @@ def with_message(path: str, **messages: str) -> str:
                                                            for k, v in messages.items())
 
 
+def redirect_with(path: str, **messages: str) -> RedirectResponse:
+    """After a form's post, to `path` with these messages (`with_message`): 303, so the browser gets the page."""
+    return RedirectResponse(with_message(path, **messages), status_code=303)
+
+
 def error_page(request: Request, error: ApiError) -> HTMLResponse:
     """A refusal as a page, for a person's browser (errors.wants_page): what went wrong and what to do, with the
     way back to the page the form came from when the browser names one of ours."""

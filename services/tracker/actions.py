@@ -46,6 +46,7 @@ from schemas.events import (
 from services.tracker import queries, timers
 from services.tracker.domain.lifecycle import (
     ACTION_LABELS,
+    AWAITING_DISPATCH,
     CITIZEN,
     Action,
     TERMINAL,
@@ -110,11 +111,31 @@ def supervision_refused(user: User, row) -> ApiError | None:
     if not user.has(Role.SUPERVISOR):
         return ApiError(403, "forbidden", "只有督查室可以下达督办单", "Only the supervision office may do this")
     if S(row.state) in TERMINAL:
-        return ApiError(409, "ticket_finished", f"工单已{STATE_LABELS.get(row.state, row.state)}，无需督办",
+        return ApiError(409, "ticket_finished", f"工单{STATE_LABELS.get(row.state, row.state)}，无需督办",
                         "The ticket is finished: there is nothing to supervise")
     if not row.lead_code:
         return ApiError(409, "no_unit", "工单尚无承办单位（待派单），请派单后再下达督办单",
                         "The ticket has no unit yet (it waits for a dispatcher): dispatch it first")
+    return None
+
+
+def note_refused(user: User, row) -> ApiError | None:
+    """Why `user` may not add a note (协办意见) to the ticket `row` now, or None when they may: the one answer for
+    `Tracker.note` and for the ticket page that offers the form.
+
+    A note is what a unit on the ticket (lead or co-handler) found or did, or the office's word on it. It belongs
+    while a unit holds the ticket, and still after the lead replied while the return visit is pending: a co-handler
+    that finishes its part late, or the lead adding what it found since, informs the visit and any 重办. A finished
+    ticket (办结, merged, answered directly) takes no more, and one waiting for a dispatcher has no unit to note on
+    (its former units no longer see it)."""
+    if user.role != Role.DEPARTMENT and not user.has(Role.SUPERVISOR):
+        return ApiError(403, "forbidden", "您的角色不能填写协办意见", "Your role may not add notes")
+    if S(row.state) in TERMINAL:
+        return ApiError(409, "ticket_closed", f"工单{STATE_LABELS.get(row.state, row.state)}，不能再填写意见",
+                        "The ticket is finished: it takes no more notes")
+    if S(row.state) in AWAITING_DISPATCH:
+        return ApiError(409, "no_unit", "工单尚无承办单位（待派单），派单后承办单位可填写意见",
+                        "The ticket has no unit yet (it waits for a dispatcher): notes follow its dispatch")
     return None
 
 
@@ -281,10 +302,8 @@ class Tracker:
             raise ApiError(422, "note_required", "请填写意见内容", "Write the note")
         async with self.store.transaction() as tx:
             row = await self._load(tx, user, ref)
-            if user.role != Role.DEPARTMENT and not user.has(Role.SUPERVISOR):
-                raise ApiError(403, "forbidden", "您的角色不能填写协办意见", "Your role may not add notes")
-            if S(row.state) in TERMINAL:
-                raise ApiError(409, "ticket_closed", "工单已办结，不能再填写意见", "The ticket is closed")
+            if refusal := note_refused(user, row):
+                raise refusal
             name = next((c.get("name") for c in row.co_handlers or [] if c.get("code") == user.department),
                         row.lead_name if user.department == row.lead_code else user.department or "督查室")
             unit = UnitRef(code=user.department or "SUPERVISION", name=name or "督查室")

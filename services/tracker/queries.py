@@ -121,6 +121,7 @@ def ticket_view(row, user: User, now: datetime) -> dict:
         "paused_since": _iso(getattr(row, "paused_at", None)),
         "extensions": list(getattr(row, "extensions", None) or []),
         "reopened": bool(getattr(row, "reopened", False)),
+        "redo": shows_redo(row),
         "returns": getattr(row, "returns_count", 0) or 0,
         "reply": text(row.reply),
         "replied_at": _iso(row.replied_at),
@@ -133,6 +134,12 @@ def ticket_view(row, user: User, now: datetime) -> dict:
         "urgency_class": urgency_class(row, now),
         "time_left": time_left(row, now),
     }
+
+
+def shows_redo(row) -> bool:
+    """Whether pages tag the ticket 重办 beside its state: it was reopened once and has moved on since (while it is
+    reopened, its state already says 重办)."""
+    return bool(getattr(row, "reopened", False)) and row.state != "reopened"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -176,9 +183,6 @@ async def timeline_of(session, row, user: User) -> list[dict]:
 # --- the department workbench, return visits and the supervision office ----------------
 
 # The state groups are defined once, in stats.py; the workbench's 在办 is the part of stats.IN_PROGRESS a unit holds.
-# The two names are what web.py imports them by; this module reads stats' own.
-OPEN_STATES = stats.OPEN
-RUNNING_STATES = stats.RUNNING
 INBOX_TABS = {
     "open": "在办",
     "new": "待签收",
@@ -201,7 +205,7 @@ def inbox_filter(stmt: Select, tab: str, now: datetime) -> Select:
     if tab == "overdue":
         return stmt.where(tickets.c.state.in_(stats.RUNNING), tickets.c.reply_due < now)
     if tab == "paused":
-        return stmt.where(tickets.c.state.in_(("waiting_citizen", "deferred")))
+        return stmt.where(tickets.c.state.in_(stats.PAUSED))
     if tab == "replied":
         return stmt.where(tickets.c.state == "replied")
     return stmt.where(tickets.c.state.in_(("closed",)))
@@ -233,7 +237,7 @@ async def inbox(session, user: User, *, tab: str, now: datetime, kind: str | Non
 
 def urgency_class(row, now: datetime) -> str:
     """How a row is coloured: overdue, soon (warning passed or under a day), paused, or ok."""
-    if row.state in ("waiting_citizen", "deferred"):
+    if row.state in stats.PAUSED:
         return "paused"
     if row.state not in stats.RUNNING or not row.reply_due:
         return "ok"

@@ -27,16 +27,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, not_, or_, select
 from sqlalchemy.sql import ColumnElement
 
-from services.tracker.domain import escalation
+from services.tracker.domain import lifecycle
 from services.tracker.store import return_visits, tickets, unit_log
 
 # The reply clock runs: a unit holds the ticket and is not paused.
 RUNNING = ("assigned", "signed_for", "contacted", "extension_requested", "reopened")
+# A unit holds the ticket and its reply clock stands still: 待补充材料 (waiting on the citizen) or 挂账 (deferred).
+PAUSED = ("waiting_citizen", "deferred")
 # A unit holds the ticket and owes the reply (paused ones too): the part of 在办 a unit's workbench shows.
-OPEN = (*RUNNING, "waiting_citizen", "deferred")
-# Received and not yet with a unit (`escalation.AWAITING_DISPATCH`, the one definition), in a fixed order: the same
+OPEN = (*RUNNING, *PAUSED)
+# Received and not yet with a unit (`lifecycle.AWAITING_DISPATCH`, the one definition), in a fixed order: the same
 # statement text on every query.
-AWAITING_DISPATCH = tuple(sorted(s.value for s in escalation.AWAITING_DISPATCH))
+AWAITING_DISPATCH = tuple(sorted(s.value for s in lifecycle.AWAITING_DISPATCH))
 # 在办, the one definition every page that shows 在办 counts by: received and not yet answered, wherever it is.
 # Not 在办: replied awaiting the return visit (已答复待回访), closed, merged duplicates, answered directly.
 IN_PROGRESS = (*AWAITING_DISPATCH, *OPEN)

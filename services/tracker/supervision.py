@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from sqlalchemy import ColumnElement, func, select, update
 
 from jiesu import audit
@@ -24,10 +24,11 @@ from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore
-from jiesu.web import RuntimeDep, page, require, with_message
+from jiesu.web import Message, RuntimeDep, page, redirect_with, require
 from schemas.enums import CHANNEL_LABELS, KIND_LABELS, Role
 from schemas.events import new_event_id, utcnow
 from services.tracker import hotspots as hot, queries, reports, rollup, stats, timers
+from services.tracker.actions import OUTCOME_LABELS
 from services.tracker.domain.escalation import KEY, RELEASE_REASONS, Escalation, escalated_due, released
 from services.tracker.ledger import LATENESS, SORTS, LedgerFilter, LedgerHub, ledger
 from services.tracker.notify import notify, notify_many
@@ -84,7 +85,7 @@ LedgerQuery = Annotated[str, Query(max_length=64)]
 async def ledger_page(request: Request, rt: RuntimeDep, user: Supervisor, unit: LedgerQuery = "",
                       district: LedgerQuery = "", kind: LedgerQuery = "", channel: LedgerQuery = "",
                       category: LedgerQuery = "", late: LedgerQuery = "", sort: LedgerQuery = "due",
-                      done: Annotated[str, Query(max_length=80)] = "") -> HTMLResponse:
+                      done: Message = "", refused: Message = "") -> HTMLResponse:
     f = _filter(unit, district, kind, channel, category, late, sort)
     now = utcnow()
     async with rt.store("tracker").db.reading() as s:
@@ -92,7 +93,7 @@ async def ledger_page(request: Request, rt: RuntimeDep, user: Supervisor, unit: 
         choices = await _choices(s)
     return page(request, "tracker_sup_ledger.html", title="督办台账", f=f, counts=counts, now=now,
                 items=[queries.ticket_view(r, user, now) for r in rows], lateness=LATENESS, sorts=SORTS,
-                done=done, **choices)
+                done=done, refused=refused, **choices)
 
 
 @sup.get("/ledger/rows", response_class=HTMLResponse)
@@ -179,16 +180,16 @@ async def ledger_bulk(request: Request, rt: RuntimeDep, user: Supervisor) -> Res
     numbers = [str(n) for n in form.getlist("number")][:500]
     back = back_to(form.get("back"), "/tracker/sup/ledger", under="/tracker/sup/")
     if not numbers:
-        return RedirectResponse(with_message(back, done="未选择工单"), status_code=303)
+        return redirect_with(back, refused="未选择工单")
     if form.get("op") == "supervise":
         try:
             orders = await order_many(rt, user, numbers, str(form.get("level", "normal")), str(form.get("reason", "")))
         except ApiError as exc:
-            return RedirectResponse(with_message(back, done=exc.zh), status_code=303)
+            return redirect_with(back, refused=exc.zh)
         msg = f"已下达督办单 {len(orders)} 件"
     else:
         msg = f"已催办 {await remind(rt, user, numbers, str(form.get('reason', ''))[:500])} 件"
-    return RedirectResponse(with_message(back, done=msg), status_code=303)
+    return redirect_with(back, done=msg)
 
 
 # --- 督办单 -----------------------------------------------------------------------------
@@ -201,7 +202,7 @@ ORDER_TABS = {"open": "待回复", "responded": "已回复待销号", "overdue":
 async def orders_page(request: Request, rt: RuntimeDep, user: Supervisor,
                       tab: Annotated[str, Query(max_length=16)] = "open",
                       level: Annotated[str, Query(max_length=8)] = "",
-                      done: Annotated[str, Query(max_length=80)] = "") -> HTMLResponse:
+                      done: Message = "", refused: Message = "") -> HTMLResponse:
     o = supervision_orders.c
     now = utcnow()
     conds = {"open": [o.responded_at.is_(None), o.closed_at.is_(None)],
@@ -221,7 +222,7 @@ async def orders_page(request: Request, rt: RuntimeDep, user: Supervisor,
             .join(tickets, tickets.c.ticket_id == o.ticket_id).where(*conds[tab], *extra)
             .order_by((o.level == KEY).desc(), o.due_at).limit(300))).all()  # 重点 first
     return page(request, "tracker_sup_orders.html", title="督办单", rows=rows, tab=tab, tabs=ORDER_TABS,
-                counts=counts, level=level, now=now, done=done, released=released,
+                counts=counts, level=level, now=now, done=done, refused=refused, released=released,
                 release_reasons=RELEASE_REASONS)
 
 
@@ -405,12 +406,11 @@ async def order_respond(order_no: str, request: Request, rt: RuntimeDep, user: R
     back = back_to(form.get("back"), "/tracker/sup/orders")
     try:
         await respond_order(rt, user, order_no, str(form.get("response", ""))[:4000])
-        msg = f"督办单 {order_no} 已回复"
     except ApiError as exc:
         if exc.status == 404:
             raise
-        msg = exc.zh
-    return RedirectResponse(with_message(back, done=msg), status_code=303)
+        return redirect_with(back, refused=exc.zh)
+    return redirect_with(back, done=f"督办单 {order_no} 已回复")
 
 
 @sup.post("/orders/{order_no}/close")
@@ -418,12 +418,11 @@ async def order_close(order_no: str, request: Request, rt: RuntimeDep, user: Sup
     form = await request.form()
     try:
         await close_order(rt, user, order_no, str(form.get("note", ""))[:2000])
-        msg = f"督办单 {order_no} 已销号"
-    except ApiError as exc:
+    except ApiError as exc:  # back to the order where it was, not to the closed ones it did not join
         if exc.status == 404:
             raise
-        msg = exc.zh
-    return RedirectResponse(with_message("/tracker/sup/orders?tab=closed", done=msg), status_code=303)
+        return redirect_with(back_to(form.get("back"), "/tracker/sup/orders"), refused=exc.zh)
+    return redirect_with("/tracker/sup/orders?tab=closed", done=f"督办单 {order_no} 已销号")
 
 
 # --- 部门考评 ----------------------------------------------------------------------------
@@ -497,7 +496,7 @@ async def figure_tickets(request: Request, rt: RuntimeDep, user: Supervisor, per
     unit_name = next((r.lead_name for r in rows if r.lead_code == unit), unit) if unit else "全市"
     qs = urlencode({"period": p.key, "measure": measure, "part": part, "unit": unit})
     return page(request, "tracker_sup_tickets.html", title=f"{p.label} {unit_name} {what}", what=what, p=p,
-                rate=rate, total=total, page_no=page_no, qs=qs, unit_name=unit_name,
+                rate=rate, total=total, page_no=page_no, qs=qs, unit_name=unit_name, outcomes=OUTCOME_LABELS,
                 items=[queries.ticket_view(r, user, now) for r in rows])
 
 

@@ -21,11 +21,11 @@ from jiesu import attachment_grants
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_phones
-from jiesu.web import Message, RuntimeDep, localtime, page, require, templates, with_message
+from jiesu.web import Message, RuntimeDep, localtime, page, redirect_with, require, templates
 from schemas.enums import CHANNEL_LABELS, RETURN_REASONS, ROLE_LABELS, ROUTING_METHOD_LABELS, Role, TicketState
 from schemas.events import utcnow
-from services.tracker import queries
-from services.tracker.actions import (OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, closes_when_unreachable,
+from services.tracker import queries, stats
+from services.tracker.actions import (OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, closes_when_unreachable, note_refused,
                                       supervision_refused, visit_message)
 from services.tracker.domain.lifecycle import allowed_actions, may
 from services.tracker.notify import KIND_LABELS, resend_all, resend_delivery
@@ -167,6 +167,19 @@ async def display_names(rt, usernames) -> dict[str, str]:
 templates.env.filters["actor"] = actor_label  # e.g. {{ o.by|actor }} on lists of orders
 
 
+def offered_actions(user: User, row) -> set[str]:
+    """The forms the ticket page offers `user` on the ticket `row`: the lifecycle's next actions their role may take
+    (a department only on the tickets it leads), and a note or a supervision order where the action would accept it
+    (`note_refused`, `supervision_refused`: the same answer as the action's)."""
+    lead = user.role != Role.DEPARTMENT or row.lead_code == user.department
+    can = {a.value for a in allowed_actions(TicketState(row.state)) if may(user.role.value, a) and lead}
+    if note_refused(user, row) is None:
+        can.add("note")
+    if supervision_refused(user, row) is None:
+        can.add("supervise")
+    return can
+
+
 async def _ticket_context(rt, user: User, ref: str) -> dict:
     async with rt.store("tracker").db.session() as s:
         row = await queries.visible_ticket(s, user, ref)
@@ -180,14 +193,8 @@ async def _ticket_context(rt, user: User, ref: str) -> dict:
         if user.has(Role.SUPERVISOR) or user.role == Role.DEPARTMENT:
             undelivered = await failed_deliveries(s, ticket_id=row.ticket_id,
                                                   unit_code=user.department if user.role == Role.DEPARTMENT else None)
-    role = user.role.value
     lead = user.role != Role.DEPARTMENT or row.lead_code == user.department
-    can = {a.value for a in allowed_actions(TicketState(row.state)) if may(role, a) and lead}
-    open_ = row.state in queries.OPEN_STATES
-    if open_ and (user.role == Role.DEPARTMENT or user.has(Role.SUPERVISOR)):
-        can.add("note")
-    if supervision_refused(user, row) is None:
-        can.add("supervise")
+    can = offered_actions(user, row)
     names = await display_names(rt, [e["actor"] for e in events] + [pending.requested_by if pending else ""]
                                 + list(dispatched_by.values()))
     return dict(t=queries.ticket_view(row, user, utcnow()), timeline=timeline_lines(events, names, dispatched_by),
@@ -294,8 +301,7 @@ async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Rea
             cause = {"yes": True, "no": False}.get(f.get("department_caused", ""))
             row = await tracker.record_visit(user, ref, f.get("outcome", ""), department_caused=cause,
                                              comment=f.get("comment", ""))
-            return RedirectResponse(with_message("/tracker/visits", done=visit_message(row, f.get("outcome", ""))),
-                                    status_code=303)
+            return redirect_with("/tracker/visits", done=visit_message(row, f.get("outcome", "")))
         elif action == "supervise":
             row = await tracker.supervise(user, ref, f.get("level", "normal"), f.get("reason", ""))
         elif action == "resend":
@@ -306,7 +312,7 @@ async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Rea
         if exc.status == 404:
             raise
         if back:  # a list's quick form (no text typed that would be lost): the list says why
-            return RedirectResponse(with_message(back, refused=f"工单 {ref}：{exc.zh}"), status_code=303)
+            return redirect_with(back, refused=f"工单 {ref}：{exc.zh}")
         if action == "visit":
             # Rendered here, not redirected: the comment is the citizen's own words (up to 2000 characters), which
             # a redirect would put in the address, the access log and the history. tracker.js then shows the visit
@@ -317,11 +323,11 @@ async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Rea
             response = page(request, "tracker_ticket.html", done="", error=exc, form=f, failed=action, **context)
         response.status_code = exc.status
         return response
+    if back:
+        return redirect_with(back, done=_done_message(action, row, f))
     target = f"/tracker/tickets/{quote(row.number or str(row.ticket_id))}?done={quote(action)}"
     if user.role == Role.DEPARTMENT and action == "return":
         target = f"/tracker/inbox?returned={quote(row.number or '')}"
-    if back:
-        target = with_message(back, done=_done_message(action, row, f))
     return RedirectResponse(target, status_code=303)
 
 
@@ -347,11 +353,11 @@ async def resend_given_up(request: Request, rt: RuntimeDep, user: Supervisor) ->
     if not resent:
         why = (f"{nowhere} 条通知因单位没有通知邮箱或未配置消息系统，无法重新发送，请先设置。" if nowhere
                else "没有停止重试的通知，无需重新发送")
-        return RedirectResponse(with_message(back, refused=why), status_code=303)
+        return redirect_with(back, refused=why)
     msg = f"已重新发送 {resent} 条通知，发送结果稍后刷新本页查看。"
     if nowhere:
         msg += f"另有 {nowhere} 条因单位没有通知邮箱或未配置消息系统而未发送，请先设置。"
-    return RedirectResponse(with_message(back, done=msg), status_code=303)
+    return redirect_with(back, done=msg)
 
 
 def back_to(value, default: str | None = None, *, under: str = "/tracker/") -> str | None:
@@ -417,7 +423,7 @@ async def supervision(request: Request, rt: RuntimeDep, user: Supervisor,
             select(extensions, tickets.c.number, tickets.c.subject, tickets.c.lead_name, tickets.c.reply_due)
             .join(tickets, tickets.c.ticket_id == extensions.c.ticket_id)
             .where(extensions.c.approved.is_(None)).order_by(extensions.c.requested_at))).all()
-        overdue = (await s.execute(select(tickets).where(tickets.c.state.in_(queries.RUNNING_STATES),
+        overdue = (await s.execute(select(tickets).where(tickets.c.state.in_(stats.RUNNING),
                                                          tickets.c.reply_due < now)
                                    .order_by(tickets.c.reply_due).limit(100))).all()
         deferred = (await s.execute(select(tickets).where(tickets.c.state == "deferred")

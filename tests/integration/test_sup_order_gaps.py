@@ -235,10 +235,15 @@ async def test_the_orders_page_says_why_an_order_waits_and_offers_to_close_it_wi
         held = _row_of(everything, in_hand)
         assert "/close" not in held and "不再升级" not in held and "代录回复" in held
 
-        r = await client.post(f"/tracker/sup/orders/{returned}/close", data={"note": ""}, follow_redirects=False)
-        assert "须写明理由" in httpx.URL(r.headers["location"]).params["done"]
+        r = await client.post(f"/tracker/sup/orders/{returned}/close",
+                              data={"note": "", "back": "/tracker/sup/orders?tab=all"}, follow_redirects=False)
+        assert "须写明理由" in httpx.URL(r.headers["location"]).params["refused"]
         r = await client.post(f"/tracker/sup/orders/{in_hand}/close", data={"note": "已改派"}, follow_redirects=False)
-        assert "尚未回复" in httpx.URL(r.headers["location"]).params["done"]
+        refused = httpx.URL(r.headers["location"])  # shown as what went wrong, where the order still is
+        assert "尚未回复" in refused.params["refused"] and "done" not in refused.params
+        assert refused.path == "/tracker/sup/orders"
+        shown = (await client.get(r.headers["location"])).text
+        assert re.search(r'<div class="msg err" role="alert">[^<]*尚未回复', shown) and 'class="msg ok"' not in shown
         r = await client.post(f"/tracker/sup/orders/{returned}/close", data={"note": "已改派"}, follow_redirects=False)
         assert f"督办单 {returned} 已销号" in httpx.URL(r.headers["location"]).params["done"]
 

@@ -79,6 +79,11 @@ async def test_scorecard_json_and_pages_show_the_hand_computed_figures(live):
         listed = (await client.get("/tracker/sup/tickets", params={
             "period": "2026-10", "measure": "response", "part": "denominator", "unit": m.A})).text
         assert "共 9 件" in listed and m.number_of("a7") in listed and m.number_of("a9") not in listed
+        rows = {name: next(r for r in listed.split("<tr") if m.number_of(name) in r) for name in ("a3", "a4", "a7")}
+        # a3 was reopened once and closed satisfied; a4 closed as unreachable; a7 is still being handled.
+        assert '<span class="tag">重办</span>' in rows["a3"] and "<td>满意</td>" in rows["a3"]
+        assert "<td>联系不上</td>" in rows["a4"] and "重办" not in rows["a4"]
+        assert "<td></td></tr>" in rows["a7"]  # no outcome yet
 
         for path in ("/tracker/sup/ledger", "/tracker/sup/orders?tab=all", "/tracker/sup/trends", "/tracker/sup/wall",
                      "/tracker/sup/reports?period=2026-10", "/tracker/sup/reports?kind=annual&period=2026",
@@ -134,7 +139,7 @@ async def test_orders_are_answered_by_their_own_unit_and_closed_by_the_office(li
             assert (await dept.get("/api/v1/tracker/supervision/scorecard")).status_code == 403
             assert (await dept.get("/tracker/sup/ledger")).status_code == 403
         r = await client.post("/tracker/sup/orders/DB-a6-1/close", data={"note": "x"}, follow_redirects=False)
-        assert "尚未回复" in httpx.URL(r.headers["location"]).params["done"]
+        assert "尚未回复" in httpx.URL(r.headers["location"]).params["refused"]
         async with httpx.AsyncClient(base_url=live.url, headers={"Authorization": f"Bearer {own}"}) as dept:
             r = await dept.post("/tracker/sup/orders/DB-a6-1/respond", data={"response": "已约谈施工单位并整改完毕"},
                                 follow_redirects=False)
@@ -155,6 +160,9 @@ async def test_orders_are_answered_by_their_own_unit_and_closed_by_the_office(li
         r = await client.post("/tracker/sup/ledger/bulk", data={"number": numbers, "op": "supervise", "level": "key",
                                                                "reason": "超期未办"}, follow_redirects=False)
         assert "已下达督办单 2 件" in httpx.URL(r.headers["location"]).params["done"]
+        r = await client.post("/tracker/sup/ledger/bulk", data={"op": "remind", "reason": "请今日答复"},
+                              follow_redirects=False)
+        assert httpx.URL(r.headers["location"]).params["refused"] == "未选择工单"  # said as a refusal, not as done
     store = live.runtime.store("tracker")
     async with store.db.session() as s:
         kinds = (await s.execute(select(notifications.c.kind).where(notifications.c.unit_code == m.A))).scalars().all()

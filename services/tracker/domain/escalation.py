@@ -30,15 +30,11 @@ from zoneinfo import ZoneInfo
 
 from schemas.enums import TicketState
 from services.tracker.domain.calendar import WorkingCalendar
-from services.tracker.domain.lifecycle import TERMINAL
+from services.tracker.domain.lifecycle import AWAITING_DISPATCH, TERMINAL
 
 KEY = "key"  # 重点督办: what every escalated order becomes
 # The ticket states in which its orders no longer bind their unit whoever holds it: the lifecycle's end states.
 TICKET_FINISHED: frozenset[TicketState] = TERMINAL
-# Received and not yet with a unit: just received, waiting for a dispatcher (待派单), returned awaiting re-dispatch.
-# The one definition: `stats.AWAITING_DISPATCH` and `stats.NOT_THE_UNITS` are made from it.
-AWAITING_DISPATCH: frozenset[TicketState] = frozenset({TicketState.RECEIVED, TicketState.DISPATCHING,
-                                                       TicketState.RETURNED})
 
 
 # Why an unanswered order is no longer pressed on its unit, as the office's orders page says it.

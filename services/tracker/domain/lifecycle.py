@@ -70,6 +70,9 @@ TRANSITIONS: dict[tuple[S, Action], S] = {
 
 TERMINAL = frozenset({S.CLOSED, S.MERGED, S.ANSWERED_DIRECTLY})
 OPEN = frozenset(set(S) - TERMINAL)
+# Received and not yet with a unit: just received, waiting for a dispatcher (待派单), returned awaiting re-dispatch.
+# The one definition: `escalation.released`, `stats.AWAITING_DISPATCH` and `stats.NOT_THE_UNITS` are made from it.
+AWAITING_DISPATCH = frozenset({S.RECEIVED, S.DISPATCHING, S.RETURNED})
 
 
 class TransitionRefused(ValueError):

@@ -1,5 +1,5 @@
-"""The rules the tracker's actions and its pages share: who may order supervision of a ticket, and when a 重办
-also orders key supervision (重点督办). One answer each, for the action that refuses and the page that offers.
+"""The rules the tracker's actions and its pages share: who may order supervision of a ticket or add a note
+(协办意见) to it, and when a 重办 also orders key supervision (重点督办). One answer each, for the action that refuses and the page that offers.
 And who a dispatch made by hand was made by, as the ticket's timeline names them."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import pytest
 
 from jiesu.identity import User
 from schemas.enums import Role, TicketState as S
-from services.tracker.actions import orders_key_supervision, supervision_refused
-from services.tracker.web import timeline_lines
+from services.tracker.actions import note_refused, orders_key_supervision, supervision_refused
+from services.tracker.queries import shows_redo
+from services.tracker.web import offered_actions, timeline_lines
 
 OFFICE = User(id=1, username="sup", display_name="督查室", role=Role.SUPERVISOR)
 
@@ -32,6 +33,7 @@ def test_the_office_may_supervise_a_ticket_a_unit_holds_until_it_is_finished(sta
 def test_a_finished_ticket_owes_nothing_more_so_is_not_supervised(state):
     refusal = supervision_refused(OFFICE, ticket(state))
     assert (refusal.status, refusal.code) == (409, "ticket_finished") and "无需督办" in refusal.zh
+    assert "已已" not in refusal.zh  # 工单已办结, not 工单已已办结
 
 
 @pytest.mark.parametrize("state", [S.RECEIVED, S.DISPATCHING, S.RETURNED])
@@ -45,6 +47,54 @@ def test_only_the_supervision_office_orders_supervision(role):
     refusal = supervision_refused(User(id=3, username="u", display_name="u", role=role, department="M-CGW"),
                                   ticket(S.SIGNED_FOR))
     assert (refusal.status, refusal.code) == (403, "forbidden")
+
+
+LEAD = User(id=4, username="cgw", display_name="城管委", role=Role.DEPARTMENT, department="M-CGW")
+CO_HANDLER = User(id=5, username="sw", display_name="水务局", role=Role.DEPARTMENT, department="M-SW")
+HOLDING = [S.ASSIGNED, S.SIGNED_FOR, S.CONTACTED, S.WAITING_CITIZEN, S.EXTENSION_REQUESTED, S.DEFERRED, S.REOPENED]
+
+
+@pytest.mark.parametrize("user", [LEAD, CO_HANDLER, OFFICE], ids=["lead", "co_handler", "office"])
+@pytest.mark.parametrize("state", [*HOLDING, S.REPLIED])
+def test_units_and_the_office_add_notes_while_a_unit_holds_the_ticket_and_after_the_reply_until_the_visit(
+        state, user):
+    assert note_refused(user, ticket(state)) is None
+
+
+@pytest.mark.parametrize("state", [S.CLOSED, S.MERGED, S.ANSWERED_DIRECTLY])
+def test_a_finished_ticket_takes_no_more_notes(state):
+    refusal = note_refused(CO_HANDLER, ticket(state))
+    assert (refusal.status, refusal.code) == (409, "ticket_closed") and refusal.zh.endswith("不能再填写意见")
+    assert "已已" not in refusal.zh
+
+
+@pytest.mark.parametrize("state", [S.RECEIVED, S.DISPATCHING, S.RETURNED])
+def test_a_ticket_waiting_for_a_dispatcher_has_no_unit_to_note_on(state):
+    refusal = note_refused(OFFICE, ticket(state, lead_code=None))
+    assert (refusal.status, refusal.code) == (409, "no_unit")
+
+
+@pytest.mark.parametrize("role", [Role.OPERATOR, Role.DISPATCHER, Role.VISITOR])
+def test_only_units_and_the_office_add_notes(role):
+    refusal = note_refused(User(id=6, username="u", display_name="u", role=role), ticket(S.SIGNED_FOR))
+    assert (refusal.status, refusal.code) == (403, "forbidden")
+
+
+@pytest.mark.parametrize("user", [LEAD, CO_HANDLER, OFFICE, User(id=7, username="v", display_name="v",
+                                                                     role=Role.VISITOR)],
+                         ids=["lead", "co_handler", "office", "visitor"])
+@pytest.mark.parametrize("state", list(S))
+def test_the_ticket_page_offers_a_note_and_an_order_exactly_when_the_action_accepts_them(state, user):
+    row = ticket(state, lead_code=None if state in (S.RECEIVED, S.DISPATCHING, S.RETURNED) else "M-CGW")
+    offered = offered_actions(user, row)
+    assert ("note" in offered) == (note_refused(user, row) is None)
+    assert ("supervise" in offered) == (supervision_refused(user, row) is None)
+
+
+def test_pages_tag_a_ticket_redo_once_reopened_and_moved_on_but_not_while_its_state_says_so():
+    assert [shows_redo(SimpleNamespace(state=s.value, reopened=r))
+            for s, r in ((S.REOPENED, True), (S.SIGNED_FOR, True), (S.REPLIED, True), (S.CLOSED, True),
+                         (S.REPLIED, False))] == [False, True, True, True, False]
 
 
 def test_the_second_dissatisfied_visit_orders_key_supervision_and_the_first_does_not():
