@@ -76,14 +76,20 @@ async def _open_ticket(store: ServiceStore, number: str):
 
 
 def _check_places(store: ServiceStore, sub: TicketSubmission) -> None:
-    """A street must lie in the district given with it: the router could place the ticket in neither."""
+    """Codes must be the directory's, and a street must lie in the district given with it: the router could
+    place the ticket in neither. Codes are judged by the router's copy only (Places.unknown_codes says why)."""
     places: Places | None = store.local.get(PLACES)
-    wrong = places.street_outside_district(sub.location.district, sub.location.street) if places else None
+    if places is None:
+        return
+    where = sub.location
+    wrong = places.unknown_codes(where.district, where.street, sub.category)
+    outside = places.street_outside_district(where.district, where.street)
+    if outside:
+        wrong.append(("location.street", *outside))
     if wrong:
-        zh, en = wrong
-        raise ApiError(422, "invalid_input", f"提交的内容有误：location.street：{zh}",
-                       f"Invalid input: location.street: {en}",
-                       fields=[{"field": "location.street", "type": "value_error", "zh": zh, "en": en}])
+        raise ApiError(422, "invalid_input", "提交的内容有误：" + "；".join(f"{f}：{zh}" for f, zh, _ in wrong),
+                       "Invalid input: " + "; ".join(f"{f}: {en}" for f, _, en in wrong),
+                       fields=[{"field": f, "type": "value_error", "zh": zh, "en": en} for f, zh, en in wrong])
 
 
 def reference(idempotency_key: str | None, source_ref: str | None) -> str:

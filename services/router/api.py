@@ -344,6 +344,6 @@ async def directory_import(request: Request, rt: RuntimeDep, user: Admin,
                                                                         by=user.username)
     except (DirectoryError, ValueError) as exc:  # YAML or cross-reference errors: nothing changes
         return await _directory_page(request, rt, error=str(exc), draft=content)
-    state = rt.state["router"]
+    state = rt.state["router"]  # in force here at once; intake is owed it with the version (import_directory)
     state.directory_version_id, state.directory = version_id, directory
     return await _directory_page(request, rt, message=f"已启用版本 {directory.version}：{summary}")

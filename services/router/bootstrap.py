@@ -6,21 +6,16 @@ import asyncio
 import hashlib
 from pathlib import Path
 
-from sqlalchemy import select, update
-
 from jiesu.consumer import Batched
-from jiesu.messaging import ServiceStore
 from jiesu.runtime import Runtime, ServiceSpec, Subscription
 from jiesu.web import add_template_dir, register_nav
 from schemas import topics
 from schemas.enums import Role
-from schemas.events import (DIRECTORY_ID, DirectoryPublished, Envelope, PublicCategory, PublicDistrict,
-                            PublicStreet)
 from services.router import models, service
 from services.router.api import api, pages
 from services.router.cli import register as register_cli
-from services.router.domain.directory import DEMO_CITY, Directory
-from services.router.store import directory_versions, messaging, metadata
+from services.router.domain.directory import DEMO_CITY
+from services.router.store import messaging, metadata
 
 register_nav("派单队列", "/router/dispatch", (Role.DISPATCHER, Role.SUPERVISOR), order=20, accesskey="d",
              home_for=(Role.DISPATCHER,))
@@ -52,49 +47,7 @@ async def setup(rt: Runtime) -> None:
         classifier=classifier, model_id=model_id,
     )
     # Again at every start: the embedded broker keeps nothing across restarts (intake skips what it applied).
-    await publish_directory(store, version_id, directory, resend=True)
-
-
-def public_part(directory: Directory, version_id: int, activated_at) -> DirectoryPublished:
-    """What other services may know of a directory: its places and its taxonomy, not its units or rules."""
-    return DirectoryPublished(
-        version=directory.version, version_id=version_id, activated_at=activated_at, city=directory.city,
-        districts=[PublicDistrict(code=d.code, name=d.name, streets=[PublicStreet(code=s.code, name=s.name)
-                                                                     for s in directory.streets_of(d.code)])
-                   for d in directory.districts],
-        categories=[PublicCategory(code=c.code, name=c.name, parent=c.parent) for c in directory.categories])
-
-
-async def publish_directory(store: ServiceStore, version_id: int, directory: Directory, *,
-                            resend: bool = False) -> bool:
-    """Owe DirectoryPublished for this version unless it or a later one is the last owed; True if it is owed now.
-
-    The versions table is the truth and this reconciles the topic with it, so an import by the
-    page, by `jiesu directory import` or by another router instance is published by whichever
-    instance sees it first (two at once owe it twice: intake keeps the newest either way).
-    `resend` marks the last one for sending again, with its event id, if it was already sent.
-    """
-    outbox = store.tables.outbox
-    async with store.transaction() as tx:
-        last = (await tx.session.execute(
-            select(outbox.c.id, outbox.c.value, outbox.c.sent_at)
-            .where(outbox.c.ticket_id == DIRECTORY_ID, outbox.c.event_type == DirectoryPublished.event_type)
-            .order_by(outbox.c.id.desc()).limit(1))).first()
-        owed = Envelope.from_bytes(last.value).payload.get("version_id") if last is not None else None
-        if owed is not None and owed >= version_id:  # this one, or a later one this instance has not loaded yet
-            if resend and owed == version_id and last.sent_at is not None:
-                await tx.session.execute(update(outbox).where(outbox.c.id == last.id).values(sent_at=None))
-                tx.after_commit(store.outbox_signal.set)
-            return False
-        activated_at = await tx.session.scalar(select(directory_versions.c.imported_at)
-                                               .where(directory_versions.c.id == version_id))
-        if activated_at is None:  # not (yet) a version of this database
-            return False
-        payload = public_part(directory, version_id, activated_at)
-        await tx.emit(topics.DIRECTORY, Envelope.wrap(payload, ticket_id=DIRECTORY_ID, producer=service.PRODUCER),
-                      audit_details={"version": directory.version, "version_id": version_id})
-    service.log.info("directory published", version=directory.version, version_id=version_id)
-    return True
+    await service.publish_directory(store, version_id, directory, resend=True)
 
 
 def subscriptions(rt: Runtime) -> list[Subscription]:
@@ -114,9 +67,10 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
 
 def background(rt: Runtime):
     async def follow_directory_and_model() -> None:
-        """An admin may import a new directory, `jiesu train-router` may activate a new model: pick them up,
-        and publish the directory's public part when another version is in force (the directory page puts
-        its import in force itself, so what was published is remembered apart from the state)."""
+        """An admin may import a new directory, `jiesu train-router` may activate a new model: pick them up.
+        An import owes its DirectoryPublished itself; the loop publishes one for a version in force that was
+        written otherwise, and asks only when the version changed (the directory page puts its import in
+        force itself, so what was asked about is remembered apart from the state)."""
         store = rt.store("router")
         published = rt.state["router"].directory_version_id  # setup published it
         while True:
@@ -128,7 +82,7 @@ def background(rt: Runtime):
                     state.directory_version_id, state.directory = current
                     service.log.info("directory reloaded", version=state.directory.version)
                 if state.directory_version_id != published:
-                    await publish_directory(store, state.directory_version_id, state.directory)
+                    await service.publish_directory(store, state.directory_version_id, state.directory)
                     published = state.directory_version_id
                 if await models.latest_model_id(store) != state.model_id:
                     state.model_id, state.classifier = await models.active_model(store)

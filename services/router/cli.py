@@ -41,10 +41,6 @@ def directory_command(args, settings) -> int:
                 except DirectoryError as exc:
                     print(f"目录有误，未导入 / directory rejected, nothing changed:\n{exc}", file=sys.stderr)
                     return 1
-                # Owed to intake now (a running router's relay sends it within a second), not at its next reload.
-                from services.router.bootstrap import publish_directory
-
-                await publish_directory(store, version_id, directory)
                 print(f"已导入版本 {directory.version}（#{version_id}）/ imported: {summary}")
             elif args.action == "export":
                 from sqlalchemy import select

@@ -24,8 +24,13 @@ from jiesu.text import repeat_score
 from schemas import topics
 from schemas.enums import RETURN_REASONS, Kind, Urgency
 from schemas.events import (
+    DIRECTORY_ID,
+    DirectoryPublished,
     DispatchNeeded,
     Envelope,
+    PublicCategory,
+    PublicDistrict,
+    PublicStreet,
     RoutingReason,
     TicketAssigned,
     TicketMerged,
@@ -204,9 +209,13 @@ def place_names(directory: Directory, category: str | None, district: str | None
     """The directory's names of the codes a ticket carries (its category, district and street), for the services
     that keep the codes but not the directory: the tracker's bulletins and charts say 社会保险, not LS.INSURANCE.SOCIAL.
     A code the directory does not know (any more) is left out."""
+    return _names(directory, category, placed_district(directory, district, street), street)
+
+
+def _names(directory: Directory, category: str | None, placed: str | None, street: str | None) -> dict:
+    """place_names, the district already placed (placed_district)."""
     names = {}
-    for code, look_up in ((category, directory.category), (placed_district(directory, district, street),
-                                                          directory.district), (street, directory.street)):
+    for code, look_up in ((category, directory.category), (placed, directory.district), (street, directory.street)):
         if code:
             try:
                 names[code] = look_up(code).name
@@ -232,18 +241,18 @@ async def _emit_decision(tx: Transaction, ticket_id: UUID, d: Decision, *, numbe
     """Owe the decision's event; answers the assignment row to record (for the return rates), if any.
     `district` and `street` are the ticket's as the citizen gave them."""
     row = None
+    placed = placed_district(directory, district, street)
+    names = _names(directory, d.category, placed, street)
     if d.outcome == "assign":
         payload = TicketAssigned(number=number, kind=kind, urgency=urgency, lead=ref(d.lead),
                                  co_handlers=[ref(u) for u in d.co_handlers], category=d.category,
-                                 reason=d.reason, attempt=attempt,
-                                 names=place_names(directory, d.category, district, street),
-                                 district=placed_district(directory, district, street))
+                                 reason=d.reason, attempt=attempt, names=names, district=placed)
         r = d.reason
         row = dict(ticket_id=ticket_id, attempt=attempt, unit_code=d.lead.code, method=r.method, rule_id=r.rule_id,
                    model_version=r.model_version, score=r.score, decided_by=decided_by, at=utcnow())
     else:
         payload = DispatchNeeded(number=number, suggestions=list(d.suggestions), why=d.why[:500], attempt=attempt,
-                                 names=place_names(directory, d.category, district, street))
+                                 names=names)
     await tx.emit(topics.ASSIGNED, Envelope.wrap(payload, ticket_id=ticket_id, producer=PRODUCER, trace_id=trace_id))
     return row
 
@@ -411,7 +420,12 @@ async def current_directory(store: ServiceStore) -> tuple[int, Directory] | None
 
 
 async def import_directory(store: ServiceStore, content: str, *, by: str) -> tuple[int, Directory, str]:
-    """Validate and activate a new directory version; returns (id, directory, summary of changes)."""
+    """Validate and activate a new directory version; returns (id, directory, summary of changes).
+
+    Its public part is owed to intake (DirectoryPublished) in the same transaction as the version is
+    written, so whoever imports it (the page, `jiesu directory import`, the first start) publishes it
+    once, at once, and never writes a version without it.
+    """
     try:
         data = yaml.safe_load(content)
     except yaml.YAMLError as exc:
@@ -421,12 +435,71 @@ async def import_directory(store: ServiceStore, content: str, *, by: str) -> tup
     directory = Directory.from_data(data, source="import")  # raises DirectoryError listing every problem
     previous = await current_directory(store)
     summary = describe_changes(previous[1] if previous else None, directory)
-    async with store.db.session() as s:
-        result = await s.execute(directory_versions.insert().values(
+    async with store.transaction() as tx:
+        result = await tx.session.execute(directory_versions.insert().values(
             version=directory.version, content=content, summary=summary, imported_by=by, imported_at=utcnow()))
         version_id = result.inserted_primary_key[0]
+        await owe_directory(tx, version_id, directory)
     log.info("directory imported", version=directory.version, by=by, changes=summary)
     return version_id, directory, summary
+
+
+def public_part(directory: Directory, version_id: int, activated_at) -> DirectoryPublished:
+    """What other services may know of a directory: its places and its taxonomy, not its units or rules."""
+    return DirectoryPublished(
+        version=directory.version, version_id=version_id, activated_at=activated_at, city=directory.city,
+        districts=[PublicDistrict(code=d.code, name=d.name, streets=[PublicStreet(code=s.code, name=s.name)
+                                                                     for s in directory.streets_of(d.code)])
+                   for d in directory.districts],
+        categories=[PublicCategory(code=c.code, name=c.name, parent=c.parent) for c in directory.categories])
+
+
+async def _last_directory_owed(tx: Transaction):
+    """(outbox row id, version id, sent at) of the last DirectoryPublished owed, or None."""
+    outbox = tx.tables.outbox
+    last = (await tx.session.execute(
+        select(outbox.c.id, outbox.c.value, outbox.c.sent_at)
+        .where(outbox.c.ticket_id == DIRECTORY_ID, outbox.c.event_type == DirectoryPublished.event_type)
+        .order_by(outbox.c.id.desc()).limit(1))).first()
+    if last is None:
+        return None
+    return last.id, Envelope.from_bytes(last.value).payload.get("version_id"), last.sent_at
+
+
+async def owe_directory(tx: Transaction, version_id: int, directory: Directory) -> bool:
+    """Owe DirectoryPublished for this version in `tx` unless it or a later one is the last owed; True if owed now."""
+    last = await _last_directory_owed(tx)
+    if last is not None and last[1] is not None and last[1] >= version_id:  # or a later one, not loaded here yet
+        return False
+    activated_at = await tx.session.scalar(select(directory_versions.c.imported_at)
+                                           .where(directory_versions.c.id == version_id))
+    if activated_at is None:  # not (yet) a version of this database
+        return False
+    await tx.emit(topics.DIRECTORY, Envelope.wrap(public_part(directory, version_id, activated_at),
+                                                  ticket_id=DIRECTORY_ID, producer=PRODUCER),
+                  audit_details={"version": directory.version, "version_id": version_id})
+    tx.after_commit(lambda: log.info("directory published", version=directory.version, version_id=version_id))
+    return True
+
+
+async def publish_directory(store: ServiceStore, version_id: int, directory: Directory, *,
+                            resend: bool = False) -> bool:
+    """Owe DirectoryPublished for this version unless it or a later one is the last owed; True if it is owed now.
+
+    An import owes it itself (import_directory); this is the safety net at start and in the reload
+    loop for a version written otherwise (by an older router, or by hand): the versions table is the
+    truth, and whichever instance sees such a version first publishes it (two at once owe it twice:
+    intake keeps the newest either way). `resend` marks the last one for sending again, with its
+    event id, if it was already sent: the embedded broker keeps nothing across restarts.
+    """
+    async with store.transaction() as tx:
+        last = await _last_directory_owed(tx) if resend else None
+        if last is not None and last[1] == version_id and last[2] is not None:
+            await tx.session.execute(update(tx.tables.outbox).where(tx.tables.outbox.c.id == last[0])
+                                     .values(sent_at=None))
+            tx.after_commit(store.outbox_signal.set)
+            return False
+        return await owe_directory(tx, version_id, directory)
 
 
 def describe_changes(old: Directory | None, new: Directory) -> str:

@@ -5,25 +5,11 @@ import httpx
 import pytest
 
 from schemas.enums import Role
-from tests.browser.test_router_pages import VAGUE, _post, _wait, gas_leak_on_the_rule_tester
+from tests.browser.test_router_pages import LAMP, VAGUE, _queued, _wait, gas_leak_on_the_rule_tester
 
 pytestmark = pytest.mark.browser
 
-LAMP = {"kind": "complaint", "subject": "路灯不亮", "description": "小区门口的路灯坏了一个多星期，晚上很黑，老人出门不安全。",
-        "citizen": {"name": "吴女士", "phone": "13600003333"}, "location": {"district": "D-02"}}
 DONE = "[role=status].dispatch-done"
-
-
-async def _queued(live, *bodies):
-    """Tickets every one of which waits for a dispatcher, oldest first, with an operator's token."""
-    live.runtime.state["router"].threshold = 1.01  # nothing is certain enough
-    operator = await live.user("op", Role.OPERATOR)
-    await live.user("disp", Role.DISPATCHER)
-    async with httpx.AsyncClient(base_url=live.url) as client:
-        numbers = [await _post(client, operator, body) for body in bodies]
-        for number in numbers:
-            await _wait(client, operator, number, "dispatching")
-    return operator, numbers
 
 
 async def test_each_way_of_dispatching_says_which_ticket_went_to_which_unit(live, browser, login):

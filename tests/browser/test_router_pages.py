@@ -11,6 +11,8 @@ pytestmark = pytest.mark.browser
 
 VAGUE = {"kind": "complaint", "subject": "反映个情况", "description": "有个事情想反映一下，具体说不清楚，希望有人联系我。",
          "citizen": {"name": "周先生", "phone": "13600002222"}}
+LAMP = {"kind": "complaint", "subject": "路灯不亮", "description": "小区门口的路灯坏了一个多星期，晚上很黑，老人出门不安全。",
+        "citizen": {"name": "吴女士", "phone": "13600003333"}, "location": {"district": "D-02"}}
 
 
 async def _state(client, token, number):
@@ -32,18 +34,21 @@ async def _wait(client, token, number, state):
     raise AssertionError(f"{number} never reached {state}: {ticket}")
 
 
-async def test_dispatcher_clears_the_queue_with_the_keyboard(live, browser, login):
-    live.runtime.state["router"].threshold = 1.01  # nothing is certain enough: every ticket waits for a person
+async def _queued(live, *bodies):
+    """Tickets every one of which waits for a dispatcher, oldest first, with an operator's token."""
+    live.runtime.state["router"].threshold = 1.01  # nothing is certain enough
     operator = await live.user("op", Role.OPERATOR)
     await live.user("disp", Role.DISPATCHER)
     async with httpx.AsyncClient(base_url=live.url) as client:
-        water = await _post(client, operator, {
-            "kind": "complaint", "subject": "路灯不亮", "description": "小区门口的路灯坏了一个多星期，晚上很黑，老人出门不安全。",
-            "citizen": {"name": "吴女士", "phone": "13600003333"}, "location": {"district": "D-02"}})
-        vague = await _post(client, operator, VAGUE)
-        await _wait(client, operator, water, "dispatching")
-        await _wait(client, operator, vague, "dispatching")
+        numbers = [await _post(client, operator, body) for body in bodies]
+        for number in numbers:
+            await _wait(client, operator, number, "dispatching")
+    return operator, numbers
 
+
+async def test_dispatcher_clears_the_queue_with_the_keyboard(live, browser, login):
+    operator, (water, vague) = await _queued(live, LAMP, VAGUE)
+    async with httpx.AsyncClient(base_url=live.url) as client:
         page = await browser.new_page()
         await login(page, live.url, "disp")
         assert page.url.endswith("/router/dispatch")  # the dispatcher's home
@@ -91,17 +96,8 @@ async def test_rule_page_shows_which_rule_fires_and_why(live, browser, login):
 
 
 async def test_enter_on_the_selected_card_goes_to_its_unit_box_and_a_typed_name_is_understood(live, browser, login):
-    live.runtime.state["router"].threshold = 1.01
-    operator = await live.user("op", Role.OPERATOR)
-    await live.user("disp", Role.DISPATCHER)
+    operator, (lamp, vague) = await _queued(live, LAMP, VAGUE)
     async with httpx.AsyncClient(base_url=live.url) as client:
-        lamp = await _post(client, operator, {
-            "kind": "complaint", "subject": "路灯不亮", "description": "小区门口的路灯坏了一个多星期，晚上很黑，老人出门不安全。",
-            "citizen": {"name": "吴女士", "phone": "13600003333"}, "location": {"district": "D-02"}})
-        vague = await _post(client, operator, VAGUE)
-        await _wait(client, operator, lamp, "dispatching")
-        await _wait(client, operator, vague, "dispatching")
-
         page = await browser.new_page()
         await login(page, live.url, "disp")
         focused = "document.activeElement.closest('article') && [document.activeElement.tagName," \

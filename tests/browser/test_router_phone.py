@@ -8,10 +8,8 @@ from sqlalchemy import update
 from schemas.enums import Role
 from schemas.events import utcnow
 from services.router.store import assignments
-from tests.browser.test_router_dispatch_feedback import LAMP
-from tests.browser.test_router_pages import VAGUE, _post, _wait
-from tests.browser.test_tracker_polish import _chinese_font
-from tests.mandatory import skip_or_fail
+from tests.browser.test_router_pages import LAMP, VAGUE, _queued
+from tests.mandatory import require_chinese_font
 
 pytestmark = pytest.mark.browser
 
@@ -28,15 +26,10 @@ CELL = """cell => {
 
 
 async def test_on_a_phone_the_queue_hides_its_keyboard_help_and_unit_names_keep_their_width(live, browser, login):
-    if not _chinese_font():  # the widths measured are those of Chinese text; Chromium draws boxes without a font
-        skip_or_fail("no Chinese font for Chromium (apt-get install fonts-noto-cjk)")
-    live.runtime.state["router"].threshold = 1.01  # every ticket waits for a dispatcher
-    operator = await live.user("op", Role.OPERATOR)
+    require_chinese_font()  # the widths measured are those of Chinese text
+    _, (lamp, vague) = await _queued(live, LAMP, VAGUE)
     dispatcher = await live.user("disp", Role.DISPATCHER)
     async with httpx.AsyncClient(base_url=live.url, headers={"Authorization": f"Bearer {dispatcher}"}) as client:
-        lamp, vague = await _post(client, operator, LAMP), await _post(client, operator, VAGUE)
-        for number in (lamp, vague):
-            await _wait(client, operator, number, "dispatching")
         queue = (await client.get("/api/v1/router/queue")).json()["items"]
         lamp_id = next(i["ticket_id"] for i in queue if i["number"] == lamp)
         r = await client.post(f"/api/v1/router/tickets/{lamp_id}/dispatch", json={"unit": "M-RSJ"})

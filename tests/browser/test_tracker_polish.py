@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import shutil
-import subprocess
 
 import httpx
 import pytest
 
 from schemas.enums import Role
-from tests.mandatory import skip_or_fail
+from tests.mandatory import require_chinese_font
 
 pytestmark = pytest.mark.browser
 
@@ -172,14 +170,8 @@ async def test_the_office_decides_an_extension_on_the_list_and_stays_there(live,
         assert (await client.get(f"/api/v1/tracker/tickets/{number}")).json()["extensions"] == [5]
 
 
-def _chinese_font() -> bool:
-    fc_list = shutil.which("fc-list")
-    return bool(fc_list and subprocess.run([fc_list, ":lang=zh"], capture_output=True, text=True).stdout.strip())
-
-
 async def test_the_inbox_fits_a_phone_and_the_admins_header_stays_on_one_row(live, browser, login):
-    if not _chinese_font():  # the widths measured are those of Chinese text; Chromium draws boxes without a font
-        skip_or_fail("no Chinese font for Chromium (apt-get install fonts-noto-cjk)")
+    require_chinese_font()  # the widths measured are those of Chinese text
     number, _ = await _dispatched_by_hand(live)
     await _person(live, "root", Role.ADMIN, "系统管理员")
 

@@ -1,6 +1,7 @@
 """Intake checks and shows codes by the directory the router has in force: the router publishes the directory's
 public part (DirectoryPublished) whenever another version comes into force and again at start, and intake keeps
-the newest it has seen. A street given with a district it is not in is refused, and nothing is recorded."""
+the newest it has seen. A street given with a district it is not in is refused, and so is a code the router's
+directory lacks; nothing is recorded."""
 
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ from services.intake.store import directory as intake_directory
 from services.intake.store import messaging as intake_tables
 from services.intake.store import tickets
 from services.router import service as router
-from services.router.bootstrap import publish_directory
 from services.router.cli import directory_command
 from services.router.domain.directory import DEMO_CITY
+from services.router.store import directory_versions
 from services.router.store import messaging as router_tables
 from tests.integration.test_intake_hotline import call, wait_for
+from tests.integration.test_page_errors import BROWSER, PASSWORD, logged_in, serving
 
 BIKES = "  - {code: CM.ORDER.BIKES, name: 共享单车乱停放, parent: CM.ORDER}\n"
 
@@ -57,9 +59,9 @@ async def test_the_router_publishes_each_version_in_force_once_and_sends_the_las
     store = await _store(any_settings, "router", router_tables)
     try:
         first_id, first, _ = await router.import_directory(store, DEMO_CITY.read_text(encoding="utf-8"), by="test")
-        assert await publish_directory(store, first_id, first)
-        assert not await publish_directory(store, first_id, first)  # the reload loop asks again: nothing more
-        [(envelope, sent)] = await _published(store)
+        [(envelope, sent)] = await _published(store)  # owed by the import itself
+        assert not await router.publish_directory(store, first_id, first)  # the reload loop asks again: nothing more
+        assert len(await _published(store)) == 1
         assert envelope.ticket_id == DIRECTORY_ID and not sent
         payload = envelope.parsed()
         assert (payload.version, payload.version_id) == ("2026.1", first_id)
@@ -68,16 +70,23 @@ async def test_the_router_publishes_each_version_in_force_once_and_sends_the_las
 
         async with store.db.session() as s:  # the relay sent it; the broker then lost it (a restart)
             await s.execute(update(store.tables.outbox).values(sent_at=dt.datetime.now(dt.UTC)))
-        assert not await publish_directory(store, first_id, first, resend=True)
+        assert not await router.publish_directory(store, first_id, first, resend=True)
         [(again, sent)] = await _published(store)
         assert again.event_id == envelope.event_id and not sent  # the same event, owed again
 
         second_id, second, _ = await router.import_directory(store, next_version(), by="cli")
-        assert await publish_directory(store, second_id, second)
-        assert not await publish_directory(store, first_id, first)  # an instance that has not reloaded yet
+        assert not await router.publish_directory(store, second_id, second)  # owed by the import
+        assert not await router.publish_directory(store, first_id, first)  # an instance that has not reloaded yet
         *_, (latest, _) = await _published(store)
         assert latest.parsed().version_id == second_id
         assert "CM.ORDER.BIKES" in {c.code for c in latest.parsed().categories}
+
+        async with store.db.session() as s:  # a version written without its event (an older router, by hand)
+            third_id = (await s.execute(directory_versions.insert().values(
+                version="2026.3", content=next_version(), summary="", imported_by="sql",
+                imported_at=dt.datetime.now(dt.UTC)))).inserted_primary_key[0]
+        assert await router.publish_directory(store, third_id, second)  # the start or the reload loop owes it
+        assert [e.parsed().version_id for e, _ in await _published(store)] == [first_id, second_id, third_id]
     finally:
         await store.db.dispose()
 
@@ -130,15 +139,24 @@ def test_jiesu_directory_import_owes_the_new_version_to_intake_at_once(sqlite_se
     assert asyncio.run(published()) == ["2026.1", "2026.2"]
 
 
-@pytest.fixture
-def quick_reload(monkeypatch):
-    """The router's reload loop every 0.1 s instead of 10 (set before the live system starts)."""
-    from services.router import bootstrap
+async def test_a_directory_put_in_force_on_the_admin_page_is_owed_to_intake_when_the_page_answers(
+        sqlite_settings, migrated_sqlite):
+    """The router here runs no reload loop and no relay: only the page's own transaction can have owed it."""
+    async with serving(sqlite_settings, migrated_sqlite, ["router"]) as app:
+        await app.state.runtime.identity.create_user("root", PASSWORD, Role.ADMIN, display_name="管理员")
+        store = app.state.runtime.store("router")
+        assert [e.parsed().version for e, _ in await _published(store)] == ["2026.1"]  # the first start's
+        async with logged_in(app, "root", "/router/directory") as (client, token):
+            r = await client.post("/router/directory", data={"csrf_token": token, "content": next_version()},
+                                  headers=BROWSER)
+        assert r.status_code == 200 and "已启用版本 2026.2" in r.text
+        *_, (latest, sent) = await _published(store)
+        assert (latest.parsed().version, latest.parsed().version_id, sent) == (
+            "2026.2", app.state.runtime.state["router"].directory_version_id, False)
+        assert len(await _published(store)) == 2
 
-    monkeypatch.setattr(bootstrap, "DIRECTORY_RELOAD_SECONDS", 0.1)
 
-
-async def test_a_directory_put_in_force_on_the_admin_page_reaches_open311(quick_reload, live):
+async def test_a_directory_imported_while_running_reaches_open311_by_the_relay_not_the_reload(live):
     store, state = live.runtime.store("router"), live.runtime.state["router"]
     version_id, directory, _ = await router.import_directory(store, next_version(), by="admin")
     state.directory_version_id, state.directory = version_id, directory  # as the page's POST does
@@ -147,7 +165,7 @@ async def test_a_directory_put_in_force_on_the_admin_page_reaches_open311(quick_
         async with httpx.AsyncClient(base_url=live.url) as client:
             services = (await client.get("/open311/v2/services.json")).json()
         return "CM.ORDER.BIKES" in {s["service_code"] for s in services}
-    assert await wait_for(listed, timeout=10.0)
+    assert await wait_for(listed, timeout=5.0)  # the reload loop would take 10 s
 
 
 async def test_intake_starts_on_the_directory_file_until_the_router_has_published_one(sqlite_settings, tmp_path):
@@ -263,3 +281,28 @@ async def test_a_street_outside_the_district_given_is_refused_on_every_way_in_an
     assert right.status_code == 201
     street_only = await operator.post("/api/v1/intake/tickets", json=call(location={"street": "S-01-03"}))
     assert street_only.status_code == 201  # the router places it in the street's district
+
+
+async def test_codes_the_routers_directory_lacks_are_refused_once_intake_has_it_and_nothing_is_recorded(
+        live, operator):
+    intake_store = live.runtime.store("intake")
+    unknown = call(location={"district": "D-99", "street": "S-99-01", "address": "解放路18号"}, category="XX.NOPE")
+
+    async def published():
+        return intake_store.local[intake.PLACES].published
+    await wait_for(published, timeout=10.0)
+    r = await operator.post("/api/v1/intake/tickets", json=unknown, headers={"Idempotency-Key": "c-2"})
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert [(f["field"], f["zh"]) for f in error["fields"]] == [
+        ("location.district", "部门目录中没有区代码 D-99，请从列表中重新选择"),
+        ("location.street", "部门目录中没有街道代码 S-99-01，请从列表中重新选择"),
+        ("category", "部门目录中没有类别代码 XX.NOPE，请从列表中重新选择")]
+    assert "the directory has no category with code XX.NOPE" in error["message"]
+    async with intake_store.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(tickets)) == 0
+
+    known = call(location={"district": "D-01", "street": "S-01-03", "address": "解放路18号"}, category="CM.ORDER.ADS")
+    right = await operator.post("/api/v1/intake/tickets", json=known, headers={"Idempotency-Key": "c-2"})
+    assert right.status_code == 201

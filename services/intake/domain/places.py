@@ -57,6 +57,27 @@ class Places:
     def _street_district(self) -> dict[str, tuple[PublicStreet, PublicDistrict]]:
         return {s.code: (s, d) for d in self.districts for s in d.streets}
 
+    def unknown_codes(self, district: str | None, street: str | None,
+                      category: str | None) -> list[tuple[str, str, str]]:
+        """(field, Chinese, English) for each code given that the directory does not have.
+
+        Judged only on a copy the router published: until the first DirectoryPublished arrives, this
+        copy is the directory file the router started from, which may be older or newer than the
+        version the router has in force, so a code missing from it may well be one the router knows,
+        and refusing it would turn away a ticket the router could place.
+        """
+        if self.published is None:
+            return []
+        unknown = []
+        for field, code, known, zh, en in (
+                ("location.district", district, self._districts, "区", "district"),
+                ("location.street", street, self._street_district, "街道", "street"),
+                ("category", category, self.category_names, "类别", "category")):
+            if code and code not in known:
+                unknown.append((field, f"部门目录中没有{zh}代码 {code}，请从列表中重新选择",
+                                f"the directory has no {en} with code {code}: choose one from the list"))
+        return unknown
+
     def street_outside_district(self, district: str | None, street: str | None) -> tuple[str, str] | None:
         """Why a street does not fit the district given with it (Chinese, English); None when it fits.
 

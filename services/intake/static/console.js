@@ -257,7 +257,7 @@
       const fields = err.fields || [];
       const labels = { subject: "标题", description: "诉求内容", "citizen.phone": "来电号码", "citizen.name": "姓名",
                        answer: "答复内容", kind: "类型", duplicate_of_number: "重复件",
-                       "location.district": "区", "location.street": "街道/乡镇" };
+                       "location.district": "区", "location.street": "街道/乡镇", category: "类别" };
       showErrors(fields.length ? fields.map((f) => `${labels[f.field] || f.field}：${f.zh}`) : [err.zh || "提交失败"],
                  fields.map((f) => f.field));
       return;

@@ -144,6 +144,9 @@ def decide(directory: Directory, facts: TicketFacts, *, classifier: Classifier |
             why = "没有可用的承办单位建议"
     else:
         why = "未命中派单规则，且无法确定类别"
+    misplaced = _street_outside_district(directory, facts)
+    if misplaced:  # no category can be placed there: what the dispatcher must know first
+        why = misplaced if facts.category or prediction is not None else f"{misplaced}；{why}"
     return Decision("dispatch", RoutingReason(method="directory", category=facts.category, note=why),
                     category=facts.category, suggestions=suggestions, why=why)
 
@@ -191,6 +194,21 @@ def _with_district(directory: Directory, facts: TicketFacts) -> TicketFacts:
         return TicketFacts(facts.subject, facts.description, facts.category, street.parent, facts.street,
                            facts.channel, facts.kind)
     return facts
+
+
+def _street_outside_district(directory: Directory, facts: TicketFacts) -> str | None:
+    """Why category and place give no unit when the street given is not in the district given (Chinese); None
+    when it is, or when either code is unknown. Intake refuses such a pair, but tickets it took before it knew
+    the directory, or older ones returned (退单), still bring one."""
+    if not (facts.district and facts.street):
+        return None
+    try:
+        street, district = directory.street(facts.street), directory.district(facts.district)
+    except UnknownCode:
+        return None
+    if street.parent == district.code:
+        return None
+    return f"{street.name}（{street.code}）不在{district.name}（{district.code}）内，无法按地点派单"
 
 
 def _assignment(directory: Directory, category: str, facts: TicketFacts):

@@ -1,7 +1,6 @@
 // The dispatch queue is driven by the keyboard: J/K move, 1-3 accept a suggestion, "/" goes to the unit box, Enter
 // sends the selected card through 派出 (or goes to its unit box while that is empty). (规则试算's keys: rules.js.)
 (function () {
-  if (!document.getElementById("queue")) return;  // the script is deferred: the page is parsed by now
   const cards = () => Array.from(document.querySelectorAll("#queue .ticket"));
   let index = 0;
 

@@ -38,3 +38,26 @@ def test_the_published_part_gives_the_same_answers_as_the_file():
         categories=list(DEMO.categories)))
     assert published.street_outside_district("D-02", "S-01-03") == DEMO.street_outside_district("D-02", "S-01-03")
     assert published.category_names == DEMO.category_names and published.activated_at is not None
+
+
+PUBLISHED = Places.from_event(DirectoryPublished(
+    version="2026.1", version_id=1, activated_at="2026-11-24T09:00:00Z", districts=list(DEMO.districts),
+    categories=list(DEMO.categories)))
+
+
+def test_codes_the_router_published_without_are_named_by_field_in_chinese_and_english():
+    assert PUBLISHED.unknown_codes("D-01", "S-01-03", "CM.ORDER.ADS") == []
+    assert PUBLISHED.unknown_codes(None, None, None) == []
+    assert PUBLISHED.unknown_codes("D-99", "S-99-01", "XX.NOPE") == [
+        ("location.district", "部门目录中没有区代码 D-99，请从列表中重新选择",
+         "the directory has no district with code D-99: choose one from the list"),
+        ("location.street", "部门目录中没有街道代码 S-99-01，请从列表中重新选择",
+         "the directory has no street with code S-99-01: choose one from the list"),
+        ("category", "部门目录中没有类别代码 XX.NOPE，请从列表中重新选择",
+         "the directory has no category with code XX.NOPE: choose one from the list")]
+    assert [field for field, *_ in PUBLISHED.unknown_codes("S-01-03", "D-01", None)] == [
+        "location.district", "location.street"]  # a street's code is no district's, and the other way round
+
+
+def test_codes_missing_from_the_file_are_left_to_the_router_until_it_publishes_its_directory():
+    assert DEMO.unknown_codes("D-99", "S-99-01", "XX.NOPE") == []
