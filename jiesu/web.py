@@ -192,9 +192,10 @@ def with_message(path: str, **messages: str) -> str:
                                                            for k, v in messages.items())
 
 
-def redirect_with(path: str, **messages: str) -> RedirectResponse:
-    """After a form's post, to `path` with these messages (`with_message`): 303, so the browser gets the page."""
-    return RedirectResponse(with_message(path, **messages), status_code=303)
+def redirect_with(path: str, *, fragment: str = "", **messages: str) -> RedirectResponse:
+    """After a form's post, to `path` with these messages (`with_message`), and at `fragment` of the page if
+    given: 303, so the browser gets the page."""
+    return RedirectResponse(with_message(path, **messages) + (f"#{fragment}" if fragment else ""), status_code=303)
 
 
 def error_page(request: Request, error: ApiError) -> HTMLResponse:

@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 
 from jiesu.errors import ApiError, validation_fields
 from jiesu.identity import User
-from jiesu.web import Message, RuntimeDep, page, require, with_message
+from jiesu.web import Message, RuntimeDep, page, redirect_with, require
 from schemas.enums import KIND_LABELS, Channel, Kind, Role, Urgency
 from schemas.events import utcnow
 from services.intake import files, mail, service
@@ -65,7 +65,7 @@ async def console(request: Request, rt: RuntimeDep, user: Operator,
 
 def _console_with(**messages: str) -> RedirectResponse:
     """Back to the console's list of receipts, with what was done or why it was refused."""
-    return RedirectResponse(with_message("/intake/console", **messages) + "#failed-receipts", status_code=303)
+    return redirect_with("/intake/console", fragment="failed-receipts", **messages)
 
 
 @console_pages.post("/intake/receipts/{number}/resend")

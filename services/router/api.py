@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import case, func, select
 
@@ -16,7 +16,7 @@ from jiesu.db import one_of
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_phones
-from jiesu.web import Message, RuntimeDep, page, require, with_message
+from jiesu.web import Message, RuntimeDep, page, redirect_with, require
 from schemas.enums import RETURN_REASONS, ROUTING_METHOD_LABELS, Channel, Kind, Role
 from schemas.events import utcnow
 from services.router import service
@@ -235,10 +235,8 @@ async def dispatch_form(ticket_id: uuid.UUID, request: Request, rt: RuntimeDep, 
         d, number = await service.dispatch(rt.store("router"), rt.state["router"], ticket_id, unit_code=code,
                                            co_handlers=[], category=None, by=user.username)
     except (service.DispatchError, ApiError) as exc:
-        return RedirectResponse(with_message("/router/dispatch", refused=exc.zh, refused_en=exc.en,
-                                             failed=str(ticket_id), typed=typed), status_code=303)
-    return RedirectResponse(with_message("/router/dispatch", done=f"工单 {number} 已派至 {d.lead.name}"),
-                            status_code=303)
+        return redirect_with("/router/dispatch", refused=exc.zh, refused_en=exc.en, failed=str(ticket_id), typed=typed)
+    return redirect_with("/router/dispatch", done=f"工单 {number} 已派至 {d.lead.name}")
 
 
 def _unit_meant(directory: Directory, typed: str) -> str:

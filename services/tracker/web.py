@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from jiesu import attachment_grants
 from jiesu.errors import ApiError
@@ -88,10 +88,6 @@ async def badge(request: Request, rt: RuntimeDep, user: Workbench) -> HTMLRespon
 
 @pages.post("/notifications/read")
 async def read_all(rt: RuntimeDep, user: Workbench) -> Response:
-    from sqlalchemy import update
-
-    from services.tracker.store import notifications
-
     async with rt.store("tracker").db.session() as s:
         await s.execute(update(notifications).where(notifications.c.unit_code == user.department,
                                                     notifications.c.read_at.is_(None)).values(read_at=utcnow()))

@@ -266,7 +266,7 @@ async def test_a_receipt_refused_for_good_is_delivered_once_when_an_operator_sen
         console = (await operator.get("/intake/console")).text
         assert f'action="/intake/receipts/{number}/resend"' in console and "全部重新发送" in console
         r = await operator.post(f"/intake/receipts/{number}/resend")
-        assert r.status_code == 303
+        assert r.status_code == 303 and httpx.URL(r.headers["location"]).fragment == "failed-receipts"  # the list
         assert httpx.URL(r.headers["location"]).params["done"].startswith(f"工单 {number} 的受理回执已重新发送")
         assert "已重新发送" in (await operator.get(r.headers["location"])).text
     row = await the_receipt(intake)

@@ -147,6 +147,8 @@ def decide(directory: Directory, facts: TicketFacts, *, classifier: Classifier |
     misplaced = _street_outside_district(directory, facts)
     if misplaced:  # no category can be placed there: what the dispatcher must know first
         why = misplaced if facts.category or prediction is not None else f"{misplaced}；{why}"
+    elif unknown := _unknown_place(directory, facts):  # a matter the city handles may still go, so said after
+        why = f"{why}；{unknown}"
     return Decision("dispatch", RoutingReason(method="directory", category=facts.category, note=why),
                     category=facts.category, suggestions=suggestions, why=why)
 
@@ -209,6 +211,19 @@ def _street_outside_district(directory: Directory, facts: TicketFacts) -> str | 
     if street.parent == district.code:
         return None
     return f"{street.name}（{street.code}）不在{district.name}（{district.code}）内，无法按地点派单"
+
+
+def _unknown_place(directory: Directory, facts: TicketFacts) -> str | None:
+    """The place codes of the ticket the directory does not know (Chinese), or None: a ticket taken before intake
+    held the router's directory, or one whose codes a directory change removed, cannot be placed by them."""
+    unknown = []
+    for code, look_up, what in ((facts.district, directory.district, "区"), (facts.street, directory.street, "街道")):
+        try:
+            if code:
+                look_up(code)
+        except UnknownCode:
+            unknown.append(f"{what}代码 {code}")
+    return f"部门目录中没有{'、'.join(unknown)}，无法按地点派单" if unknown else None
 
 
 def _assignment(directory: Directory, category: str, facts: TicketFacts):

@@ -2,6 +2,8 @@
 for a dispatcher, and the card says why. Intake refuses such a pair now, but tickets it took before it had the
 router's directory, and older ones sent back (退单), still bring one."""
 
+import dataclasses
+
 from services.router.domain.decide import decide
 from services.router.domain.directory import Directory
 from services.router.domain.rules import TicketFacts
@@ -30,3 +32,13 @@ def test_the_models_category_cannot_be_placed_there_either():
 def test_without_a_category_the_card_says_both_what_is_missing():
     d = decide(Directory.default(), facts(None))
     assert d.outcome == "dispatch" and d.why == f"{WHY}；未命中派单规则，且无法确定类别"
+
+
+def test_a_place_code_the_directory_does_not_know_is_named_on_the_card():
+    """A ticket taken before intake held the router's directory, or whose street a directory change removed."""
+    gone = TicketFacts(subject="小广告贴满电线杆", description="小区外面的电线杆上全是小广告。", category="CM.ORDER.ADS",
+                       district="D-01", street="S-01-99", channel="hotline", kind="complaint")
+    d = decide(Directory.default(), gone)
+    assert d.outcome == "dispatch" and d.why.endswith("；部门目录中没有街道代码 S-01-99，无法按地点派单"), d.why
+    unknown = decide(Directory.default(), dataclasses.replace(gone, district="D-99", street=None))
+    assert unknown.why.endswith("；部门目录中没有区代码 D-99，无法按地点派单"), unknown.why
