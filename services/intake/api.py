@@ -31,6 +31,14 @@ FAILED_LOOKUPS_PER_NUMBER = 10  # per day: four digits are not a password
 LOOKUP_WINDOW = timedelta(minutes=10)
 
 
+@api.get("/directory")
+async def directory(rt: RuntimeDep, user: Annotated[User, Depends(require())]) -> dict:
+    """Districts and their streets and the categories, as intake checks tickets against them: the directory the
+    router last published (the file it starts from until then). The console's pickers read it, so they offer
+    what intake accepts, and work while the router is down."""
+    return rt.store("intake").local[service.PLACES].listing()
+
+
 def _answer(receipt: Receipt):
     if receipt.duplicate_request:
         return JSONResponse(receipt.model_dump(mode="json"), status_code=200)

@@ -248,6 +248,10 @@ async def test_open311_lists_and_accepts_the_categories_of_the_directory_importe
             return [s for s in services if s["service_code"] == "CM.ORDER.BIKES"]
         [bikes] = await wait_for(listed, timeout=10.0)  # within the relay's poll, not the router's 10 s reload
         assert bikes["service_name"] == "共享单车乱停放" and bikes["group"] == "城市管理"
+        pickers = (await client.get("/api/v1/intake/directory", headers={"Authorization": f"Bearer {api_key}"})).json()
+        assert {"code": "CM.ORDER.BIKES", "name": "共享单车乱停放", "parent": "CM.ORDER"} in pickers["categories"]
+        assert (pickers["version"], pickers["city"]) == ("2026.2", "江城市")
+        assert all(d["streets"] for d in pickers["districts"])
         definition = await client.get("/open311/v2/services/CM.ORDER.BIKES.json")
         assert definition.status_code == 200
         accepted = await client.post("/open311/v2/requests.json", data=open311_report(api_key, "CM.ORDER.BIKES"))

@@ -24,10 +24,11 @@ class Places:
     version: str
     districts: tuple[PublicDistrict, ...]
     categories: tuple[PublicCategory, ...]
+    city: str = ""
 
     @classmethod
     def from_event(cls, payload: DirectoryPublished) -> Places:
-        return cls(payload, payload.version, tuple(payload.districts), tuple(payload.categories))
+        return cls(payload, payload.version, tuple(payload.districts), tuple(payload.categories), payload.city)
 
     @classmethod
     def from_file_data(cls, data: Mapping[str, Any]) -> Places:
@@ -39,7 +40,14 @@ class Places:
                           for d in data.get("districts") or ())
         categories = tuple(PublicCategory(code=c["code"], name=c["name"], parent=c.get("parent"))
                            for c in data.get("categories") or ())
-        return cls(None, str(data.get("version", "")), districts, categories)
+        return cls(None, str(data.get("version", "")), districts, categories, str(data.get("city", "")))
+
+    def listing(self) -> dict[str, Any]:
+        """For the console's pickers: the version, the city, districts with their streets, and the categories, in
+        the directory's order (the shape of the router's /api/v1/router/directory)."""
+        return {"version": self.version, "city": self.city,
+                "districts": [d.model_dump(mode="json") for d in self.districts],
+                "categories": [c.model_dump(mode="json") for c in self.categories]}
 
     @property
     def activated_at(self) -> datetime | None:

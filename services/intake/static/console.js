@@ -87,7 +87,7 @@
     const wanted = { district: field("district").value, street: field("street").value, category: field("category").value,
                      suggested_unit: field("suggested_unit").value };
     try {
-      const r = await fetch("/api/v1/router/directory", { headers: { Accept: "application/json" } });
+      const r = await fetch("/api/v1/intake/directory", { headers: { Accept: "application/json" } });
       if (!r.ok) throw new Error(r.status);
       directory = await r.json();
     } catch (e) {
