@@ -34,6 +34,7 @@ POLICY: dict[tuple[str, str], set | str] = {
     ("POST", "/api/v1/intake/messages"): {O},  # portals and apps hold an operator-role API token
     ("POST", "/api/v1/intake/similar"): {O},
     ("GET", "/api/v1/intake/tickets/{number}"): {O},
+    ("GET", "/api/v1/intake/directory"): LOGGED_IN,  # places and categories, as the router's directory is
     ("GET", "/api/v1/intake/tickets/{number}/attachments/{sha256}"): {O, D, S},
     ("POST", "/api/v1/intake/progress"): PUBLIC,
     ("GET", "/intake/console"): {O},
