@@ -16,7 +16,7 @@ from jiesu.db import one_of
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_phones
-from jiesu.web import Message, RuntimeDep, page, redirect_with, require
+from jiesu.web import Message, RuntimeDep, page, redirect_with, require, templates
 from schemas.enums import RETURN_REASONS, ROUTING_METHOD_LABELS, Channel, Kind, Role
 from schemas.events import utcnow
 from services.router import service
@@ -33,6 +33,16 @@ Staff = Annotated[User, Depends(require(Role.OPERATOR, Role.DISPATCHER, Role.SUP
 Dispatcher = Annotated[User, Depends(require(Role.DISPATCHER))]
 Watcher = Annotated[User, Depends(require(Role.DISPATCHER, Role.SUPERVISOR))]
 Admin = Annotated[User, Depends(require(Role.ADMIN))]
+
+
+def percent(score: float) -> str:
+    """A suggestion's probability as a whole percentage. Below the first few suggestions the model's scores are
+    often a fraction of a percent; "0%" would read as "impossible", so a score that rounds to 0 shows as "<1%"."""
+    shown = round(score * 100)
+    return "<1%" if shown == 0 and score > 0 else f"{shown}%"
+
+
+templates.env.filters["percent"] = percent  # e.g. {{ s.score|percent }} beside a suggestion
 
 
 class TicketText(BaseModel):

@@ -29,6 +29,8 @@
     for (const c of children) e.append(c);  // text is appended as text: never parsed as HTML
     return e;
   };
+  // A probability as a whole percentage; one that rounds to 0 is "<1%" ("0%" would read as impossible).
+  const percent = (score) => { const shown = Math.round(score * 100); return shown === 0 && score > 0 ? "<1%" : `${shown}%`; };
   const localTime = (iso) => iso ? new Date(iso).toLocaleString("zh-CN", { hour12: false, year: "numeric",
     month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" }) : "—";
   const jsonHeaders = { "Content-Type": "application/json", "Accept": "application/json", "X-CSRF-Token": csrf };
@@ -176,7 +178,7 @@
       d = await r.json();
     } catch (e) { body.replaceChildren("暂时无法给出建议。"); return; }
     suggestion = d;
-    const score = d.reason && d.reason.score != null ? `${Math.round(d.reason.score * 100)}%` : null;
+    const score = d.reason && d.reason.score != null ? percent(d.reason.score) : null;
     const how = d.reason && d.reason.method === "rule" ? `规则 ${d.reason.rule_id}` : (score ? `模型置信度 ${score}` : "");
     body.className = "";
     body.replaceChildren(el("dl", { class: "facts" },
@@ -186,7 +188,7 @@
     const candidates = (d.suggestions || []).slice(0, 3);
     if (candidates.length) {
       body.append(el("p", { class: "muted" }, "候选：" + candidates.map((c) =>
-        `${c.unit.name}${c.category ? "·" + (categoryNames[c.category] || c.category) : ""} ${Math.round(c.score * 100)}%`).join("；")));
+        `${c.unit.name}${c.category ? "·" + (categoryNames[c.category] || c.category) : ""} ${percent(c.score)}`).join("；")));
     }
     $("accept-suggestion").hidden = !(d.category || d.lead);
   }
