@@ -123,3 +123,27 @@ async def test_alt_and_a_digit_choose_the_outcome_without_the_mouse(desk, live, 
         assert await page.is_visible("#cause") == (outcome == "dissatisfied")
     assert page.url == f"{live.url}/tracker/visits/{number}"  # chosen, nothing sent
 
+
+
+async def test_alt_and_a_digit_choose_the_outcome_when_the_key_carries_no_access_key(desk, live, visitor_page):
+    """Firefox reaches an access key only with Alt+Shift, and macOS turns Alt+digit into another character; the page
+    itself answers Alt+digit, so the keys shown beside each outcome are true everywhere, from the comment box too.
+    Playwright's keyboard.press sends Alt+digit without the key's text, as those browsers do: no access key fires."""
+    page = visitor_page
+    number = await replied_ticket(desk)
+    await page.goto(f"{live.url}/tracker/visits/{number}")
+    await page.keyboard.press("Alt+2")
+    assert await page.eval_on_selector_all("input[name=outcome]:checked", "rs => rs.map(r => r.value)") == [
+        "basically_satisfied"]
+    assert await page.evaluate("document.activeElement.value") == "basically_satisfied"
+
+    await page.fill("#comment", COMMENT)
+    await page.keyboard.press("Alt+3")  # typing the comment, the cause question follows
+    assert await page.is_checked("input[name=outcome][value=dissatisfied]")
+    assert await page.is_visible("#cause")
+    await page.focus("#comment")
+    await page.keyboard.press("Alt+4")
+    assert await page.is_checked("input[name=outcome][value=unreachable]")
+    assert not await page.is_visible("#cause")
+    assert await page.input_value("#comment") == COMMENT
+    assert page.url == f"{live.url}/tracker/visits/{number}"  # chosen, nothing sent

@@ -5,7 +5,8 @@
     var el = e.target;
     if (el.matches && el.matches("[data-autosubmit]")) { el.form.submit(); }
   });
-  // Alt+digit opens the n-th action; "/" focuses the search box; j/k move between rows.
+  // Alt+digit picks the choice with that access key (the visit's outcomes) or else opens the n-th action; "/"
+  // focuses the search box; j/k move between rows.
   document.addEventListener("keydown", function (e) {
     var tag = (e.target.tagName || "").toLowerCase();
     var typing = tag === "input" || tag === "textarea" || tag === "select";
@@ -20,11 +21,26 @@
       i = e.key === "j" ? Math.min(i + 1, rows.length - 1) : Math.max(i - 1, 0);
       rows[i].focus();
     }
-    if (e.altKey && /^[1-9]$/.test(e.key)) {
-      var d = document.querySelectorAll(".actions details")[Number(e.key) - 1];
-      if (d) { e.preventDefault(); d.open = true; var f = d.querySelector("textarea, input:not([type=hidden]), select"); if (f) { f.focus(); } }
-    }
+    if (e.altKey && !e.ctrlKey && !e.metaKey && /^Digit[1-9]$/.test(e.code)) { altDigit(e, e.code.slice(5)); }
   });
+  // Handled here, by the key's place (e.code), so Alt+digit works the same in every browser: Firefox wants
+  // Alt+Shift for an access key, and macOS turns Alt+digit into another character.
+  function altDigit(e, digit) {
+    var choice = Array.prototype.find.call(document.querySelectorAll('[accesskey="' + digit + '"]'),
+      function (x) { return x.offsetParent !== null && !x.disabled; });
+    if (choice) {
+      e.preventDefault();
+      if (!choice.checked) { choice.click(); }  // a click, so the cause question follows as it does for the mouse
+      choice.focus();
+      return;
+    }
+    var d = document.querySelectorAll(".actions details")[Number(digit) - 1];
+    if (!d) { return; }
+    e.preventDefault();
+    d.open = true;
+    var f = d.querySelector("textarea, input:not([type=hidden]), select");
+    if (f) { f.focus(); }
+  }
   // Live character count on reply boxes.
   document.addEventListener("input", function (e) {
     var el = e.target;
