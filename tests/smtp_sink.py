@@ -25,6 +25,8 @@ class MailSink:
     failures: how many of the next messages to answer 451 (the server failing for now) before taking them.
     answers: a step ("EHLO", "MAIL", "RCPT", "DATA", "QUIT") → the answer to every such command; RCPT's
     answer may name the recipient as {address}. An EHLO answer is given to HELO too.
+    given: each answer it gave as told by `answers`, as (command, answer) in order, so that a test can see the
+    client reached the step it meant to answer.
     """
 
     def __init__(self, *, refused: dict[str, str] | None = None, failures: int = 0,
@@ -33,31 +35,36 @@ class MailSink:
         self.refused: dict[str, str] = dict(refused or {})
         self.failures = failures
         self.answers: dict[str, str] = dict(answers or {})
+        self.given: list[tuple[str, str]] = []
+
+    def _gave(self, command: str, answer: str) -> str:
+        self.given.append((command, answer))
+        return answer
 
     # aiosmtpd's handler hooks: each does what aiosmtpd does without it unless told otherwise.
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
         if "EHLO" in self.answers:
-            return [self.answers["EHLO"]]
+            return [self._gave("EHLO", self.answers["EHLO"])]
         session.host_name = hostname
         return responses
 
     async def handle_HELO(self, server, session, envelope, hostname):  # noqa: N802
         if "EHLO" in self.answers:
-            return self.answers["EHLO"]
+            return self._gave("HELO", self.answers["EHLO"])
         session.host_name = hostname
         return f"250 {server.hostname}"
 
     async def handle_MAIL(self, server, session, envelope, address, options):  # noqa: N802
         if "MAIL" in self.answers:
-            return self.answers["MAIL"]
+            return self._gave("MAIL", self.answers["MAIL"])
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
         if "RCPT" in self.answers:
-            return self.answers["RCPT"].format(address=address)
+            return self._gave("RCPT", self.answers["RCPT"].format(address=address))
         if address in self.refused:
             return self.refused[address]
         envelope.rcpt_tos.append(address)
@@ -66,7 +73,7 @@ class MailSink:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         if "DATA" in self.answers:
-            return self.answers["DATA"]
+            return self._gave("DATA", self.answers["DATA"])
         if self.failures:
             self.failures -= 1
             return "451 4.3.0 Try again later"
@@ -74,7 +81,9 @@ class MailSink:
         return "250 OK"
 
     async def handle_QUIT(self, server, session, envelope):  # noqa: N802
-        return self.answers.get("QUIT", "221 Bye")
+        if "QUIT" in self.answers:
+            return self._gave("QUIT", self.answers["QUIT"])
+        return "221 Bye"
 
 
 @contextlib.contextmanager

@@ -2,8 +2,8 @@
 PostgreSQL): at once when the receiver refuses them for good, after JIESU_DELIVERY_GIVE_UP_HOURS when they
 keep failing for now. The lease reads the rows still owed through the pending partial index.
 
-A real SMTP server and a real webhook receiver run on loopback ports; the receiver answers
-/hook/<status> with that status.
+A real SMTP server and a real webhook receiver (tests.smtp_sink, tests.webhook_sink) run on loopback ports; the
+receiver answers /hook/<status> with that status.
 """
 
 from __future__ import annotations
@@ -14,11 +14,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-import uvicorn
 from sqlalchemy import event, select, text, update
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from jiesu.embedded_broker import free_port
 from jiesu.migrate import upgrade, upgrade_all
@@ -27,28 +23,18 @@ from schemas.events import utcnow
 from services.tracker.notify import DeliveryWorker, notify, notify_many
 from services.tracker.store import deliveries, notifications, unit_contacts
 from tests.smtp_sink import MailSink, mail_server
+from tests.webhook_sink import webhook_server
 
 GONE = "gone@cgw.city.example"  # a department mailbox that no longer exists
 
 
 @pytest.fixture
 async def receivers():
-    async def hook(request):
-        return JSONResponse({}, status_code=request.path_params["status"])
-
+    """(the mail sink, its SMTP port, the webhook receiver's URL); test_delivery_resend takes them too."""
     refusing = MailSink(refused={GONE: "550 5.1.1 <gone@cgw.city.example>: Recipient address rejected: User unknown"})
     with mail_server(refusing) as (mail, smtp_port):
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/hook/{status:int}", hook, methods=["POST"])]),
-                                               host="127.0.0.1", port=port, log_config=None, access_log=False))
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.02)
-        try:
-            yield mail, smtp_port, f"http://127.0.0.1:{port}/hook"
-        finally:
-            server.should_exit = True
-            await task
+        async with webhook_server() as (_, hook):
+            yield mail, smtp_port, hook
 
 
 @pytest.fixture

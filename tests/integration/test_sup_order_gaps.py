@@ -80,6 +80,9 @@ async def test_an_order_is_not_escalated_while_the_ticket_its_unit_returned_wait
         co_number, co_handled = await _order(rt, 2, ISSUED)
         await _return(rt, returned_number)
         # Another unit leads the second ticket now and UNIT helps (协办): UNIT still holds it, so its order binds it.
+        # Written by hand: the system never makes this state. A signed-for ticket is re-dispatched only after a
+        # return, and the re-dispatch (TicketAssigned) closes UNIT's waiting order even when UNIT stays on as
+        # co-handler (handlers._close_orders_of_former_units).
         async with store.db.session() as s:
             ticket_id = await s.scalar(select(tickets.c.ticket_id).where(tickets.c.number == co_number))
             await s.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(

@@ -1,8 +1,8 @@
 """Departments are told: an e-mail through a real SMTP server, a signed webhook retried until it lands,
 and a mailbox that no longer exists shown to the supervision office and the department.
 
-Both receivers are started here on loopback ports; the webhook receiver fails the first
-call so that the retry with back-off is exercised.
+Both receivers (tests.smtp_sink, tests.webhook_sink) run on loopback ports; the webhook receiver fails the
+first call so that the retry with back-off is exercised.
 """
 
 from __future__ import annotations
@@ -14,49 +14,23 @@ import json
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from jiesu.config import Settings
-from jiesu.embedded_broker import free_port
 from schemas.enums import Role
 from services.tracker.store import deliveries, notifications
 from tests.smtp_sink import mail_server
+from tests.webhook_sink import WebhookSink, webhook_server
 
 SECRET = "webhook-test-secret"
 PHONE = "13800138000"
 
 
-class WebhookSink:
-    def __init__(self) -> None:
-        self.calls: list[tuple[dict, bytes]] = []
-
-    async def receive(self, request):
-        body = await request.body()
-        self.calls.append((dict(request.headers), body))
-        if len(self.calls) == 1:
-            return JSONResponse({"error": "busy"}, status_code=503)  # the first call fails
-        return JSONResponse({"ok": True})
-
-
 @pytest.fixture
 async def sinks():
     with mail_server() as (mail, smtp_port):
-        hook = WebhookSink()
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/hook", hook.receive, methods=["POST"])]),
-                                               host="127.0.0.1", port=port, log_config=None, access_log=False))
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.02)
-        try:
-            yield mail, hook, smtp_port, f"http://127.0.0.1:{port}/hook"
-        finally:
-            server.should_exit = True
-            await task
+        async with webhook_server(WebhookSink(failures=1)) as (hook, hook_url):  # the first call fails
+            yield mail, hook, smtp_port, hook_url
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def test_a_5xx_answer_is_a_refusal_for_good_that_does_not_quote_the_address(serv
     sink.answers[step] = answer
     with pytest.raises(PermanentFailure) as refused:
         send_mail(settings, receipt())
-    assert str(refused.value) == says
+    assert str(refused.value) == says and sink.given == [(step, answer.format(address=ADDRESS))]
 
 
 @pytest.mark.parametrize(("step", "answer"), [
@@ -62,16 +62,18 @@ def test_a_4xx_answer_is_a_failure_for_now(server, step, answer):
         send_mail(settings, receipt())
     assert not isinstance(deferred.value, PermanentFailure)
     assert answer[:3] in str(deferred.value) and ADDRESS.lower() not in str(deferred.value).lower()
+    assert sink.given == [(step, answer.format(address=ADDRESS))]
 
 
 def test_a_mail_server_that_refuses_this_system_is_a_failure_for_now(server):
     """5xx to EHLO and HELO says nothing about the message: every message would be refused alike until the
     server is put right, and they should go out then."""
     sink, settings = server
-    sink.answers["EHLO"] = "554 5.7.1 Client host rejected: not in the relay list"
+    sink.answers["EHLO"] = answer = "554 5.7.1 Client host rejected: not in the relay list"
     with pytest.raises(DeliveryError) as refused:
         send_mail(settings, receipt())
     assert not isinstance(refused.value, PermanentFailure) and "554" in str(refused.value)
+    assert sink.given == [("EHLO", answer), ("HELO", answer)]
 
 
 def test_an_address_in_chinese_characters_to_a_server_without_smtputf8_is_refused_for_good():
@@ -96,4 +98,4 @@ def test_a_refused_goodbye_after_the_message_was_taken_is_no_failure(server):
     sink, settings = server
     sink.answers["QUIT"] = "554 5.0.0 Bye yourself"
     send_mail(settings, receipt())
-    assert len(sink.messages) == 1
+    assert len(sink.messages) == 1 and sink.given == [("QUIT", "554 5.0.0 Bye yourself")]
