@@ -169,15 +169,32 @@ async def list_tickets(session, user: User, *, state: str | None = None, phone: 
     return rows, total
 
 
-async def timeline_of(session, row, user: User) -> list[dict]:
+async def timeline_of(session, row, user: User, *, routing: bool = False) -> list[dict]:
     """The ticket's history; notes and replies in it are masked like the ticket for a reader who may not see
-    the citizen's contact."""
+    the citizen's contact.
+
+    With `routing` (the ticket page), a dispatch line also carries its routing method and dispatcher (`method`,
+    `by`: `dispatch_reason`); the rest of its data stays out, and the API's lines keep their four fields."""
     show = can_see_contact(user, bool(row.confidential))
     events = (await session.execute(select(timeline).where(timeline.c.ticket_id == row.ticket_id)
                                     .order_by(timeline.c.at, timeline.c.id))).all()
-    return [{"at": e.at.isoformat(), "event_type": e.event_type, "actor": e.actor,
-             "summary": e.summary if show else mask_contact_in(e.summary, row.citizen_name, row.citizen_phone)}
-            for e in events]
+    lines = []
+    for e in events:
+        line = {"at": e.at.isoformat(), "event_type": e.event_type, "actor": e.actor,
+                "summary": e.summary if show else mask_contact_in(e.summary, row.citizen_name, row.citizen_phone)}
+        if routing and e.event_type == "TicketAssigned":
+            line.update(dispatch_reason(e.data))
+        lines.append(line)
+    return lines
+
+
+def dispatch_reason(data) -> dict:
+    """A TicketAssigned line's routing method and, for a hand dispatch, who decided it (RoutingReason.method,
+    .by), as far as its data holds them: lines written before the data kept the reason hold neither."""
+    reason = (data or {}).get("reason")
+    if not isinstance(reason, dict):
+        return {}
+    return {key: reason[key] for key in ("method", "by") if reason.get(key)}
 
 
 # --- the department workbench, return visits and the supervision office ----------------

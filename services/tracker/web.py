@@ -29,7 +29,7 @@ from services.tracker.actions import (OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, clos
                                       supervision_refused, visit_message)
 from services.tracker.domain.lifecycle import allowed_actions, may
 from services.tracker.notify import KIND_LABELS, resend_all, resend_delivery
-from services.tracker.store import deliveries, extensions, notifications, supervision_orders, tickets, timeline
+from services.tracker.store import deliveries, extensions, notifications, supervision_orders, tickets
 
 pages = APIRouter(prefix="/tracker", include_in_schema=False)
 
@@ -124,34 +124,28 @@ BASES = {**{method: method for method in ROUTING_METHOD_LABELS},
          **{label: method for method, label in ROUTING_METHOD_LABELS.items()}}
 
 
-def timeline_lines(events: list[dict], names: dict[str, str],
-                   dispatched_by: dict[str, str] | None = None) -> list[dict]:
+def timeline_lines(events: list[dict], names: dict[str, str]) -> list[dict]:
     """The timeline as the ticket page shows it: actors named (actor_label); a dispatch a person decided names
-    that role, and the dispatcher too where `dispatched_by` (`dispatchers`) knows who it was; its basis is in
-    Chinese in lines written before handlers.py wrote it so."""
+    that role, and the dispatcher too where the line knows who it was (`by`); a basis written as a bare method
+    is in Chinese (lines written before handlers.py wrote it so).
+
+    A dispatch line's method is its data's (queries.timeline_of with `routing`); a line written before the data
+    kept the reason says it only in its basis (依据)."""
     lines = []
     for e in events:
         actor, summary = actor_label(e["actor"], names), e["summary"]
         head, sep, basis = summary.rpartition("（依据：")
-        method = BASES.get(basis.removesuffix("）")) if sep and basis.endswith("）") else None
-        if e["event_type"] == "TicketAssigned" and e["actor"] == "router" and method:
+        written = BASES.get(basis.removesuffix("）")) if sep and basis.endswith("）") else None
+        if e["event_type"] == "TicketAssigned" and e["actor"] == "router":
+            method = e.get("method") or written
             actor = PERSON_METHODS.get(method, actor)
-            if method == "dispatcher" and (by := (dispatched_by or {}).get(e["at"])):
+            if method == "dispatcher" and (by := e.get("by")):
                 person = actor_label(by, names)  # a display name may say the role already (派单员 李强)
                 actor = person if person.startswith(actor) else f"{actor} {person}"
-            summary = f"{head}（依据：{ROUTING_METHOD_LABELS[method]}）"
-        lines.append({**e, "actor": actor, "summary": summary})
+            if written:
+                summary = f"{head}（依据：{ROUTING_METHOD_LABELS[written]}）"
+        lines.append({"at": e["at"], "event_type": e["event_type"], "actor": actor, "summary": summary})
     return lines
-
-
-async def dispatchers(session, ticket_id) -> dict[str, str]:
-    """Who made each of the ticket's hand dispatches (RoutingReason.by; lines written before it say only 派单员),
-    by the time of its timeline line, as `timeline_lines` looks it up: queries.timeline_of leaves the data out."""
-    rows = (await session.execute(select(timeline.c.at, timeline.c.data).where(
-        timeline.c.ticket_id == ticket_id, timeline.c.event_type == "TicketAssigned",
-        timeline.c.actor == "router"))).all()
-    return {at.isoformat(): by for at, data in rows
-            if (by := ((data or {}).get("reason") or {}).get("by")) and data["reason"].get("method") == "dispatcher"}
 
 
 async def display_names(rt, usernames) -> dict[str, str]:
@@ -179,12 +173,11 @@ def offered_actions(user: User, row) -> set[str]:
 async def _ticket_context(rt, user: User, ref: str) -> dict:
     async with rt.store("tracker").db.session() as s:
         row = await queries.visible_ticket(s, user, ref)
-        events = await queries.timeline_of(s, row, user)
+        events = await queries.timeline_of(s, row, user, routing=True)
         pending = (await s.execute(select(extensions).where(extensions.c.ticket_id == row.ticket_id,
                                                             extensions.c.approved.is_(None)))).first()
         orders = (await s.execute(select(supervision_orders).where(supervision_orders.c.ticket_id == row.ticket_id)
                                   .order_by(supervision_orders.c.created_at))).all()
-        dispatched_by = await dispatchers(s, row.ticket_id)
         undelivered = []
         if user.has(Role.SUPERVISOR) or user.role == Role.DEPARTMENT:
             undelivered = await failed_deliveries(s, ticket_id=row.ticket_id,
@@ -192,8 +185,8 @@ async def _ticket_context(rt, user: User, ref: str) -> dict:
     lead = user.role != Role.DEPARTMENT or row.lead_code == user.department
     can = offered_actions(user, row)
     names = await display_names(rt, [e["actor"] for e in events] + [pending.requested_by if pending else ""]
-                                + list(dispatched_by.values()))
-    return dict(t=queries.ticket_view(row, user, utcnow()), timeline=timeline_lines(events, names, dispatched_by),
+                                + [e.get("by") for e in events])
+    return dict(t=queries.ticket_view(row, user, utcnow()), timeline=timeline_lines(events, names),
                 names=names, can=can, pending=pending, orders=orders,
                 is_lead=lead, reasons=RETURN_REASONS, outcomes=OUTCOME_LABELS, labels=DONE_LABELS,
                 now_iso=utcnow().isoformat(), attachments=_attachments(rt.secret, user, row),

@@ -1,11 +1,13 @@
 """How the tracker's pages name who did something, and how a notice closes someone's sentence."""
 
+from services.tracker.queries import dispatch_reason
 from services.tracker.timers import sentence
 from services.tracker.web import actor_label, timeline_lines
 
 
-def _line(actor: str, summary: str, event_type: str = "TicketAssigned") -> dict:
-    return {"at": "2026-11-24T09:00:00+00:00", "event_type": event_type, "actor": actor, "summary": summary}
+def _line(actor: str, summary: str, event_type: str = "TicketAssigned", **reason) -> dict:
+    return {"at": "2026-11-24T09:00:00+00:00", "event_type": event_type, "actor": actor, "summary": summary,
+            **reason}
 
 
 def test_the_system_and_its_parts_are_named_in_chinese():
@@ -39,6 +41,24 @@ def test_a_dispatch_by_rule_is_the_routers_and_keeps_its_basis():
     assert (line["actor"], line["summary"]) == ("智能派单", "派单至 市水务局，协办 解放路街道（依据：规则 R-012）")
     [line] = timeline_lines([_line("router", "派单至 市水务局（依据：reroute）")], {})
     assert (line["actor"], line["summary"]) == ("智能派单", "派单至 市水务局（依据：退单重派）")
+
+
+def test_a_dispatch_line_takes_its_method_from_its_data_not_from_its_words():
+    [line] = timeline_lines([_line("router", "派单至 市城市管理委员会", method="dispatcher", by="wangli")],
+                            {"wangli": "王丽"})
+    assert (line["actor"], line["summary"]) == ("派单员 王丽", "派单至 市城市管理委员会")
+    [line] = timeline_lines([_line("router", "派单至 市水务局（依据：规则 R-012）", method="rule")], {})
+    assert (line["actor"], line["summary"]) == ("智能派单", "派单至 市水务局（依据：规则 R-012）")
+    assert set(line) == {"at", "event_type", "actor", "summary"}  # the page's line, not the data behind it
+
+
+def test_a_dispatch_lines_data_gives_the_page_its_method_and_dispatcher_and_nothing_else():
+    data = {"lead": "M-CGW", "reason": {"method": "dispatcher", "by": "wangli", "note": "市民来电指定", "score": None,
+                                        "rule_id": None, "top_features": []}}
+    assert dispatch_reason(data) == {"method": "dispatcher", "by": "wangli"}
+    assert dispatch_reason({"lead": "M-CGW", "reason": {"method": "rule", "rule_id": "R-012", "by": None}}) == {
+        "method": "rule"}
+    assert dispatch_reason({"lead": "M-CGW"}) == dispatch_reason({}) == dispatch_reason(None) == {}  # written before
 
 
 def test_only_dispatch_lines_have_their_basis_rewritten():

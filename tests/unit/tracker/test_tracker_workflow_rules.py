@@ -102,12 +102,12 @@ def test_the_second_dissatisfied_visit_orders_key_supervision_and_the_first_does
 
 
 AT = "2026-11-24T09:00:00+00:00"
-BY_HAND = {"at": AT, "event_type": "TicketAssigned", "actor": "router", "summary": "派单至 市水务局（依据：人工派单）"}
+BY_HAND = {"at": AT, "event_type": "TicketAssigned", "actor": "router", "summary": "派单至 市水务局（依据：人工派单）",
+           "method": "dispatcher"}
 
 
 def test_a_dispatch_made_by_hand_names_the_dispatcher_by_display_name_else_user_name_else_the_role():
-    assert timeline_lines([BY_HAND], {"wangli": "王丽"}, {AT: "wangli"})[0]["actor"] == "派单员 王丽"
-    assert timeline_lines([BY_HAND], {}, {AT: "wangli"})[0]["actor"] == "派单员 wangli"  # no display name known
-    assert timeline_lines([BY_HAND], {"lq": "派单员 李强"}, {AT: "lq"})[0]["actor"] == "派单员 李强"  # said once
-    assert timeline_lines([BY_HAND], {}, {"2026-11-24T08:00:00+00:00": "wangli"})[0]["actor"] == "派单员"  # another
+    assert timeline_lines([{**BY_HAND, "by": "wangli"}], {"wangli": "王丽"})[0]["actor"] == "派单员 王丽"
+    assert timeline_lines([{**BY_HAND, "by": "wangli"}], {})[0]["actor"] == "派单员 wangli"  # no display name known
+    assert timeline_lines([{**BY_HAND, "by": "lq"}], {"lq": "派单员 李强"})[0]["actor"] == "派单员 李强"  # said once
     assert timeline_lines([BY_HAND], {})[0]["actor"] == "派单员"  # a line from before the router noted who
