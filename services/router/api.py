@@ -217,36 +217,46 @@ _CANDIDATES_SHOWN = 5  # an ambiguous unit box lists this many of the units it f
 @pages.get("/dispatch", response_class=HTMLResponse)
 async def dispatch_queue(request: Request, rt: RuntimeDep, user: Watcher, done: Message = "", refused: Message = "",
                          refused_en: Message = "", failed: Annotated[str, Query(max_length=36)] = "",
-                         typed: Annotated[str, Query(max_length=_UNIT_BOX_MAX)] = "") -> HTMLResponse:
+                         typed: Annotated[str, Query(max_length=_UNIT_BOX_MAX)] = "",
+                         selected: Annotated[str, Query(max_length=36)] = "") -> HTMLResponse:
     """Tickets the router could not place with confidence, oldest first. After the form (dispatch_form): what was
     dispatched (`done`), or why not (`refused`), beside the card of the ticket that `failed` (or above the queue
-    when the ticket has left it), with what was `typed` still in its unit box."""
+    when the ticket has left it), with what was `typed` still in its unit box. The card selected is the one that
+    failed, else the `selected` one (the card after the one just dispatched), else the first. Supervisors see
+    the cards without the forms: only dispatchers dispatch."""
     rows, total = await _queue(rt, 200)
     items = [_queue_item(r, returned) for r, returned in rows]
-    failed_id = failed if refused and any(i["ticket_id"] == failed for i in items) else None
+    present = {i["ticket_id"] for i in items}
+    failed_id = failed if refused and failed in present else None
+    chosen = failed_id or (selected if selected in present else None) or (items[0]["ticket_id"] if items else None)
     directory = rt.state["router"].directory
     return page(request, "router_dispatch.html", rows=items, total=total, done=done, refused=refused,
-                refused_en=refused_en, failed=failed_id, typed=typed,
+                refused_en=refused_en, failed=failed_id, typed=typed, selected=chosen,
+                can_dispatch=user.has(Role.DISPATCHER),
                 unit_name=lambda code: directory.unit(code).name if directory.has_unit(code) else code)
 
 
 @pages.post("/dispatch/{ticket_id}", response_class=HTMLResponse)
 async def dispatch_form(ticket_id: uuid.UUID, request: Request, rt: RuntimeDep, user: Watcher,
-                        unit: Annotated[str, Form()] = "", search_unit: Annotated[str, Form()] = "") -> Response:
+                        unit: Annotated[str, Form()] = "", search_unit: Annotated[str, Form()] = "",
+                        following: Annotated[str, Form(max_length=36)] = "") -> Response:
     """The queue page's form: a suggestion's button sends its unit code, the unit box what the dispatcher typed
     (a code, a name, an alias or part of one). Either way back to the queue (303, so that reloading it or keeping
-    it as a bookmark works): saying where the ticket went, or why it was not sent, beside its card."""
-    # A suggestion's button sends its unit and the box too: what was typed wins.
+    it as a bookmark works): saying where the ticket went, with the card that `following` names selected (the
+    dispatcher goes on from there, not from the top), or why it was not sent, beside its card."""
+    # A suggestion's button sends its unit and the box as well: the button pressed wins. Enter in the box presses
+    # the form's hidden first button (router_dispatch.html), and 派出 too sends no unit: then the box is meant.
     typed = search_unit.strip()[:_UNIT_BOX_MAX]
     if not user.has(Role.DISPATCHER):  # supervisors see the queue but do not dispatch: refused as any route refuses
         raise ApiError(403, "forbidden", "只有派单员可以派单", "Only dispatchers may dispatch")
     try:
-        code = _unit_meant(rt.state["router"].directory, typed or unit.strip())
+        code = _unit_meant(rt.state["router"].directory, unit.strip() or typed)
         d, number = await service.dispatch(rt.store("router"), rt.state["router"], ticket_id, unit_code=code,
                                            co_handlers=[], category=None, by=user.username)
     except (service.DispatchError, ApiError) as exc:
         return redirect_with("/router/dispatch", refused=exc.zh, refused_en=exc.en, failed=str(ticket_id), typed=typed)
-    return redirect_with("/router/dispatch", done=f"工单 {number} 已派至 {d.lead.name}")
+    return redirect_with("/router/dispatch", done=f"工单 {number} 已派至 {d.lead.name}",
+                         **({"selected": following} if following else {}))
 
 
 def _unit_meant(directory: Directory, typed: str) -> str:

@@ -291,7 +291,8 @@ async def reroute_after_return(tx: Transaction, envelope: Envelope, p: TicketRet
         guesses = decide(state.directory, dataclasses.replace(facts, category=None), classifier=state.classifier,
                          threshold=state.threshold, exclude=frozenset(excluded))
         # With none either, the card says why: the model's categories all belong to units that sent it back.
-        d = dataclasses.replace(d, suggestions=guesses.suggestions, why=d.why if guesses.suggestions else guesses.why)
+        why = d.why if guesses.suggestions or state.classifier is None else f"{d.why}；{guesses.why}"
+        d = dataclasses.replace(d, suggestions=guesses.suggestions, why=why)
     returned = _returned_by(p)
     if returns > MAX_AUTOMATIC_RETURNS:
         why = f"第 {returns} 次退单：{returned}，转人工派单"

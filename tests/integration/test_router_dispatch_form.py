@@ -120,15 +120,6 @@ async def test_the_unit_box_takes_a_code_a_name_an_alias_or_a_unique_part_of_one
     assert await decision(app, ticket) == ("assigned", "M-CGW")
 
 
-async def test_what_was_typed_wins_over_the_suggestion_the_browser_sends_with_enter(app):
-    ticket = await queued(app)
-    async with logged_in(app) as dispatcher:
-        # Enter in the unit box, without the page's script, also sends the first suggestion's button.
-        r = await dispatcher.send(ticket, unit="M-ZWFW", search_unit="自来水")
-        assert r.status_code == 303, r.text
-    assert await decision(app, ticket) == ("assigned", "U-ZLS")
-
-
 async def test_the_search_box_lists_the_unit_an_abbreviation_stands_for_first(app):
     async with logged_in(app) as dispatcher:
         r = await dispatcher.client.get("/api/v1/router/units", params={"q": "市城管委"},

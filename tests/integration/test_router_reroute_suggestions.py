@@ -219,7 +219,8 @@ async def test_the_reason_stays_on_the_card_after_a_second_return_and_with_the_o
     ticket, first = await routed(app, MURKY, category="PU.WATER.QUALITY")  # chosen on the call
     assert first[0].payload["reason"]["method"] == "directory"
     emitted = await returned(app, ticket, WATER, "not_our_duty", "停水由供水企业负责")
-    assert emitted[0].payload["why"].endswith("改派：分类模型排名前 3 的类别都归已退单的市水务局承办，没有其他单位可建议")
+    assert emitted[0].payload["why"].endswith("改派：“水质异常”的承办单位市水务局已退单，请另选单位；"
+                                              "分类模型排名前 3 的类别都归已退单的市水务局承办，没有其他单位可建议")
     async with dispatcher(app) as client:
         html = (await client.get("/router/dispatch")).text
         token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)

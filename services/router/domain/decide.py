@@ -142,6 +142,8 @@ def decide(directory: Directory, facts: TicketFacts, *, classifier: Classifier |
                    f"{'、'.join(unit.name for unit in passed_over)}承办，没有其他单位可建议")
         else:
             why = "没有可用的承办单位建议"
+    elif facts.category:  # the operator's category: the classifier was not asked, so the category says why
+        why = _category_unplaced(directory, facts, exclude)
     else:
         why = "未命中派单规则，且无法确定类别"
     misplaced = _street_outside_district(directory, facts)
@@ -177,6 +179,18 @@ def suggest(directory: Directory, prediction: Prediction, facts: TicketFacts,
         suggestions.append(Suggestion(unit=ref(assignment.unit), category=label, score=float(score),
                                       reason=assignment.reason[:500]))
     return tuple(suggestions), tuple(passed_over)
+
+
+def _category_unplaced(directory: Directory, facts: TicketFacts, exclude: frozenset[str]) -> str:
+    """Why a known category gave no unit (Chinese): its unit returned the ticket (退单), the directory has no such
+    category, or no unit handles it at that place."""
+    if not directory.has_category(facts.category):
+        return f"部门目录中没有类别代码 {facts.category}，无法按类别派单"
+    name = directory.category(facts.category).name
+    assignment = _assignment(directory, facts.category, facts)
+    if assignment and assignment.unit.code in exclude:
+        return f"“{name}”的承办单位{assignment.unit.name}已退单，请另选单位"
+    return f"“{name}”在该地点没有承办单位"
 
 
 def _weighing_words(classifier: Classifier, facts: TicketFacts, label: str) -> list[str]:
