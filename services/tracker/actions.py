@@ -172,7 +172,7 @@ class Tracker:
         if not note.strip():
             raise ApiError(422, "note_required", "请说明原因", "Say why")
         async with self._act(user, ref, action) as (tx, row, state):
-            row = await self._save(tx, row, state=state, paused_at=utcnow())
+            row = await self._save(tx, row, state=state, paused_at=utcnow(), resume_to=row.state)
             label = "待市民补充材料，计时暂停" if action == Action.WAIT_CITIZEN else "挂账，计时暂停"
             await self._emit(tx, row, ClockPaused(reason=reason, note=note, expected_until=expected_until,
                                                   by=user.username), user, f"{label}：{note}")
@@ -184,7 +184,7 @@ class Tracker:
             now = utcnow()
             pauses = _closed_pauses(row, now)
             deadlines = self._deadlines(row, pauses=pauses)
-            row = await self._save(tx, row, state=state, paused_at=None, pauses=_dump_pauses(pauses),
+            row = await self._save(tx, row, state=state, paused_at=None, pauses=_dump_pauses(pauses), resume_to=None,
                                    **_deadline_values(deadlines))
             await self._emit(tx, row, ClockResumed(reply_due=deadlines.reply_due, by=user.username), user,
                              f"恢复办理，计时继续；答复期限顺延至 {_local(deadlines.reply_due, self.clocks)}")
@@ -207,8 +207,7 @@ class Tracker:
             try:
                 extend(self.clocks.policy, calendar, self._deadlines(row), days)
             except ExtensionNotAllowed as exc:
-                zh, _, en = str(exc).partition(" / ")
-                raise ApiError(422, "extension_not_allowed", zh, en or zh) from None
+                raise ApiError(422, "extension_not_allowed", exc.zh, exc.en) from None
             pending = await tx.session.scalar(select(extensions.c.id).where(
                 extensions.c.ticket_id == row.ticket_id, extensions.c.approved.is_(None)))
             if pending:
@@ -217,7 +216,7 @@ class Tracker:
             await tx.session.execute(extensions.insert().values(
                 ticket_id=row.ticket_id, unit_code=row.lead_code, reason=reason, working_days=days,
                 requested_due=requested_due, requested_by=user.username, requested_at=now))
-            row = await self._save(tx, row, state=state)
+            row = await self._save(tx, row, state=state, resume_to=row.state)
             await self._emit(tx, row, ExtensionRequested(unit=_unit(row), reason=reason, requested_due=requested_due,
                                                          by=user.username), user,
                              f"申请延期 {days} 个工作日至 {new_due.isoformat()}：{reason}")
@@ -230,7 +229,7 @@ class Tracker:
             if request is None:
                 raise ApiError(409, "no_extension_pending", "没有待审批的延期申请", "No extension request is pending")
             now = utcnow()
-            values: dict = {"state": state}
+            values: dict = {"state": state, "resume_to": None}
             new_due = None
             if approved:
                 granted = [*(row.extensions or []), request.working_days]
@@ -285,7 +284,7 @@ class Tracker:
             method = "link" if row.channel in ONLINE_CHANNELS else "phone"
             pauses = _closed_pauses(row, now)
             row = await self._save(tx, row, state=state, reply=text.strip(), replied_at=now, replied_by=user.username,
-                                   visit_due=visit_due, visit_method=method, paused_at=None,
+                                   visit_due=visit_due, visit_method=method, paused_at=None, resume_to=None,
                                    pauses=_dump_pauses(pauses))
             await self._emit(tx, row, TicketReplied(unit=_unit(row), reply=text.strip(), by=user.username), user,
                              f"答复：{text.strip()}")
@@ -463,7 +462,7 @@ class Tracker:
     @staticmethod
     def _decide(row, action: Action, role: str) -> S:
         try:
-            return decide(S(row.state), action, role)
+            return decide(S(row.state), action, role, resume_to=_resume_to(row))
         except TransitionRefused as exc:
             raise ApiError(409, "transition_refused", exc.zh, exc.en) from None
         except ActionNotPermitted as exc:
@@ -515,6 +514,15 @@ def _unit(row) -> UnitRef:
 
 def _hash(nonce: str) -> str:
     return hashlib.sha256(nonce.encode()).hexdigest()
+
+
+def _resume_to(row) -> S:
+    """The working state a ticket set aside (待补充材料, 延期申请, 挂账) goes back to: the one it was set aside from.
+    A ticket set aside before the tracker kept that (tracker_0015) goes back to 已联系 once the citizen was
+    contacted, else to 已签收, where its contact clock (urgent matters) still runs."""
+    if row.resume_to:
+        return S(row.resume_to)
+    return S.CONTACTED if row.contacted_at else S.SIGNED_FOR
 
 
 def _load_pauses(row) -> list[Pause]:

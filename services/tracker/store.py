@@ -65,6 +65,9 @@ tickets = Table(
     Column("extensions", JSON, nullable=True),  # approved extensions, working days each
     Column("pauses", JSON, nullable=True),  # [[start, end], …] ISO instants the clock stood still
     Column("paused_at", UTCDateTime, nullable=True),  # waiting on the citizen or deferred (挂账) since
+    # The working state (signed_for, contacted, reopened) a ticket waiting on the citizen, deferred (挂账) or with an
+    # extension requested goes back to (added by tracker_0015); NULL otherwise, and for those set aside before.
+    Column("resume_to", String(32), nullable=True),
     Column("signed_for_at", UTCDateTime, nullable=True),
     Column("contacted_at", UTCDateTime, nullable=True),
     Column("replied_by", String(64), nullable=True),

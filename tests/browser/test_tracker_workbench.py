@@ -152,7 +152,7 @@ async def test_supervisor_approves_an_extension_and_is_warned_that_2027_is_uncon
     await page.click("button:has-text('同意延期')")
     await page.wait_for_selector(".msg.ok")
     t = await _state(live, first)
-    assert t["state"] == "contacted" and t["extensions"] == [5]
+    assert t["state"] == "signed_for" and t["extensions"] == [5]  # back to where it asked from
     assert "同意延期" in await page.inner_text(".timeline")
     await page.goto(f"{live.url}/tracker/calendar?year=2027")
     assert "未确认" in await page.inner_text("main")

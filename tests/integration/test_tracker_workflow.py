@@ -111,7 +111,8 @@ async def test_department_signs_for_pauses_and_replies_and_the_clock_moves_by_th
     assert "待补充材料" in refused["error"]["zh"] and refused["error"]["en"]
 
     resumed = await desk.act("dept", t["number"], "resume")
-    assert resumed["state"] == "contacted" and resumed["paused_since"] is None
+    # Back to where it paused from: signed for, the citizen not yet contacted.
+    assert resumed["state"] == "signed_for" and resumed["paused_since"] is None and resumed["contacted_at"] is None
     async with live.runtime.store("tracker").db.session() as s:
         row = (await s.execute(select(tickets).where(tickets.c.number == t["number"]))).first()
     (stored_start, resumed_at), = row.pauses
@@ -140,7 +141,7 @@ async def test_extension_is_approved_once_and_a_second_beyond_the_limit_is_refus
     assert again["error"]["code"] == "transition_refused"
     await desk.act("dept", t["number"], "extension/decision", {"approved": True}, status=403)
     decided = await desk.act("sup", t["number"], "extension/decision", {"approved": True, "note": "同意"})
-    assert decided["state"] == "contacted" and decided["extensions"] == [3]
+    assert decided["state"] == "signed_for" and decided["extensions"] == [3]  # as it was when it asked
     assert dt.datetime.fromisoformat(decided["reply_due"]) == calendar.end_of_working_day(new_day)
 
     # A complaint may take 15 working days in all: one extension, and it has been used.
@@ -148,7 +149,9 @@ async def test_extension_is_approved_once_and_a_second_beyond_the_limit_is_refus
     second = await desk.act("dept", t["number"], "extension",
                             {"reason": "还需时间", "new_due": later.astimezone(calendar.timezone).date().isoformat()},
                             status=422)
-    assert second["error"]["code"] == "extension_not_allowed" and "延期" in second["error"]["zh"]
+    assert (second["error"]["code"], second["error"]["zh"], second["error"]["en"]) == (
+        "extension_not_allowed", "该事项最多延期 1 次，已用完。",
+        "This matter can be extended at most 1 time(s); none is left.")
     types = [e.event_type for e in await outbox_events(live, t["ticket_id"])]
     assert types.count("ExtensionRequested") == 1 and types.count("ExtensionDecided") == 1
 

@@ -2,7 +2,7 @@
 
 A department or the hotline acts on a ticket; the action is allowed only from certain
 states. `next_state` answers the new state, or refuses with a message a person can act
-on. The table below is the whole lifecycle: read it to know what can happen when.
+on. The two tables below are the whole lifecycle: read them to know what can happen when.
 """
 
 from __future__ import annotations
@@ -61,12 +61,18 @@ TRANSITIONS: dict[tuple[S, Action], S] = {
     **{(s, Action.REQUEST_EXTENSION): S.EXTENSION_REQUESTED for s in _WORKING},
     **{(s, Action.DEFER): S.DEFERRED for s in _WORKING},
     **{(s, Action.REPLY): S.REPLIED for s in (*_WORKING, S.DEFERRED)},
-    (S.WAITING_CITIZEN, Action.RESUME): S.CONTACTED,
-    (S.EXTENSION_REQUESTED, Action.DECIDE_EXTENSION): S.CONTACTED,
-    (S.DEFERRED, Action.RESUME): S.CONTACTED,
     (S.REPLIED, Action.VISIT_CLOSE): S.CLOSED,
     (S.REPLIED, Action.REOPEN): S.REOPENED,
 }
+
+# Set aside and taken up again: waiting on the citizen (待补充材料), an extension request (延期申请) and 挂账 end
+# in the working state the ticket was set aside from (one of _WORKING): signed for, contacted or 重办 as it was.
+# The ticket keeps that state (tickets.resume_to) and `next_state` is told it.
+BACK_TO_WORK: tuple[tuple[S, Action], ...] = (
+    (S.WAITING_CITIZEN, Action.RESUME),
+    (S.EXTENSION_REQUESTED, Action.DECIDE_EXTENSION),
+    (S.DEFERRED, Action.RESUME),
+)
 
 TERMINAL = frozenset({S.CLOSED, S.MERGED, S.ANSWERED_DIRECTLY})
 OPEN = frozenset(set(S) - TERMINAL)
@@ -84,7 +90,13 @@ class TransitionRefused(ValueError):
         super().__init__(self.en)
 
 
-def next_state(state: S, action: Action) -> S:
+def next_state(state: S, action: Action, *, resume_to: S | None = None) -> S:
+    """The state `action` takes a ticket in `state` to. An action in BACK_TO_WORK takes it back to `resume_to`, the
+    working state it was set aside from, which the caller must give; every other action ignores `resume_to`."""
+    if (state, action) in BACK_TO_WORK:
+        if resume_to not in _WORKING:
+            raise ValueError(f"'{action.value}' from '{state.value}' goes back to a working state, not {resume_to!r}")
+        return resume_to
     try:
         return TRANSITIONS[(state, action)]
     except KeyError:
@@ -92,7 +104,7 @@ def next_state(state: S, action: Action) -> S:
 
 
 def allowed_actions(state: S) -> list[Action]:
-    return [a for (s, a) in TRANSITIONS if s == state]
+    return [a for (s, a) in (*TRANSITIONS, *BACK_TO_WORK) if s == state]
 
 
 # Who may take each action. Events from the router and intake act as "system"; a citizen
@@ -131,8 +143,8 @@ def may(role: str, action: Action) -> bool:
     return role == "admin" or role in ACTORS[action]
 
 
-def decide(state: S, action: Action, role: str) -> S:
+def decide(state: S, action: Action, role: str, *, resume_to: S | None = None) -> S:
     """`next_state` for a person or system acting in `role`: the role first, then the state."""
     if not may(role, action):
         raise ActionNotPermitted(role, action)
-    return next_state(state, action)
+    return next_state(state, action, resume_to=resume_to)

@@ -36,7 +36,12 @@ class SlaPolicyError(ValueError):
 
 
 class ExtensionNotAllowed(ValueError):
-    """An extension (延期) the rules do not allow; the message says why, in Chinese and English."""
+    """An extension (延期) the rules do not allow; `zh` and `en` say why, for the person who asked."""
+
+    def __init__(self, zh: str, en: str) -> None:
+        self.zh = zh
+        self.en = en
+        super().__init__(f"{zh} / {en}")
 
 
 class Unit(StrEnum):
@@ -413,30 +418,28 @@ def _check_extensions(rule: SlaRule, extensions: tuple[int, ...]) -> None:
         return
     if len(extensions) > rule.max_extensions:
         if rule.max_extensions == 0:
-            raise ExtensionNotAllowed(
-                "该事项不能延期。/ This matter cannot be extended."
-            )
+            raise ExtensionNotAllowed("该事项不能延期。", "This matter cannot be extended.")
         raise ExtensionNotAllowed(
-            f"该事项最多延期 {rule.max_extensions} 次，已用完。/ "
-            f"This matter can be extended at most {rule.max_extensions} time(s); none is left."
+            f"该事项最多延期 {rule.max_extensions} 次，已用完。",
+            f"This matter can be extended at most {rule.max_extensions} time(s); none is left.",
         )
     for days in extensions:
         if isinstance(days, bool) or not isinstance(days, int) or days < 1:
             raise ExtensionNotAllowed(
-                f"延期天数必须是正整数，收到 {days!r}。/ "
-                f"An extension must be a positive whole number of working days, got {days!r}."
+                f"延期天数必须是正整数，收到 {days!r}。",
+                f"An extension must be a positive whole number of working days, got {days!r}.",
             )
         limit = rule.max_extension_working_days
         if limit is not None and days > limit:
             raise ExtensionNotAllowed(
-                f"每次延期最多 {limit} 个工作日，申请了 {days} 个。/ "
-                f"An extension is at most {limit} working days; {days} were requested."
+                f"每次延期最多 {limit} 个工作日，申请了 {days} 个。",
+                f"An extension is at most {limit} working days; {days} were requested.",
             )
     total = rule.max_total_working_days
     if total is not None and rule.reply.amount + sum(extensions) > total:
         raise ExtensionNotAllowed(
-            f"延期后总时限不能超过 {total} 个工作日。/ "
-            f"With extensions the reply time may not exceed {total} working days."
+            f"延期后总时限不能超过 {total} 个工作日。",
+            f"With extensions the reply time may not exceed {total} working days.",
         )
 
 
