@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
@@ -32,6 +33,7 @@ from services.intake.store import tickets
 
 MAX_RESULTS = 1000
 DEFAULT_DAYS = 90
+MAX_FIELDS = 60
 
 
 class Open311Route(LimitedRoute):
@@ -117,36 +119,54 @@ def _float(value: str | None, name: str) -> float | None:
         raise ApiError(400, "invalid_input", f"{name} 应为数字", f"{name} must be a number") from None
 
 
+async def _form(request: Request) -> dict[str, str]:
+    """The posted fields. A urlencoded body is read as UTF-8, raw or percent-encoded: Starlette reads its raw
+    bytes as Latin-1, and 路灯 would be stored as è·¯ç¯. Multipart parts are decoded by their declared charset."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        form = await request.form(max_files=0, max_fields=MAX_FIELDS)
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        return dict(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True,
+                              max_num_fields=MAX_FIELDS, errors="strict"))
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_encoding", "请求内容不是有效的 UTF-8 编码，请以 UTF-8 编码后重新提交",
+                       "The request body is not valid UTF-8; encode it as UTF-8 and send it again") from None
+    except ValueError:
+        raise ApiError(400, "invalid_input", f"字段过多，最多 {MAX_FIELDS} 个",
+                       f"Too many fields; at most {MAX_FIELDS}") from None
+
+
 @open311_api.post("/requests.{fmt}")
 async def create_request(fmt: str, request: Request) -> Response:
-    """Create a service request (application/x-www-form-urlencoded, as the specification says)."""
+    """Create a service request (application/x-www-form-urlencoded, as the specification says; multipart too)."""
     fmt = _format(fmt)
     rt = request.app.state.runtime
-    form = await request.form(max_files=0, max_fields=60)
-    api_key = str(form.get("api_key", ""))
+    form = await _form(request)
+    api_key = form.get("api_key", "")
     user = await rt.identity.user_for_token(api_key) if api_key else None
     if user is None or not user.has(Role.OPERATOR):
         raise ApiError(403, "invalid_api_key", "api_key 无效", "api_key is missing or invalid")
-    code = str(form.get("service_code", ""))
+    code = form.get("service_code", "")
     names = _service_names(rt)
     if not code:
         raise ApiError(400, "invalid_input", "缺少 service_code", "service_code is required")
     if code not in names:
         raise ApiError(404, "unknown_service", f"没有服务代码 {code}", f"No service with code {code}")
-    description = str(form.get("description", ""))
+    description = form.get("description", "")
     lat, lon = _float(form.get("lat"), "lat"), _float(form.get("long"), "long")
-    address = str(form.get("address_string", ""))
+    address = form.get("address_string", "")
     if lat is None and lon is None and not address and not form.get("address_id"):
         raise ApiError(400, "invalid_input", "需提供位置：lat/long、address_string 或 address_id",
                        "A location is required: lat & long, address_string or address_id")
     first_line = description.strip().splitlines()[0] if description.strip() else ""
     subject = (first_line[:60] or names[code])[:MAX_SUBJECT]
-    name = " ".join(x for x in (str(form.get("last_name", "")), str(form.get("first_name", ""))) if x)
+    name = " ".join(x for x in (form.get("last_name", ""), form.get("first_name", "")) if x)
     try:
         sub = TicketSubmission.model_validate({
             "kind": Kind.COMPLAINT, "subject": subject, "description": description, "category": code,
-            "citizen": {"name": name, "phone": str(form.get("phone", "")), "email": str(form.get("email", ""))},
-            "location": {"address": address or str(form.get("address_id", "")), "latitude": lat, "longitude": lon},
+            "citizen": {"name": name, "phone": form.get("phone", ""), "email": form.get("email", "")},
+            "location": {"address": address or form.get("address_id", ""), "latitude": lat, "longitude": lon},
             "may_publish": True,  # GeoReport requests are public by the nature of the protocol
         })
     except ValidationError as exc:

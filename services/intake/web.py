@@ -37,10 +37,11 @@ FIELD_LABELS = {
     "answer": "答复内容", "duplicate_of_number": "重复件",
 }
 
+# "noun" is what the page calls what the citizen sends: a letter (来信) to the mailbox, a message (留言) online.
 CHANNELS = {
-    "mailbox": {"channel": Channel.MAILBOX, "title": "市长信箱", "path": "/intake/mailbox",
+    "mailbox": {"channel": Channel.MAILBOX, "title": "市长信箱", "noun": "来信", "path": "/intake/mailbox",
                 "intro": "您可以在这里给市长写信，反映问题、提出意见建议。来信由 12345 热线受理，转有关部门办理并答复。"},
-    "online": {"channel": Channel.ONLINE, "title": "网上留言", "path": "/intake/online",
+    "online": {"channel": Channel.ONLINE, "title": "网上留言", "noun": "留言", "path": "/intake/online",
                "intro": "您可以在这里留言反映问题、咨询政策。留言由 12345 热线受理，转有关部门办理并答复。"},
 }
 

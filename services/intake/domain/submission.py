@@ -7,7 +7,7 @@ import secrets
 from datetime import date, datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from schemas.enums import Channel, Kind, Urgency
@@ -68,6 +68,11 @@ class LocationIn(BaseModel):
     latitude: float | None = Field(default=None, ge=-90, le=90)
 
 
+# A required text left empty: the English of the error (its Chinese is the API's for a missing field).
+REQUIRED = {"subject": "Please enter the subject", "description": "Please enter the description",
+            "answer": "Please enter the answer given on the call"}
+
+
 class TicketSubmission(BaseModel):
     """A new request as any channel hands it to intake."""
 
@@ -92,18 +97,13 @@ class TicketSubmission(BaseModel):
     may_publish: bool = Field(default=False, description="the writer agrees that the letter and reply may be "
                                                          "published (mailbox, online messages)")
 
-    @field_validator("subject", "description")
+    @field_validator("subject", "description", "answer", mode="before")
     @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must not be blank")
-        return v  # stored exactly as given
-
-    @field_validator("answer")
-    @classmethod
-    def _answer_not_blank(cls, v: str | None) -> str | None:
-        if v is not None and not v.strip():
-            raise ValueError("the answer given on the call must not be blank")
+    def _required(cls, v, info: ValidationInfo):
+        # Empty or only spaces is a field left unfilled (必填), not text too short; before the length check,
+        # which would say "too short". Text is otherwise stored exactly as given.
+        if isinstance(v, str) and not v.strip():
+            raise PydanticCustomError("missing", REQUIRED[info.field_name])
         return v
 
     @model_validator(mode="after")

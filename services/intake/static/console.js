@@ -135,11 +135,12 @@
     const rows = data.items.map((t) => el("tr", { class: t.overdue ? "late" : "" },
       el("td", {}, el("a", { href: `/tracker/tickets/${t.number}`, tabIndex: -1 }, t.number)),
       el("td", {}, el("span", { class: "tag" }, STATES[t.state] || t.state)),
-      el("td", {}, t.subject),
+      el("td", { class: "subject" }, t.subject),
       el("td", {}, (t.overdue ? "已超期 " : "") + localTime(t.reply_due))));
     body.replaceChildren(el("p", { class: "muted" }, `共 ${data.total} 件`),
-      el("table", { class: "history" }, el("thead", {}, el("tr", {}, el("th", {}, "编号"), el("th", {}, "状态"),
-        el("th", {}, "标题"), el("th", {}, "答复期限"))), el("tbody", {}, ...rows)));
+      el("div", { class: "table-scroll" }, el("table", { class: "history" }, el("thead", {}, el("tr", {},
+        el("th", {}, "编号"), el("th", {}, "状态"), el("th", {}, "标题"), el("th", {}, "答复期限"))),
+        el("tbody", {}, ...rows))));
   }
   async function checkRepeats() {
     const box = $("repeat");
@@ -260,18 +261,26 @@
       const labels = { subject: "标题", description: "诉求内容", "citizen.phone": "来电号码", "citizen.name": "姓名",
                        answer: "答复内容", kind: "类型", duplicate_of_number: "重复件",
                        "location.district": "区", "location.street": "街道/乡镇", category: "类别" };
-      showErrors(fields.length ? fields.map((f) => `${labels[f.field] || f.field}：${f.zh}`) : [err.zh || "提交失败"],
-                 fields.map((f) => f.field));
+      const say = (f) => f.type === "missing" && labels[f.field] ? `请填写${labels[f.field]}`  // left empty: 必填
+        : `${labels[f.field] || f.field}：${f.zh}`;
+      showErrors(fields.length ? fields.map(say) : [err.zh || "提交失败"], fields.map((f) => f.field));
       return;
     }
     done(data, extra);
   }
+  // Read back one character at a time, a pause between groups: "1 2 3 4 5，2 0 2 6 …".
+  const readBack = (text) => text.split("-").map((p) => p.split("").join(" ")).join("，");
   function done(receipt, extra) {
     clearDraft();
     showErrors([]);
     const n = receipt.number;
     $("result-number").textContent = n;
-    $("result-readback").textContent = "请复述：" + n.split("-").map((p) => p.split("").join(" ")).join("，");
+    $("result-readback").textContent = "请复述：" + readBack(n);
+    // 查询码: without it a caller who gave no phone number could never look the ticket up.
+    const code = receipt.query_code ? `${receipt.query_code.slice(0, 4)}-${receipt.query_code.slice(4)}` : "";
+    $("result-query-code").textContent = code;
+    $("result-query-readback").textContent = code ? "请复述：" + readBack(code) : "";
+    $("result-query").hidden = !code;  // tickets from before query codes have none
     $("result-note").textContent = (extra && extra.duplicate_of_number) ? `已作为重复件并入 ${extra.duplicate_of_number}`
       : field("direct").checked ? "已直接办结，不派单。" : (receipt.duplicate_request ? "此来电已登记过，编号不变。" : "已受理，正在派单。");
     $("result").hidden = false;
