@@ -24,7 +24,7 @@ from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore
-from jiesu.web import Message, RuntimeDep, page, redirect_with, require
+from jiesu.web import Message, RuntimeDep, page, redirect_with, require, templates
 from schemas.enums import CHANNEL_LABELS, KIND_LABELS, Role
 from schemas.events import new_event_id, utcnow
 from services.tracker import hotspots as hot, queries, reports, rollup, stats, timers
@@ -33,7 +33,7 @@ from services.tracker.domain.escalation import KEY, RELEASE_REASONS, Escalation,
 from services.tracker.ledger import LATENESS, SORTS, LedgerFilter, LedgerHub, ledger
 from services.tracker.notify import notify, notify_many
 from services.tracker.store import supervision_orders, tickets, timeline
-from services.tracker.web import back_to
+from services.tracker.web import back_to, display_names, ticket_of, ticket_refused
 
 if TYPE_CHECKING:
     from services.tracker.handlers import Clocks
@@ -105,7 +105,8 @@ async def ledger_rows(request: Request, rt: RuntimeDep, user: Supervisor, unit: 
     now = utcnow()
     async with rt.store("tracker").db.reading() as s:
         rows, counts = await ledger(s, f, now)
-    return page(request, "tracker_sup_ledger_rows.html", counts=counts,
+        names = await queries.code_names(s)
+    return page(request, "tracker_sup_ledger_rows.html", counts=counts, names=names,
                 items=[queries.ticket_view(r, user, now) for r in rows])
 
 
@@ -221,9 +222,14 @@ async def orders_page(request: Request, rt: RuntimeDep, user: Supervisor,
                    o.released_at.is_(None).label("bound"))
             .join(tickets, tickets.c.ticket_id == o.ticket_id).where(*conds[tab], *extra)
             .order_by((o.level == KEY).desc(), o.due_at).limit(300))).all()  # 重点 first
+    names = await display_names(rt, [r.by for r in rows] + [r.responded_by for r in rows])
     return page(request, "tracker_sup_orders.html", title="督办单", rows=rows, tab=tab, tabs=ORDER_TABS,
                 counts=counts, level=level, now=now, done=done, refused=refused, released=released,
-                release_reasons=RELEASE_REASONS)
+                release_reasons=RELEASE_REASONS, names=names)
+
+
+RESPONSE_MIN_CHARS = 5  # a 督办回复 says what was done: not a bare 已处理
+templates.env.globals["ORDER_RESPONSE_MIN_CHARS"] = RESPONSE_MIN_CHARS  # the forms' minlength, the same rule
 
 
 async def respond_order(rt, user: User, order_no: str, text: str) -> None:
@@ -233,9 +239,9 @@ async def respond_order(rt, user: User, order_no: str, text: str) -> None:
     Until the office closes the order it may be answered again; the answer replaces the last one on the order,
     and the audit trail records each, naming the one it replaced.
     """
-    if len(text.strip()) < 5:
-        raise ApiError(422, "response_required", "请写明督办回复内容（至少 5 个字）",
-                       "Write the response (at least 5 characters)")
+    if len(text.strip()) < RESPONSE_MIN_CHARS:
+        raise ApiError(422, "response_required", f"请写明督办回复内容（至少 {RESPONSE_MIN_CHARS} 个字）",
+                       f"Write the response (at least {RESPONSE_MIN_CHARS} characters)")
     async with rt.store("tracker").transaction() as tx:
         order = (await tx.session.execute(select(supervision_orders).where(
             supervision_orders.c.order_no == order_no))).first()
@@ -404,11 +410,15 @@ async def escalate_forever(store: ServiceStore, clocks: Clocks, working_days: in
 async def order_respond(order_no: str, request: Request, rt: RuntimeDep, user: Responder) -> Response:
     form = await request.form()
     back = back_to(form.get("back"), "/tracker/sup/orders")
+    text = str(form.get("response", ""))[:4000]
     try:
-        await respond_order(rt, user, order_no, str(form.get("response", ""))[:4000])
+        await respond_order(rt, user, order_no, text)
     except ApiError as exc:
         if exc.status == 404:
             raise
+        if ref := ticket_of(back):  # answered on the ticket page: it comes back saying why, with what was typed
+            typed = {"order_no": order_no, "response": text}
+            return await ticket_refused(request, rt, user, ref, exc, "respond", typed)
         return redirect_with(back, refused=exc.zh)
     return redirect_with(back, done=f"督办单 {order_no} 已回复")
 

@@ -68,13 +68,19 @@ async def inbox(request: Request, rt: RuntimeDep, user: Workbench,
     async with rt.store("tracker").db.session() as s:
         rows, total, counts = await queries.inbox(s, user, tab=tab, now=now, kind=kind or None, q=q or None,
                                                   limit=50, offset=(page_no - 1) * 50)
-        notes = await queries.recent_notifications(s, user.department, 8)
         unread = await queries.unread_count(s, user.department)
+        # Unread ones are the newest (only 全部标为已读 reads them): as many as the badge counts, up to a bound.
+        notes = await queries.recent_notifications(s, user.department, min(max(unread, NOTES_SHOWN), NOTES_UNREAD_MAX))
     title = "本单位工单" if user.role == Role.DEPARTMENT else "承办工作台（全部单位）"
     unit_name = next((r.lead_name for r in rows if r.lead_code == user.department), None)
     return page(request, "tracker_inbox.html", items=[queries.ticket_view(r, user, now) for r in rows], total=total,
                 counts=counts, tabs=queries.INBOX_TABS, tab=tab, kind=kind, q=q, page_no=page_no, title=title,
-                notes=notes, unread=unread, unit_name=unit_name)
+                notes=notes, unread=unread, unlisted=unread - sum(1 for n in notes if n.read_at is None),
+                unit_name=unit_name)
+
+
+NOTES_SHOWN = 8  # the inbox's panel: the newest notifications, read or not, and every unread one
+NOTES_UNREAD_MAX = 30  # … up to this many; the panel says how many more are unread
 
 
 @pages.get("/badge", response_class=HTMLResponse)
@@ -241,16 +247,33 @@ def human_size(size: int) -> str:
 
 
 @pages.get("/tickets/{ref}", response_class=HTMLResponse)
-async def ticket_page(ref: str, request: Request, rt: RuntimeDep, user: Reader,
-                      done: Annotated[str, Query(max_length=60)] = "") -> HTMLResponse:
+async def ticket_page(ref: str, request: Request, rt: RuntimeDep, user: Reader, done: Message = "") -> HTMLResponse:
+    """`done` is an action's key (DONE_LABELS, from `act`) or what another form said it did (督办回复)."""
     return page(request, "tracker_ticket.html", done=done, error=None, **await _ticket_context(rt, user, ref))
+
+
+async def ticket_refused(request: Request, rt, user: User, ref: str, error: ApiError, failed: str,
+                         form: dict) -> HTMLResponse:
+    """The ticket page again, saying why `failed` (DONE_LABELS) was refused and with what was typed (`form`):
+    rendered, not redirected, so the text stays out of the address; tracker.js then shows the ticket's own
+    address (data-page-url), so reloading does not post again."""
+    context = await _ticket_context(rt, user, ref)
+    response = page(request, "tracker_ticket.html", done="", error=error, form=form, failed=failed, **context)
+    response.status_code = error.status
+    return response
+
+
+def ticket_of(path: str) -> str | None:
+    """The ticket a form's `back` names when it is the ticket page (/tracker/tickets/<number>), else None."""
+    ref = path.removeprefix("/tracker/tickets/")
+    return ref if ref and ref != path and "/" not in ref and "?" not in ref and "#" not in ref else None
 
 
 DONE_LABELS = {
     "sign_for": "签收", "contact": "记录联系情况", "wait_citizen": "暂停计时（待市民补充材料）", "defer": "挂账",
     "resume": "恢复办理", "request_extension": "提交延期申请", "decide_extension": "审批延期申请", "return": "退单",
     "reply": "答复", "note": "提交意见", "visit": "登记回访结果", "supervise": "下达督办单",
-    "resend": "重新发送通知",
+    "resend": "重新发送通知", "respond": "回复督办单",
 }
 
 
@@ -307,11 +330,9 @@ async def act(ref: str, action: str, request: Request, rt: RuntimeDep, user: Rea
             # a redirect would put in the address, the access log and the history. tracker.js then shows the visit
             # page's own address (data-page-url), so reloading or going back does not post again.
             response = page(request, "tracker_visit.html", error=exc, form=f, **await _visit_context(rt, user, ref))
-        else:  # rendered with what was typed; tracker.js shows the ticket's own address (data-page-url), likewise
-            context = await _ticket_context(rt, user, ref)
-            response = page(request, "tracker_ticket.html", done="", error=exc, form=f, failed=action, **context)
-        response.status_code = exc.status
-        return response
+            response.status_code = exc.status
+            return response
+        return await ticket_refused(request, rt, user, ref, exc, action, f)  # with what was typed, likewise
     if back:
         return redirect_with(back, done=_done_message(action, row, f))
     target = f"/tracker/tickets/{quote(row.number or str(row.ticket_id))}?done={quote(action)}"
