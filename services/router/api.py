@@ -288,7 +288,8 @@ def _unit_label(directory: Directory, unit) -> str:
 
 @pages.get("/rules", response_class=HTMLResponse)
 async def rules_page(request: Request, rt: RuntimeDep, user: Watcher) -> HTMLResponse:
-    return page(request, "router_rules.html", directory=rt.state["router"].directory, result=None, form={})
+    return page(request, "router_rules.html", directory=rt.state["router"].directory,
+                version_id=rt.state["router"].directory_version_id, result=None, form={})
 
 
 @pages.post("/rules", response_class=HTMLResponse)
@@ -303,7 +304,8 @@ async def rules_try(request: Request, rt: RuntimeDep, user: Watcher,
     text = TicketText(subject=subject, description=description, district=district or None, street=street or None,
                       channel=channel, kind=kind, category=category or None)
     template = "router_rules_result.html" if request.headers.get("hx-request") else "router_rules.html"
-    return page(request, template, directory=rt.state["router"].directory, result=_explain(rt.state["router"], text),
+    return page(request, template, directory=rt.state["router"].directory,
+                version_id=rt.state["router"].directory_version_id, result=_explain(rt.state["router"], text),
                 form=text.model_dump(mode="json"))
 
 
@@ -342,7 +344,7 @@ async def directory_page(request: Request, rt: RuntimeDep, user: Admin) -> HTMLR
 
 
 async def _directory_page(request, rt, *, error: str | None = None, draft: str | None = None,
-                          message: str | None = None) -> HTMLResponse:
+                          message: str | None = None, confirm_removal: bool = False) -> HTMLResponse:
     async with rt.store("router").db.session() as s:
         history = (await s.execute(select(directory_versions.c.id, directory_versions.c.version,
                                           directory_versions.c.summary, directory_versions.c.imported_by,
@@ -350,18 +352,27 @@ async def _directory_page(request, rt, *, error: str | None = None, draft: str |
                                    .order_by(directory_versions.c.id.desc()).limit(50))).all()
         content = await s.scalar(select(directory_versions.c.content).order_by(directory_versions.c.id.desc())
                                  .limit(1))
-    return page(request, "router_directory.html", directory=rt.state["router"].directory, history=history,
-                content=draft if draft is not None else content, error=error, message=message)
+    state = rt.state["router"]
+    return page(request, "router_directory.html", directory=state.directory, version_id=state.directory_version_id,
+                history=history, content=draft if draft is not None else content, error=error, message=message,
+                confirm_removal=confirm_removal)
 
 
 @pages.post("/directory", response_class=HTMLResponse)
 async def directory_import(request: Request, rt: RuntimeDep, user: Admin,
-                           content: Annotated[str, Form(max_length=2_000_000)]) -> HTMLResponse:
+                           content: Annotated[str, Form(max_length=2_000_000)],
+                           remove_units_with_open_work: Annotated[bool, Form()] = False) -> HTMLResponse:
     try:
-        version_id, directory, summary = await service.import_directory(rt.store("router"), content,
-                                                                        by=user.username)
+        version_id, directory, summary = await service.import_directory(
+            rt.store("router"), content, by=user.username, remove_units_with_open_work=remove_units_with_open_work)
+    except service.DirectoryUnchanged as same:
+        note = "；注释或格式的修改不单独保存" if same.text_differs else ""
+        return await _directory_page(request, rt, draft=content if same.text_differs else None, message=(
+            f"内容与现行版本（{same.directory.version} · #{same.version_id}）相同，未新建版本{note}"))
+    except service.UnitsStillHandling as exc:  # the admin may confirm and send it again
+        return await _directory_page(request, rt, error=str(exc), draft=content, confirm_removal=True)
     except (DirectoryError, ValueError) as exc:  # YAML or cross-reference errors: nothing changes
         return await _directory_page(request, rt, error=str(exc), draft=content)
     state = rt.state["router"]  # in force here at once; intake is owed it with the version (import_directory)
     state.directory_version_id, state.directory = version_id, directory
-    return await _directory_page(request, rt, message=f"已启用版本 {directory.version}：{summary}")
+    return await _directory_page(request, rt, message=f"已启用版本 {directory.version} · #{version_id}：{summary}")

@@ -11,6 +11,8 @@ def register(sub) -> None:
     p = sub.add_parser("directory", help="the department directory: import a YAML file as the new version, or export")
     p.add_argument("action", choices=["import", "export", "history"])
     p.add_argument("file", nargs="?", help="YAML file to import")
+    p.add_argument("--remove-units-with-open-work", action="store_true",
+                   help="import even if units it removes still handle open tickets")
     p.set_defaults(func=directory_command)
     register_training(sub)
 
@@ -37,11 +39,20 @@ def directory_command(args, settings) -> int:
                     return 2
                 try:
                     version_id, directory, summary = await service.import_directory(
-                        store, Path(args.file).read_text(encoding="utf-8"), by="cli")
+                        store, Path(args.file).read_text(encoding="utf-8"), by="cli",
+                        remove_units_with_open_work=getattr(args, "remove_units_with_open_work", False))
+                except service.DirectoryUnchanged as same:
+                    print(f"内容与现行版本（{same.directory.version} · #{same.version_id}）相同，未新建版本 / "
+                          f"same as the version in force (#{same.version_id}): nothing imported")
+                    return 0
+                except service.UnitsStillHandling as exc:
+                    print(f"{exc}\n（确需删除请加 --remove-units-with-open-work / add --remove-units-with-open-work "
+                          f"to remove them anyway）", file=sys.stderr)
+                    return 1
                 except DirectoryError as exc:
                     print(f"目录有误，未导入 / directory rejected, nothing changed:\n{exc}", file=sys.stderr)
                     return 1
-                print(f"已导入版本 {directory.version}（#{version_id}）/ imported: {summary}")
+                print(f"已导入版本 {directory.version} · #{version_id} / imported: {summary}")
             elif args.action == "export":
                 from sqlalchemy import select
 

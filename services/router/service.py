@@ -420,29 +420,101 @@ async def current_directory(store: ServiceStore) -> tuple[int, Directory] | None
     return row.id, Directory.from_data(yaml.safe_load(row.content), source=f"directory version {row.id}")
 
 
-async def import_directory(store: ServiceStore, content: str, *, by: str) -> tuple[int, Directory, str]:
+class DirectoryUnchanged(Exception):
+    """The import says nothing the version in force does not: no version is written and nothing is owed."""
+
+    def __init__(self, version_id: int, directory: Directory, *, text_differs: bool) -> None:
+        super().__init__(f"same as directory version {version_id}")
+        self.version_id, self.directory, self.text_differs = version_id, directory, text_differs
+
+
+class UnitsStillHandling(DirectoryError):
+    """The import removes units that still handle open tickets; it goes in only when the admin confirms."""
+
+
+OPEN_TICKET_NUMBERS_SHOWN = 5
+
+
+async def open_work(store: ServiceStore, unit_codes: set[str]) -> dict[str, tuple[int, int, list[str]]]:
+    """Per unit: (open tickets it leads, open tickets it co-handles, some of their numbers), as the router knows them.
+
+    "Open" is the router's own view: the ticket was assigned (the router's last decision) and no TicketClosed
+    has come for it. The router holds the current lead, since every assignment and re-assignment is its own;
+    it does not hear TicketReopened, so a ticket reopened after closing is not counted.
+    """
+    if not unit_codes:
+        return {}
+    async with store.db.session() as s:
+        rows = (await s.execute(select(decisions.c.number, decisions.c.lead_code, decisions.c.co_handlers)
+                                .where(decisions.c.status == "assigned", decisions.c.closed_at.is_(None))
+                                .order_by(decisions.c.received_at))).all()
+    work: dict[str, tuple[int, int, list[str]]] = {}
+    for row in rows:
+        for code in unit_codes & {row.lead_code, *(row.co_handlers or ())}:
+            led, co, numbers = work.get(code, (0, 0, []))
+            work[code] = (led + (code == row.lead_code), co + (code != row.lead_code), numbers + [row.number])
+    return work
+
+
+def _still_handling(old: Directory, work: dict[str, tuple[int, int, list[str]]]) -> str:
+    lines = []
+    for code, (led, co, numbers) in sorted(work.items()):
+        more = "…" if len(numbers) > OPEN_TICKET_NUMBERS_SHOWN else ""
+        shown = "、".join(numbers[:OPEN_TICKET_NUMBERS_SHOWN]) + more
+        both = f"（主办 {led} 件，协办 {co} 件）" if co else ""
+        lines.append(f"- 单位 {code}（{old.unit(code).name}）仍有 {led + co} 件在办工单{both}：{shown} / "
+                     f"unit {code} still has {led + co} open ticket(s)")
+    return ("要删除的单位仍有在办工单，不能删除；请先让这些工单办结或退回改派 / "
+            "units to be removed still handle open tickets: let them close or return the tickets first:\n"
+            + "\n".join(lines))
+
+
+async def import_directory(store: ServiceStore, content: str, *, by: str,
+                           remove_units_with_open_work: bool = False) -> tuple[int, Directory, str]:
     """Validate and activate a new directory version; returns (id, directory, summary of changes).
 
     Its public part is owed to intake (DirectoryPublished) in the same transaction as the version is
     written, so whoever imports it (the page, `jiesu directory import`, the first start) publishes it
-    once, at once, and never writes a version without it.
+    once, at once, and never writes a version without it. Content equal to the version in force writes
+    nothing and owes nothing (DirectoryUnchanged); removing a unit that still handles open tickets is
+    refused unless `remove_units_with_open_work` (UnitsStillHandling).
     """
     try:
         data = yaml.safe_load(content)
-    except yaml.YAMLError as exc:
-        raise DirectoryError(f"YAML 格式错误：{exc} / not valid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # the parser's text is English either way: give it once
+        raise DirectoryError(f"YAML 格式错误 / not valid YAML:\n{exc}") from None
     if not isinstance(data, dict):
         raise DirectoryError("目录文件应为 YAML 映射（version、units、rules…）/ the directory must be a YAML mapping")
     directory = Directory.from_data(data, source="import")  # raises DirectoryError listing every problem
     previous = await current_directory(store)
+    if previous is not None and previous[1] == directory:
+        async with store.db.session() as s:
+            stored = await s.scalar(select(directory_versions.c.content)
+                                    .where(directory_versions.c.id == previous[0]))
+        raise DirectoryUnchanged(previous[0], previous[1], text_differs=_lines(stored) != _lines(content))
+    if previous is not None and not remove_units_with_open_work:
+        removed = _unit_codes(previous[1]) - _unit_codes(directory)
+        work = await open_work(store, removed)
+        if work:
+            raise UnitsStillHandling(_still_handling(previous[1], work))
     summary = describe_changes(previous[1] if previous else None, directory)
     async with store.transaction() as tx:
         result = await tx.session.execute(directory_versions.insert().values(
             version=directory.version, content=content, summary=summary, imported_by=by, imported_at=utcnow()))
         version_id = result.inserted_primary_key[0]
         await owe_directory(tx, version_id, directory)
-    log.info("directory imported", version=directory.version, by=by, changes=summary)
+    log.info("directory imported", version=directory.version, version_id=version_id, by=by, changes=summary)
     return version_id, directory, summary
+
+
+def _unit_codes(directory: Directory) -> set[str]:
+    """Departments, utilities, districts and street offices: each may lead or co-handle a ticket."""
+    return {u.code for u in (*directory.units, *directory.districts, *directory.streets)}
+
+
+def _lines(text: str | None) -> list[str]:
+    """The text as an admin sees it: a browser sends a textarea back with CRLF line ends."""
+    return [line.rstrip() for line in (text or "").strip().splitlines()]
 
 
 def public_part(directory: Directory, version_id: int, activated_at) -> DirectoryPublished:
@@ -507,7 +579,8 @@ def describe_changes(old: Directory | None, new: Directory) -> str:
     if old is None:
         return (f"初始导入：{len(new.units)} 个部门/公用事业单位，{len(new.districts)} 个区，{len(new.streets)} 个街道，"
                 f"{len(new.categories)} 个类别，{len(new.rules)} 条规则")
-    parts = []
+    parts = [f"{word}：{before} → {after}" for word, before, after in (("版本号", old.version, new.version),
+                                                                    ("城市", old.city, new.city)) if before != after]
     for label, attr, key in (("单位", "units", "code"), ("区", "districts", "code"), ("街道", "streets", "code"),
                              ("类别", "categories", "code"), ("规则", "rules", "id")):
         before = {getattr(x, key): x for x in getattr(old, attr)}
