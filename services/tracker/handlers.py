@@ -82,6 +82,17 @@ def _received_values(p: TicketReceived) -> dict:
     )
 
 
+def _received_data(p: TicketReceived) -> dict:
+    """The receipt line's data; a call the operator marked a repeat (重复件) says so and by whom, since the
+    TicketMerged that follows comes from the router either way (queries.merge_lines names who decided)."""
+    data = {"channel": p.channel.value}
+    if p.duplicate_of is not None:
+        data["duplicate_of"] = str(p.duplicate_of)
+        if p.operator:
+            data["by"] = p.operator
+    return data
+
+
 async def _write(tx: Transaction, inserts: list[dict], updates: list[dict]) -> None:
     """A run of events writes its tickets with one statement for the new and one for the known."""
     await insert_rows(tx.session, tickets, inserts)
@@ -115,7 +126,7 @@ async def _received_many(tx: Transaction, items: list[tuple[Envelope, TicketRece
             updates.append(dict(ticket_id=envelope.ticket_id, updated_at=utcnow(), tracked_event_id=tracked_event_id,
                                 **values))
         await _timeline(tx, envelope, p.operator or p.channel.value,
-                        f"受理（{KIND_LABELS[p.kind]}）：{p.subject}", {"channel": p.channel.value})
+                        f"受理（{KIND_LABELS[p.kind]}）：{p.subject}", _received_data(p))
         if answered:
             await _timeline(tx, envelope, p.operator or "hotline", f"直接办结：{p.answer[:200]}", {},
                             suffix="answer")

@@ -185,7 +185,40 @@ async def timeline_of(session, row, user: User, *, routing: bool = False) -> lis
         if routing and e.event_type == "TicketAssigned":
             line.update(dispatch_reason(e.data))
         lines.append(line)
+    if routing:
+        await merge_lines(session, row, events, lines)
     return lines
+
+
+async def merge_lines(session, row, events, lines: list[dict]) -> None:
+    """重复件 lines (TicketMerged) on the ticket page: `link`, the other ticket's number as the line says it, for
+    the page to link (its own page decides who may see it); and who decided the merge (`method` "operator",
+    `by`) when the operator marked the repeated call at intake (handlers._received_data), else the router did.
+    Two queries, only on a ticket with such lines."""
+    merges = []  # (line, the other ticket's id, the repeat's id)
+    for line, e in zip(lines, events):
+        data = e.data or {}
+        if e.event_type == "TicketMerged" and (data.get("into") or data.get("from")):
+            # The repeat's own line says "into" the earlier ticket; the earlier ticket's, "from" the repeat.
+            merges.append((line, data.get("into") or data["from"], str(row.ticket_id) if data.get("into")
+                           else data["from"]))
+    if not merges:
+        return
+    numbers = {str(i): n for i, n in (await session.execute(
+        select(tickets.c.ticket_id, tickets.c.number)
+        .where(tickets.c.ticket_id.in_(sorted({other for _, other, _ in merges}))))).all()}
+    received = {str(i): d or {} for i, d in (await session.execute(
+        select(timeline.c.ticket_id, timeline.c.data)
+        .where(timeline.c.ticket_id.in_(sorted({repeat for _, _, repeat in merges})),
+               timeline.c.event_type == "TicketReceived"))).all()}
+    for line, other, repeat in merges:
+        if numbers.get(other) and numbers[other] in line["summary"]:
+            line["link"] = numbers[other]
+        marked = received.get(repeat, {})
+        if marked.get("duplicate_of"):
+            line["method"] = "operator"
+            if marked.get("by"):
+                line["by"] = marked["by"]
 
 
 def dispatch_reason(data) -> dict:

@@ -132,8 +132,9 @@ BASES = {**{method: method for method in ROUTING_METHOD_LABELS},
 
 def timeline_lines(events: list[dict], names: dict[str, str]) -> list[dict]:
     """The timeline as the ticket page shows it: actors named (actor_label); a dispatch a person decided names
-    that role, and the dispatcher too where the line knows who it was (`by`); a basis written as a bare method
-    is in Chinese (lines written before handlers.py wrote it so).
+    that role, and the dispatcher too where the line knows who it was (`by`); a 重复件 line the operator decided
+    names them the same way (queries.merge_lines), and keeps the other ticket's number to link (`link`); a basis
+    written as a bare method is in Chinese (lines written before handlers.py wrote it so).
 
     A dispatch line's method is its data's (queries.timeline_of with `routing`); a line written before the data
     kept the reason says it only in its basis (依据)."""
@@ -142,15 +143,18 @@ def timeline_lines(events: list[dict], names: dict[str, str]) -> list[dict]:
         actor, summary = actor_label(e["actor"], names), e["summary"]
         head, sep, basis = summary.rpartition("（依据：")
         written = BASES.get(basis.removesuffix("）")) if sep and basis.endswith("）") else None
-        if e["event_type"] == "TicketAssigned" and e["actor"] == "router":
+        if e["event_type"] in ("TicketAssigned", "TicketMerged") and e["actor"] == "router":
             method = e.get("method") or written
             actor = PERSON_METHODS.get(method, actor)
-            if method == "dispatcher" and (by := e.get("by")):
+            if method in PERSON_METHODS and (by := e.get("by")):
                 person = actor_label(by, names)  # a display name may say the role already (派单员 李强)
                 actor = person if person.startswith(actor) else f"{actor} {person}"
             if written:
                 summary = f"{head}（依据：{ROUTING_METHOD_LABELS[written]}）"
-        lines.append({"at": e["at"], "event_type": e["event_type"], "actor": actor, "summary": summary})
+        line = {"at": e["at"], "event_type": e["event_type"], "actor": actor, "summary": summary}
+        if e.get("link"):
+            line["link"] = e["link"]
+        lines.append(line)
     return lines
 
 
@@ -180,6 +184,9 @@ async def _ticket_context(rt, user: User, ref: str) -> dict:
     async with rt.store("tracker").db.session() as s:
         row = await queries.visible_ticket(s, user, ref)
         events = await queries.timeline_of(s, row, user, routing=True)
+        # 重复件: a merged ticket runs no clocks of its own; the page names the ticket it follows instead.
+        merged_into = row.merged_into and await s.scalar(select(tickets.c.number)
+                                                         .where(tickets.c.ticket_id == row.merged_into))
         pending = (await s.execute(select(extensions).where(extensions.c.ticket_id == row.ticket_id,
                                                             extensions.c.approved.is_(None)))).first()
         orders = (await s.execute(select(supervision_orders).where(supervision_orders.c.ticket_id == row.ticket_id)
@@ -193,6 +200,7 @@ async def _ticket_context(rt, user: User, ref: str) -> dict:
     names = await display_names(rt, [e["actor"] for e in events] + [pending.requested_by if pending else ""]
                                 + [e.get("by") for e in events])
     return dict(t=queries.ticket_view(row, user, utcnow()), timeline=timeline_lines(events, names),
+                merged_into=merged_into,
                 names=names, can=can, pending=pending, orders=orders,
                 is_lead=lead, reasons=RETURN_REASONS, outcomes=OUTCOME_LABELS, labels=DONE_LABELS,
                 now_iso=utcnow().isoformat(), attachments=_attachments(rt.secret, user, row),
