@@ -176,6 +176,21 @@ def migrated_sqlite(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture
+async def router_store(tmp_path):
+    """The router's ServiceStore on a migrated SQLite file of its own."""
+    from jiesu.db import Database
+    from jiesu.messaging import ServiceStore
+    from jiesu.migrate import upgrade
+    from services.router.store import messaging
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'router.db'}"
+    await asyncio.to_thread(upgrade, "router", url)
+    store = ServiceStore("router", Database(url), messaging)
+    yield store
+    await store.db.dispose()
+
+
 def copy_migrated(settings: Settings, template: Path) -> None:
     """Give each database of `settings` still missing from its data_dir a copy of the migrated one.
 

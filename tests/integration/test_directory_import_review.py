@@ -37,12 +37,8 @@ def without_culture() -> str:
 
 
 @pytest.fixture
-async def store(tmp_path):
-    url = f"sqlite+aiosqlite:///{tmp_path / 'router.db'}"
-    await asyncio.to_thread(upgrade, "router", url)
-    s = ServiceStore("router", Database(url), messaging)
-    yield s
-    await s.db.dispose()
+def store(router_store):
+    return router_store
 
 
 async def counts(store) -> tuple[int, int]:

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 
 import pytest
 
-from jiesu.db import Database
-from jiesu.messaging import ServiceStore
-from jiesu.migrate import upgrade
 from services.router import models
 from services.router.domain.decide import decide
 from services.router.domain.directory import Directory
 from services.router.domain.rules import TicketFacts
-from services.router.store import messaging
 
 
 @pytest.fixture
-async def store(tmp_path):
-    url = f"sqlite+aiosqlite:///{tmp_path / 'router.db'}"
-    await asyncio.to_thread(upgrade, "router", url)
-    s = ServiceStore("router", Database(url), messaging)
-    yield s
-    await s.db.dispose()
+def store(router_store):
+    return router_store
 
 
 async def test_a_starter_model_is_trained_stored_and_loaded_with_its_version(store):

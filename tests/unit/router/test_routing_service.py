@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from jiesu.db import Database
-from jiesu.messaging import ServiceStore
-from jiesu.migrate import upgrade
 from schemas.events import Envelope, TicketClosed, TicketReceived, TicketReturned, UnitRef, parse
 from services.router import models, service
 from services.router.domain.decide import _handles, decide
@@ -21,12 +17,8 @@ from services.router.store import assignments, decisions, messaging, training_ex
 
 
 @pytest.fixture
-async def store(tmp_path):
-    url = f"sqlite+aiosqlite:///{tmp_path / 'router.db'}"
-    await asyncio.to_thread(upgrade, "router", url)
-    s = ServiceStore("router", Database(url), messaging)
-    yield s
-    await s.db.dispose()
+def store(router_store):
+    return router_store
 
 
 @pytest.fixture
