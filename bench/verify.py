@@ -31,15 +31,20 @@ def scalar(url: str, sql: str):
     return asyncio.run(rows(url, sql))[0][0]
 
 
+def counted(base: str, name: str, **labels: str) -> int:
+    """A counter of a running process (its /metrics), summed over the samples carrying `labels`."""
+    families = text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=10).text)
+    return round(sum(sample.value for family in families for sample in family.samples
+                     if sample.name == name and labels.items() <= sample.labels.items()))
+
+
 def batches_split(base: str) -> int:
     """How many consumer batches a running process applied one record at a time (from its /metrics).
 
     Nonzero without poison messages means a handler fails on every batch and the service
     crawls through its records one by one while every ticket still arrives.
     """
-    families = text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=10).text)
-    return round(sum(sample.value for family in families for sample in family.samples
-                     if sample.name == "jiesu_consumer_batches_split_total"))
+    return counted(base, "jiesu_consumer_batches_split_total")
 
 
 async def post_all(url: str, token: str, items: list[dict], on_progress: Callable[[int], Awaitable[None]] | None = None,

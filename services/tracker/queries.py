@@ -194,7 +194,7 @@ async def merge_lines(session, row, events, lines: list[dict]) -> None:
     """重复件 lines (TicketMerged) on the ticket page: `link`, the other ticket's number as the line says it, for
     the page to link (its own page decides who may see it); and who decided the merge (`method` "operator",
     `by`) when the operator marked the repeated call at intake (handlers._received_data), else the router did.
-    Two queries, only on a ticket with such lines."""
+    At most two queries, only on a ticket with such lines."""
     merges = []  # (line, the other ticket's id, the repeat's id)
     for line, e in zip(lines, events):
         data = e.data or {}
@@ -207,10 +207,13 @@ async def merge_lines(session, row, events, lines: list[dict]) -> None:
     numbers = {str(i): n for i, n in (await session.execute(
         select(tickets.c.ticket_id, tickets.c.number)
         .where(tickets.c.ticket_id.in_(sorted({other for _, other, _ in merges}))))).all()}
-    received = {str(i): d or {} for i, d in (await session.execute(
-        select(timeline.c.ticket_id, timeline.c.data)
-        .where(timeline.c.ticket_id.in_(sorted({repeat for _, _, repeat in merges})),
-               timeline.c.event_type == "TicketReceived"))).all()}
+    # The repeat's own receipt line is among `events` when this page is the repeat's; others are read.
+    received = {str(row.ticket_id): e.data or {} for e in events if e.event_type == "TicketReceived"}
+    others = sorted({repeat for _, _, repeat in merges} - received.keys())
+    if others:
+        received |= {str(i): d or {} for i, d in (await session.execute(
+            select(timeline.c.ticket_id, timeline.c.data)
+            .where(timeline.c.ticket_id.in_(others), timeline.c.event_type == "TicketReceived"))).all()}
     for line, other, repeat in merges:
         if numbers.get(other) and numbers[other] in line["summary"]:
             line["link"] = numbers[other]

@@ -10,13 +10,11 @@ import asyncio
 import json
 import time
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.tickets import generate
 from bench.topology import Topology
-from bench.verify import batches_split, dead_letters, post_all, settled_report, wait_tracked
+from bench.verify import batches_split, counted, dead_letters, post_all, settled_report, wait_tracked
 from services.router.domain.directory import Directory
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -37,13 +35,6 @@ def _handled_by(log_path) -> int:
     return count
 
 
-def _received(base: str) -> int:
-    """How many TicketReceived events a running process applied (its /metrics)."""
-    families = text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=10).text)
-    return round(sum(sample.value for family in families for sample in family.samples
-                     if sample.name == "jiesu_events_consumed_total" and sample.labels.get("event_type") == "TicketReceived"))
-
-
 def _settle(topo: Topology, intake_url: str, token: str, pg_url: str) -> int:
     """Post tickets until both routers and both trackers have applied some: the groups have shared out their
     partitions. While a joining instance takes partitions over, the one that held them may still be applying
@@ -57,7 +48,8 @@ def _settle(topo: Topology, intake_url: str, token: str, pg_url: str) -> int:
         asyncio.run(post_all(intake_url, token, items))
         posted += SETTLE_ROUND
         assert wait_tracked(pg_url, posted) == posted
-        if all(_received(topo.services[key].url) for key in ("router", "router1", "tracker", "tracker1")):
+        if all(counted(topo.services[key].url, "jiesu_events_consumed_total", event_type="TicketReceived")
+               for key in ("router", "router1", "tracker", "tracker1")):
             return posted
     raise AssertionError("the second router or tracker never got partitions: the groups did not share the work")
 
