@@ -14,8 +14,12 @@ run: install assets ## start the whole system on the embedded default and print 
 	@$(JIESU) seed-demo
 	@$(JIESU) up
 
+# The suite spends much of its time waiting on brokers, browsers and subprocesses: three workers on two cores
+# take about half the time of one. Each worker has its own PostgreSQL database (tests/conftest.py).
+TEST_WORKERS ?= 3
+
 test: install assets ## install what the tests need and run the whole suite
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 install: $(STAMP)
 

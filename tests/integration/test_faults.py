@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 import time
 
 import pytest
@@ -22,7 +20,7 @@ from bench.tickets import generate
 from bench.topology import Topology
 from bench.verify import dead_letters, post_all, scalar, settled_report, wait_intake_acknowledged
 from services.router.domain.directory import Directory
-from tests.mandatory import skip_or_fail
+from tests.private_postgres import PrivatePostgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.fault]
 TICKETS = 300
@@ -119,35 +117,17 @@ def test_cutting_every_database_connection_mid_stream_loses_nothing(tmp_path, pg
         topo.stop()
 
 
-def _restart_postgres(pg_url: str) -> float:
-    """Restart the PostgreSQL server itself (fast shutdown: every session is cut); seconds it took."""
-    from sqlalchemy.engine import make_url
-
-    if make_url(pg_url).host not in ("127.0.0.1", "localhost", None) or not shutil.which("pg_lsclusters"):
-        skip_or_fail("restarting PostgreSQL needs the local server and pg_ctlcluster")
-    port = str(make_url(pg_url).port or 5432)
-    cluster = next((line.split()[:2] for line in subprocess.run(
-        ["pg_lsclusters", "-h"], capture_output=True, text=True, check=True).stdout.splitlines()
-        if line.split()[2] == port), None)
-    if cluster is None:
-        skip_or_fail(f"no local PostgreSQL cluster on port {port}")
-    started = time.monotonic()
-    ctl = ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster]
-    stopped = subprocess.run([*ctl, "stop", "-m", "fast"], capture_output=True, text=True)
-    if stopped.returncode != 0:
-        skip_or_fail(f"pg_ctlcluster stop failed: {stopped.stderr.strip()}")
-    subprocess.run([*ctl, "start"], capture_output=True, text=True)  # its status misleads; readiness tells
-    for _ in range(120):
-        if subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", port]).returncode == 0:
-            return time.monotonic() - started
-        time.sleep(0.25)
-    pytest.fail("PostgreSQL did not come back within 30 s")
-
-
-def test_a_postgres_restart_mid_stream_loses_nothing(tmp_path, pg_url):
+def test_a_postgres_restart_mid_stream_loses_nothing(tmp_path):
     """The database goes away under every service at once and comes back: requests in flight fail and
-    are retried by the client, consumers back off and are redelivered, relays and timers retry."""
-    topo, urls, token = start(tmp_path, pg_url)
+    are retried by the client, consumers back off and are redelivered, relays and timers retry.
+
+    The server restarted is one of this test's own, so that tests running beside it keep theirs."""
+    server = PrivatePostgres()
+    try:
+        topo, urls, token = start(tmp_path, server.url)
+    except BaseException:
+        server.remove()
+        raise
     try:
         restarts: list[float] = []
         began: list[int] = []
@@ -155,7 +135,7 @@ def test_a_postgres_restart_mid_stream_loses_nothing(tmp_path, pg_url):
         async def chaos(count: int) -> None:
             if count >= 150 and not began:  # the workers call this concurrently: claim the restart first
                 began.append(count)
-                restarts.append(await asyncio.to_thread(_restart_postgres, pg_url))
+                restarts.append(await asyncio.to_thread(server.restart))
 
         receipts = stream(topo, token, "pgrestart", chaos)
         assert len(restarts) == 1
@@ -170,6 +150,7 @@ def test_a_postgres_restart_mid_stream_loses_nothing(tmp_path, pg_url):
             assert topo.services[name].process.poll() is None, f"{name} died with the database"
     finally:
         topo.stop()
+        server.remove()
 
 
 async def _poison(bootstrap: str, count: int) -> None:
