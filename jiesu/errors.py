@@ -33,7 +33,8 @@ class ApiError(Exception):
         return {"error": error}
 
 
-# pydantic error types → Chinese; the English comes from pydantic itself.
+# pydantic error types → Chinese; the English comes from pydantic itself. A validator of our own may give its
+# error's Chinese in the error's context instead (`PydanticCustomError(type, english, {"zh": chinese})`).
 _ZH = {
     "missing": "必填项未填写",
     "string_too_short": "内容太短",
@@ -65,7 +66,8 @@ def validation_fields(errors: list[dict]) -> list[dict]:
     for e in errors:
         loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "header", "form")]
         fields.append({"field": ".".join(loc) or "(body)", "type": e.get("type"),
-                       "zh": _ZH.get(e.get("type", ""), "取值不正确"), "en": e.get("msg", "invalid value")})
+                       "zh": (e.get("ctx") or {}).get("zh") or _ZH.get(e.get("type", ""), "取值不正确"),
+                       "en": e.get("msg", "invalid value")})
     return fields
 
 

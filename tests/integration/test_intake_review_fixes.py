@@ -74,7 +74,8 @@ async def test_an_empty_subject_or_description_is_required_not_too_short(live, o
         assert r.status_code == 422
         fields = {f["field"]: f for f in r.json()["error"]["fields"]}
         assert fields["subject"]["type"] == fields["description"]["type"] == "missing"
-        assert fields["subject"]["zh"] == "必填项未填写" and fields["subject"]["en"] == "Please enter the subject"
+        assert fields["subject"]["zh"] == "请填写标题" and fields["subject"]["en"] == "Please enter the subject"
+        assert fields["description"]["zh"] == "请填写诉求内容"
         assert fields["description"]["en"] == "Please enter the description"
         assert "内容太短" not in r.text
     # Text as long as it may be is still refused for its length, as before.
@@ -84,7 +85,8 @@ async def test_an_empty_subject_or_description_is_required_not_too_short(live, o
     # A call answered on the spot with no answer: the answer is required.
     r = await client.post("/api/v1/intake/tickets", json={"kind": "consultation", "subject": "社保查询",
                                                            "description": "如何查询社保缴费", "answer": " "})
-    assert r.json()["error"]["fields"][0] == {"field": "answer", "type": "missing", "zh": "必填项未填写",
+    assert r.json()["error"]["fields"][0] == {"field": "answer", "type": "missing",
+                                              "zh": "请填写通话中给出的答复",
                                               "en": "Please enter the answer given on the call"}
 
 

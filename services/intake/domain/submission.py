@@ -68,9 +68,10 @@ class LocationIn(BaseModel):
     latitude: float | None = Field(default=None, ge=-90, le=90)
 
 
-# A required text left empty: the English of the error (its Chinese is the API's for a missing field).
-REQUIRED = {"subject": "Please enter the subject", "description": "Please enter the description",
-            "answer": "Please enter the answer given on the call"}
+# A required text left empty: the error's English and Chinese (jiesu.errors reads the Chinese from its context).
+REQUIRED = {"subject": ("Please enter the subject", "请填写标题"),
+            "description": ("Please enter the description", "请填写诉求内容"),
+            "answer": ("Please enter the answer given on the call", "请填写通话中给出的答复")}
 
 
 class TicketSubmission(BaseModel):
@@ -103,7 +104,8 @@ class TicketSubmission(BaseModel):
         # Empty or only spaces is a field left unfilled (必填), not text too short; before the length check,
         # which would say "too short". Text is otherwise stored exactly as given.
         if isinstance(v, str) and not v.strip():
-            raise PydanticCustomError("missing", REQUIRED[info.field_name])
+            en, zh = REQUIRED[info.field_name]
+            raise PydanticCustomError("missing", en, {"zh": zh})
         return v
 
     @model_validator(mode="after")
