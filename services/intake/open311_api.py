@@ -119,19 +119,34 @@ def _float(value: str | None, name: str) -> float | None:
         raise ApiError(400, "invalid_input", f"{name} 应为数字", f"{name} must be a number") from None
 
 
+def _not_encoded(charset: str = "UTF-8") -> ApiError:
+    return ApiError(400, "invalid_encoding", f"请求内容不是有效的 {charset} 编码，请以 UTF-8 编码后重新提交",
+                    f"The request body is not valid {charset}; encode it as UTF-8 and send it again")
+
+
 async def _form(request: Request) -> dict[str, str]:
-    """The posted fields. A urlencoded body is read as UTF-8, raw or percent-encoded: Starlette reads its raw
-    bytes as Latin-1, and 路灯 would be stored as è·¯ç¯. Multipart parts are decoded by their declared charset."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
+    """The posted fields, read as UTF-8; a body that is not is refused (`invalid_encoding`), never guessed at.
+
+    A urlencoded body is read as UTF-8, raw or percent-encoded: Starlette reads its raw bytes as Latin-1, and
+    路灯 would be stored as è·¯ç¯. A multipart body (no files are taken, so it is all text) must decode as
+    its declared charset, UTF-8 unless it says otherwise: Starlette would decode a part that does not as
+    Latin-1 without a word."""
+    media_type, _, params = request.headers.get("content-type", "").partition(";")
+    body = await request.body()  # kept: the multipart parser below reads it again
+    if media_type.strip().lower() != "application/x-www-form-urlencoded":
         form = await request.form(max_files=0, max_fields=MAX_FIELDS)
+        charset = next((v.strip().strip('"') for k, _, v in (p.partition("=") for p in params.split(";"))
+                        if k.strip().lower() == "charset"), "utf-8")
+        try:
+            body.decode(charset)
+        except (UnicodeDecodeError, LookupError):
+            raise _not_encoded(charset) from None
         return {k: v for k, v in form.items() if isinstance(v, str)}
     try:
-        return dict(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True,
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True,
                               max_num_fields=MAX_FIELDS, errors="strict"))
     except UnicodeDecodeError:
-        raise ApiError(400, "invalid_encoding", "请求内容不是有效的 UTF-8 编码，请以 UTF-8 编码后重新提交",
-                       "The request body is not valid UTF-8; encode it as UTF-8 and send it again") from None
+        raise _not_encoded() from None
     except ValueError:
         raise ApiError(400, "invalid_input", f"字段过多，最多 {MAX_FIELDS} 个",
                        f"Too many fields; at most {MAX_FIELDS}") from None

@@ -102,3 +102,20 @@ async def test_the_confirmation_calls_an_online_message_a_message_and_a_letter_a
     assert done.status_code == 200, done.text
     assert re.search(rf"您的{noun}已于 .+ 受理", done.text)
     assert f"您的{not_noun}" not in done.text
+
+
+@pytest.mark.parametrize("charset", ["", "; charset=utf-8", "; charset=nonesuch"], ids=["default", "utf-8", "unknown"])
+async def test_open311_refuses_a_multipart_form_that_is_not_in_its_charset(live, operator, charset):
+    """Starlette would read a multipart part that is not valid in its charset as Latin-1, and store mojibake."""
+    api_key, client = operator
+    boundary = "jiesu-boundary"
+    parts = [("api_key", api_key.encode()), ("service_code", b"CM.FACILITY.LIGHT"), ("lat", b"30.1"),
+             ("long", b"114.3"), ("description", "路灯不亮".encode("gbk"))]
+    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value + b"\r\n"
+                    for name, value in parts) + f"--{boundary}--\r\n".encode()
+    r = await client.post(f"{BASE}/requests.json", content=body,
+                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}{charset}"})
+    assert r.status_code == 400, r.text
+    jsonschema.validate(r.json(), ERRORS)
+    assert "编码" in r.json()[0]["description"] and "UTF-8" in r.json()[0]["description"]
+    assert (await client.get("/api/v1/tracker/tickets")).json()["total"] == 0
