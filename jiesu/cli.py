@@ -273,13 +273,19 @@ def cmd_broker(args, settings) -> int:
     return 0
 
 
+def _listening(args, settings):
+    """The settings with `--host` and `--port` in force: links in mails and rating links are built from them
+    (unless JIESU_PUBLIC_URL says otherwise), so they must name where this server really listens."""
+    return settings.model_copy(update={"host": args.host or settings.host, "port": args.port or settings.port})
+
+
 def cmd_up(args, settings) -> int:
     from jiesu.app import build_app, exit_if_stuck, serve
     from jiesu.embedded_broker import EmbeddedBroker, ensure_topics
     from jiesu.migrate import upgrade_all
 
-    host = args.host or settings.host
-    port = args.port or settings.port
+    settings = _listening(args, settings)
+    host, port = settings.host, settings.port
     upgrade_all(settings)
 
     async def run() -> None:
@@ -316,8 +322,8 @@ def cmd_run(args, settings) -> int:
         print("`jiesu run` needs JIESU_BROKER_URL (host:port of Kafka); `jiesu up` runs the embedded broker. / "
               "set JIESU_BROKER_URL to your Kafka bootstrap servers", file=sys.stderr)
         return 2
-    host = args.host or settings.host
-    port = args.port or settings.port
+    settings = _listening(args, settings)
+    host, port = settings.host, settings.port
     app = build_app(settings, [args.service])
 
     async def run() -> None:
