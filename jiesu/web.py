@@ -58,6 +58,8 @@ def localtime(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M", tz: Zon
 
 
 templates.env.filters["localtime"] = localtime
+# For pages whose scripts show times: the zone `localtime` uses, not the browser's.
+templates.env.globals["display_timezone"] = lambda: _display_tz[0].key
 
 
 def add_template_dir(path: Path) -> None:

@@ -103,6 +103,14 @@
   }
 
   // --- the wall screen -------------------------------------------------------------------
+  // "2026-11-25 08:18:52" in the system's zone (as the server renders it), whatever zone the screen's browser is in.
+  function stamp(when, zone) {
+    var parts = {};
+    new Intl.DateTimeFormat("en-CA", { timeZone: zone || undefined, hourCycle: "h23", year: "numeric", month: "2-digit",
+      day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" })
+      .formatToParts(when).forEach(function (p) { parts[p.type] = p.value; });
+    return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute + ":" + parts.second;
+  }
   function wall() {
     var el = document.getElementById("wall");
     if (!el) { return; }
@@ -111,7 +119,8 @@
     function draw(o) {
       Array.prototype.forEach.call(el.querySelectorAll("[data-k]"), function (b) { b.textContent = o[b.dataset.k]; });
       Array.prototype.forEach.call(el.querySelectorAll("[data-rate]"), function (b) { b.textContent = pct(o.rates[b.dataset.rate]); });
-      document.getElementById("wall-time").textContent = new Date(o.at).toLocaleString("zh-CN", { hour12: false });
+      var clock = document.getElementById("wall-time");
+      clock.textContent = stamp(new Date(o.at), clock.dataset.tz);
       if (pie) {
         pie.setOption({
           animation: false, color: PALETTE,
