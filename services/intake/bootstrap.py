@@ -41,6 +41,8 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
         "TicketReopened": service.on_reopened,
         "TicketClosed": service.on_closed,
         "ExtensionDecided": service.on_extension_decided,
+        "ClockPaused": service.on_clock_paused,
+        "ClockResumed": service.on_clock_resumed,
         "ReconcileRequested": service.on_reconcile,
         "DirectoryPublished": partial(service.on_directory_published, local=rt.store("intake").local),
     })]

@@ -257,7 +257,7 @@ def _ticket_row(r: _Request, ticket_id: UUID, number: str, query_code: str, even
         duplicate_of=r.duplicate_of, attachments=[a.model_dump(mode="json") for a in attachments] or None,
         # Columns set later by other events: listed so that every row of the multi-row insert has them.
         department=None, tracked_at=None, last_reconcile_at=None, reply=None, reply_due=None, status_at=None,
-        closed_at=None,
+        closed_at=None, resume_to=None,
     )
 
 
@@ -379,6 +379,28 @@ async def on_extension_decided(tx: Transaction, envelope: Envelope, payload) -> 
     if payload.approved and payload.new_due:
         await tx.session.execute(update(tickets).where(tickets.c.ticket_id == envelope.ticket_id)
                                  .values(reply_due=payload.new_due))
+
+
+# ClockPaused's reason, as the state the tracker puts the ticket in: 待补充材料 or 挂账.
+_PAUSED_STATE = {"waiting_citizen": TicketState.WAITING_CITIZEN, "deferred": TicketState.DEFERRED}
+_PAUSED = tickets.c.state.in_(sorted(state.value for state in _PAUSED_STATE.values()))
+
+
+async def on_clock_paused(tx: Transaction, envelope: Envelope, payload) -> None:
+    """待补充材料 / 挂账: the citizen's look-up says the ticket waits and its clock stands still; the state shown
+    before is kept for ClockResumed (the tracker goes back to the state it was set aside from, too)."""
+    await tx.session.execute(update(tickets).where(_newer(envelope)).values(
+        state=_PAUSED_STATE[payload.reason].value,
+        resume_to=case((_PAUSED, tickets.c.resume_to), else_=tickets.c.state),  # paused already: kept
+        status_at=envelope.occurred_at))
+
+
+async def on_clock_resumed(tx: Transaction, envelope: Envelope, payload) -> None:
+    """恢复办理: the state shown before the pause again, and the new reply deadline (moved by the time paused).
+    A late one (a later status is shown) changes nothing: its deadline is no longer the ticket's either."""
+    await tx.session.execute(update(tickets).where(_newer(envelope)).values(
+        state=case((and_(_PAUSED, tickets.c.resume_to.is_not(None)), tickets.c.resume_to), else_=tickets.c.state),
+        resume_to=None, reply_due=payload.reply_due, status_at=envelope.occurred_at))
 
 
 _CLOSED_STATE = {"answered_directly": TicketState.ANSWERED_DIRECTLY, "merged": TicketState.MERGED}

@@ -63,6 +63,9 @@ tickets = Table(
     # Added by intake_0009: 查询码, the progress look-up's proof for whoever gave no phone number
     # (domain.submission.new_query_code); NULL on tickets from before it.
     Column("query_code", String(8), nullable=True),
+    # Added by intake_0011: while the reply clock is paused (待补充材料, 挂账), the state shown before the pause,
+    # which ClockResumed brings back.
+    Column("resume_to", String(32), nullable=True),
     UniqueConstraint("channel", "source_ref", name="uq_intake_tickets_source"),
 )
 Index("ix_intake_tickets_untracked", tickets.c.received_at, sqlite_where=tickets.c.tracked_at.is_(None),
