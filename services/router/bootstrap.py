@@ -61,6 +61,7 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
         "TicketReceived": Batched(lambda tx, items: service.route_received_many(tx, items, rt.state["router"])),
         "TicketReturned": with_state(service.reroute_after_return),
         "TicketClosed": service.on_closed,
+        "TicketReopened": service.on_reopened,
         "ReconcileRequested": service.on_reconcile,
     })]
 

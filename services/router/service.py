@@ -15,7 +15,7 @@ from datetime import timedelta
 from uuid import UUID
 
 import yaml
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from jiesu.db import insert_rows, one_of
 from jiesu.logging import get_logger
@@ -35,6 +35,7 @@ from schemas.events import (
     TicketAssigned,
     TicketMerged,
     TicketReceived,
+    TicketReopened,
     TicketReturned,
     utcnow,
 )
@@ -399,6 +400,15 @@ async def on_closed(tx: Transaction, envelope: Envelope, p) -> None:
     ).values(closed_at=envelope.occurred_at))
 
 
+async def on_reopened(tx: Transaction, envelope: Envelope, p: TicketReopened) -> None:
+    """重办: the ticket is open again with its lead unit, and absorbs repeats again. A close the tracker made after
+    this reopening (a redelivered or late event) stands."""
+    await tx.session.execute(update(decisions).where(
+        decisions.c.ticket_id == envelope.ticket_id,
+        or_(decisions.c.closed_at.is_(None), decisions.c.closed_at <= envelope.occurred_at),
+    ).values(closed_at=None, lead_code=p.unit.code))
+
+
 async def on_reconcile(tx: Transaction, envelope: Envelope, p) -> None:
     """Re-emit our decisions for this ticket (same event ids); consumers skip what they applied."""
     await tx.reemit(envelope.ticket_id, ("TicketAssigned", "DispatchNeeded", "TicketMerged"))
@@ -439,8 +449,8 @@ async def open_work(store: ServiceStore, unit_codes: set[str]) -> dict[str, tupl
     """Per unit: (open tickets it leads, open tickets it co-handles, some of their numbers), as the router knows them.
 
     "Open" is the router's own view: the ticket was assigned (the router's last decision) and no TicketClosed
-    has come for it. The router holds the current lead, since every assignment and re-assignment is its own;
-    it does not hear TicketReopened, so a ticket reopened after closing is not counted.
+    has come for it, or a TicketReopened (重办) came after it. The router holds the current lead, since every
+    assignment and re-assignment is its own, and a reopening names it again.
     """
     if not unit_codes:
         return {}

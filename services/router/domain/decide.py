@@ -96,6 +96,8 @@ def decide(directory: Directory, facts: TicketFacts, *, classifier: Classifier |
     if classifier is not None and not facts.category:
         prediction = classifier.predict([f"{facts.subject} {facts.description}"])[0]
 
+    # A rule that fired for a unit that returned the ticket (退单) is passed over, and the card says so.
+    passed_over_rule = _rule_passed_over(directory, match) if match is not None and match.lead in exclude else None
     if match is not None and match.lead not in exclude:
         lead = directory.unit(match.lead)
         co = tuple(directory.unit(c) for c in match.co_handlers if directory.has_unit(c) and c != match.lead)
@@ -142,8 +144,12 @@ def decide(directory: Directory, facts: TicketFacts, *, classifier: Classifier |
                    f"{'、'.join(unit.name for unit in passed_over)}承办，没有其他单位可建议")
         else:
             why = "没有可用的承办单位建议"
+        if passed_over_rule:
+            why = f"{passed_over_rule}；{why}"
     elif facts.category:  # the operator's category: the classifier was not asked, so the category says why
         why = _category_unplaced(directory, facts, exclude)
+    elif passed_over_rule:
+        why = f"{passed_over_rule}，且无法确定类别"
     else:
         why = "未命中派单规则，且无法确定类别"
     misplaced = _street_outside_district(directory, facts)
@@ -179,6 +185,12 @@ def suggest(directory: Directory, prediction: Prediction, facts: TicketFacts,
         suggestions.append(Suggestion(unit=ref(assignment.unit), category=label, score=float(score),
                                       reason=assignment.reason[:500]))
     return tuple(suggestions), tuple(passed_over)
+
+
+def _rule_passed_over(directory: Directory, match: rule_engine.RuleMatch) -> str:
+    """Why the rule that fired did not place the ticket (Chinese): its lead unit returned it (退单)."""
+    name = directory.unit(match.lead).name if directory.has_unit(match.lead) else match.lead
+    return f"规则 {match.rule_id} 命中，但其主办单位{name}已退单，未再派给该单位"
 
 
 def _category_unplaced(directory: Directory, facts: TicketFacts, exclude: frozenset[str]) -> str:
