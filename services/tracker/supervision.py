@@ -154,25 +154,43 @@ async def remind(rt, user: User, numbers: list[str], message: str) -> int:
     return sent
 
 
-async def order_many(rt, user: User, numbers: list[str], level: str, reason: str) -> list[str]:
-    """督办单 for each ticket, through the same path as the ticket page (SupervisionOrdered).
+def awaiting_answer() -> list[ColumnElement[bool]]:
+    """An order its unit has not answered (督办回复) and the office has not closed (销号): the orders page's 待回复."""
+    o = supervision_orders.c
+    return [o.responded_at.is_(None), o.closed_at.is_(None)]
 
-    The tickets are locked (on PostgreSQL) before their state is read, as a return or a close locks the ticket it
-    changes: an order is then either made before such a change, which releases it (`released_at`), or not at all."""
+
+async def order_many(rt, user: User, numbers: list[str], level: str, reason: str) -> tuple[list[str], list[str]]:
+    """督办单 for each ticket, through the same path as the ticket page (SupervisionOrdered): the orders made, and
+    the numbers of the tickets passed over because an order of theirs still awaits its answer (`awaiting_answer`).
+    Such a ticket's unit owes that answer already, and escalation presses it when late (逾期升级): a second order
+    would only stack another date, notice and escalation on the same matter. An order answered may be followed by
+    another, as the office sees fit.
+
+    The tickets are locked (on PostgreSQL) before their state and orders are read, as a return or a close locks the
+    ticket it changes, and as an order from the ticket page does: an order is then either made before such a change,
+    which releases it (`released_at`), or not at all, and two bulk orders never both find a ticket without one."""
     if level not in ("normal", "key") or not reason.strip():
         raise ApiError(422, "invalid_input", "请选择督办级别并写明原因", "Choose a level and give a reason")
     clocks = rt.state["tracker"].clocks
-    done = []
+    done, ordered_already = [], []
     async with rt.store("tracker").transaction() as tx:
         stmt = select(tickets).where(tickets.c.number.in_(numbers)).order_by(tickets.c.ticket_id)
         if tx.session.bind.dialect.name == "postgresql":
             stmt = stmt.with_for_update(of=tickets)
         rows = (await tx.session.execute(stmt)).all()
+        o = supervision_orders.c
+        waiting = set((await tx.session.execute(select(o.ticket_id).where(
+            o.ticket_id.in_([row.ticket_id for row in rows]), *awaiting_answer()))).scalars())
         for row in rows:
-            if row.lead_code and row.state in stats.OPEN:
-                done.append(await timers.order_supervision(tx, clocks, row, level=level, by=user.username,
-                                                           reason=reason.strip()))
-    return done
+            if not row.lead_code or row.state not in stats.OPEN:
+                continue
+            if row.ticket_id in waiting:
+                ordered_already.append(row.number)
+                continue
+            done.append(await timers.order_supervision(tx, clocks, row, level=level, by=user.username,
+                                                       reason=reason.strip()))
+    return done, ordered_already
 
 
 @sup.post("/ledger/bulk")
@@ -184,10 +202,13 @@ async def ledger_bulk(request: Request, rt: RuntimeDep, user: Supervisor) -> Res
         return redirect_with(back, refused="未选择工单")
     if form.get("op") == "supervise":
         try:
-            orders = await order_many(rt, user, numbers, str(form.get("level", "normal")), str(form.get("reason", "")))
+            orders, ordered_already = await order_many(rt, user, numbers, str(form.get("level", "normal")),
+                                                       str(form.get("reason", "")))
         except ApiError as exc:
             return redirect_with(back, refused=exc.zh)
         msg = f"已下达督办单 {len(orders)} 件"
+        if ordered_already:
+            msg += f"；另有 {len(ordered_already)} 件已有待回复的督办单，未重复下达"
     else:
         msg = f"已催办 {await remind(rt, user, numbers, str(form.get('reason', ''))[:500])} 件"
     return redirect_with(back, done=msg)
@@ -206,9 +227,9 @@ async def orders_page(request: Request, rt: RuntimeDep, user: Supervisor,
                       done: Message = "", refused: Message = "") -> HTMLResponse:
     o = supervision_orders.c
     now = utcnow()
-    conds = {"open": [o.responded_at.is_(None), o.closed_at.is_(None)],
+    conds = {"open": awaiting_answer(),
              "responded": [o.responded_at.is_not(None), o.closed_at.is_(None)],
-             "overdue": [o.responded_at.is_(None), o.closed_at.is_(None), o.due_at < now],
+             "overdue": [*awaiting_answer(), o.due_at < now],
              "escalated": [o.escalated_at.is_not(None)],  # 逾期升级 once, answered since or not
              "closed": [o.closed_at.is_not(None)], "all": []}
     tab = tab if tab in conds else "open"
