@@ -53,9 +53,18 @@ from services.tracker.domain.lifecycle import (
     ActionNotPermitted,
     TransitionRefused,
     decide,
+    set_aside_from,
 )
 from services.tracker.domain.replies import reply_problem
-from services.tracker.domain.sla import Deadlines, ExtensionNotAllowed, Pause, compute_deadlines, extend
+from services.tracker.domain.sla import (
+    Deadlines,
+    ExtensionNotAllowed,
+    Pause,
+    SlaPolicy,
+    compute_deadlines,
+    extend,
+    extension_refusal,
+)
 from services.tracker.handlers import Clocks, release_orders
 from services.tracker.notify import notify
 from services.tracker.store import extensions, return_visits, ticket_units, tickets, timeline, unit_log, visit_links
@@ -139,6 +148,15 @@ def note_refused(user: User, row) -> ApiError | None:
     return None
 
 
+def extension_refused(policy: SlaPolicy, row) -> ApiError | None:
+    """Why the rules refuse every extension (延期) of the ticket `row`, whatever date it asks for, or None while
+    one may be asked: the one answer for `Tracker.request_extension` and for the ticket page that offers the form.
+    Urgent matters and 重办 take none, and a matter whose extensions are used up takes no more (domain/sla.py)."""
+    refusal = extension_refusal(policy, row.kind or "complaint", row.urgency or "normal",
+                                reopened=bool(row.reopened), extensions=tuple(row.extensions or ()))
+    return None if refusal is None else ApiError(422, "extension_not_allowed", refusal.zh, refusal.en)
+
+
 @dataclass
 class Tracker:
     """What every action needs: the tracker's store, its clocks, and the key that signs visit links."""
@@ -195,6 +213,8 @@ class Tracker:
         if not reason.strip():
             raise ApiError(422, "reason_required", "请填写延期理由", "Give the reason for the extension")
         async with self._act(user, ref, Action.REQUEST_EXTENSION) as (tx, row, state):
+            if refusal := extension_refused(self.clocks.policy, row):  # before the date, which cannot help
+                raise refusal
             calendar = self.clocks.calendar
             if row.reply_due and row.reply_due < utcnow():
                 raise ApiError(409, "already_overdue", "已超过答复期限，不能再申请延期，请尽快答复",
@@ -255,8 +275,11 @@ class Tracker:
             raise ApiError(422, "reason_required", "请写明退单理由及依据（至少 5 个字）",
                            "Explain the return and its basis (at least 5 characters)")
         async with self._act(user, ref, Action.RETURN) as (tx, row, state):
-            await tx.session.execute(unit_log.insert().values(ticket_id=row.ticket_id, unit_code=row.lead_code,
-                                                              kind="returned", at=utcnow()))
+            # With the clocks it held the ticket under, which the ticket drops below: lateness stays the unit's.
+            await tx.session.execute(unit_log.insert().values(
+                ticket_id=row.ticket_id, unit_code=row.lead_code, kind="returned", at=utcnow(),
+                assigned_at=row.assigned_at, sign_for_due=row.sign_for_due, signed_for_at=row.signed_for_at,
+                reply_due=row.reply_due))
             unit = _unit(row)
             # Handed back: no unit handles it, nor sees it, and no clock runs until it is dispatched again (the
             # next assignment sets the units and the deadlines afresh); the timeline and the unit log keep who had it.
@@ -517,12 +540,8 @@ def _hash(nonce: str) -> str:
 
 
 def _resume_to(row) -> S:
-    """The working state a ticket set aside (待补充材料, 延期申请, 挂账) goes back to: the one it was set aside from.
-    A ticket set aside before the tracker kept that (tracker_0015) goes back to 已联系 once the citizen was
-    contacted, else to 已签收, where its contact clock (urgent matters) still runs."""
-    if row.resume_to:
-        return S(row.resume_to)
-    return S.CONTACTED if row.contacted_at else S.SIGNED_FOR
+    """The working state the ticket `row`, set aside, goes back to (lifecycle.set_aside_from)."""
+    return set_aside_from(row.resume_to, row.contacted_at is not None)
 
 
 def _load_pauses(row) -> list[Pause]:

@@ -11,7 +11,8 @@ Three sources, each read by an index over its time column:
   out tickets that are not the unit's to answer — merged duplicates (合并), tickets the
   operator answered directly (直办) and tickets returned or waiting for dispatch;
 - the **return visits** (回访) recorded in the period (``tracker_return_visits.at``);
-- the **unit log**: assignments to and returns (退单) by the unit in the period.
+- the **unit log**: assignments to and returns (退单) by the unit in the period; and, by the period the unit was
+  given the ticket, returns made after a clock ran out, whose lateness stays the unit's (`late_return_conditions`).
 
 A unit is scored and ranked only when all three weighted rates rest on enough data (`MIN_SAMPLE`);
 the others are listed after the ranked, 不参与排名, with the reason (`Score.unranked_reason`).
@@ -118,8 +119,8 @@ class Rate:
 
 RATES: dict[str, Rate] = {r.key: r for r in (
     Rate("response", "响应率", "按时签收", "应签收",
-         "本期派件中在签收时限内签收的件数 ÷ 本期派件中已签收或签收时限已过的件数。签收时限未到且尚未签收的不计。",
-         "cohort"),
+         "本期派件中在签收时限内签收的件数 ÷ 本期派件中已签收或签收时限已过的件数。签收时限未到且尚未签收的不计。"
+         "超过签收时限才签收或仍未签收即退单的，仍计入该单位的分母。", "cohort"),
     Rate("resolution", "解决率", "已解决", "参评回访",
          "本期回访结果为满意、基本满意，或不满意但经核实非承办单位原因的件数 ÷ 本期参评回访数。"
          "参评回访：满意、基本满意、不满意（已判明原因）；联系不上的、市民在线评价不满意尚待回访员核实的不计。",
@@ -129,7 +130,7 @@ RATES: dict[str, Rate] = {r.key: r for r in (
          "前一次不满意仍计入。", "visits"),
     Rate("on_time", "按时办结率", "按期答复", "应答复",
          "本期派件中在答复期限内答复的件数 ÷ 本期派件中已答复或答复期限已过仍未答复的件数（暂停计时中的不计）。"
-         "期限含批准的延期与暂停顺延；重办件以重办期限计。", "cohort"),
+         "期限含批准的延期与暂停顺延；重办件以重办期限计。超过答复期限后退单的，仍计入该单位的分母。", "cohort"),
     Rate("return", "退单率", "退单次数", "派件次数",
          "本期该单位退单次数 ÷ 本期派给该单位的次数（含后来被退回的）。", "log"),
     Rate("redo", "重办率", "重办件", "已答复件",
@@ -154,6 +155,28 @@ def cohort_conditions(now: dt.datetime) -> dict[str, tuple[ColumnElement, Column
         "redo": (and_(replied, t.reopen_count > 0), replied),
         "visit": (and_(replied, or_(and_(t.state == "closed", t.outcome.in_(RATED)), t.reopen_count > 0)), replied),
     }
+
+
+def late_return_conditions() -> dict[str, ColumnElement]:
+    """Returns (退单) made after the unit let a clock run out, as conditions on tracker_unit_log (the clocks the
+    return kept, as they stood): signed for late or not by the deadline (响应率), the reply deadline passed (按时办结率).
+    Each counts in that rate's denominator of the unit, in the period it was given the ticket (`late_return_where`),
+    as it would have had the unit kept the ticket: returning it takes the lateness off nothing. A return in time
+    counts nowhere, as before."""
+    u = unit_log.c
+    return {
+        "response": or_(u.signed_for_at > u.sign_for_due, and_(u.signed_for_at.is_(None), u.sign_for_due < u.at)),
+        "on_time": u.reply_due < u.at,
+    }
+
+
+def late_return_where(period: Period, unit: str | None = None) -> list[ColumnElement]:
+    """The returns whose unit was given the ticket in the period: only returns keep `assigned_at`."""
+    u = unit_log.c
+    where = [u.assigned_at >= period.start, u.assigned_at < period.end]
+    if unit:
+        where.append(u.unit_code == unit)
+    return where
 
 
 def visit_conditions() -> dict[str, tuple[ColumnElement, ColumnElement]]:
@@ -274,6 +297,15 @@ async def scorecard(session, period: Period, now: dt.datetime, unit: str | None 
             s.counts[key] = (int(row[3 + 2 * i] or 0), int(row[4 + 2 * i] or 0))
         scores[row[0]] = s
 
+    u = unit_log.c
+    late = late_return_conditions()
+    for row in (await session.execute(select(u.unit_code, *(_sum(c) for c in late.values()))
+                                      .where(*late_return_where(period, unit)).group_by(u.unit_code))).all():
+        s = scores.setdefault(row[0], Score(row[0], row[0], 0, None, {}))
+        for i, key in enumerate(late):
+            n, d = s.counts.get(key, (0, 0))
+            s.counts[key] = (n, d + int(row[1 + i] or 0))
+
     v = return_visits.c
     vconds = visit_conditions()
     vcols = [v.unit_code]
@@ -287,7 +319,6 @@ async def scorecard(session, period: Period, now: dt.datetime, unit: str | None 
         for i, key in enumerate(vconds):
             s.counts[key] = (int(row[1 + 2 * i] or 0), int(row[2 + 2 * i] or 0))
 
-    u = unit_log.c
     lwhere = [u.at >= period.start, u.at < period.end]
     if unit:
         lwhere.append(u.unit_code == unit)
@@ -366,7 +397,12 @@ def measure_filter(measure: str, part: str, period: Period, now: dt.datetime, un
         raise ValueError(measure)
     index = 0 if part == "numerator" else 1
     if rate.source == "cohort":
-        return [*cohort_where(period, unit), cohort_conditions(now)[measure][index]]
+        where = [*cohort_where(period, unit), cohort_conditions(now)[measure][index]]
+        if index == 1 and measure in late_return_conditions():  # and the tickets returned late, as counted
+            u = unit_log.c
+            late = select(u.ticket_id).where(*late_return_where(period, unit), late_return_conditions()[measure])
+            return [or_(and_(*where), t.ticket_id.in_(late))]
+        return where
     # Visits and the unit log are read by their time index first, then the tickets by key.
     if rate.source == "visits":
         v = return_visits.c

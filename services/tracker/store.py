@@ -276,8 +276,19 @@ unit_log = Table(
     Column("unit_code", String(32), nullable=False),
     Column("kind", String(8), nullable=False),  # assigned | returned
     Column("at", UTCDateTime, nullable=False),
+    # A return keeps the clocks the unit held the ticket under, as they stood (the ticket row drops them): its
+    # lateness stays on the unit's scorecard (stats.late_return_conditions). NULL on assignments, and on returns
+    # made before tracker_0016.
+    Column("assigned_at", UTCDateTime, nullable=True),
+    Column("sign_for_due", UTCDateTime, nullable=True),
+    Column("signed_for_at", UTCDateTime, nullable=True),
+    Column("reply_due", UTCDateTime, nullable=True),
 )
 Index("ix_tracker_unit_log_at", unit_log.c.at, unit_log.c.kind, unit_log.c.unit_code)
+# The returns the scorecard reads by the period the unit was given the ticket in, index-only.
+HELD = "assigned_at IS NOT NULL"
+Index("ix_tracker_unit_log_held", unit_log.c.assigned_at, unit_log.c.unit_code, unit_log.c.at, unit_log.c.sign_for_due,
+      unit_log.c.signed_for_at, unit_log.c.reply_due, postgresql_where=text(HELD), sqlite_where=text(HELD))
 
 # Periodic roll-up (rollup.py): the report facts of each completed month, so a year is twelve small rows.
 rollups = Table(

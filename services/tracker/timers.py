@@ -26,6 +26,7 @@ from schemas import topics
 from schemas.enums import TicketState as S
 from schemas.events import DeadlineMissed, DeadlineWarning, Envelope, SupervisionOrdered, UnitRef, utcnow
 from services.tracker import notify as notifications
+from services.tracker.domain.lifecycle import set_aside_from
 from services.tracker.queries import tickets_by_id
 from services.tracker.store import supervision_orders, tickets, timeline, timers
 
@@ -37,8 +38,19 @@ RETRY_FAILED_TIMER = timedelta(seconds=60)
 
 # States in which the department owes a reply and its clock runs.
 RUNNING = frozenset({S.SIGNED_FOR, S.CONTACTED, S.REOPENED, S.EXTENSION_REQUESTED})
-# States in which an urgent ticket's department has not yet recorded contact with the citizen.
-AWAITING_CONTACT = frozenset({S.ASSIGNED, S.SIGNED_FOR})
+# States in which an urgent ticket's department may not yet have recorded its call to the citizen, and is chased
+# for it (催办) when the contact clock runs out. An extension request (延期申请) stops no clock (RUNNING): asked
+# before the call, the call is still owed meanwhile; asked after it, or on a 重办 (no contact clock), none is.
+AWAITING_CONTACT = frozenset({S.ASSIGNED, S.SIGNED_FOR, S.EXTENSION_REQUESTED})
+
+
+def awaiting_contact(state: S, t) -> bool:
+    """Whether a ticket in `state` (`t`: its row) still owes its call to the citizen: in AWAITING_CONTACT and, with
+    an extension pending, asked from 已签收 (lifecycle.set_aside_from)."""
+    if state == S.EXTENSION_REQUESTED:
+        contacted = getattr(t, "contacted_at", None) is not None
+        return set_aside_from(getattr(t, "resume_to", None), contacted) == S.SIGNED_FOR
+    return state in AWAITING_CONTACT
 
 
 def wanted_timers(state: str, t, calendar) -> list[tuple[str, datetime]]:
@@ -56,7 +68,7 @@ def wanted_timers(state: str, t, calendar) -> list[tuple[str, datetime]]:
                 warn = start + (t.sign_for_due - start) * SIGN_FOR_WARN_RATIO
             out.append(("sign_for_warning", warn))
         out.append(("sign_for_due", t.sign_for_due))
-    if state in AWAITING_CONTACT and getattr(t, "contact_due", None):  # urgent matters: call the citizen first
+    if awaiting_contact(state, t) and getattr(t, "contact_due", None):  # urgent matters: call the citizen first
         out.append(("contact_due", t.contact_due))
     if (state == S.ASSIGNED or state in RUNNING) and t.reply_due:
         if t.warn_at and t.warn_at < t.reply_due:
@@ -202,7 +214,7 @@ class TimerLoop:
                         "签收超时，已催办", {"clock": "sign_for"})
             await notifications.notify(tx, settings, row, row.lead_code, "reminder",
                                        f"催办：工单 {row.number} 已超过签收时限，请立即签收。")
-        elif kind == "contact_due" and state in AWAITING_CONTACT:
+        elif kind == "contact_due" and awaiting_contact(state, row):
             await _emit(tx, row, DeadlineMissed(clock="contact", due_at=timer.due_at, unit=unit),
                         "紧急工单联系市民超时，已催办", {"clock": "contact"})
             await notifications.notify(tx, settings, row, row.lead_code, "reminder",

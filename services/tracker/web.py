@@ -25,9 +25,10 @@ from jiesu.web import Message, RuntimeDep, localtime, page, redirect_with, requi
 from schemas.enums import CHANNEL_LABELS, RETURN_REASONS, ROLE_LABELS, ROUTING_METHOD_LABELS, Role, TicketState
 from schemas.events import utcnow
 from services.tracker import queries, stats
-from services.tracker.actions import (OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, closes_when_unreachable, note_refused,
-                                      supervision_refused, visit_message)
+from services.tracker.actions import (OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, closes_when_unreachable,
+                                      extension_refused, note_refused, supervision_refused, visit_message)
 from services.tracker.domain.lifecycle import allowed_actions, may
+from services.tracker.domain.sla import SlaPolicy
 from services.tracker.notify import KIND_LABELS, resend_all, resend_delivery
 from services.tracker.store import deliveries, extensions, notifications, supervision_orders, tickets
 
@@ -167,17 +168,41 @@ async def display_names(rt, usernames) -> dict[str, str]:
 templates.env.filters["actor"] = actor_label  # e.g. {{ o.by|actor }} on lists of orders
 
 
-def offered_actions(user: User, row) -> set[str]:
-    """The forms the ticket page offers `user` on the ticket `row`: the lifecycle's next actions their role may take
-    (a department only on the tickets it leads), and a note or a supervision order where the action would accept it
-    (`note_refused`, `supervision_refused`: the same answer as the action's)."""
+def _next_actions(user: User, row) -> set[str]:
+    """The lifecycle's next actions on the ticket `row` that `user`'s role may take (a department only on the
+    tickets it leads)."""
     lead = user.role != Role.DEPARTMENT or row.lead_code == user.department
-    can = {a.value for a in allowed_actions(TicketState(row.state)) if may(user.role.value, a) and lead}
+    return {a.value for a in allowed_actions(TicketState(row.state)) if may(user.role.value, a) and lead}
+
+
+def offered_actions(user: User, row, policy: SlaPolicy) -> set[str]:
+    """The forms the ticket page offers `user` on the ticket `row`: the lifecycle's next actions their role may take
+    (a department only on the tickets it leads), but no extension (延期) the rules refuse whatever it asks
+    (`extension_refused`), and a note or a supervision order where the action would accept it (`note_refused`,
+    `supervision_refused`): the same answers as the actions'."""
+    can = _next_actions(user, row)
+    if "request_extension" in can and extension_refused(policy, row) is not None:
+        can.discard("request_extension")  # the page says why instead (extension_hint)
     if note_refused(user, row) is None:
         can.add("note")
     if supervision_refused(user, row) is None:
         can.add("supervise")
     return can
+
+
+def extension_hint(user: User, row, policy: SlaPolicy) -> str:
+    """What the ticket page says where it would offer 申请延期 but the rules refuse every extension of the ticket
+    (`offered_actions` leaves the form out): why, in a line; else nothing."""
+    if "request_extension" not in _next_actions(user, row):
+        return ""
+    refusal = extension_refused(policy, row)
+    if refusal is None:
+        return ""
+    if row.reopened:
+        return "重办工单须在重办期限内答复，不能申请延期。"
+    if row.urgency == "urgent" and not row.extensions:
+        return "紧急事项须按时限答复，不能申请延期。"
+    return f"不能再申请延期：{refusal.zh}"
 
 
 async def _ticket_context(rt, user: User, ref: str) -> dict:
@@ -196,12 +221,13 @@ async def _ticket_context(rt, user: User, ref: str) -> dict:
             undelivered = await failed_deliveries(s, ticket_id=row.ticket_id,
                                                   unit_code=user.department if user.role == Role.DEPARTMENT else None)
     lead = user.role != Role.DEPARTMENT or row.lead_code == user.department
-    can = offered_actions(user, row)
+    policy = _tracker(rt).clocks.policy
+    can = offered_actions(user, row, policy)
     names = await display_names(rt, [e["actor"] for e in events] + [pending.requested_by if pending else ""]
                                 + [e.get("by") for e in events])
     return dict(t=queries.ticket_view(row, user, utcnow()), timeline=timeline_lines(events, names),
                 merged_into=merged_into,
-                names=names, can=can, pending=pending, orders=orders,
+                names=names, can=can, no_extension=extension_hint(user, row, policy), pending=pending, orders=orders,
                 is_lead=lead, reasons=RETURN_REASONS, outcomes=OUTCOME_LABELS, labels=DONE_LABELS,
                 now_iso=utcnow().isoformat(), attachments=_attachments(rt.secret, user, row),
                 grant_minutes=int(attachment_grants.LIFETIME.total_seconds() // 60), undelivered=undelivered)

@@ -58,6 +58,8 @@ TRANSITIONS: dict[tuple[S, Action], S] = {
     (S.REOPENED, Action.SIGN_FOR): S.SIGNED_FOR,
     **{(s, Action.CONTACT): S.CONTACTED for s in _WORKING},
     **{(s, Action.WAIT_CITIZEN): S.WAITING_CITIZEN for s in _WORKING},
+    # Whether the rules allow an extension at all is the SLA policy's (urgent matters and 重办 take none, a 重办
+    # signed for again too), asked by the action and the page alike: actions.extension_refused.
     **{(s, Action.REQUEST_EXTENSION): S.EXTENSION_REQUESTED for s in _WORKING},
     **{(s, Action.DEFER): S.DEFERRED for s in _WORKING},
     **{(s, Action.REPLY): S.REPLIED for s in (*_WORKING, S.DEFERRED)},
@@ -101,6 +103,15 @@ def next_state(state: S, action: Action, *, resume_to: S | None = None) -> S:
         return TRANSITIONS[(state, action)]
     except KeyError:
         raise TransitionRefused(state, action) from None
+
+
+def set_aside_from(resume_to: str | None, contacted: bool) -> S:
+    """The working state a ticket set aside (待补充材料, 延期申请, 挂账) goes back to: the one it was set aside from,
+    `resume_to` as the ticket keeps it. A ticket set aside before the tracker kept that (tracker_0015) goes back to
+    已联系 once the citizen was `contacted`, else to 已签收, where its contact clock (urgent matters) still runs."""
+    if resume_to:
+        return S(resume_to)
+    return S.CONTACTED if contacted else S.SIGNED_FOR
 
 
 def allowed_actions(state: S) -> list[Action]:

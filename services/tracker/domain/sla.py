@@ -371,10 +371,7 @@ def compute_deadlines(
     """
     require_aware(received_at, "received_at")
     received_at = received_at.astimezone(UTC)
-    rule = policy.rule_for(kind, urgency)
-    if reopened:
-        # 重办: back to the same department with the reopen time; no contact clock, no extension.
-        rule = SlaRule(reply=policy.reopen, sign_for=rule.sign_for)
+    rule = _rule(policy, kind, urgency, reopened)
     _check_extensions(rule, tuple(extensions))
 
     reply = rule.reply
@@ -411,6 +408,27 @@ def compute_deadlines(
         extensions=tuple(extensions),
         pauses=tuple(pauses),
     )
+
+
+def _rule(policy: SlaPolicy, kind: str, urgency: str, reopened: bool) -> SlaRule:
+    rule = policy.rule_for(kind, urgency)
+    if reopened:
+        # 重办: back to the same department with the reopen time; no contact clock, no extension.
+        rule = SlaRule(reply=policy.reopen, sign_for=rule.sign_for)
+    return rule
+
+
+def extension_refusal(
+    policy: SlaPolicy, kind: str, urgency: str, *, reopened: bool = False, extensions: Sequence[int] = ()
+) -> ExtensionNotAllowed | None:
+    """Why the rules refuse any further extension (延期) of such a ticket, whatever it asks for, or None while one
+    of a working day would still be allowed: urgent matters and 重办 take none by default, and a matter whose
+    extensions are used up takes no more. The refusal is the one `extend` would raise."""
+    try:
+        _check_extensions(_rule(policy, kind, urgency, reopened), (*extensions, 1))
+    except ExtensionNotAllowed as refusal:
+        return refusal
+    return None
 
 
 def _check_extensions(rule: SlaRule, extensions: tuple[int, ...]) -> None:

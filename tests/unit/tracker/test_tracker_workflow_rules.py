@@ -11,6 +11,7 @@ import pytest
 from jiesu.identity import User
 from schemas.enums import Role, TicketState as S
 from services.tracker.actions import note_refused, orders_key_supervision, supervision_refused
+from services.tracker.domain.sla import SlaPolicy
 from services.tracker.queries import shows_redo
 from services.tracker.web import offered_actions, timeline_lines
 
@@ -18,7 +19,8 @@ OFFICE = User(id=1, username="sup", display_name="督查室", role=Role.SUPERVIS
 
 
 def ticket(state: S, lead_code: str | None = "M-CGW") -> SimpleNamespace:
-    return SimpleNamespace(state=state.value, lead_code=lead_code)
+    return SimpleNamespace(state=state.value, lead_code=lead_code, kind="complaint", urgency="normal", reopened=False,
+                           extensions=[])
 
 
 @pytest.mark.parametrize("state", [S.ASSIGNED, S.SIGNED_FOR, S.CONTACTED, S.WAITING_CITIZEN, S.EXTENSION_REQUESTED,
@@ -86,7 +88,7 @@ def test_only_units_and_the_office_add_notes(role):
 @pytest.mark.parametrize("state", list(S))
 def test_the_ticket_page_offers_a_note_and_an_order_exactly_when_the_action_accepts_them(state, user):
     row = ticket(state, lead_code=None if state in (S.RECEIVED, S.DISPATCHING, S.RETURNED) else "M-CGW")
-    offered = offered_actions(user, row)
+    offered = offered_actions(user, row, SlaPolicy.default())
     assert ("note" in offered) == (note_refused(user, row) is None)
     assert ("supervise" in offered) == (supervision_refused(user, row) is None)
 
