@@ -21,7 +21,7 @@ register_nav("派单队列", "/router/dispatch", (Role.DISPATCHER, Role.SUPERVIS
              home_for=(Role.DISPATCHER,))
 register_nav("规则试算", "/router/rules", (Role.DISPATCHER, Role.SUPERVISOR), order=21)
 register_nav("退单分析", "/router/stats", (Role.DISPATCHER, Role.SUPERVISOR), order=22)
-register_nav("部门目录", "/router/directory", (Role.ADMIN,), order=90)
+register_nav("部门目录", "/router/directory", (Role.ADMIN,), order=90, home_for=(Role.ADMIN,))
 
 HERE = Path(__file__).parent
 add_template_dir(HERE / "templates")
