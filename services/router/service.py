@@ -15,7 +15,7 @@ from datetime import timedelta
 from uuid import UUID
 
 import yaml
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 
 from jiesu.db import insert_rows, one_of
 from jiesu.logging import get_logger
@@ -438,6 +438,20 @@ class DirectoryUnchanged(Exception):
         self.version_id, self.directory, self.text_differs = version_id, directory, text_differs
 
 
+class DirectoryChangedMeanwhile(DirectoryError):
+    """Another import was activated while this one was checked: nothing is written; check it against that one."""
+
+    def __init__(self, version_id: int | None) -> None:
+        super().__init__(f"导入期间目录已被他人更新（现行版本 #{version_id}），本次未导入；请刷新后核对再导入 / "
+                         f"the directory changed meanwhile (version #{version_id} is in force): nothing imported; "
+                         "check your file against it and import again")
+        self.version_id = version_id
+
+
+# pg_advisory_xact_lock's key for directory imports ("jiesudir").
+DIRECTORY_IMPORT_LOCK = int.from_bytes(b"jiesudir", "big")
+
+
 class UnitsStillHandling(DirectoryError):
     """The import removes units that still handle open tickets; it goes in only when the admin confirms."""
 
@@ -509,6 +523,13 @@ async def import_directory(store: ServiceStore, content: str, *, by: str,
             raise UnitsStillHandling(_still_handling(previous[1], work))
     summary = describe_changes(previous[1] if previous else None, directory)
     async with store.transaction() as tx:
+        # The checks above were made against `previous`: another import written since would make them stale (two
+        # admins at once). Imports take turns here (SQLite's writers do anyway), and the later one is refused.
+        if tx.session.bind.dialect.name == "postgresql":
+            await tx.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DIRECTORY_IMPORT_LOCK})
+        in_force = await tx.session.scalar(select(func.max(directory_versions.c.id)))
+        if in_force != (previous[0] if previous else None):
+            raise DirectoryChangedMeanwhile(in_force)
         result = await tx.session.execute(directory_versions.insert().values(
             version=directory.version, content=content, summary=summary, imported_by=by, imported_at=utcnow()))
         version_id = result.inserted_primary_key[0]
