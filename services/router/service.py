@@ -570,9 +570,14 @@ async def _last_directory_owed(tx: Transaction):
     return last.id, Envelope.from_bytes(last.value).payload.get("version_id"), last.sent_at
 
 
-async def owe_directory(tx: Transaction, version_id: int, directory: Directory) -> bool:
-    """Owe DirectoryPublished for this version in `tx` unless it or a later one is the last owed; True if owed now."""
-    last = await _last_directory_owed(tx)
+_UNREAD = object()
+
+
+async def owe_directory(tx: Transaction, version_id: int, directory: Directory, *, last=_UNREAD) -> bool:
+    """Owe DirectoryPublished for this version in `tx` unless it or a later one is the last owed; True if owed now.
+    `last`: the caller's `_last_directory_owed(tx)`, when it has read it already."""
+    if last is _UNREAD:
+        last = await _last_directory_owed(tx)
     if last is not None and last[1] is not None and last[1] >= version_id:  # or a later one, not loaded here yet
         return False
     activated_at = await tx.session.scalar(select(directory_versions.c.imported_at)
@@ -597,13 +602,13 @@ async def publish_directory(store: ServiceStore, version_id: int, directory: Dir
     event id, if it was already sent: the embedded broker keeps nothing across restarts.
     """
     async with store.transaction() as tx:
-        last = await _last_directory_owed(tx) if resend else None
-        if last is not None and last[1] == version_id and last[2] is not None:
+        last = await _last_directory_owed(tx)
+        if resend and last is not None and last[1] == version_id and last[2] is not None:
             await tx.session.execute(update(tx.tables.outbox).where(tx.tables.outbox.c.id == last[0])
                                      .values(sent_at=None))
             tx.after_commit(store.outbox_signal.set)
             return False
-        return await owe_directory(tx, version_id, directory)
+        return await owe_directory(tx, version_id, directory, last=last)
 
 
 def describe_changes(old: Directory | None, new: Directory) -> str:
