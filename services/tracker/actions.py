@@ -20,6 +20,7 @@ from sqlalchemy import delete, select, update
 
 from jiesu.errors import ApiError
 from jiesu.identity import User
+from jiesu.mailer import public_base_url
 from jiesu.messaging import ServiceStore, Transaction
 from jiesu.web import localtime
 from schemas import topics
@@ -145,6 +146,32 @@ def note_refused(user: User, row) -> ApiError | None:
     if S(row.state) in AWAITING_DISPATCH:
         return ApiError(409, "no_unit", "工单尚无承办单位（待派单），派单后承办单位可填写意见",
                         "The ticket has no unit yet (it waits for a dispatcher): notes follow its dispatch")
+    return None
+
+
+def rating_refused(row, link=None) -> ApiError | None:
+    """Why the citizen's rating link (`link`, a tracker_visit_links row) of the ticket `row` asks for no rating now,
+    in words for the citizen, or None while the ticket waits for it: the one answer for opening the link and for
+    submitting it, whichever comes first.
+
+    A link rates one reply. The return visit may settle the ticket by phone first, or send it back for 重办; either
+    ends the link (`_end_links`), and a new reply brings a new one."""
+    if row.state == S.CLOSED.value:
+        return ApiError(410, "rating_not_needed", "该工单已在回访后办结，现在无需评价。感谢您的关注！",
+                        "This ticket was closed after its return visit: no rating is needed now. Thank you.")
+    if S(row.state) in TERMINAL:
+        return ApiError(410, "rating_not_needed", "该工单已办结，现在无需评价。感谢您的关注！",
+                        "This ticket is finished: no rating is needed now. Thank you.")
+    if row.state != S.REPLIED.value:
+        return ApiError(410, "rating_not_needed",
+                        "该工单已退回承办单位重新办理（重办），现在无需评价；重新答复后会另发评价链接给您。",
+                        "The ticket is being handled again: no rating is needed now. A new link will come with "
+                        "the new reply.")
+    if link is not None and row.replied_at is not None and link.expires_at <= row.replied_at:
+        return ApiError(410, "rating_not_needed",
+                        "该工单已重新办理并再次答复，此链接已不再使用，请通过随新答复发送的评价链接评价。",
+                        "The ticket was handled again and replied anew: this link is no longer used. Please rate "
+                        "through the link sent with the new reply.")
     return None
 
 
@@ -364,7 +391,11 @@ class Tracker:
         role = CITIZEN if via_link else user.role.value
         by = "citizen" if via_link else user.username
         async with self.store.transaction() as tx:
-            row = await (self._load_by_id(tx, ref) if via_link else self._load(tx, user, ref))
+            # Locked, as a second visit (the citizen's link, another visitor) waits for this one and sees its end.
+            row = await (self._load_by_id(tx, ref, for_update=True) if via_link
+                         else self._load(tx, user, ref, for_update=True))
+            if via_link and (refusal := rating_refused(row)):  # settled meanwhile: say so, not the state machine
+                raise refusal
             self._decide(row, Action.VISIT_CLOSE, role)  # still waiting for its visit, and this role may record it
             now = utcnow()
             await tx.session.execute(return_visits.insert().values(
@@ -394,6 +425,7 @@ class Tracker:
 
     async def _close(self, tx: Transaction, row, outcome: str, by: str):
         row = await self._save(tx, row, state=S.CLOSED.value, outcome=outcome, closed_at=utcnow())
+        await _end_links(tx, row)
         if row.supervised:  # finished: its orders no longer bind their unit
             await release_orders(tx, row.ticket_id)
         await self._emit(tx, row, TicketClosed(outcome=outcome), None, f"办结（{OUTCOME_LABELS.get(outcome, outcome)}）",
@@ -409,9 +441,13 @@ class Tracker:
         deadlines = compute_deadlines(self.clocks.policy, self.clocks.calendar, now, row.kind, row.urgency,
                                       reopened=True)
         count = (row.dissatisfied_count or 0) + 1
+        # The visit of the last reply is over: its date, method (a link sent, or a call) and attempts go with it,
+        # and its link ends; the next reply owes a visit of its own.
         row = await self._save(tx, row, state=state, clock_started_at=now, reopened=True, extensions=[], pauses=[],
                                paused_at=None, reopen_count=(row.reopen_count or 0) + 1, dissatisfied_count=count,
-                               visit_due=None, visit_attempts=0, citizen_rating=None, **_deadline_values(deadlines))
+                               visit_due=None, visit_method=None, visit_attempts=0, citizen_rating=None,
+                               **_deadline_values(deadlines))
+        await _end_links(tx, row)
         await self._emit(tx, row, TicketReopened(unit=_unit(row), reason=reason, reply_due=deadlines.reply_due), user,
                          f"重办：{reason}；答复期限 {_local(deadlines.reply_due, self.clocks)}")
         await notify(tx, self.clocks.settings, row, row.lead_code, "reopened",
@@ -434,11 +470,11 @@ class Tracker:
             nonce=_hash(nonce), ticket_id=row.ticket_id, expires_at=utcnow() + dt.timedelta(days=LINK_DAYS)))
         token = self._serializer().dumps({"t": str(row.ticket_id), "n": nonce})
         settings = self.clocks.settings
-        base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/") if settings else ""
-        return f"{base}/tracker/rate/{token}"
+        return f"{public_base_url(settings) if settings else ''}/tracker/rate/{token}"
 
     async def open_link(self, token: str) -> tuple[dict, str]:
-        """The ticket a one-time link rates, and its nonce; refuses expired, forged or used links."""
+        """The ticket a one-time link rates, and its nonce; refuses expired, forged or used links, and links whose
+        ticket asks for no rating now (`rating_refused`)."""
         try:
             data = self._serializer().loads(token, max_age=LINK_DAYS * 86400)
         except SignatureExpired:
@@ -452,6 +488,10 @@ class Tracker:
             if link.used_at is not None:
                 raise ApiError(410, "link_used", "您已评价过，感谢您的反馈", "This link has already been used")
             row = (await s.execute(select(tickets).where(tickets.c.ticket_id == link.ticket_id))).first()
+        if refusal := rating_refused(row, link):
+            raise refusal
+        if link.expires_at <= utcnow():
+            raise ApiError(410, "link_expired", "评价链接已过期", "This rating link has expired")
         return row, data["n"]
 
     async def rate_by_link(self, token: str, outcome: str, comment: str) -> dict:
@@ -500,8 +540,11 @@ class Tracker:
             raise ApiError(404, "ticket_not_found", f"未找到工单 {ref}", f"No ticket {ref} that you may see")
         return row
 
-    async def _load_by_id(self, tx: Transaction, ticket_id: str):
-        row = (await tx.session.execute(select(tickets).where(tickets.c.ticket_id == uuid.UUID(ticket_id)))).first()
+    async def _load_by_id(self, tx: Transaction, ticket_id: str, *, for_update: bool = False):
+        stmt = select(tickets).where(tickets.c.ticket_id == uuid.UUID(ticket_id))
+        if for_update and tx.session.bind.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(of=tickets)
+        row = (await tx.session.execute(stmt)).first()
         if row is None:
             raise ApiError(404, "ticket_not_found", "未找到工单", "No such ticket")
         return row
@@ -537,6 +580,15 @@ def _unit(row) -> UnitRef:
 
 def _hash(nonce: str) -> str:
     return hashlib.sha256(nonce.encode()).hexdigest()
+
+
+async def _end_links(tx: Transaction, row) -> None:
+    """The ticket's rating links not yet used end now (`expires_at`): its visit was settled (办结) or sent it back
+    for 重办, so they rate nothing; a link opened later says why (`rating_refused`)."""
+    now = utcnow()
+    await tx.session.execute(update(visit_links).where(
+        visit_links.c.ticket_id == row.ticket_id, visit_links.c.used_at.is_(None), visit_links.c.expires_at > now)
+        .values(expires_at=now))
 
 
 def _resume_to(row) -> S:

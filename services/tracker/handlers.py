@@ -220,9 +220,10 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
             reply_due=deadlines.reply_due, warn_at=deadlines.warn_at,
             calendar_unconfirmed=deadlines.calendar_unconfirmed, tracked_event_id=tracked,
             updated_at=utcnow(), tracked_at=(row.tracked_at if row else None) or utcnow(),
-            # A new assignment starts the clocks afresh: earlier pauses, extensions and sign-for were another unit's.
+            # A new assignment starts the clocks afresh: earlier pauses, extensions, sign-for and call to the citizen
+            # were another unit's (or this unit's before it returned the ticket), and the state to go back to with them.
             clock_started_at=assigned_at, reopened=False, extensions=[], pauses=[], paused_at=None,
-            signed_for_at=None,
+            signed_for_at=None, contacted_at=None, resume_to=None,
             # A citizen who named only a street is counted in its district; a district the citizen gave stays.
             district=(row.district if row else None) or p.district,
         )
@@ -254,7 +255,7 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
                         f"派单至 {p.lead.name}" + (f"，协办 {co}" if co else "") + f"（依据：{why}）",
                         {"lead": p.lead.code, "reason": p.reason.model_dump(mode="json")})
     await _write(tx, inserts, updates)
-    await _remember_names(tx, {code: name for _, p in items for code, name in p.names.items()})
+    await _remember_names(tx, {code: name for _, p in items for code, name in _names_of(p).items()})
     if again:
         await tx.session.execute(delete(ticket_units).where(
             one_of(ticket_units.c.ticket_id, [e.ticket_id for e, _ in again], tx.session.bind.dialect.name)))
@@ -264,6 +265,13 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
         await insert_rows(tx.session, ticket_units, units)
     await timers.schedule_many(tx, due, clocks.calendar)
     await notify_many(tx, clocks.settings, notices)
+
+
+def _names_of(p: TicketAssigned) -> dict[str, str]:
+    """The names an assignment brings: its units' (so that a unit that holds no ticket any more is still named on
+    the scorecard and in the bulletin), and its places' and category's, which win where a code is both."""
+    units = {u.code: u.name for u in (p.lead, *p.co_handlers) if u.name and u.name != u.code}
+    return {**units, **p.names}
 
 
 # Per database: the code names this process has written, so that a run writes only what is new or renamed.

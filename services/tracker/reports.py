@@ -66,8 +66,20 @@ class Report:
         return next(t for t in self.tables if t.key == key)
 
 
-def _share(n: int, total: int) -> str:
-    return f"{n / total * 100:.1f}%" if total else "—"
+class Percent(str):
+    """A rate in a table: the text the page, the CSV and the JSON show ("77.8%", or "—" without one), which keeps
+    the ratio behind it for the workbook to write as a number in a percent format (sortable, summable)."""
+
+    ratio: float | None
+
+    def __new__(cls, ratio: float | None) -> Percent:
+        text = super().__new__(cls, stats.pct(ratio))
+        text.ratio = ratio
+        return text
+
+
+def _share(n: int, total: int) -> Percent:
+    return Percent(n / total if total else None)
 
 
 def _keyed(pairs) -> dict[str, int]:
@@ -168,7 +180,7 @@ def render(kind: str, period: stats.Period, now: dt.datetime, tz, f: dict, month
     base = total - merged
     overview = Table("overview", "一、受理总体情况", ["项目", "数量", "占比"])
     overview.rows = [
-        ["受理诉求", total, "100.0%" if total else "—"],
+        ["受理诉求", total, _share(total, total)],
         ["直接办结（话务员当场答复）", direct, _share(direct, total)],
         ["派单至承办单位", f["dispatched"], _share(f["dispatched"], total)],
         ["重复件合并", merged, _share(merged, total)],
@@ -210,8 +222,8 @@ def render(kind: str, period: stats.Period, now: dt.datetime, tz, f: dict, month
           for k, label in OUTCOMES.items()),
         ["满意率（满意+基本满意 ÷ 参评回访）", sat_n, _share(sat_n, sat_d)],
         ["解决率（已解决 ÷ 参评回访）", res_n, _share(res_n, res_d)],
-        ["响应率（按时签收 ÷ 应签收）", total_score.counts["response"][0], stats.pct(total_score.rate("response"))],
-        ["按时办结率", total_score.counts["on_time"][0], stats.pct(total_score.rate("on_time"))],
+        ["响应率（按时签收 ÷ 应签收）", total_score.counts["response"][0], Percent(total_score.rate("response"))],
+        ["按时办结率", total_score.counts["on_time"][0], Percent(total_score.rate("on_time"))],
     ]
     replies.note = "办结结果按办结时间统计，比率为占本期办结数的比例；满意率、解决率按回访时间统计，联系不上的不计入。"
 
@@ -225,7 +237,7 @@ def render(kind: str, period: stats.Period, now: dt.datetime, tz, f: dict, month
     units = Table("units", "八、承办单位考评", ["排名", "承办单位", "派件量", "响应率", "解决率", "满意率", "按时办结率",
                                         "退单率", "重办率", "回访率", "平均办理时长（小时）", "综合得分", "说明"])
     for s in scores:
-        units.rows.append([s.rank or "不参与排名", s.unit_name, s.assigned, *(stats.pct(s.rate(k)) for k in (
+        units.rows.append([s.rank or "不参与排名", s.unit_name, s.assigned, *(Percent(s.rate(k)) for k in (
             "response", "resolution", "satisfaction", "on_time", "return", "redo", "visit")),
             "—" if s.handling_hours is None else round(s.handling_hours, 1),
             "—" if s.score is None else round(s.score, 2), s.unranked_reason or ""])
@@ -244,7 +256,7 @@ def render(kind: str, period: stats.Period, now: dt.datetime, tz, f: dict, month
 
 
 def to_xlsx(report: Report) -> bytes:
-    """One sheet per table, plus a cover sheet; numbers stay numbers."""
+    """One sheet per table, plus a cover sheet; numbers stay numbers, rates too (a ratio shown as a percentage)."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -271,7 +283,10 @@ def to_xlsx(report: Report) -> bytes:
             cell.fill = head
             cell.alignment = Alignment(horizontal="center")
         for row in table.rows:
-            ws.append(row)
+            ws.append([c.ratio if isinstance(c, Percent) and c.ratio is not None else c for c in row])
+            for cell, value in zip(ws[ws.max_row], row):
+                if isinstance(value, Percent) and value.ratio is not None:
+                    cell.number_format = "0.0%"
         if table.note:
             ws.append([])
             ws.append([f"说明：{table.note}"])

@@ -1,8 +1,9 @@
 """The supervision office's figures: periods, the department scorecard (三率 and the rest).
 
 Every rate is a numerator over a denominator, both defined once here as SQL conditions.
-The scorecard sums them per unit; the click-through lists the tickets that satisfy the
-same conditions, so a figure and its tickets can never disagree. The definitions are
+The scorecard sums them per unit; the click-through lists what satisfies the same
+conditions, one row for each thing counted (`figure_items`: a ticket, a return visit, an
+assignment or a return), so a figure and its list can never disagree. The definitions are
 also shown beside each rate on the page (`RATES[...].definition`).
 
 Three sources, each read by an index over its time column:
@@ -25,11 +26,11 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, not_, or_, select
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import Boolean, String, and_, case, cast, func, literal, not_, null, or_, select, union_all
+from sqlalchemy.sql import ColumnElement, Select
 
 from services.tracker.domain import lifecycle
-from services.tracker.store import return_visits, tickets, unit_log
+from services.tracker.store import code_names, return_visits, tickets, unit_log
 
 # The reply clock runs: a unit holds the ticket and is not paused.
 RUNNING = ("assigned", "signed_for", "contacted", "extension_requested", "reopened")
@@ -331,9 +332,8 @@ async def scorecard(session, period: Period, now: dt.datetime, unit: str | None 
         s.counts["return"] = (kinds.get("returned", 0), kinds.get("assigned", 0))
 
     missing = [s for s in scores.values() if s.unit_name == s.unit_code]
-    if missing:  # units that only appear in visits or the log: their names from any ticket they led
-        names = dict((await session.execute(select(t.lead_code, func.max(t.lead_name)).where(
-            t.lead_code.in_([s.unit_code for s in missing])).group_by(t.lead_code))).all())
+    if missing:  # units that only appear in visits or the log
+        names = await unit_names(session, [s.unit_code for s in missing])
         for s in missing:
             s.unit_name = names.get(s.unit_code) or s.unit_code
     for s in scores.values():
@@ -341,6 +341,22 @@ async def scorecard(session, period: Period, now: dt.datetime, unit: str | None 
             s.counts.setdefault(key, (0, 0))
     ranked = rank(list(scores.values()))
     return ranked, total_of(ranked)
+
+
+async def unit_names(session, codes) -> dict[str, str]:
+    """code → name of the units `codes`: as a ticket the unit leads carries it, else as the directory named it with
+    the unit's last assignment (tracker_code_names), for a unit that leads no ticket now (it returned every ticket it
+    was given). A code with neither is left out."""
+    codes = sorted(set(codes))
+    if not codes:
+        return {}
+    t = tickets.c
+    names = {code: name for code, name in (await session.execute(select(t.lead_code, func.max(t.lead_name)).where(
+        t.lead_code.in_(codes)).group_by(t.lead_code))).all() if name}
+    if rest := [code for code in codes if code not in names]:
+        names |= dict((await session.execute(select(code_names.c.code, code_names.c.name).where(
+            code_names.c.code.in_(rest)))).all())
+    return names
 
 
 def rank(scores: list[Score]) -> list[Score]:
@@ -385,36 +401,53 @@ def total_of(scores: list[Score]) -> Score:
     return total
 
 
-def measure_filter(measure: str, part: str, period: Period, now: dt.datetime, unit: str | None):
-    """Conditions on tracker_tickets selecting the tickets behind one figure (numerator or denominator)."""
-    t = tickets.c
+# What a row of a figure's list stands for (`figure_items`), as the list says it.
+ITEM_KINDS = {"ticket": "本期派件", "late_return": "超时后退单", "visit": "回访", "assigned": "派件", "returned": "退单"}
+
+
+def figure_items(measure: str, part: str, period: Period, now: dt.datetime, unit: str | None) -> Select:
+    """What one figure of the scorecard counts (numerator or denominator), one row for each thing counted, so that
+    the list behind a figure has as many rows as the figure says: (ticket_id, item_at, item_kind, item_outcome,
+    item_caused, item_unit).
+
+    A cohort figure counts tickets (`item_kind` "ticket", at their assignment), and its late returns
+    (`late_return_conditions`) one row per return, as the figure adds them; a visit figure counts each return
+    visit (回访, "visit", with its outcome and cause), a ticket visited twice twice; the return rate counts each
+    assignment ("assigned") or return ("returned") in the unit log. `item_unit` is the unit the row counts for."""
+    t, v, u = tickets.c, return_visits.c, unit_log.c
+    no_outcome, no_cause = cast(null(), String), cast(null(), Boolean)
+
+    def row(ticket_id, at, kind: str, outcome, caused, unit_code):
+        return (ticket_id.label("ticket_id"), at.label("item_at"), literal(kind, String).label("item_kind"),
+                outcome.label("item_outcome"), caused.label("item_caused"), unit_code.label("item_unit"))
+
+    cohort = select(*row(t.ticket_id, t.assigned_at, "ticket", no_outcome, no_cause, t.lead_code))
     if measure == "assigned":
-        return cohort_where(period, unit)
-    if measure in ("handling",):
-        return [*cohort_where(period, unit), t.replied_at.is_not(None)]
+        return cohort.where(*cohort_where(period, unit))
+    if measure == "handling":
+        return cohort.where(*cohort_where(period, unit), t.replied_at.is_not(None))
     rate = RATES.get(measure)
     if rate is None or part not in ("numerator", "denominator"):
         raise ValueError(measure)
     index = 0 if part == "numerator" else 1
     if rate.source == "cohort":
-        where = [*cohort_where(period, unit), cohort_conditions(now)[measure][index]]
-        if index == 1 and measure in late_return_conditions():  # and the tickets returned late, as counted
-            u = unit_log.c
-            late = select(u.ticket_id).where(*late_return_where(period, unit), late_return_conditions()[measure])
-            return [or_(and_(*where), t.ticket_id.in_(late))]
-        return where
-    # Visits and the unit log are read by their time index first, then the tickets by key.
+        counted = cohort.where(*cohort_where(period, unit), cohort_conditions(now)[measure][index])
+        if index == 1 and measure in late_return_conditions():  # and the returns made late, as the figure adds them
+            late = select(*row(u.ticket_id, u.at, "late_return", no_outcome, no_cause, u.unit_code)).where(
+                *late_return_where(period, unit), late_return_conditions()[measure])
+            return union_all(counted, late)
+        return counted
     if rate.source == "visits":
-        v = return_visits.c
-        where = [v.at >= period.start, v.at < period.end, visit_conditions()[measure][index]]
+        where = [v.at >= period.start, v.at < period.end, v.unit_code.is_not(None),
+                 visit_conditions()[measure][index]]
         if unit:
             where.append(v.unit_code == unit)
-        return [t.ticket_id.in_(select(v.ticket_id).where(*where))]
-    u = unit_log.c
-    where = [u.at >= period.start, u.at < period.end, u.kind == ("returned" if index == 0 else "assigned")]
+        return select(*row(v.ticket_id, v.at, "visit", v.outcome, v.department_caused, v.unit_code)).where(*where)
+    kind = "returned" if index == 0 else "assigned"
+    where = [u.at >= period.start, u.at < period.end, u.kind == kind]
     if unit:
         where.append(u.unit_code == unit)
-    return [t.ticket_id.in_(select(u.ticket_id).where(*where))]
+    return select(*row(u.ticket_id, u.at, kind, no_outcome, no_cause, u.unit_code)).where(*where)
 
 
 def local_day(dialect: str, column, tz: ZoneInfo) -> ColumnElement:

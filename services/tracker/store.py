@@ -183,8 +183,9 @@ unit_contacts = Table(
     Column("email", String(200), nullable=False),
 )
 
-# The directory's names of the category, district and street codes tickets carry (added by tracker_0012), as
-# TicketAssigned brings them: the tracker keeps codes, and its bulletins and charts show names.
+# The directory's names of the category, district and street codes tickets carry (added by tracker_0012), and of the
+# units they are assigned to, as TicketAssigned brings them: the tracker keeps codes, and its bulletins, charts and
+# scorecard show names, a unit's too once it holds no ticket.
 code_names = Table(
     "tracker_code_names",
     metadata,

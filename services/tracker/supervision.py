@@ -509,26 +509,58 @@ async def figure_tickets(request: Request, rt: RuntimeDep, user: Supervisor, per
                          part: Annotated[str, Query(max_length=12)] = "denominator",
                          unit: Annotated[str, Query(max_length=32)] = "",
                          page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> HTMLResponse:
-    """The tickets behind one figure of the scorecard."""
+    """What one figure of the scorecard counts, a row for each (`stats.figure_items`): its tickets, or its return
+    visits, assignments or returns, each with its date and result; the head says how many, and of how many
+    tickets when a ticket counts more than once."""
     p = _period(rt, period)
     now = utcnow()
     try:
-        where = stats.measure_filter(measure, part, p, now, unit or None)
+        counted = stats.figure_items(measure, part, p, now, unit or None).subquery()
     except ValueError:
         raise ApiError(404, "unknown_measure", "未知指标", "Unknown measure") from None
+    i = counted.c
     async with rt.store("tracker").db.reading() as s:
-        total = await s.scalar(select(func.count()).select_from(tickets).where(*where))
-        rows = (await s.execute(select(tickets).where(*where).order_by(tickets.c.assigned_at.desc(),
-                                                                       tickets.c.ticket_id)
-                                .limit(100).offset((page_no - 1) * 100))).all()
+        by_kind = dict((await s.execute(select(i.item_kind, func.count()).group_by(i.item_kind))).all())
+        ticket_count = await s.scalar(select(func.count(i.ticket_id.distinct()))) or 0
+        rows = (await s.execute(select(i.item_at, i.item_kind, i.item_outcome, i.item_caused, i.item_unit, tickets)
+                                .join(tickets, tickets.c.ticket_id == i.ticket_id)
+                                .order_by(i.item_at.desc(), i.ticket_id).limit(100).offset((page_no - 1) * 100))).all()
+        names = await stats.unit_names(s, [unit] if unit else [r.item_unit for r in rows])
+    total = sum(by_kind.values())
     rate = stats.RATES.get(measure)
     what = (f"{rate.label}·{rate.numerator if part == 'numerator' else rate.denominator}" if rate
             else MEASURE_LABELS.get(measure, measure))
-    unit_name = next((r.lead_name for r in rows if r.lead_code == unit), unit) if unit else "全市"
+    unit_name = names.get(unit, unit) if unit else "全市"
     qs = urlencode({"period": p.key, "measure": measure, "part": part, "unit": unit})
+    events = any(kind != "ticket" for kind in by_kind) or bool(rate and rate.source != "cohort")
+    items = [{"t": queries.ticket_view(r, user, now), "at": r.item_at, "kind": _item_label(r),
+              "unit": names.get(r.item_unit, r.item_unit) if r.item_unit else "—"} for r in rows]
     return page(request, "tracker_sup_tickets.html", title=f"{p.label} {unit_name} {what}", what=what, p=p,
-                rate=rate, total=total, page_no=page_no, qs=qs, unit_name=unit_name, outcomes=OUTCOME_LABELS,
-                items=[queries.ticket_view(r, user, now) for r in rows])
+                rate=rate, total=total, counted=_counted(by_kind, ticket_count), page_no=page_no, qs=qs,
+                unit_name=unit_name, outcomes=OUTCOME_LABELS, events=events, items=items)
+
+
+def _item_label(row) -> str:
+    """What a row of a figure's list counts, in words: 回访：不满意（承办单位原因）, 退单, 本期派件…"""
+    label = stats.ITEM_KINDS.get(row.item_kind, row.item_kind)
+    if row.item_kind != "visit":
+        return label
+    cause = {True: "（承办单位原因）", False: "（非承办单位原因）"}.get(row.item_caused, "")
+    return f"{label}：{OUTCOME_LABELS.get(row.item_outcome, row.item_outcome)}{cause}"
+
+
+def _counted(by_kind: dict[str, int], tickets_: int) -> str:
+    """How many things a figure's list holds, as the figure counts them, and of how many tickets when that differs:
+    共 9 件; 共 10 次回访，涉及 9 件工单; 共 3 项：本期派件 2 件，超时后退单 1 次，涉及 3 件工单."""
+    total = sum(by_kind.values())
+    if set(by_kind) <= {"ticket"}:
+        return f"共 {total} 件"
+    if len(by_kind) == 1:
+        kind = next(iter(by_kind))
+        return f"共 {total} 次{stats.ITEM_KINDS.get(kind, kind)}，涉及 {tickets_} 件工单"
+    parts = "，".join(f"{stats.ITEM_KINDS.get(k, k)} {n} {'件' if k == 'ticket' else '次'}"
+                      for k, n in sorted(by_kind.items(), key=lambda kv: kv[0] != "ticket"))
+    return f"共 {total} 项：{parts}，涉及 {tickets_} 件工单"
 
 
 # --- 趋势与热点 ---------------------------------------------------------------------------
