@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -16,9 +15,9 @@ from jiesu import attachment_grants, audit
 from jiesu.errors import ApiError, opened_from_pages
 from jiesu.identity import User
 from jiesu.web import RuntimeDep, require
-from schemas.enums import STATE_LABELS, Channel, Role
+from schemas.enums import STATE_LABELS, Channel, Role, TicketState
 from services.intake import files, mail, service
-from services.intake.domain.submission import MAX_DESCRIPTION, MAX_SUBJECT, NUMBER_PATTERN, Receipt, TicketSubmission
+from services.intake.domain.submission import MAX_DESCRIPTION, MAX_SUBJECT, Receipt, TicketSubmission, read_number
 from services.intake.limits import JSON_LIMIT, client_address, limited
 from services.intake.store import tickets
 
@@ -176,10 +175,16 @@ async def attachment(number: str, sha256: str, rt: RuntimeDep, user: Annotated[U
                                  "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"})
 
 
+# What a look-up's ticket number may be as typed: its 21 characters, and room for pasted spaces, full-width
+# characters and a Chinese keyboard's doubled dashes (——), which domain.submission.plain takes out.
+NUMBER_AS_TYPED = 32
+
+
 class ProgressQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    number: str = Field(max_length=21, description="工单编号")
-    phone_last4: str = Field(default="", max_length=4, description="last four digits of the phone number given")
+    number: str = Field(max_length=NUMBER_AS_TYPED, description="工单编号 (full-width characters, any dash and "
+                                                                 "spaces are read as the number)")
+    phone_last4: str = Field(default="", max_length=8, description="last four digits of the phone number given")
     query_code: str = Field(default="", max_length=16,
                             description="查询码 from the receipt (ABCD-EFGH), instead of phone_last4")
 
@@ -197,11 +202,15 @@ TOO_MANY = ApiError(429, "too_many_requests", "查询过于频繁，请稍后再
 
 def progress_view(found: tuple) -> dict:
     """All a citizen sees: never names, phones, addresses or the text of the request. A ticket merged into
-    another as a repeat (重复件) is handled there: `merged_into` is that ticket's progress."""
+    another as a repeat (重复件) is handled there: `merged_into` is that ticket's progress. The reply is the
+    department's, or the operator's answer on the call (直接办结). `rating_link`: while a reply to an online
+    channel waits for its rating, the one-time page where the citizen rates it (评价)."""
     row, into = found
     view = {"number": row.number, "state": row.state, "state_label": STATE_LABELS.get(row.state, row.state),
             "department": row.department, "reply_due": row.reply_due.isoformat() if row.reply_due else None,
-            "reply": row.reply}
+            "reply": row.reply or row.answer}
+    if row.state == TicketState.REPLIED and row.rating_link:
+        view["rating_link"] = row.rating_link
     if into is not None:  # its progress only to the same caller: an operator may link another's ticket
         view["merged_into"] = progress_view((into, None)) if service.same_citizen(row, into) else {
             "number": into.number}
@@ -219,11 +228,12 @@ async def look_up(rt, request: Request, number: str, proof: str) -> tuple:
     if not await service.allow(store, f"lookup:{client_address(request)}", limit=LOOKUPS_PER_ADDRESS,
                                window=LOOKUP_WINDOW):
         raise TOO_MANY
-    if not re.match(NUMBER_PATTERN, number.strip()):
+    number = read_number(number)  # as stored, however it was typed or pasted
+    if number is None:
         raise NOT_FOUND
-    row = await service.progress(store, number.strip(), proof)
+    row = await service.progress(store, number, proof)
     if row is None:
-        if not await service.allow(store, f"lookup-fail:{number.strip()}", limit=FAILED_LOOKUPS_PER_NUMBER,
+        if not await service.allow(store, f"lookup-fail:{number}", limit=FAILED_LOOKUPS_PER_NUMBER,
                                    window=timedelta(days=1)):
             raise TOO_MANY
         raise NOT_FOUND
@@ -236,7 +246,9 @@ async def progress(body: ProgressQuery, rt: RuntimeDep, request: Request) -> dic
     """Citizen's progress look-up (public): ticket number + the last four digits of the phone, or the
     query code (查询码) the citizen got with the number (for those who gave no phone number).
 
-    Answers only the state, the department, the deadline and the reply. A wrong number,
-    wrong digits and a wrong code get the same answer.
+    Answers only the state, the department, the deadline and the reply, and while the reply waits for the
+    citizen's rating (online channels), the link to rate it. A wrong number, wrong digits and a wrong code get
+    the same answer; full-width characters, any dash and spaces in the number or the proof are read as typed
+    plainly.
     """
     return progress_view(await look_up(rt, request, body.number, body.query_code or body.phone_last4))

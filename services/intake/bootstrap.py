@@ -40,7 +40,10 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
         "TicketReplied": service.on_replied,
         "TicketReopened": service.on_reopened,
         "TicketClosed": service.on_closed,
+        "ExtensionRequested": service.on_extension_requested,
         "ExtensionDecided": service.on_extension_decided,
+        "ReturnVisitDue": partial(service.on_return_visit_due, local=rt.store("intake").local),
+        "ReturnVisitRecorded": service.on_visit_recorded,
         "ClockPaused": service.on_clock_paused,
         "ClockResumed": service.on_clock_resumed,
         "ReconcileRequested": service.on_reconcile,
@@ -78,14 +81,16 @@ def background(rt: Runtime):
         jobs.append(mail.listener(rt))
     if settings.mail_host:
         jobs.append(mail.acknowledger(rt))
+        jobs.append(mail.inviter(rt))
     return jobs
 
 
 async def purge(rt: Runtime) -> None:
-    """The hourly purge's part for intake: rate-limit windows a day old, receipts done with."""
+    """The hourly purge's part for intake: rate-limit windows a day old, receipts and rating invitations done with."""
     store = rt.store("intake")
     await service.purge_rate_limits(store)
     await mail.purge_acknowledgements(store, timedelta(days=rt.settings.outbox_retention_days))
+    await mail.purge_invitations(store, timedelta(days=rt.settings.outbox_retention_days))
 
 
 SPEC = ServiceSpec(name="intake", metadata=metadata, tables=messaging,

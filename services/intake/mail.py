@@ -16,6 +16,9 @@ so that it sits in the citizen's thread. A receipt the citizen's mail server ref
 their console, and in intake's record of the ticket), who send it again once the address or the
 mail server is put right (`resend_receipt`, `resend_receipts`). Receipts sent or given up are
 purged after the outbox's retention (`purge_acknowledgements`).
+
+When a unit replies to a ticket from an online channel, the tracker makes a one-time link where the citizen rates the
+reply (评价); a citizen who left an address is sent it the same way (`rating_invitation`, `inviter`), once per link.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from services.intake import files, service
 from services.intake.domain import attachments as attachment_rules
 from services.intake.domain import letters
 from services.intake.domain.submission import MAX_DESCRIPTION, MAX_SUBJECT, TicketSubmission, show_query_code
-from services.intake.store import acknowledgements, tickets
+from services.intake.store import acknowledgements, rating_invitations, tickets
 
 log = get_logger(__name__)
 LETTER_REF = "msgid:"  # a letter's source_ref: this and its Message-ID, one ticket per letter
@@ -132,6 +135,28 @@ def listener(rt: Runtime):
     return serve
 
 
+# --- mail to citizens ------------------------------------------------------------------
+
+
+def _to_citizen(ticket, subject: str, message_id: str, text: str) -> EmailMessage:
+    """A mail in Chinese to the citizen of a ticket (its intake_tickets row), threaded under the letter if any.
+    `message_id`: the same on every retry of the mail, so that a mail sent twice is seen as one."""
+    answers = _letter_id(ticket)
+    msg = EmailMessage()
+    msg["Subject"] = f"{'Re: ' if answers else ''}{subject}"[:200]
+    msg["To"] = ticket.citizen_email
+    msg["Message-ID"] = f"<{message_id}@{socket.gethostname()}>"
+    if answers:
+        msg["In-Reply-To"] = answers
+        msg["References"] = answers
+    msg.set_content(f"{ticket.citizen_name or '市民朋友'}，您好：\n\n{text}\n\n本邮件由12345接诉即办系统自动发送，请勿直接回复。")
+    return msg
+
+
+def _progress_page(settings: Settings, ticket) -> str:
+    return f"{public_base_url(settings)}/intake/progress?number={ticket.number}"
+
+
 # --- receipts (受理回执) --------------------------------------------------------------
 
 
@@ -145,22 +170,12 @@ def acknowledgement(settings: Settings, ticket) -> EmailMessage:
         lookup = "凭工单编号和查询码查询"
     else:  # a ticket from before query codes, without a phone number: the look-up page cannot find it
         lookup = "您未留联系电话，可拨打12345热线报工单编号查询"
-    answers = _letter_id(ticket)
-    msg = EmailMessage()
-    msg["Subject"] = f"{'Re: ' if answers else ''}【受理回执】{ticket.number} {ticket.subject}"[:200]
-    msg["To"] = ticket.citizen_email
-    msg["Message-ID"] = f"<jiesu-ack-{ticket.ticket_id}@{socket.gethostname()}>"  # the same on every retry
-    if answers:
-        msg["In-Reply-To"] = answers
-        msg["References"] = answers
-    msg.set_content(
-        f"{ticket.citizen_name or '市民朋友'}，您好：\n\n"
+    return _to_citizen(
+        ticket, f"【受理回执】{ticket.number} {ticket.subject}", f"jiesu-ack-{ticket.ticket_id}",
         f"您反映的事项已受理，我们将转交承办单位办理。请记下工单编号{'和查询码' if code else ''}，查询进度时需要。\n\n"
         f"工单编号：{ticket.number}\n" + (f"查询码：{code}\n" if code else "") +
         f"诉求：{ticket.subject}\n受理时间：{received}\n\n"
-        f"查询办理进度：{public_base_url(settings)}/intake/progress?number={ticket.number}\n（{lookup}）\n\n"
-        f"本邮件由12345接诉即办系统自动发送，请勿直接回复。")
-    return msg
+        f"查询办理进度：{_progress_page(settings, ticket)}\n（{lookup}）")
 
 
 def receipts(rt: Runtime) -> DeliveryLoop:
@@ -183,6 +198,53 @@ def acknowledger(rt: Runtime) -> Callable[[], Awaitable[None]]:
         await receipts(rt).run(max(rt.settings.outbox_poll_seconds, 0.5))
 
     return run
+
+
+# --- rating invitations (评价邀请) -----------------------------------------------------
+
+
+def rating_invitation(settings: Settings, ticket, invitation) -> EmailMessage:
+    """The mail that gives the citizen of a ticket the one-time link where they rate its reply (评价): the reply,
+    the link (`invitation`, its intake_rating_invitations row) and the progress page, which offers it too."""
+    unit = f"承办单位{ticket.department}" if ticket.department else "承办单位"
+    return _to_citizen(
+        ticket, f"【请评价】{ticket.number} {ticket.subject}", f"jiesu-rate-{invitation.event_id}",
+        f"您反映的事项已办理，{unit}答复如下：\n\n工单编号：{ticket.number}\n诉求：{ticket.subject}\n"
+        f"答复：\n{ticket.reply or ''}\n\n"
+        f"请打开下面的链接，对办理结果作出评价（满意、基本满意或不满意），链接仅可使用一次：\n{invitation.link}\n\n"
+        f"也可以在办理进度查询页面查看答复并评价：{_progress_page(settings, ticket)}")
+
+
+def invitations(rt: Runtime) -> DeliveryLoop:
+    """The loop that sends the rating invitations owed, each built from its ticket's row when it is sent. One whose
+    link the ticket no longer offers (rated on the progress page meanwhile, closed by a visitor's call, reopened)
+    is done with unsent: the link would only say it can no longer be used."""
+    store, settings = rt.store("intake"), rt.settings
+
+    async def send(row) -> None:
+        async with store.db.session() as s:
+            ticket = (await s.execute(select(tickets).where(tickets.c.ticket_id == row.ticket_id))).one()
+        if ticket.rating_link != row.link:
+            log.info("rating invitation no longer due", ticket_id=str(row.ticket_id), state=ticket.state)
+            return
+        await asyncio.to_thread(send_mail, settings, rating_invitation(settings, ticket, row))
+
+    return DeliveryLoop(store, rating_invitations, send, what="rating invitation",
+                        give_up_after=timedelta(hours=settings.delivery_give_up_hours))
+
+
+def inviter(rt: Runtime) -> Callable[[], Awaitable[None]]:
+    """The background job: send the rating invitations owed, as `acknowledger` sends the receipts."""
+    async def run() -> None:
+        await invitations(rt).run(max(rt.settings.outbox_poll_seconds, 0.5))
+
+    return run
+
+
+async def purge_invitations(store: ServiceStore, retention: timedelta) -> int:
+    """Drop rating invitations sent or given up, as `purge_acknowledgements` does receipts; a given-up invitation
+    is only logged (the progress page still offers the link, and the visitor queue follows up the unrated)."""
+    return sum(await purge_done(store, rating_invitations, retention))
 
 
 async def purge_acknowledgements(store: ServiceStore, retention: timedelta) -> int:

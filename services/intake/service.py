@@ -13,7 +13,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import yaml
-from sqlalchemy import and_, bindparam, case, or_, select, update
+from sqlalchemy import Boolean, and_, bindparam, case, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,17 +25,19 @@ from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
 from schemas import topics
 from schemas.enums import Channel, TicketState
-from schemas.events import Attachment, DirectoryPublished, Envelope, ReconcileRequested, new_event_id, utcnow
+from schemas.events import (Attachment, DirectoryPublished, Envelope, ReconcileRequested, ReturnVisitDue,
+                            ReturnVisitRecorded, new_event_id, utcnow)
 from services.intake.domain.places import Places
 from services.intake.domain.similarity import CLOSED_STATES, REPEAT_WINDOW, Earlier, Repeat, find_repeats
-from services.intake.domain.submission import (Receipt, TicketSubmission, format_number, new_query_code,
+from services.intake.domain.submission import (Receipt, TicketSubmission, format_number, new_query_code, plain,
                                                read_query_code, to_event)
-from services.intake.store import acknowledgements, directory, rate_limits, ticket_counters, tickets
+from services.intake.store import acknowledgements, directory, rate_limits, rating_invitations, ticket_counters, tickets
 
 log = get_logger(__name__)
 PRODUCER = "intake"
 ACKNOWLEDGE = "acknowledge_by_mail"  # store.local: True when outgoing mail is configured (bootstrap.setup)
 PLACES = "places"  # store.local: the directory's public part in use (domain.places.Places; bootstrap keeps it)
+CITIZEN = "citizen"  # ReturnVisitRecorded.by when the citizen rated through the link
 
 
 async def next_numbers(session: AsyncSession, day: date, count: int) -> list[str]:
@@ -257,7 +259,7 @@ def _ticket_row(r: _Request, ticket_id: UUID, number: str, query_code: str, even
         duplicate_of=r.duplicate_of, attachments=[a.model_dump(mode="json") for a in attachments] or None,
         # Columns set later by other events: listed so that every row of the multi-row insert has them.
         department=None, tracked_at=None, last_reconcile_at=None, reply=None, reply_due=None, status_at=None,
-        closed_at=None, resume_to=None,
+        closed_at=None, resume_to=None, rating_link=None,
     )
 
 
@@ -317,24 +319,34 @@ def _newer(envelope: Envelope):
                 or_(tickets.c.status_at.is_(None), tickets.c.status_at <= envelope.occurred_at))
 
 
+# No unit holds a ticket in these states, and no reply clock runs: just received, waiting for a dispatcher (待派单),
+# or returned (退单) until it is dispatched again. The look-up shows neither a unit nor a deadline (—) for them.
+UNHELD_STATES = frozenset({TicketState.RECEIVED, TicketState.DISPATCHING, TicketState.RETURNED})
+
+
 def _tracked_statement():
     """TicketTracked for many tickets as one executemany: the acknowledgement always counts, the
     status only if no later one was applied (re-emitted events arrive late); department and
-    reply_due only when the event names them."""
+    reply_due when the event names them, cleared when it says no unit holds the ticket (UNHELD_STATES:
+    the unit that returned it no longer does, nor does its deadline stand)."""
     at = bindparam("b_at", type_=tickets.c.status_at.type)
     newer = or_(tickets.c.status_at.is_(None), tickets.c.status_at <= at)
+    unheld = and_(newer, bindparam("b_unheld", type_=Boolean()))
 
-    def named(column):
+    def named(column, *, cleared=None):
         value = bindparam(f"b_{column}", type_=tickets.c[column].type)
-        return case((and_(newer, value.is_not(None)), value), else_=tickets.c[column])
+        whens = [(and_(newer, value.is_not(None)), value)]
+        if cleared is not None:
+            whens.append((cleared, null()))
+        return case(*whens, else_=tickets.c[column])
 
     return update(tickets).where(tickets.c.ticket_id == bindparam("b_ticket_id")).values(
         tracked_at=case((or_(tickets.c.tracked_at.is_(None), tickets.c.tracked_at <= at), at),
                         else_=tickets.c.tracked_at),
         state=case((newer, bindparam("b_state", type_=tickets.c.state.type)), else_=tickets.c.state),
         status_at=case((newer, at), else_=tickets.c.status_at),
-        department=named("department"),
-        reply_due=named("reply_due"),
+        department=named("department", cleared=unheld),
+        reply_due=named("reply_due", cleared=unheld),
         duplicate_of=named("duplicate_of"),  # merged into it (重复件): the citizen's look-up follows it there
     )
 
@@ -347,7 +359,7 @@ async def tracked_many(tx: Transaction, items: list) -> None:
     await tx.session.execute(_TRACKED, [
         {"b_ticket_id": envelope.ticket_id, "b_at": envelope.occurred_at, "b_state": payload.state.value,
          "b_department": payload.lead.name if payload.lead else None, "b_reply_due": payload.reply_due,
-         "b_duplicate_of": payload.merged_into}
+         "b_duplicate_of": payload.merged_into, "b_unheld": payload.state in UNHELD_STATES}
         for envelope, payload in items])
 
 
@@ -367,32 +379,73 @@ async def on_replied(tx: Transaction, envelope: Envelope, payload) -> None:
         status_at=envelope.occurred_at))
 
 
+async def on_return_visit_due(tx: Transaction, envelope: Envelope, payload: ReturnVisitDue, *,
+                              local: dict | None = None) -> None:
+    """待回访: a reply to a ticket from an online channel comes with a one-time link where the citizen rates it
+    (评价). The look-up offers it while the reply waits for its rating; a citizen who left an e-mail address is
+    also sent it (intake.mail), when outgoing mail is configured (`local`: the store's). Citizens who gave only
+    a phone are called back (method phone) and get no link. A late one (a later status is shown) changes nothing."""
+    if payload.method != "link" or not payload.link:
+        return
+    offered = await tx.session.execute(update(tickets).where(_newer(envelope)).values(rating_link=payload.link)
+                                       .returning(tickets.c.citizen_email))
+    email = offered.scalar()
+    if email and "@" in email and (local or {}).get(ACKNOWLEDGE):
+        await tx.session.execute(insert_ignoring_conflicts(rating_invitations, tx.session.bind.dialect.name, dict(
+            event_id=envelope.event_id, ticket_id=envelope.ticket_id, link=payload.link, attempts=0,
+            next_attempt_at=utcnow()), "event_id"))
+
+
+async def on_visit_recorded(tx: Transaction, envelope: Envelope, payload: ReturnVisitRecorded) -> None:
+    """回访 recorded: once the citizen has rated through the link, it is used up and no longer offered (a
+    dissatisfied rating waits for a visitor's call before the ticket is closed or reopened)."""
+    if payload.by == CITIZEN:
+        await tx.session.execute(update(tickets).where(_newer(envelope)).values(rating_link=None))
+
+
 async def on_reopened(tx: Transaction, envelope: Envelope, payload) -> None:
     """重办: back to the department; the earlier reply no longer stands."""
     await tx.session.execute(update(tickets).where(_newer(envelope)).values(
         state=TicketState.REOPENED.value, department=payload.unit.name, reply=None, reply_due=payload.reply_due,
-        closed_at=None, status_at=envelope.occurred_at))
-
-
-async def on_extension_decided(tx: Transaction, envelope: Envelope, payload) -> None:
-    """延期 approved: the citizen's look-up shows the new deadline."""
-    if payload.approved and payload.new_due:
-        await tx.session.execute(update(tickets).where(tickets.c.ticket_id == envelope.ticket_id)
-                                 .values(reply_due=payload.new_due))
+        closed_at=None, rating_link=None, status_at=envelope.occurred_at))
 
 
 # ClockPaused's reason, as the state the tracker puts the ticket in: 待补充材料 or 挂账.
 _PAUSED_STATE = {"waiting_citizen": TicketState.WAITING_CITIZEN, "deferred": TicketState.DEFERRED}
 _PAUSED = tickets.c.state.in_(sorted(state.value for state in _PAUSED_STATE.values()))
+_EXTENSION_PENDING = tickets.c.state == TicketState.EXTENSION_REQUESTED.value
+# Set aside (paused, or waiting for the decision on an extension): the state to go back to is kept in resume_to.
+_SET_ASIDE = or_(_PAUSED, _EXTENSION_PENDING)
+
+
+def _kept_resume_to():
+    """The state to go back to once the ticket is taken up again: the one shown now, unless it is set aside
+    already (a redelivered event), whose own state to go back to stays."""
+    return case((_SET_ASIDE, tickets.c.resume_to), else_=tickets.c.state)
+
+
+async def on_extension_requested(tx: Transaction, envelope: Envelope, payload) -> None:
+    """延期申请: the look-up says 延期审批中 until the office decides (ExtensionDecided); the state shown before is
+    kept, as the tracker keeps the state the ticket goes back to."""
+    await tx.session.execute(update(tickets).where(_newer(envelope)).values(
+        state=TicketState.EXTENSION_REQUESTED.value, resume_to=_kept_resume_to(), status_at=envelope.occurred_at))
+
+
+async def on_extension_decided(tx: Transaction, envelope: Envelope, payload) -> None:
+    """延期审批: the state shown before the request again and, when approved, the new deadline. A late one (a later
+    status is shown) changes nothing, as a late ClockResumed."""
+    await tx.session.execute(update(tickets).where(_newer(envelope)).values(
+        state=case((and_(_EXTENSION_PENDING, tickets.c.resume_to.is_not(None)), tickets.c.resume_to),
+                   else_=tickets.c.state),
+        resume_to=None, status_at=envelope.occurred_at,
+        **({"reply_due": payload.new_due} if payload.approved and payload.new_due else {})))
 
 
 async def on_clock_paused(tx: Transaction, envelope: Envelope, payload) -> None:
     """待补充材料 / 挂账: the citizen's look-up says the ticket waits and its clock stands still; the state shown
     before is kept for ClockResumed (the tracker goes back to the state it was set aside from, too)."""
     await tx.session.execute(update(tickets).where(_newer(envelope)).values(
-        state=_PAUSED_STATE[payload.reason].value,
-        resume_to=case((_PAUSED, tickets.c.resume_to), else_=tickets.c.state),  # paused already: kept
-        status_at=envelope.occurred_at))
+        state=_PAUSED_STATE[payload.reason].value, resume_to=_kept_resume_to(), status_at=envelope.occurred_at))
 
 
 async def on_clock_resumed(tx: Transaction, envelope: Envelope, payload) -> None:
@@ -409,7 +462,7 @@ _CLOSED_STATE = {"answered_directly": TicketState.ANSWERED_DIRECTLY, "merged": T
 async def on_closed(tx: Transaction, envelope: Envelope, payload) -> None:
     state = _CLOSED_STATE.get(payload.outcome, TicketState.CLOSED)
     await tx.session.execute(update(tickets).where(_newer(envelope)).values(
-        state=state.value, closed_at=envelope.occurred_at, status_at=envelope.occurred_at))
+        state=state.value, closed_at=envelope.occurred_at, rating_link=None, status_at=envelope.occurred_at))
 
 
 async def on_reconcile(tx: Transaction, envelope: Envelope, payload) -> None:
@@ -485,8 +538,8 @@ async def progress(store: ServiceStore, number: str, proof: str):
 
     Callers must answer "not found" the same way in every case.
     """
-    proof = proof.strip()
-    by_phone = len(proof) == 4 and proof.isdigit()
+    proof = plain(proof)
+    by_phone = len(proof) == 4 and proof.isascii() and proof.isdigit()
     code = None if by_phone else read_query_code(proof)
     if not by_phone and code is None:
         return None

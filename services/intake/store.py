@@ -66,6 +66,9 @@ tickets = Table(
     # Added by intake_0011: while the reply clock is paused (待补充材料, 挂账), the state shown before the pause,
     # which ClockResumed brings back.
     Column("resume_to", String(32), nullable=True),
+    # Added by intake_0012: the one-time page where the citizen rates the reply (评价), from ReturnVisitDue, for a
+    # ticket from an online channel; the progress look-up offers it until the ticket is rated, closed or reopened.
+    Column("rating_link", Text, nullable=True),
     UniqueConstraint("channel", "source_ref", name="uq_intake_tickets_source"),
 )
 Index("ix_intake_tickets_untracked", tickets.c.received_at, sqlite_where=tickets.c.tracked_at.is_(None),
@@ -90,30 +93,46 @@ rate_limits = Table(
     Column("hits", Integer, nullable=False),
 )
 
+
+def _mail_owed(name: str, *columns: Column) -> Table:
+    """A table of mail owed to citizens, one row a message, with `columns` saying what it is: the columns and indexes
+    jiesu.mailer.DeliveryLoop sends by. The pending index keeps the lease's look a probe of what is still owed; the
+    failed one holds only the given-up rows (refused for good, or failing for longer than
+    JIESU_DELIVERY_GIVE_UP_HOURS: never sent again, and kept), a few however many were sent."""
+    table = Table(
+        name,
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        *columns,
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("next_attempt_at", UTCDateTime, nullable=False),
+        Column("delivered_at", UTCDateTime, nullable=True, index=True),  # the purge goes by it
+        Column("last_error", Text, nullable=True),
+        Column("failing_since", UTCDateTime, nullable=True),  # since when it has failed (intake_0008)
+        Column("failed_at", UTCDateTime, nullable=True),  # when it was given up (intake_0008)
+    )
+    pending = and_(table.c.delivered_at.is_(None), table.c.failed_at.is_(None))
+    Index(f"ix_{name}_pending", table.c.next_attempt_at, postgresql_where=pending, sqlite_where=pending)
+    given_up = table.c.failed_at.isnot(None)
+    Index(f"ix_{name}_failed", table.c.failed_at, postgresql_where=given_up, sqlite_where=given_up)
+    return table
+
+
 # 受理回执: the acknowledgement e-mail owed to a citizen who gave an address, one per ticket,
 # written with the ticket and sent by jiesu.mailer's loop (services/intake/mail.py). What the
 # mail says (number, subject, address, the letter it answers) is read from the ticket's row.
-acknowledgements = Table(
-    "intake_acknowledgements",
-    metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("ticket_id", UUIDStr, nullable=False, unique=True),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", UTCDateTime, nullable=False),
-    Column("delivered_at", UTCDateTime, nullable=True, index=True),  # the purge goes by it
-    Column("last_error", Text, nullable=True),
-    # Added by intake_0008: since when it has failed, and when it was given up (refused for good, or failing
-    # for longer than JIESU_DELIVERY_GIVE_UP_HOURS); a given-up receipt is never sent again, and kept.
-    Column("failing_since", UTCDateTime, nullable=True),
-    Column("failed_at", UTCDateTime, nullable=True),
+# The operators' console lists the given-up ones.
+acknowledgements = _mail_owed("intake_acknowledgements", Column("ticket_id", UUIDStr, nullable=False, unique=True))
+
+# 评价邀请: the mail that gives a citizen who left an e-mail address the one-time rating link of a reply, one per
+# ReturnVisitDue that brought a link, owed in the transaction that applies it (intake_0012). The link is the
+# event's (a later reply has its own); the rest of the mail is read from the ticket's row.
+rating_invitations = _mail_owed(
+    "intake_rating_invitations",
+    Column("event_id", UUIDStr, nullable=False, unique=True),  # the ReturnVisitDue: redelivered, owed once
+    Column("ticket_id", UUIDStr, nullable=False),
+    Column("link", Text, nullable=False),
 )
-PENDING_ACKNOWLEDGEMENT = and_(acknowledgements.c.delivered_at.is_(None), acknowledgements.c.failed_at.is_(None))
-Index("ix_intake_acknowledgements_pending", acknowledgements.c.next_attempt_at,
-      postgresql_where=PENDING_ACKNOWLEDGEMENT, sqlite_where=PENDING_ACKNOWLEDGEMENT)
-# The given-up receipts, newest first, for the operators' list: a few rows however many were sent.
-Index("ix_intake_acknowledgements_failed", acknowledgements.c.failed_at,
-      postgresql_where=acknowledgements.c.failed_at.isnot(None),
-      sqlite_where=acknowledgements.c.failed_at.isnot(None))
 
 # The department directory's public part (districts and streets, categories), as the router last published it
 # (DirectoryPublished): one row, replaced only by a version activated later. Added by intake_0010.

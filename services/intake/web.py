@@ -18,7 +18,7 @@ from jiesu.web import Message, RuntimeDep, page, redirect_with, require
 from schemas.enums import KIND_LABELS, Channel, Kind, Role, Urgency
 from schemas.events import utcnow
 from services.intake import files, mail, service
-from services.intake.api import look_up, progress_view
+from services.intake.api import NUMBER_AS_TYPED, look_up, progress_view
 from services.intake.domain import attachments as attachment_rules
 from services.intake.domain import challenge
 from services.intake.domain.submission import MAX_DESCRIPTION, MAX_SUBJECT, TicketSubmission, show_query_code
@@ -196,23 +196,24 @@ async def online_send(request: Request, rt: RuntimeDep) -> HTMLResponse:
 
 
 @lookup_pages.get("/intake/progress", response_class=HTMLResponse)
-async def progress_form(request: Request, number: Annotated[str, Query(max_length=21)] = "") -> HTMLResponse:
+async def progress_form(request: Request,
+                        number: Annotated[str, Query(max_length=NUMBER_AS_TYPED)] = "") -> HTMLResponse:
     """办理进度查询: by ticket number and the last four digits of the phone or the query code (查询码).
     `?number=` fills in the number (the link in a receipt e-mail); the code is never put in a link."""
     return page(request, "intake_progress.html", title="办理进度查询", values={"number": number}, result=None,
-                error=None)
+                error=None, number_max=NUMBER_AS_TYPED)
 
 
 @lookup_pages.post("/intake/progress", response_class=HTMLResponse)
 async def progress_result(request: Request, rt: RuntimeDep) -> HTMLResponse:
     form = await request.form(max_files=0, max_fields=5)
-    values = {"number": str(form.get("number", ""))[:21], "proof": str(form.get("proof", ""))[:16]}
+    values = {"number": str(form.get("number", ""))[:NUMBER_AS_TYPED], "proof": str(form.get("proof", ""))[:16]}
     try:
         found = await look_up(rt, request, values["number"], values["proof"])
     except ApiError as exc:
         response = page(request, "intake_progress.html", title="办理进度查询", values=values, result=None,
-                        error=exc)
+                        error=exc, number_max=NUMBER_AS_TYPED)
         response.status_code = exc.status
         return response
     return page(request, "intake_progress.html", title="办理进度查询", values=values, result=progress_view(found),
-                error=None)
+                error=None, number_max=NUMBER_AS_TYPED)

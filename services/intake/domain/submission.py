@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 from datetime import date, datetime
 from uuid import UUID
 
@@ -17,6 +18,24 @@ PHONE = re.compile(r"^\+?[0-9][0-9\- ]{4,30}$")
 MAX_SUBJECT = 200
 MAX_DESCRIPTION = 100_000  # the request size limit (256 kB) is what usually binds
 NUMBER_PATTERN = r"^12345-\d{8}-\d{6}$"
+# Not a dash to unicodedata (category Pd), but typed as one: the minus sign, and the long-vowel mark a Chinese
+# or Japanese keyboard gives for the key beside 0.
+OTHER_DASHES = "\u2212\u30fc"
+
+
+def plain(text: str) -> str:
+    """What a citizen typed or pasted into a look-up, as it is stored: full-width digits and letters made plain
+    (NFKC), every run of dashes (－, —, ‐, a Chinese keyboard's ——) one hyphen, and no spaces at all."""
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join("-" if ch in OTHER_DASHES or unicodedata.category(ch) == "Pd" else ch for ch in text)
+    return re.sub(r"-+", "-", re.sub(r"\s+", "", text))
+
+
+def read_number(text: str) -> str | None:
+    """A ticket number as a citizen typed it (plain), or None if it cannot be one."""
+    number = plain(text)
+    return number if re.match(NUMBER_PATTERN, number, re.ASCII) else None
+
 
 # 查询码: eight characters a citizen gets with the ticket number, so that whoever gave no phone number
 # (many letters give only an e-mail address) can still look up the progress. No 0/O or 1/I to misread;
@@ -35,8 +54,8 @@ def show_query_code(code: str | None) -> str:
 
 
 def read_query_code(text: str) -> str | None:
-    """What a citizen typed, as stored: upper case, without the hyphen or spaces; None if it cannot be one."""
-    code = re.sub(r"[\s\-]", "", text).upper()
+    """What a citizen typed, as stored: plain, upper case, without the hyphen; None if it cannot be one."""
+    code = plain(text).replace("-", "").upper()
     if len(code) != QUERY_CODE_LENGTH or any(ch not in QUERY_CODE_ALPHABET for ch in code):
         return None
     return code
