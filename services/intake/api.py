@@ -203,16 +203,19 @@ TOO_MANY = ApiError(429, "too_many_requests", "查询过于频繁，请稍后再
 def progress_view(found: tuple) -> dict:
     """All a citizen sees: never names, phones, addresses or the text of the request. A ticket merged into
     another as a repeat (重复件) is handled there: `merged_into` is that ticket's progress. The reply is the
-    department's, or the operator's answer on the call (直接办结). `rating_link`: while a reply to an online
-    channel waits for its rating, the one-time page where the citizen rates it (评价)."""
-    row, into = found
+    department's, or the operator's answer on the call (直接办结).
+
+    While a reply to an online channel waits for its rating (评价): `rating_link`, the one-time page where the
+    citizen rates it, to a look-up proved by the query code only; one proved by the phone's last four digits,
+    which the handling unit sees too, gets `rating_needs_query_code` instead, so that no unit rates itself."""
+    row, into, by_code = found
     view = {"number": row.number, "state": row.state, "state_label": STATE_LABELS.get(row.state, row.state),
             "department": row.department, "reply_due": row.reply_due.isoformat() if row.reply_due else None,
             "reply": row.reply or row.answer}
     if row.state == TicketState.REPLIED and row.rating_link:
-        view["rating_link"] = row.rating_link
+        view["rating_link" if by_code else "rating_needs_query_code"] = row.rating_link if by_code else True
     if into is not None:  # its progress only to the same caller: an operator may link another's ticket
-        view["merged_into"] = progress_view((into, None)) if service.same_citizen(row, into) else {
+        view["merged_into"] = progress_view((into, None, False)) if service.same_citizen(row, into) else {
             "number": into.number}
     return view
 
@@ -231,13 +234,14 @@ async def look_up(rt, request: Request, number: str, proof: str) -> tuple:
     number = read_number(number)  # as stored, however it was typed or pasted
     if number is None:
         raise NOT_FOUND
-    row = await service.progress(store, number, proof)
-    if row is None:
+    found = await service.progress(store, number, proof)
+    if found is None:
         if not await service.allow(store, f"lookup-fail:{number}", limit=FAILED_LOOKUPS_PER_NUMBER,
                                    window=timedelta(days=1)):
             raise TOO_MANY
         raise NOT_FOUND
-    return row, await service.merged_into(store, row)
+    row, by_code = found
+    return row, await service.merged_into(store, row), by_code
 
 
 @api.post("/progress", responses={404: {"description": "no such number, or the digits do not match"},
@@ -247,7 +251,7 @@ async def progress(body: ProgressQuery, rt: RuntimeDep, request: Request) -> dic
     query code (查询码) the citizen got with the number (for those who gave no phone number).
 
     Answers only the state, the department, the deadline and the reply, and while the reply waits for the
-    citizen's rating (online channels), the link to rate it. A wrong number, wrong digits and a wrong code get
+    citizen's rating (online channels), the link to rate it when the query code proved the look-up. A wrong number, wrong digits and a wrong code get
     the same answer; full-width characters, any dash and spaces in the number or the proof are read as typed
     plainly.
     """

@@ -533,10 +533,11 @@ def _digits(phone: str) -> str:
 
 
 async def progress(store: ServiceStore, number: str, proof: str):
-    """The ticket, if the number exists and `proof` is the last four digits of the caller's phone or the
-    ticket's query code (查询码); else None.
+    """(the ticket, whether its query code proved it), if the number exists and `proof` is the last four digits
+    of the caller's phone or the ticket's query code (查询码); else None.
 
-    Callers must answer "not found" the same way in every case.
+    Callers must answer "not found" the same way in every case. Only the query code proves the citizen: the
+    handling unit sees the last four digits of the phone (masked as 138****8000) and the number too.
     """
     proof = plain(proof)
     by_phone = len(proof) == 4 and proof.isascii() and proof.isdigit()
@@ -549,8 +550,8 @@ async def progress(store: ServiceStore, number: str, proof: str):
         return None
     if by_phone:
         digits = _digits(row.citizen_phone)
-        return row if len(digits) >= 4 and hmac.compare_digest(digits[-4:], proof) else None
-    return row if row.query_code and hmac.compare_digest(row.query_code, code) else None
+        return (row, False) if len(digits) >= 4 and hmac.compare_digest(digits[-4:], proof) else None
+    return (row, True) if row.query_code and hmac.compare_digest(row.query_code, code) else None
 
 
 def same_citizen(a, b) -> bool:

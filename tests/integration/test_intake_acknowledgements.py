@@ -101,8 +101,8 @@ async def test_a_letter_gets_one_threaded_receipt_and_its_redelivery_none(rt, ou
     assert "张伟" in text and "受理时间：" in text
     # No phone in a letter: the look-up takes the query code the receipt gives.
     code = re.search(r"查询码：([2-9A-Z]{4}-[2-9A-Z]{4})", text).group(1)
-    row = await service.progress(rt.store("intake"), number, code)
-    assert row is not None and row.number == number
+    row, by_code = await service.progress(rt.store("intake"), number, code)
+    assert row.number == number and by_code
     assert "凭工单编号和查询码查询" in text and "后四位" not in text and "12345热线" not in text
 
 

@@ -78,13 +78,18 @@ async def test_an_online_citizen_is_offered_the_rating_link_on_the_page_and_by_m
 
     await desk.act("dept", number, "reply", {"reply": REPLY})
     deadline = asyncio.get_running_loop().time() + 15
-    while "rating_link" not in (view := (await look_up(desk, number))[0]):
+    while "rating_needs_query_code" not in (view := (await look_up(desk, number))[0]):
         assert asyncio.get_running_loop().time() < deadline, view
         await asyncio.sleep(0.1)
+    # The phone's last four digits, which the handling unit sees too, show the state and the reply, not the link:
+    # the unit would rate itself.
+    view, page = await look_up(desk, number)
+    assert "rating_link" not in view and view["rating_needs_query_code"] is True
+    assert "/tracker/rate/" not in page and CTA not in page and "请用受理回执中的查询码查询本工单" in page
+    view, page = await look_up(desk, number, r.json()["query_code"])
     link = view["rating_link"]
     assert view["state_label"] == "已答复" and view["reply"] == REPLY
     assert link.startswith("https://12345.city.example/tracker/rate/")
-    _, page = await look_up(desk, number)
     assert CTA in page and f'href="{link}"' in page
 
     invitation = await _until(lambda: next((m for m in sink.messages if "【请评价】" in m["Subject"]), None))
@@ -97,6 +102,8 @@ async def test_an_online_citizen_is_offered_the_rating_link_on_the_page_and_by_m
     assert rated.status_code == 200 and "感谢您的评价" in rated.text
     view, page = await shown(desk, number, "closed")
     assert "rating_link" not in view and CTA not in page and REPLY in page
+    view, page = await look_up(desk, number, r.json()["query_code"])
+    assert "rating_link" not in view and CTA not in page
     assert sum("【请评价】" in m["Subject"] for m in sink.messages) == 1
 
 

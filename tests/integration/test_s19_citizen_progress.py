@@ -98,7 +98,8 @@ class Ticket:
             return (await s.execute(select(tickets).where(tickets.c.ticket_id == self.receipt.ticket_id))).one()
 
     async def view(self) -> dict:
-        return progress_view((await self.row(), None))
+        """What a look-up proved by the query code shows (one by the phone's digits shows no link)."""
+        return progress_view((await self.row(), None, True))
 
     async def invitations(self) -> list:
         async with self.rt.store("intake").db.session() as s:
