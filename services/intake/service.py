@@ -25,8 +25,8 @@ from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
 from schemas import topics
 from schemas.enums import Channel, TicketState
-from schemas.events import (Attachment, DirectoryPublished, Envelope, ReconcileRequested, ReturnVisitDue,
-                            ReturnVisitRecorded, new_event_id, utcnow)
+from schemas.events import (RATED_BY_CITIZEN, Attachment, DirectoryPublished, Envelope, ReconcileRequested,
+                            ReturnVisitDue, ReturnVisitRecorded, new_event_id, utcnow)
 from services.intake.domain.places import Places
 from services.intake.domain.similarity import CLOSED_STATES, REPEAT_WINDOW, Earlier, Repeat, find_repeats
 from services.intake.domain.submission import (Receipt, TicketSubmission, format_number, new_query_code, plain,
@@ -37,7 +37,6 @@ log = get_logger(__name__)
 PRODUCER = "intake"
 ACKNOWLEDGE = "acknowledge_by_mail"  # store.local: True when outgoing mail is configured (bootstrap.setup)
 PLACES = "places"  # store.local: the directory's public part in use (domain.places.Places; bootstrap keeps it)
-CITIZEN = "citizen"  # ReturnVisitRecorded.by when the citizen rated through the link
 
 
 async def next_numbers(session: AsyncSession, day: date, count: int) -> list[str]:
@@ -399,7 +398,7 @@ async def on_return_visit_due(tx: Transaction, envelope: Envelope, payload: Retu
 async def on_visit_recorded(tx: Transaction, envelope: Envelope, payload: ReturnVisitRecorded) -> None:
     """回访 recorded: once the citizen has rated through the link, it is used up and no longer offered (a
     dissatisfied rating waits for a visitor's call before the ticket is closed or reopened)."""
-    if payload.by == CITIZEN:
+    if payload.by == RATED_BY_CITIZEN:
         await tx.session.execute(update(tickets).where(_newer(envelope)).values(rating_link=None))
 
 
@@ -424,6 +423,14 @@ def _kept_resume_to():
     return case((_SET_ASIDE, tickets.c.resume_to), else_=tickets.c.state)
 
 
+def _taken_up_again(set_aside):
+    """The state of a ticket taken up again from `set_aside`: the one kept in resume_to or, where intake never
+    heard it set aside (the event lost, its state learnt from a later TicketTracked), 已签收, as the tracker's own
+    fall-back for tickets set aside before it kept the state (lifecycle.set_aside_from)."""
+    return case((and_(set_aside, tickets.c.resume_to.is_not(None)), tickets.c.resume_to),
+                (set_aside, TicketState.SIGNED_FOR.value), else_=tickets.c.state)
+
+
 async def on_extension_requested(tx: Transaction, envelope: Envelope, payload) -> None:
     """延期申请: the look-up says 延期审批中 until the office decides (ExtensionDecided); the state shown before is
     kept, as the tracker keeps the state the ticket goes back to."""
@@ -435,9 +442,7 @@ async def on_extension_decided(tx: Transaction, envelope: Envelope, payload) -> 
     """延期审批: the state shown before the request again and, when approved, the new deadline. A late one (a later
     status is shown) changes nothing, as a late ClockResumed."""
     await tx.session.execute(update(tickets).where(_newer(envelope)).values(
-        state=case((and_(_EXTENSION_PENDING, tickets.c.resume_to.is_not(None)), tickets.c.resume_to),
-                   else_=tickets.c.state),
-        resume_to=None, status_at=envelope.occurred_at,
+        state=_taken_up_again(_EXTENSION_PENDING), resume_to=None, status_at=envelope.occurred_at,
         **({"reply_due": payload.new_due} if payload.approved and payload.new_due else {})))
 
 
@@ -452,8 +457,7 @@ async def on_clock_resumed(tx: Transaction, envelope: Envelope, payload) -> None
     """恢复办理: the state shown before the pause again, and the new reply deadline (moved by the time paused).
     A late one (a later status is shown) changes nothing: its deadline is no longer the ticket's either."""
     await tx.session.execute(update(tickets).where(_newer(envelope)).values(
-        state=case((and_(_PAUSED, tickets.c.resume_to.is_not(None)), tickets.c.resume_to), else_=tickets.c.state),
-        resume_to=None, reply_due=payload.reply_due, status_at=envelope.occurred_at))
+        state=_taken_up_again(_PAUSED), resume_to=None, reply_due=payload.reply_due, status_at=envelope.occurred_at))
 
 
 _CLOSED_STATE = {"answered_directly": TicketState.ANSWERED_DIRECTLY, "merged": TicketState.MERGED}

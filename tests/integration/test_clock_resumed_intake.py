@@ -137,3 +137,26 @@ async def test_a_reopened_ticket_deferred_and_resumed_is_reopened_with_the_new_d
     assert await shown() == ("waiting_citizen", moved_due)
     await apply(event(ClockResumed(reply_due=later_due, by="dept"), 7))
     assert await shown() == ("reopened", later_due)
+
+
+async def test_a_pause_intake_learnt_only_from_a_later_acknowledgement_still_ends_at_the_resumption(intake):
+    """ClockPaused lost (intake shows the pause from the tracker's held-back TicketTracked, with nothing kept to go
+    back to): the resumption still ends it, at 已签收 as the tracker's own fall-back, not 待补充材料 for ever."""
+    store, consumer = intake
+    sub = TicketSubmission.model_validate({"kind": "complaint", "subject": "井盖缺失", "description": "路口井盖没了",
+                                           "citizen": {"phone": "137-0000-1234"}})
+    receipt = await service.accept(store, sub, channel=Channel.HOTLINE, operator="op", idempotency_key=None,
+                                   tz=ZoneInfo("Asia/Shanghai"))
+    moved = utcnow() + timedelta(days=6)
+
+    def event(payload, minutes: int) -> Envelope:
+        return Envelope.wrap(payload, ticket_id=receipt.ticket_id, producer="tracker",
+                             occurred_at=receipt.received_at + timedelta(minutes=minutes))
+
+    await consumer.process(records_of([
+        event(TicketTracked(number=receipt.number, state=TicketState.WAITING_CITIZEN, lead=UNIT,
+                            reply_due=utcnow() + timedelta(days=4)), 1),
+        event(ClockResumed(reply_due=moved, by="dept"), 2)], topics.LIFECYCLE))
+    async with store.db.session() as s:
+        row = (await s.execute(select(intake_tickets).where(intake_tickets.c.ticket_id == receipt.ticket_id))).one()
+    assert (row.state, row.reply_due, row.resume_to) == ("signed_for", moved, None)
