@@ -324,8 +324,14 @@ class ReturnVisitDue(EventPayload):
     link: str | None = None
 
 
+# ReturnVisitRecorded.by when the citizen rated the reply through the one-time link (no user is named so).
+RATED_BY_CITIZEN = "citizen"
+
+
 @_register
 class ReturnVisitRecorded(EventPayload):
+    """回访 recorded: `by` is the visitor's user name, or RATED_BY_CITIZEN when the citizen rated through the link."""
+
     event_type: ClassVar[str] = "ReturnVisitRecorded"
     outcome: Literal["satisfied", "basically_satisfied", "dissatisfied", "unreachable"]
     department_caused: bool | None = None

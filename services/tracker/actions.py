@@ -26,6 +26,7 @@ from jiesu.web import localtime
 from schemas import topics
 from schemas.enums import RETURN_REASONS, STATE_LABELS, Role, TicketState as S
 from schemas.events import (
+    RATED_BY_CITIZEN,
     CitizenContacted,
     ClockPaused,
     ClockResumed,
@@ -164,7 +165,7 @@ def rating_refused(row, link=None) -> ApiError | None:
                         "This ticket is finished: no rating is needed now. Thank you.")
     if row.state != S.REPLIED.value:
         return ApiError(410, "rating_not_needed",
-                        "该工单已退回承办单位重新办理（重办），现在无需评价；重新答复后会另发评价链接给您。",
+                        "该工单已转回承办单位重新办理（重办），现在无需评价；重新答复后会另发评价链接给您。",
                         "The ticket is being handled again: no rating is needed now. A new link will come with "
                         "the new reply.")
     if link is not None and row.replied_at is not None and link.expires_at <= row.replied_at:
@@ -389,7 +390,7 @@ class Tracker:
         if via_link and outcome == "unreachable":
             raise ApiError(422, "invalid_outcome", "请选择评价", "Choose a rating")
         role = CITIZEN if via_link else user.role.value
-        by = "citizen" if via_link else user.username
+        by = RATED_BY_CITIZEN if via_link else user.username
         async with self.store.transaction() as tx:
             # Locked, as a second visit (the citizen's link, another visitor) waits for this one and sees its end.
             row = await (self._load_by_id(tx, ref, for_update=True) if via_link

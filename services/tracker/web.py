@@ -28,7 +28,7 @@ from services.tracker import queries, stats
 from services.tracker.actions import (OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, closes_when_unreachable,
                                       extension_refused, note_refused, supervision_refused, visit_message)
 from services.tracker.domain.lifecycle import allowed_actions, may
-from services.tracker.domain.sla import SlaPolicy
+from services.tracker.domain.sla import NONE_ALLOWED, SlaPolicy
 from services.tracker.notify import KIND_LABELS, resend_all, resend_delivery
 from services.tracker.store import deliveries, extensions, notifications, supervision_orders, tickets
 
@@ -198,11 +198,13 @@ def extension_hint(user: User, row, policy: SlaPolicy) -> str:
     refusal = extension_refused(policy, row)
     if refusal is None:
         return ""
-    if row.reopened:
-        return "重办工单须在重办期限内答复，不能申请延期。"
-    if row.urgency == "urgent" and not row.extensions:
-        return "紧急事项须按时限答复，不能申请延期。"
-    return f"不能再申请延期：{refusal.zh}"
+    if refusal.zh == NONE_ALLOWED[0]:  # the rule allows none at all: say which rule
+        if row.reopened:
+            return "重办工单须在重办期限内答复，不能申请延期。"
+        if row.urgency == "urgent":
+            return "紧急事项须按时限答复，不能申请延期。"
+        return "该事项不能申请延期。"
+    return f"不能再申请延期：{refusal.zh}"  # used up, or the total reply time would be too long
 
 
 async def _ticket_context(rt, user: User, ref: str) -> dict:

@@ -36,7 +36,7 @@ from tests.integration.test_tracker_workflow import REPLY, Desk, bearer
 from tests.unit.tracker import sup_month as m
 
 NO_RATING_AFTER_VISIT = "该工单已在回访后办结，现在无需评价。"
-NO_RATING_WHILE_REDONE = "该工单已退回承办单位重新办理（重办），现在无需评价"
+NO_RATING_WHILE_REDONE = "该工单已转回承办单位重新办理（重办），现在无需评价"
 NO_RATING_AFTER_NEW_REPLY = "该工单已重新办理并再次答复，此链接已不再使用"
 STATE_MACHINE = "工单当前状态为"  # TransitionRefused's words, for staff: never on the citizen's page
 

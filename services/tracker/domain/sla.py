@@ -35,6 +35,10 @@ class SlaPolicyError(ValueError):
     """The SLA configuration is wrong; the message says where, in Chinese and English."""
 
 
+# Why a matter whose rule allows no extension at all is refused one (by default: urgent matters and 重办).
+NONE_ALLOWED = ("该事项不能延期。", "This matter cannot be extended.")
+
+
 class ExtensionNotAllowed(ValueError):
     """An extension (延期) the rules do not allow; `zh` and `en` say why, for the person who asked."""
 
@@ -436,7 +440,7 @@ def _check_extensions(rule: SlaRule, extensions: tuple[int, ...]) -> None:
         return
     if len(extensions) > rule.max_extensions:
         if rule.max_extensions == 0:
-            raise ExtensionNotAllowed("该事项不能延期。", "This matter cannot be extended.")
+            raise ExtensionNotAllowed(*NONE_ALLOWED)
         raise ExtensionNotAllowed(
             f"该事项最多延期 {rule.max_extensions} 次，已用完。",
             f"This matter can be extended at most {rule.max_extensions} time(s); none is left.",

@@ -50,6 +50,11 @@ def test_whether_an_urgent_matter_may_be_extended_is_the_policys_not_the_urgency
                                                                     "max_extensions": 1}}}})
     assert extension_refusal(lenient, "help", "urgent") is None
     assert "request_extension" in offered_actions(LEAD, ticket(kind="help", urgency="urgent"), lenient)
+    # Refused by another of its limits, the page gives that reason, not the default policy's "urgent matters take none".
+    capped = SlaPolicy.from_mapping({"rules": {"help": {"urgent": {"reply": {"working_days": 1}, "max_extensions": 1,
+                                                                   "max_total_working_days": 1}}}})
+    assert extension_hint(LEAD, ticket(kind="help", urgency="urgent"), capped) == \
+        "不能再申请延期：延期后总时限不能超过 1 个工作日。"
 
 
 @pytest.mark.parametrize("row", [

@@ -48,7 +48,7 @@ def test_a_link_of_a_ticket_closed_after_its_visit_says_no_rating_is_needed():
 def test_a_link_of_a_ticket_sent_back_for_redo_says_it_is_being_handled_again(state):
     refusal = rating_refused(_ticket(state), _link(REPLIED_AT, ended=REPLIED_AT + dt.timedelta(days=1)))
     assert refusal.code == "rating_not_needed"
-    assert refusal.zh.startswith("该工单已退回承办单位重新办理（重办），现在无需评价")
+    assert refusal.zh.startswith("该工单已转回承办单位重新办理（重办），现在无需评价")
     assert "工单当前状态" not in refusal.zh
 
 
