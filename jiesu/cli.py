@@ -273,10 +273,19 @@ def cmd_broker(args, settings) -> int:
     return 0
 
 
+WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "")
+
+
 def _listening(args, settings):
     """The settings with `--host` and `--port` in force: links in mails and rating links are built from them
-    (unless JIESU_PUBLIC_URL says otherwise), so they must name where this server really listens."""
-    return settings.model_copy(update={"host": args.host or settings.host, "port": args.port or settings.port})
+    (unless JIESU_PUBLIC_URL says otherwise), so they must name where this server really listens. Listening on
+    every address names none a citizen can reach: say so at the start."""
+    settings = settings.model_copy(update={"host": args.host or settings.host, "port": args.port or settings.port})
+    if settings.host in WILDCARD_HOSTS and not settings.public_url:
+        print(f"警告：监听 {settings.host or '所有地址'} 而未设置 JIESU_PUBLIC_URL，邮件和评价链接中的地址市民无法访问 / "
+              f"warning: listening on {settings.host or 'every address'} without JIESU_PUBLIC_URL: links in mails "
+              "and rating links will name an address citizens cannot reach", file=sys.stderr)
+    return settings
 
 
 def cmd_up(args, settings) -> int:

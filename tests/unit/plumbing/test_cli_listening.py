@@ -47,3 +47,12 @@ def test_jiesu_up_builds_its_app_with_the_port_given(tmp_path, monkeypatch):
     except _Built:
         pass
     assert [s.port for s in built] == [8719]
+
+
+def test_listening_on_every_address_without_a_public_url_is_warned_of(tmp_path, capsys):
+    settings = Settings(data_dir=tmp_path, secret_key="k", _env_file=None)
+    _listening(Namespace(host="0.0.0.0", port=None), settings)
+    assert "JIESU_PUBLIC_URL" in capsys.readouterr().err
+    _listening(Namespace(host="0.0.0.0", port=None), settings.model_copy(update={"public_url": "https://x.gov.cn"}))
+    _listening(Namespace(host=None, port=8719), settings)
+    assert capsys.readouterr().err == ""
