@@ -320,8 +320,10 @@ class ReturnVisitDue(EventPayload):
     event_type: ClassVar[str] = "ReturnVisitDue"
     due_at: datetime
     method: Literal["phone", "link"]
-    # For method "link": the one-time page where the citizen rates the reply (send it to them).
+    # For method "link": the one-time page where the citizen rates the reply (send it to them), and when it stops
+    # working (None from trackers before this field: offer it until the ticket is rated, closed or reopened).
     link: str | None = None
+    link_expires_at: datetime | None = None
 
 
 # ReturnVisitRecorded.by when the citizen rated the reply through the one-time link (no user is named so).

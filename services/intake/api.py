@@ -15,7 +15,7 @@ from jiesu import attachment_grants, audit
 from jiesu.errors import ApiError, opened_from_pages
 from jiesu.identity import User
 from jiesu.web import RuntimeDep, require
-from schemas.enums import STATE_LABELS, Channel, Role, TicketState
+from schemas.enums import STATE_LABELS, Channel, Role
 from services.intake import files, mail, service
 from services.intake.domain.submission import MAX_DESCRIPTION, MAX_SUBJECT, Receipt, TicketSubmission, read_number
 from services.intake.limits import JSON_LIMIT, client_address, limited
@@ -212,8 +212,8 @@ def progress_view(found: tuple) -> dict:
     view = {"number": row.number, "state": row.state, "state_label": STATE_LABELS.get(row.state, row.state),
             "department": row.department, "reply_due": row.reply_due.isoformat() if row.reply_due else None,
             "reply": row.reply or row.answer}
-    if row.state == TicketState.REPLIED and row.rating_link:
-        view["rating_link" if by_code else "rating_needs_query_code"] = row.rating_link if by_code else True
+    if link := service.rating_offered(row):
+        view["rating_link" if by_code else "rating_needs_query_code"] = link if by_code else True
     if into is not None:  # its progress only to the same caller: an operator may link another's ticket
         view["merged_into"] = progress_view((into, None, False)) if service.same_citizen(row, into) else {
             "number": into.number}

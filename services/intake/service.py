@@ -258,7 +258,7 @@ def _ticket_row(r: _Request, ticket_id: UUID, number: str, query_code: str, even
         duplicate_of=r.duplicate_of, attachments=[a.model_dump(mode="json") for a in attachments] or None,
         # Columns set later by other events: listed so that every row of the multi-row insert has them.
         department=None, tracked_at=None, last_reconcile_at=None, reply=None, reply_due=None, status_at=None,
-        closed_at=None, resume_to=None, rating_link=None,
+        closed_at=None, resume_to=None, rating_link=None, rating_link_expires_at=None,
     )
 
 
@@ -386,7 +386,8 @@ async def on_return_visit_due(tx: Transaction, envelope: Envelope, payload: Retu
     a phone are called back (method phone) and get no link. A late one (a later status is shown) changes nothing."""
     if payload.method != "link" or not payload.link:
         return
-    offered = await tx.session.execute(update(tickets).where(_newer(envelope)).values(rating_link=payload.link)
+    offered = await tx.session.execute(update(tickets).where(_newer(envelope)).values(
+        rating_link=payload.link, rating_link_expires_at=payload.link_expires_at)
                                        .returning(tickets.c.citizen_email))
     email = offered.scalar()
     if email and "@" in email and (local or {}).get(ACKNOWLEDGE):
@@ -556,6 +557,16 @@ async def progress(store: ServiceStore, number: str, proof: str):
         digits = _digits(row.citizen_phone)
         return (row, False) if len(digits) >= 4 and hmac.compare_digest(digits[-4:], proof) else None
     return (row, True) if row.query_code and hmac.compare_digest(row.query_code, code) else None
+
+
+def rating_offered(row) -> str | None:
+    """The rating link (评价) the ticket `row` offers its citizen now: while its reply waits for the rating, and
+    until the link expires."""
+    if row.state != TicketState.REPLIED or not row.rating_link:
+        return None
+    if row.rating_link_expires_at is not None and row.rating_link_expires_at <= utcnow():
+        return None
+    return row.rating_link
 
 
 def same_citizen(a, b) -> bool:

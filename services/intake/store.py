@@ -69,6 +69,8 @@ tickets = Table(
     # Added by intake_0012: the one-time page where the citizen rates the reply (评价), from ReturnVisitDue, for a
     # ticket from an online channel; the progress look-up offers it until the ticket is rated, closed or reopened.
     Column("rating_link", Text, nullable=True),
+    # Added by intake_0013: when that link stops working (ReturnVisitDue.link_expires_at; NULL: not said).
+    Column("rating_link_expires_at", UTCDateTime, nullable=True),
     UniqueConstraint("channel", "source_ref", name="uq_intake_tickets_source"),
 )
 Index("ix_intake_tickets_untracked", tickets.c.received_at, sqlite_where=tickets.c.tracked_at.is_(None),

@@ -339,8 +339,9 @@ class Tracker:
                                    pauses=_dump_pauses(pauses))
             await self._emit(tx, row, TicketReplied(unit=_unit(row), reply=text.strip(), by=user.username), user,
                              f"答复：{text.strip()}")
-            link = await self._visit_link(tx, row) if method == "link" else None
-            await self._emit(tx, row, ReturnVisitDue(due_at=visit_due, method=method, link=link), None,
+            link, expires = await self._visit_link(tx, row) if method == "link" else (None, None)
+            await self._emit(tx, row, ReturnVisitDue(due_at=visit_due, method=method, link=link,
+                                                     link_expires_at=expires), None,
                              "待回访（" + ("已生成市民评价链接" if link else "电话回访") + f"），回访期限 "
                              f"{_local(visit_due, self.clocks)}")
             await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)
@@ -465,13 +466,15 @@ class Tracker:
     def _serializer(self) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(self.secret, salt="jiesu-visit-link")
 
-    async def _visit_link(self, tx: Transaction, row) -> str:
+    async def _visit_link(self, tx: Transaction, row) -> tuple[str, dt.datetime]:
+        """A new one-time rating link for the ticket `row`, and when it expires."""
         nonce = secrets.token_urlsafe(18)
-        await tx.session.execute(visit_links.insert().values(
-            nonce=_hash(nonce), ticket_id=row.ticket_id, expires_at=utcnow() + dt.timedelta(days=LINK_DAYS)))
+        expires = utcnow() + dt.timedelta(days=LINK_DAYS)
+        await tx.session.execute(visit_links.insert().values(nonce=_hash(nonce), ticket_id=row.ticket_id,
+                                                             expires_at=expires))
         token = self._serializer().dumps({"t": str(row.ticket_id), "n": nonce})
         settings = self.clocks.settings
-        return f"{public_base_url(settings) if settings else ''}/tracker/rate/{token}"
+        return f"{public_base_url(settings) if settings else ''}/tracker/rate/{token}", expires
 
     async def open_link(self, token: str) -> tuple[dict, str]:
         """The ticket a one-time link rates, and its nonce; refuses expired, forged or used links, and links whose

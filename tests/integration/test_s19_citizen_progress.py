@@ -11,7 +11,7 @@ Found by a reviewer who used the system as citizens do:
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -106,10 +106,11 @@ class Ticket:
             return (await s.execute(select(rating_invitations).where(
                 rating_invitations.c.ticket_id == self.receipt.ticket_id).order_by(rating_invitations.c.id))).all()
 
-    async def replied(self, link: str | None = LINK, minutes: float = 10, method: str = "link") -> Envelope:
+    async def replied(self, link: str | None = LINK, minutes: float = 10, method: str = "link",
+                      expires: datetime | None = None) -> Envelope:
         """Signed for, then replied; the reply's ReturnVisitDue (returned, to redeliver it)."""
-        due = self.event(ReturnVisitDue(due_at=utcnow() + timedelta(days=3), method=method, link=link),
-                         minutes + 0.5)
+        due = self.event(ReturnVisitDue(due_at=utcnow() + timedelta(days=3), method=method, link=link,
+                                        link_expires_at=expires), minutes + 0.5)
         await self.apply(self.event(TicketTracked(number=self.receipt.number, state=TicketState.ASSIGNED, lead=UNIT,
                                                   reply_due=utcnow() + timedelta(days=5)), 1),
                          self.event(TicketAccepted(unit=UNIT, by="dept"), 2),
@@ -212,6 +213,21 @@ async def test_the_invitation_mail_gives_the_reply_and_the_link_once_and_none_on
     assert await loop.deliver_once() == 1
     assert len(sink.messages) == 1  # nothing sent: the link no longer works
     assert await mail.purge_invitations(rt.store("intake"), timedelta(0)) == 2
+
+
+async def test_an_expired_link_is_neither_offered_nor_mailed(intake, outgoing):
+    sink, _ = outgoing
+    rt, consumer = intake
+    fresh = Ticket(rt, consumer, await accepted(rt))
+    await fresh.replied(expires=utcnow() + timedelta(days=7))
+    assert (await fresh.view())["rating_link"] == LINK
+    stale = Ticket(rt, consumer, await accepted(rt))  # replied long ago, the mail server down since
+    await stale.replied(expires=utcnow() - timedelta(minutes=1))
+    view = await stale.view()
+    assert view["state_label"] == "已答复" and "rating_link" not in view
+    loop = mail.invitations(rt)
+    assert await loop.deliver_once() == 2
+    assert [m["Subject"] for m in sink.messages] == [f"【请评价】{fresh.receipt.number} 路灯不亮"]
 
 
 # --- the unit and the deadline of a ticket no unit holds -------------------------------------
