@@ -141,7 +141,8 @@ RATES: dict[str, Rate] = {r.key: r for r in (
          "cohort"),
 )}
 HANDLING_DEFINITION = "本期派件中已答复工单从派单到（最后一次）答复的平均时长，按自然时间计，单位小时。"
-ASSIGNED_DEFINITION = "本期（按派单时间）派给该单位且仍由其负责的工单；不含重复件合并、直接办结、已退回待改派的工单。"
+ASSIGNED_DEFINITION = ("本期（按派单时间）派给该单位且仍由其负责的工单；不含重复件合并、直接办结、已退回待改派的工单。"
+                       "超时后退单的另计入响应率、按时办结率的分母，故应签收、应答复可多于派件量。")
 
 
 def cohort_conditions(now: dt.datetime) -> dict[str, tuple[ColumnElement, ColumnElement]]:
