@@ -25,9 +25,14 @@ async def test_the_wall_clock_keeps_the_system_zone_in_a_browser_set_to_utc(live
 
     await page.route("**/api/v1/tracker/supervision/overview", at_fixed)
     await page.goto(f"{live.url}/tracker/sup/wall")
-    # Drawn at once from the overview: Asia/Shanghai's 08:18:52, as the server renders it, not the browser's 00:18:52.
-    await page.wait_for_function("() => document.querySelector('#wall-time').textContent === '2026-11-25 08:18:52'",
-                                 timeout=15000)
+    # Drawn from the overview in Asia/Shanghai's time, as the server renders it (08:18:52), not the browser's
+    # (00:18:52), and then running on from it second by second until the next refresh.
+    shown = "() => document.querySelector('#wall-time').textContent"
+    await page.wait_for_function(f"() => ({shown})().startsWith('2026-11-25 08:1')", timeout=15000)
+    first = await page.evaluate(shown)
+    assert "2026-11-25 08:18:52" <= first < "2026-11-25 08:19:30", first
+    await page.wait_for_function(f"t => ({shown})() > t", arg=first, timeout=5000)
+    assert (await page.evaluate(shown)) < "2026-11-25 08:19:30"
     await context.close()
 
 

@@ -115,12 +115,16 @@
     var el = document.getElementById("wall");
     if (!el) { return; }
     var pie = window.echarts ? chart(document.getElementById("wall-channels")) : null;
+    var clock = document.getElementById("wall-time"), skew = null;
+    function showTime() {
+      if (skew !== null) { clock.textContent = stamp(new Date(Date.now() + skew), clock.dataset.tz); }
+    }
     function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%"; }
     function draw(o) {
       Array.prototype.forEach.call(el.querySelectorAll("[data-k]"), function (b) { b.textContent = o[b.dataset.k]; });
       Array.prototype.forEach.call(el.querySelectorAll("[data-rate]"), function (b) { b.textContent = pct(o.rates[b.dataset.rate]); });
-      var clock = document.getElementById("wall-time");
-      clock.textContent = stamp(new Date(o.at), clock.dataset.tz);
+      skew = Date.parse(o.at) - Date.now();  // the server's clock, which the figures are as of
+      showTime();
       if (pie) {
         pie.setOption({
           animation: false, color: PALETTE,
@@ -134,6 +138,7 @@
     function tick() { getJSON(el.dataset.src).then(draw).catch(function () {}); }
     tick();
     setInterval(tick, Number(el.dataset.refresh || 30) * 1000);
+    setInterval(showTime, 1000);  // the clock runs between refreshes, on the server's time
   }
 
   document.addEventListener("click", function (e) {
