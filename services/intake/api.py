@@ -182,8 +182,9 @@ NUMBER_AS_TYPED = 32
 
 class ProgressQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    number: str = Field(max_length=NUMBER_AS_TYPED, description="工单编号 (full-width characters, any dash and "
-                                                                 "spaces are read as the number)")
+    number: str = Field(max_length=NUMBER_AS_TYPED, description="工单编号 (full-width characters, any dash, "
+                                                                 "spaces, or the 19 digits alone are read as the "
+                                                                 "number)")
     phone_last4: str = Field(default="", max_length=8, description="last four digits of the phone number given")
     query_code: str = Field(default="", max_length=16,
                             description="查询码 from the receipt (ABCD-EFGH), instead of phone_last4")
@@ -207,15 +208,22 @@ def progress_view(found: tuple) -> dict:
 
     While a reply to an online channel waits for its rating (评价): `rating_link`, the one-time page where the
     citizen rates it, to a look-up proved by the query code only; one proved by the phone's last four digits,
-    which the handling unit sees too, gets `rating_needs_query_code` instead, so that no unit rates itself."""
+    which the handling unit sees too, gets `rating_needs_query_code` instead, so that no unit rates itself. A
+    repeat's own query code proves its caller for the ticket it was merged into too. `rating_expired` once the
+    link expired unused (a visitor calls instead), `rating_received` once the citizen rated through it and the
+    reply still waits for the visitor's call (a dissatisfied rating)."""
     row, into, by_code = found
     view = {"number": row.number, "state": row.state, "state_label": STATE_LABELS.get(row.state, row.state),
             "department": row.department, "reply_due": row.reply_due.isoformat() if row.reply_due else None,
             "reply": row.reply or row.answer}
     if link := service.rating_offered(row):
         view["rating_link" if by_code else "rating_needs_query_code"] = link if by_code else True
+    elif service.rating_expired(row):
+        view["rating_expired"] = True
+    elif service.rated_by_citizen(row):
+        view["rating_received"] = True
     if into is not None:  # its progress only to the same caller: an operator may link another's ticket
-        view["merged_into"] = progress_view((into, None, False)) if service.same_citizen(row, into) else {
+        view["merged_into"] = progress_view((into, None, by_code)) if service.same_citizen(row, into) else {
             "number": into.number}
     return view
 
@@ -251,8 +259,8 @@ async def progress(body: ProgressQuery, rt: RuntimeDep, request: Request) -> dic
     query code (查询码) the citizen got with the number (for those who gave no phone number).
 
     Answers only the state, the department, the deadline and the reply, and while the reply waits for the
-    citizen's rating (online channels), the link to rate it when the query code proved the look-up. A wrong number, wrong digits and a wrong code get
-    the same answer; full-width characters, any dash and spaces in the number or the proof are read as typed
-    plainly.
+    citizen's rating (online channels), the link to rate it when the query code proved the look-up. A wrong number,
+    wrong digits and a wrong code get the same answer; full-width characters, any dash and spaces in the number or
+    the proof are read as typed plainly, and so are the number's 19 digits typed alone.
     """
     return progress_view(await look_up(rt, request, body.number, body.query_code or body.phone_last4))

@@ -37,6 +37,7 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
     return [Subscription((topics.LIFECYCLE, topics.RECONCILE, topics.DIRECTORY), {
         "TicketTracked": service.on_tracked,
         "TicketAccepted": service.on_accepted,
+        "CitizenContacted": service.on_contacted,
         "TicketReplied": service.on_replied,
         "TicketReopened": service.on_reopened,
         "TicketClosed": service.on_closed,

@@ -258,7 +258,7 @@ def _ticket_row(r: _Request, ticket_id: UUID, number: str, query_code: str, even
         duplicate_of=r.duplicate_of, attachments=[a.model_dump(mode="json") for a in attachments] or None,
         # Columns set later by other events: listed so that every row of the multi-row insert has them.
         department=None, tracked_at=None, last_reconcile_at=None, reply=None, reply_due=None, status_at=None,
-        closed_at=None, resume_to=None, rating_link=None, rating_link_expires_at=None,
+        closed_at=None, resume_to=None, rating_link=None, rating_link_expires_at=None, rated_at=None,
     )
 
 
@@ -371,6 +371,13 @@ async def on_accepted(tx: Transaction, envelope: Envelope, payload) -> None:
         state=TicketState.SIGNED_FOR.value, department=payload.unit.name, status_at=envelope.occurred_at))
 
 
+async def on_contacted(tx: Transaction, envelope: Envelope, payload) -> None:
+    """联系市民: the unit recorded its call to the citizen; the look-up says 已联系, and a ticket set aside later goes
+    back to it, as the tracker's does."""
+    await tx.session.execute(update(tickets).where(_newer(envelope)).values(
+        state=TicketState.CONTACTED.value, department=payload.unit.name, status_at=envelope.occurred_at))
+
+
 async def on_replied(tx: Transaction, envelope: Envelope, payload) -> None:
     """答复: the department's reply, which the citizen may read on look-up."""
     await tx.session.execute(update(tickets).where(_newer(envelope)).values(
@@ -383,10 +390,12 @@ async def on_return_visit_due(tx: Transaction, envelope: Envelope, payload: Retu
     """待回访: a reply to a ticket from an online channel comes with a one-time link where the citizen rates it
     (评价). The look-up offers it while the reply waits for its rating; a citizen who left an e-mail address is
     also sent it (intake.mail), when outgoing mail is configured (`local`: the store's). Citizens who gave only
-    a phone are called back (method phone) and get no link. A late one (a later status is shown) changes nothing."""
+    a phone are called back (method phone) and get no link. A late one (a later status is shown, or the citizen
+    rated since) changes nothing."""
     if payload.method != "link" or not payload.link:
         return
-    offered = await tx.session.execute(update(tickets).where(_newer(envelope)).values(
+    unrated = or_(tickets.c.rated_at.is_(None), tickets.c.rated_at < envelope.occurred_at)
+    offered = await tx.session.execute(update(tickets).where(_newer(envelope), unrated).values(
         rating_link=payload.link, rating_link_expires_at=payload.link_expires_at)
                                        .returning(tickets.c.citizen_email))
     email = offered.scalar()
@@ -397,17 +406,19 @@ async def on_return_visit_due(tx: Transaction, envelope: Envelope, payload: Retu
 
 
 async def on_visit_recorded(tx: Transaction, envelope: Envelope, payload: ReturnVisitRecorded) -> None:
-    """回访 recorded: once the citizen has rated through the link, it is used up and no longer offered (a
-    dissatisfied rating waits for a visitor's call before the ticket is closed or reopened)."""
+    """回访 recorded: once the citizen has rated through the link, it is used up and no longer offered, and the
+    look-up says the rating arrived (a dissatisfied rating waits for a visitor's call before the ticket is closed or
+    reopened). The rating's own time, so that it is kept the same however often the event comes."""
     if payload.by == RATED_BY_CITIZEN:
-        await tx.session.execute(update(tickets).where(_newer(envelope)).values(rating_link=None))
+        await tx.session.execute(update(tickets).where(_newer(envelope)).values(
+            rating_link=None, rated_at=envelope.occurred_at))
 
 
 async def on_reopened(tx: Transaction, envelope: Envelope, payload) -> None:
     """重办: back to the department; the earlier reply no longer stands."""
     await tx.session.execute(update(tickets).where(_newer(envelope)).values(
         state=TicketState.REOPENED.value, department=payload.unit.name, reply=None, reply_due=payload.reply_due,
-        closed_at=None, rating_link=None, status_at=envelope.occurred_at))
+        closed_at=None, rating_link=None, rated_at=None, status_at=envelope.occurred_at))
 
 
 # ClockPaused's reason, as the state the tracker puts the ticket in: 待补充材料 or 挂账.
@@ -467,7 +478,8 @@ _CLOSED_STATE = {"answered_directly": TicketState.ANSWERED_DIRECTLY, "merged": T
 async def on_closed(tx: Transaction, envelope: Envelope, payload) -> None:
     state = _CLOSED_STATE.get(payload.outcome, TicketState.CLOSED)
     await tx.session.execute(update(tickets).where(_newer(envelope)).values(
-        state=state.value, closed_at=envelope.occurred_at, rating_link=None, status_at=envelope.occurred_at))
+        state=state.value, closed_at=envelope.occurred_at, rating_link=None, rated_at=None,
+        status_at=envelope.occurred_at))
 
 
 async def on_reconcile(tx: Transaction, envelope: Envelope, payload) -> None:
@@ -567,6 +579,18 @@ def rating_offered(row) -> str | None:
     if row.rating_link_expires_at is not None and row.rating_link_expires_at <= utcnow():
         return None
     return row.rating_link
+
+
+def rating_expired(row) -> bool:
+    """Whether the rating link of the reply the ticket `row` waits on expired unused: a visitor calls instead."""
+    return (row.state == TicketState.REPLIED and bool(row.rating_link) and row.rating_link_expires_at is not None
+            and row.rating_link_expires_at <= utcnow())
+
+
+def rated_by_citizen(row) -> bool:
+    """Whether the citizen rated, through its link, the reply the ticket `row` still waits on: a dissatisfied
+    rating, which a visitor's call checks before the ticket is closed or reopened."""
+    return row.state == TicketState.REPLIED and row.rated_at is not None
 
 
 def same_citizen(a, b) -> bool:

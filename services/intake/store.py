@@ -71,6 +71,10 @@ tickets = Table(
     Column("rating_link", Text, nullable=True),
     # Added by intake_0013: when that link stops working (ReturnVisitDue.link_expires_at; NULL: not said).
     Column("rating_link_expires_at", UTCDateTime, nullable=True),
+    # Added by intake_0014: when the citizen rated the reply through that link (ReturnVisitRecorded by the citizen),
+    # so that the look-up says the rating arrived while a dissatisfied one waits for the visitor's call; cleared, as
+    # the link is, when the ticket is closed or reopened.
+    Column("rated_at", UTCDateTime, nullable=True),
     UniqueConstraint("channel", "source_ref", name="uq_intake_tickets_source"),
 )
 Index("ix_intake_tickets_untracked", tickets.c.received_at, sqlite_where=tickets.c.tracked_at.is_(None),

@@ -85,7 +85,7 @@ async def test_an_online_citizen_is_offered_the_rating_link_on_the_page_and_by_m
     # the unit would rate itself.
     view, page = await look_up(desk, number)
     assert "rating_link" not in view and view["rating_needs_query_code"] is True
-    assert "/tracker/rate/" not in page and CTA not in page and "请用受理回执中的查询码查询本工单" in page
+    assert "/tracker/rate/" not in page and CTA not in page and "请用受理页面或受理回执邮件上的查询码查询本工单" in page
     view, page = await look_up(desk, number, r.json()["query_code"])
     link = view["rating_link"]
     assert view["state_label"] == "已答复" and view["reply"] == REPLY

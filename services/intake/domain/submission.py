@@ -32,8 +32,12 @@ def plain(text: str) -> str:
 
 
 def read_number(text: str) -> str | None:
-    """A ticket number as a citizen typed it (plain), or None if it cannot be one."""
+    """A ticket number as a citizen typed it (plain), or None if it cannot be one. Its 19 digits typed with spaces
+    for the dashes, or alone, are read as the number too (12345 20261125 000003, 1234520261125000003)."""
     number = plain(text)
+    digits = number.replace("-", "")
+    if len(digits) == 19 and digits.isascii() and digits.isdigit():
+        number = f"{digits[:5]}-{digits[5:13]}-{digits[13:]}"
     return number if re.match(NUMBER_PATTERN, number, re.ASCII) else None
 
 
