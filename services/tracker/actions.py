@@ -165,14 +165,18 @@ def rating_refused(row, link=None) -> ApiError | None:
                         "This ticket is finished: no rating is needed now. Thank you.")
     if row.state != S.REPLIED.value:
         return ApiError(410, "rating_not_needed",
-                        "该工单已转回承办单位重新办理（重办），现在无需评价；重新答复后会另发评价链接给您。",
-                        "The ticket is being handled again: no rating is needed now. A new link will come with "
-                        "the new reply.")
+                        "该工单已转回承办单位重新办理（重办），现在无需评价。重新答复后，可在“办理进度查询”页面"
+                        "凭工单编号和查询码评价；留了电子邮箱的，也会收到新的评价链接。",
+                        "The ticket is being handled again: no rating is needed now. Once it is replied anew, rate it "
+                        "on the progress page (办理进度查询) with the ticket number and query code; if you gave an "
+                        "e-mail address, a new link will be mailed to you too.")
     if link is not None and row.replied_at is not None and link.expires_at <= row.replied_at:
         return ApiError(410, "rating_not_needed",
-                        "该工单已重新办理并再次答复，此链接已不再使用，请通过随新答复发送的评价链接评价。",
-                        "The ticket was handled again and replied anew: this link is no longer used. Please rate "
-                        "through the link sent with the new reply.")
+                        "该工单已重新办理并再次答复，此链接已不再使用。请在“办理进度查询”页面凭工单编号和查询码评价；"
+                        "留了电子邮箱的，也可使用新答复邮件中的评价链接。",
+                        "The ticket was handled again and replied anew: this link is no longer used. Please rate on "
+                        "the progress page (办理进度查询) with the ticket number and query code, or, if you gave an "
+                        "e-mail address, through the link in the mail of the new reply.")
     return None
 
 

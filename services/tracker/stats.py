@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Boolean, String, and_, case, cast, func, literal, not_, null, or_, select, union_all
 from sqlalchemy.sql import ColumnElement, Select
 
+from jiesu.db import UTCDateTime
 from services.tracker.domain import lifecycle
 from services.tracker.store import code_names, return_visits, tickets, unit_log
 
@@ -406,23 +407,45 @@ def total_of(scores: list[Score]) -> Score:
 ITEM_KINDS = {"ticket": "本期派件", "late_return": "超时后退单", "visit": "回访", "assigned": "派件", "returned": "退单"}
 
 
+def figure_kind(measure: str, part: str) -> str:
+    """What every row of a figure's list stands for (an `ITEM_KINDS` key), whatever the list holds, even nothing:
+    "ticket" for a cohort figure, whose denominator may also hold late returns (`figure_items`)."""
+    rate = RATES.get(measure)
+    if rate is None or rate.source == "cohort":
+        return "ticket"
+    if rate.source == "visits":
+        return "visit"
+    return "returned" if part == "numerator" else "assigned"
+
+
 def figure_items(measure: str, part: str, period: Period, now: dt.datetime, unit: str | None) -> Select:
     """What one figure of the scorecard counts (numerator or denominator), one row for each thing counted, so that
     the list behind a figure has as many rows as the figure says: (ticket_id, item_at, item_kind, item_outcome,
-    item_caused, item_unit).
+    item_caused, item_unit, item_assigned_at, item_sign_for_due, item_signed_for_at, item_reply_due,
+    item_replied_at).
 
     A cohort figure counts tickets (`item_kind` "ticket", at their assignment), and its late returns
     (`late_return_conditions`) one row per return, as the figure adds them; a visit figure counts each return
     visit (回访, "visit", with its outcome and cause), a ticket visited twice twice; the return rate counts each
-    assignment ("assigned") or return ("returned") in the unit log. `item_unit` is the unit the row counts for."""
+    assignment ("assigned") or return ("returned") in the unit log. `item_unit` is the unit the row counts for.
+
+    The clocks (item_assigned_at … item_replied_at) are the ones the row was counted under: a ticket's own, a
+    return's as it kept them (NULL before tracker_0016), none for a visit or an assignment, so that a row never
+    shows what happened to the ticket after the thing it counts."""
     t, v, u = tickets.c, return_visits.c, unit_log.c
-    no_outcome, no_cause = cast(null(), String), cast(null(), Boolean)
+    no_outcome, no_cause, no_time = cast(null(), String), cast(null(), Boolean), cast(null(), UTCDateTime)
+    no_clocks = (no_time,) * 5
 
-    def row(ticket_id, at, kind: str, outcome, caused, unit_code):
+    def row(ticket_id, at, kind: str, outcome, caused, unit_code, clocks):
+        assigned_at, sign_for_due, signed_for_at, reply_due, replied_at = clocks
         return (ticket_id.label("ticket_id"), at.label("item_at"), literal(kind, String).label("item_kind"),
-                outcome.label("item_outcome"), caused.label("item_caused"), unit_code.label("item_unit"))
+                outcome.label("item_outcome"), caused.label("item_caused"), unit_code.label("item_unit"),
+                assigned_at.label("item_assigned_at"), sign_for_due.label("item_sign_for_due"),
+                signed_for_at.label("item_signed_for_at"), reply_due.label("item_reply_due"),
+                replied_at.label("item_replied_at"))
 
-    cohort = select(*row(t.ticket_id, t.assigned_at, "ticket", no_outcome, no_cause, t.lead_code))
+    cohort = select(*row(t.ticket_id, t.assigned_at, "ticket", no_outcome, no_cause, t.lead_code,
+                         (t.assigned_at, t.sign_for_due, t.signed_for_at, t.reply_due, t.replied_at)))
     if measure == "assigned":
         return cohort.where(*cohort_where(period, unit))
     if measure == "handling":
@@ -431,10 +454,11 @@ def figure_items(measure: str, part: str, period: Period, now: dt.datetime, unit
     if rate is None or part not in ("numerator", "denominator"):
         raise ValueError(measure)
     index = 0 if part == "numerator" else 1
+    kept = (u.assigned_at, u.sign_for_due, u.signed_for_at, u.reply_due, no_time)  # a return's clocks, as it kept them
     if rate.source == "cohort":
         counted = cohort.where(*cohort_where(period, unit), cohort_conditions(now)[measure][index])
         if index == 1 and measure in late_return_conditions():  # and the returns made late, as the figure adds them
-            late = select(*row(u.ticket_id, u.at, "late_return", no_outcome, no_cause, u.unit_code)).where(
+            late = select(*row(u.ticket_id, u.at, "late_return", no_outcome, no_cause, u.unit_code, kept)).where(
                 *late_return_where(period, unit), late_return_conditions()[measure])
             return union_all(counted, late)
         return counted
@@ -443,12 +467,14 @@ def figure_items(measure: str, part: str, period: Period, now: dt.datetime, unit
                  visit_conditions()[measure][index]]
         if unit:
             where.append(v.unit_code == unit)
-        return select(*row(v.ticket_id, v.at, "visit", v.outcome, v.department_caused, v.unit_code)).where(*where)
-    kind = "returned" if index == 0 else "assigned"
+        return select(*row(v.ticket_id, v.at, "visit", v.outcome, v.department_caused, v.unit_code, no_clocks)
+                      ).where(*where)
+    kind = figure_kind(measure, part)
     where = [u.at >= period.start, u.at < period.end, u.kind == kind]
     if unit:
         where.append(u.unit_code == unit)
-    return select(*row(u.ticket_id, u.at, kind, no_outcome, no_cause, u.unit_code)).where(*where)
+    return select(*row(u.ticket_id, u.at, kind, no_outcome, no_cause, u.unit_code,
+                       kept if kind == "returned" else no_clocks)).where(*where)
 
 
 def local_day(dialect: str, column, tz: ZoneInfo) -> ColumnElement:

@@ -201,17 +201,54 @@ async def ledger_bulk(request: Request, rt: RuntimeDep, user: Supervisor) -> Res
     if not numbers:
         return redirect_with(back, refused="未选择工单")
     if form.get("op") == "supervise":
+        level = str(form.get("level", "normal"))
         try:
-            orders, ordered_already = await order_many(rt, user, numbers, str(form.get("level", "normal")),
-                                                       str(form.get("reason", "")))
+            orders, ordered_already = await order_many(rt, user, numbers, level, str(form.get("reason", "")))
         except ApiError as exc:
             return redirect_with(back, refused=exc.zh)
-        msg = f"已下达督办单 {len(orders)} 件"
-        if ordered_already:
-            msg += f"；另有 {len(ordered_already)} 件已有待回复的督办单，未重复下达"
-    else:
-        msg = f"已催办 {await remind(rt, user, numbers, str(form.get('reason', ''))[:500])} 件"
+        key_wanted = await _normal_orders_only(rt, ordered_already) if level == KEY else []
+        said = _ordered_message(len(set(numbers)), orders, ordered_already, key_wanted)
+        return redirect_with(back, **({"done": said} if orders else {"refused": said}))
+    msg = f"已催办 {await remind(rt, user, numbers, str(form.get('reason', ''))[:500])} 件"
     return redirect_with(back, done=msg)
+
+
+NUMBERS_NAMED = 3  # of the tickets a message passes over: enough to find them, and the message stays short
+
+
+def _named(numbers: list[str]) -> str:
+    """Up to `NUMBERS_NAMED` ticket numbers, in order, for a message: 12345-…、12345-… 等."""
+    return "、".join(sorted(numbers)[:NUMBERS_NAMED]) + (" 等" if len(numbers) > NUMBERS_NAMED else "")
+
+
+def _ordered_message(selected: int, orders: list[str], ordered_already: list[str], key_wanted: list[str]) -> str:
+    """What the ledger's bulk 督办 says: how many orders were made, and which tickets were passed over because an
+    order of theirs awaits its answer (`order_many`), with the way to a 重点督办 for those whose waiting order is
+    only 一般督办 (`key_wanted`): the ticket page gives one whatever orders the ticket has."""
+    if not orders and not ordered_already:
+        return "未下达督办单：所选工单已不在办理中（已答复、办结或退回待改派），无需督办"
+    passed = f"已有待回复的督办单（{_named(ordered_already)}），未重复下达"
+    if orders:
+        msg = f"已下达督办单 {len(orders)} 件" + (f"；另有 {len(ordered_already)} 件{passed}" if ordered_already else "")
+    elif len(ordered_already) == selected:
+        msg = f"所选 {selected} 件均{passed}"
+    else:
+        msg = f"未下达督办单：所选工单中 {len(ordered_already)} 件{passed}，其余已不在办理中"
+    if key_wanted:
+        which = "均" if len(key_wanted) == len(ordered_already) else f"中 {len(key_wanted)} 件"
+        msg += f"。待回复的督办单{which}为一般督办，如需重点督办，请在工单页下达"
+    return msg
+
+
+async def _normal_orders_only(rt, numbers: list[str]) -> list[str]:
+    """Which of the tickets `numbers` have orders awaiting their answer, none of them 重点督办 (key)."""
+    if not numbers:
+        return []
+    o, t = supervision_orders.c, tickets.c
+    async with rt.store("tracker").db.reading() as s:
+        key = set((await s.execute(select(t.number).join(supervision_orders, o.ticket_id == t.ticket_id).where(
+            t.number.in_(numbers), o.level == KEY, *awaiting_answer()))).scalars())
+    return [n for n in numbers if n not in key]
 
 
 # --- 督办单 -----------------------------------------------------------------------------
@@ -510,8 +547,9 @@ async def figure_tickets(request: Request, rt: RuntimeDep, user: Supervisor, per
                          unit: Annotated[str, Query(max_length=32)] = "",
                          page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> HTMLResponse:
     """What one figure of the scorecard counts, a row for each (`stats.figure_items`): its tickets, or its return
-    visits, assignments or returns, each with its date and result; the head says how many, and of how many
-    tickets when a ticket counts more than once."""
+    visits, assignments or returns, each as it was when counted (the visit's result, the clocks a return kept); the
+    ticket as it is now only under 当前状态. The head says how many, and of how many tickets when a ticket counts more
+    than once."""
     p = _period(rt, period)
     now = utcnow()
     try:
@@ -522,8 +560,8 @@ async def figure_tickets(request: Request, rt: RuntimeDep, user: Supervisor, per
     async with rt.store("tracker").db.reading() as s:
         by_kind = dict((await s.execute(select(i.item_kind, func.count()).group_by(i.item_kind))).all())
         ticket_count = await s.scalar(select(func.count(i.ticket_id.distinct()))) or 0
-        rows = (await s.execute(select(i.item_at, i.item_kind, i.item_outcome, i.item_caused, i.item_unit, tickets)
-                                .join(tickets, tickets.c.ticket_id == i.ticket_id)
+        what_counted = [c for c in i if c.key != "ticket_id"]  # the ticket's own id comes with the ticket
+        rows = (await s.execute(select(*what_counted, tickets).join(tickets, tickets.c.ticket_id == i.ticket_id)
                                 .order_by(i.item_at.desc(), i.ticket_id).limit(100).offset((page_no - 1) * 100))).all()
         names = await stats.unit_names(s, [unit] if unit else [r.item_unit for r in rows])
     total = sum(by_kind.values())
@@ -532,12 +570,19 @@ async def figure_tickets(request: Request, rt: RuntimeDep, user: Supervisor, per
             else MEASURE_LABELS.get(measure, measure))
     unit_name = names.get(unit, unit) if unit else "全市"
     qs = urlencode({"period": p.key, "measure": measure, "part": part, "unit": unit})
-    events = any(kind != "ticket" for kind in by_kind) or bool(rate and rate.source != "cohort")
-    items = [{"t": queries.ticket_view(r, user, now), "at": r.item_at, "kind": _item_label(r),
-              "unit": names.get(r.item_unit, r.item_unit) if r.item_unit else "—"} for r in rows]
+    kinds = set(by_kind) or {stats.figure_kind(measure, part)}  # an empty list still says what it would hold
+    items = [{"t": queries.ticket_view(r, user, now), "kind_key": r.item_kind, "at": r.item_at,
+              "kind": _item_label(r), "unit": names.get(r.item_unit, r.item_unit) if r.item_unit else "—",
+              "assigned_at": r.item_assigned_at, "sign_for_due": r.item_sign_for_due,
+              "signed_for_at": r.item_signed_for_at, "reply_due": r.item_reply_due, "replied_at": r.item_replied_at}
+             for r in rows]
     return page(request, "tracker_sup_tickets.html", title=f"{p.label} {unit_name} {what}", what=what, p=p,
-                rate=rate, total=total, counted=_counted(by_kind, ticket_count), page_no=page_no, qs=qs,
-                unit_name=unit_name, outcomes=OUTCOME_LABELS, events=events, items=items)
+                rate=rate, total=total, counted=_counted(by_kind, ticket_count, kinds), page_no=page_no, qs=qs,
+                unit_name=unit_name, outcomes=OUTCOME_LABELS, events=kinds != {"ticket"},
+                # Which clocks the rows of events have: a unit's holding (a ticket, a return) has them, a visit or
+                # an assignment none; a reply only a ticket (a return is the unit's answer instead).
+                clocks=bool(kinds & {"ticket", "late_return", "returned"}), replies="ticket" in kinds,
+                nothing=_nothing(kinds), items=items)
 
 
 def _item_label(row) -> str:
@@ -549,18 +594,28 @@ def _item_label(row) -> str:
     return f"{label}：{OUTCOME_LABELS.get(row.item_outcome, row.item_outcome)}{cause}"
 
 
-def _counted(by_kind: dict[str, int], tickets_: int) -> str:
+def _counted(by_kind: dict[str, int], tickets_: int, kinds: set[str]) -> str:
     """How many things a figure's list holds, as the figure counts them, and of how many tickets when that differs:
-    共 9 件; 共 10 次回访，涉及 9 件工单; 共 3 项：本期派件 2 件，超时后退单 1 次，涉及 3 件工单."""
+    共 9 件; 共 10 次回访，涉及 9 件工单; 共 3 项：本期派件 2 件，超时后退单 1 次，涉及 3 件工单; 共 0 次退单 for a list
+    of returns with none (`kinds`: what its rows stand for)."""
     total = sum(by_kind.values())
-    if set(by_kind) <= {"ticket"}:
+    if kinds <= {"ticket"}:
         return f"共 {total} 件"
-    if len(by_kind) == 1:
-        kind = next(iter(by_kind))
-        return f"共 {total} 次{stats.ITEM_KINDS.get(kind, kind)}，涉及 {tickets_} 件工单"
+    if len(kinds) == 1:
+        kind = next(iter(kinds))
+        label = stats.ITEM_KINDS.get(kind, kind)
+        return f"共 {total} 次{label}，涉及 {tickets_} 件工单" if total else f"共 0 次{label}"
     parts = "，".join(f"{stats.ITEM_KINDS.get(k, k)} {n} {'件' if k == 'ticket' else '次'}"
                       for k, n in sorted(by_kind.items(), key=lambda kv: kv[0] != "ticket"))
     return f"共 {total} 项：{parts}，涉及 {tickets_} 件工单"
+
+
+def _nothing(kinds: set[str]) -> str:
+    """What an empty list of a figure says: 没有工单, 没有回访, 没有退单…"""
+    if kinds <= {"ticket"} or len(kinds) > 1:
+        return "没有工单"
+    kind = next(iter(kinds))
+    return f"没有{stats.ITEM_KINDS.get(kind, kind)}"
 
 
 # --- 趋势与热点 ---------------------------------------------------------------------------

@@ -187,8 +187,9 @@ async def test_the_ledgers_bulk_order_passes_over_tickets_whose_order_awaits_its
         r = await client.post("/tracker/sup/ledger/bulk", data={
             "number": [waiting, answered, closed], "op": "supervise", "level": "key", "reason": "超期未办"},
             follow_redirects=False)
-    assert httpx.URL(r.headers["location"]).params["done"] == (
-        "已下达督办单 2 件；另有 1 件已有待回复的督办单，未重复下达")
+    assert httpx.URL(r.headers["location"]).params["done"] == (  # the waiting order is 一般督办: 重点 is elsewhere
+        f"已下达督办单 2 件；另有 1 件已有待回复的督办单（{waiting}），未重复下达。"
+        "待回复的督办单均为一般督办，如需重点督办，请在工单页下达")
     async with rt.store("tracker").db.session() as s:
         orders = (await s.execute(select(tickets.c.number, func.count()).join(
             supervision_orders, supervision_orders.c.ticket_id == tickets.c.ticket_id).group_by(tickets.c.number)

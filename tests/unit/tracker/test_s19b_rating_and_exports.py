@@ -55,7 +55,7 @@ def test_a_link_of_a_ticket_sent_back_for_redo_says_it_is_being_handled_again(st
 def test_the_link_of_an_earlier_reply_points_to_the_new_one():
     first_reply = REPLIED_AT - dt.timedelta(days=4)
     refusal = rating_refused(_ticket("replied"), _link(first_reply, ended=first_reply + dt.timedelta(days=1)))
-    assert refusal.code == "rating_not_needed" and "请通过随新答复发送的评价链接评价" in refusal.zh
+    assert refusal.code == "rating_not_needed" and "请在“办理进度查询”页面凭工单编号和查询码评价" in refusal.zh
 
 
 # --- the bulletin's workbook ------------------------------------------------------------------------------------
