@@ -39,7 +39,7 @@ from schemas.events import (
 )
 from services.intake import bootstrap, service
 from services.intake.domain.submission import TicketSubmission
-from tests.integration.test_s19_citizen_progress import LINK, REPLY, UNIT, Ticket
+from tests.integration.test_citizen_progress_events import LINK, REPLY, UNIT, Ticket
 
 TZ = ZoneInfo("Asia/Shanghai")
 PHONE_HINT = "请用受理页面或受理回执邮件上的查询码查询本工单，即可在此评价；如留有邮箱，也可使用邮件中的评价链接。"

@@ -7,7 +7,7 @@ import pytest
 
 from schemas.enums import Role
 from services.tracker.store import tickets, unit_log
-from tests.integration.test_s19c_sup_lists_and_messages import X, X_LOG
+from tests.integration.test_sup_figure_lists_and_bulk_messages import X, X_LOG
 from tests.unit.tracker import sup_month as m
 
 pytestmark = pytest.mark.browser
