@@ -187,14 +187,16 @@ class ProgressQuery(BaseModel):
                                                                  "number)")
     phone_last4: str = Field(default="", max_length=8, description="last four digits of the phone number given")
     query_code: str = Field(default="", max_length=16,
-                            description="查询码 from the receipt (ABCD-EFGH), instead of phone_last4")
+                            description="查询码 shown when the ticket was received and in the receipt mail "
+                                        "(ABCD-EFGH), instead of phone_last4")
 
 
 NOT_FOUND = ApiError(404, "progress_not_found", "未查到：请核对工单编号，以及联系电话后四位或查询码",
                      "Not found: check the ticket number, and the last four digits of the phone number or the "
                      "query code")
-NO_PROOF = ApiError(422, "proof_required", "请填写联系电话后四位，或受理回执中的查询码",
-                    "Give the last four digits of the phone number, or the query code from the receipt",
+NO_PROOF = ApiError(422, "proof_required", "请填写联系电话后四位，或受理页面、受理回执邮件上的查询码",
+                    "Give the last four digits of the phone number, or the query code shown when the ticket was "
+                    "received",
                     fields=[{"field": "phone_last4", "type": "missing", "zh": "请填写联系电话后四位或查询码",
                              "en": "the last four digits of the phone number, or the query code"}])
 TOO_MANY = ApiError(429, "too_many_requests", "查询过于频繁，请稍后再试", "Too many look-ups; try again later",
