@@ -55,6 +55,16 @@ def batches_stay_whole(request):
 
 
 @pytest.fixture
+def outgoing():
+    """A real SMTP server on a free port that keeps what it is sent (tests/smtp_sink.py): (sink, port). A test makes
+    it fail for now (`failures`) or refuse a mailbox (`refused`)."""
+    from tests.smtp_sink import mail_server
+
+    with mail_server() as served:
+        yield served
+
+
+@pytest.fixture
 def sqlite_settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, secret_key="test-secret", outbox_poll_seconds=0.05, consumer_retries=2,
                     **FAST_GROUPS, _env_file=None)

@@ -218,12 +218,11 @@ def progress_view(found: tuple) -> dict:
     view = {"number": row.number, "state": row.state, "state_label": STATE_LABELS.get(row.state, row.state),
             "department": row.department, "reply_due": row.reply_due.isoformat() if row.reply_due else None,
             "reply": row.reply or row.answer}
-    if link := service.rating_offered(row):
+    stands, link = service.rating(row)
+    if stands == "offered":
         view["rating_link" if by_code else "rating_needs_query_code"] = link if by_code else True
-    elif service.rating_expired(row):
-        view["rating_expired"] = True
-    elif service.rated_by_citizen(row):
-        view["rating_received"] = True
+    elif stands is not None:
+        view[f"rating_{stands}"] = True  # rating_expired, rating_received
     if into is not None:  # its progress only to the same caller: an operator may link another's ticket
         view["merged_into"] = progress_view((into, None, by_code)) if service.same_citizen(row, into) else {
             "number": into.number}

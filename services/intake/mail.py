@@ -224,7 +224,7 @@ def invitations(rt: Runtime) -> DeliveryLoop:
     async def send(row) -> None:
         async with store.db.session() as s:
             ticket = (await s.execute(select(tickets).where(tickets.c.ticket_id == row.ticket_id))).one()
-        if service.rating_offered(ticket) != row.link:
+        if service.rating(ticket)[1] != row.link:
             log.info("rating invitation no longer due", ticket_id=str(row.ticket_id), state=ticket.state)
             return
         await asyncio.to_thread(send_mail, settings, rating_invitation(settings, ticket, row))

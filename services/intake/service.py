@@ -571,26 +571,18 @@ async def progress(store: ServiceStore, number: str, proof: str):
     return (row, True) if row.query_code and hmac.compare_digest(row.query_code, code) else None
 
 
-def rating_offered(row) -> str | None:
-    """The rating link (评价) the ticket `row` offers its citizen now: while its reply waits for the rating, and
-    until the link expires."""
-    if row.state != TicketState.REPLIED or not row.rating_link:
-        return None
-    if row.rating_link_expires_at is not None and row.rating_link_expires_at <= utcnow():
-        return None
-    return row.rating_link
-
-
-def rating_expired(row) -> bool:
-    """Whether the rating link of the reply the ticket `row` waits on expired unused: a visitor calls instead."""
-    return (row.state == TicketState.REPLIED and bool(row.rating_link) and row.rating_link_expires_at is not None
-            and row.rating_link_expires_at <= utcnow())
-
-
-def rated_by_citizen(row) -> bool:
-    """Whether the citizen rated, through its link, the reply the ticket `row` still waits on: a dissatisfied
-    rating, which a visitor's call checks before the ticket is closed or reopened."""
-    return row.state == TicketState.REPLIED and row.rated_at is not None
+def rating(row) -> tuple[str | None, str | None]:
+    """Where the citizen's rating (评价) of the reply the ticket `row` waits on stands, and the link to offer:
+    ("offered", link) while the one-time link works, ("expired", None) once it expired unused (a visitor calls
+    instead), ("received", None) once the citizen rated through it (a dissatisfied rating, which a visitor's call
+    checks before the ticket is closed or reopened); (None, None) otherwise."""
+    if row.state != TicketState.REPLIED:
+        return None, None
+    if row.rating_link:
+        if row.rating_link_expires_at is not None and row.rating_link_expires_at <= utcnow():
+            return "expired", None
+        return "offered", row.rating_link
+    return ("received", None) if row.rated_at is not None else (None, None)
 
 
 def same_citizen(a, b) -> bool:

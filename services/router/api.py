@@ -368,11 +368,11 @@ async def directory_import(request: Request, rt: RuntimeDep, user: Admin,
     except service.DirectoryUnchanged as same:
         note = "；注释或格式的修改不单独保存" if same.text_differs else ""
         return await _directory_page(request, rt, draft=content if same.text_differs else None, message=(
-            f"内容与现行版本（{same.directory.version} · #{same.version_id}）相同，未新建版本{note}"))
+            f"{same.zh}{note}"))
     except service.UnitsStillHandling as exc:  # the admin may confirm and send it again
         return await _directory_page(request, rt, error=str(exc), draft=content, confirm_removal=True)
     except (DirectoryError, ValueError) as exc:  # YAML or cross-reference errors: nothing changes
         return await _directory_page(request, rt, error=str(exc), draft=content)
     state = rt.state["router"]  # in force here at once; intake is owed it with the version (import_directory)
     state.directory_version_id, state.directory = version_id, directory
-    return await _directory_page(request, rt, message=f"已启用版本 {directory.version} · #{version_id}：{summary}")
+    return await _directory_page(request, rt, message=f"已启用版本 {service.version_label(directory, version_id)}：{summary}")

@@ -42,8 +42,7 @@ def directory_command(args, settings) -> int:
                         store, Path(args.file).read_text(encoding="utf-8"), by="cli",
                         remove_units_with_open_work=getattr(args, "remove_units_with_open_work", False))
                 except service.DirectoryUnchanged as same:
-                    print(f"内容与现行版本（{same.directory.version} · #{same.version_id}）相同，未新建版本 / "
-                          f"same as the version in force (#{same.version_id}): nothing imported")
+                    print(f"{same.zh} / same as the version in force (#{same.version_id}): nothing imported")
                     return 0
                 except service.UnitsStillHandling as exc:
                     print(f"{exc}\n（确需删除请加 --remove-units-with-open-work / add --remove-units-with-open-work "
@@ -52,7 +51,7 @@ def directory_command(args, settings) -> int:
                 except DirectoryError as exc:
                     print(f"目录有误，未导入 / directory rejected, nothing changed:\n{exc}", file=sys.stderr)
                     return 1
-                print(f"已导入版本 {directory.version} · #{version_id} / imported: {summary}")
+                print(f"已导入版本 {service.version_label(directory, version_id)} / imported: {summary}")
             elif args.action == "export":
                 from sqlalchemy import select
 

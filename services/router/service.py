@@ -437,6 +437,16 @@ class DirectoryUnchanged(Exception):
         super().__init__(f"same as directory version {version_id}")
         self.version_id, self.directory, self.text_differs = version_id, directory, text_differs
 
+    @property
+    def zh(self) -> str:
+        """What the page and the CLI say of it."""
+        return f"内容与现行版本（{version_label(self.directory, self.version_id)}）相同，未新建版本"
+
+
+def version_label(directory: Directory, version_id: int | None) -> str:
+    """A directory version as people name it: its own version, and the import's number (2026.1 · #3)."""
+    return f"{directory.version} · #{version_id}" if version_id else str(directory.version)
+
 
 class DirectoryChangedMeanwhile(DirectoryError):
     """Another import was activated while this one was checked: nothing is written; check it against that one."""

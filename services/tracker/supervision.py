@@ -160,9 +160,11 @@ def awaiting_answer() -> list[ColumnElement[bool]]:
     return [o.responded_at.is_(None), o.closed_at.is_(None)]
 
 
-async def order_many(rt, user: User, numbers: list[str], level: str, reason: str) -> tuple[list[str], list[str]]:
-    """督办单 for each ticket, through the same path as the ticket page (SupervisionOrdered): the orders made, and
-    the numbers of the tickets passed over because an order of theirs still awaits its answer (`awaiting_answer`).
+async def order_many(rt, user: User, numbers: list[str], level: str,
+                     reason: str) -> tuple[list[str], list[str], list[str]]:
+    """督办单 for each ticket, through the same path as the ticket page (SupervisionOrdered): the orders made, the
+    numbers of the tickets passed over because an order of theirs still awaits its answer (`awaiting_answer`), and
+    those of them whose waiting orders are all 一般督办 (the ticket page gives a 重点督办 whatever orders wait).
     Such a ticket's unit owes that answer already, and escalation presses it when late (逾期升级): a second order
     would only stack another date, notice and escalation on the same matter. An order answered may be followed by
     another, as the office sees fit.
@@ -173,24 +175,28 @@ async def order_many(rt, user: User, numbers: list[str], level: str, reason: str
     if level not in ("normal", "key") or not reason.strip():
         raise ApiError(422, "invalid_input", "请选择督办级别并写明原因", "Choose a level and give a reason")
     clocks = rt.state["tracker"].clocks
-    done, ordered_already = [], []
+    done, ordered_already, normal_only = [], [], []
     async with rt.store("tracker").transaction() as tx:
         stmt = select(tickets).where(tickets.c.number.in_(numbers)).order_by(tickets.c.ticket_id)
         if tx.session.bind.dialect.name == "postgresql":
             stmt = stmt.with_for_update(of=tickets)
         rows = (await tx.session.execute(stmt)).all()
         o = supervision_orders.c
-        waiting = set((await tx.session.execute(select(o.ticket_id).where(
-            o.ticket_id.in_([row.ticket_id for row in rows]), *awaiting_answer()))).scalars())
+        waiting: dict = {}  # ticket → whether one of its orders awaiting an answer is 重点督办
+        for ticket_id, order_level in (await tx.session.execute(select(o.ticket_id, o.level).where(
+                o.ticket_id.in_([row.ticket_id for row in rows]), *awaiting_answer()))).all():
+            waiting[ticket_id] = waiting.get(ticket_id, False) or order_level == KEY
         for row in rows:
             if not row.lead_code or row.state not in stats.OPEN:
                 continue
             if row.ticket_id in waiting:
                 ordered_already.append(row.number)
+                if not waiting[row.ticket_id]:
+                    normal_only.append(row.number)
                 continue
             done.append(await timers.order_supervision(tx, clocks, row, level=level, by=user.username,
                                                        reason=reason.strip()))
-    return done, ordered_already
+    return done, ordered_already, normal_only
 
 
 @sup.post("/ledger/bulk")
@@ -203,10 +209,11 @@ async def ledger_bulk(request: Request, rt: RuntimeDep, user: Supervisor) -> Res
     if form.get("op") == "supervise":
         level = str(form.get("level", "normal"))
         try:
-            orders, ordered_already = await order_many(rt, user, numbers, level, str(form.get("reason", "")))
+            orders, ordered_already, normal_only = await order_many(rt, user, numbers, level,
+                                                                    str(form.get("reason", "")))
         except ApiError as exc:
             return redirect_with(back, refused=exc.zh)
-        key_wanted = await _normal_orders_only(rt, ordered_already) if level == KEY else []
+        key_wanted = normal_only if level == KEY else []
         said = _ordered_message(len(set(numbers)), orders, ordered_already, key_wanted)
         return redirect_with(back, **({"done": said} if orders else {"refused": said}))
     msg = f"已催办 {await remind(rt, user, numbers, str(form.get('reason', ''))[:500])} 件"
@@ -238,17 +245,6 @@ def _ordered_message(selected: int, orders: list[str], ordered_already: list[str
         which = "均" if len(key_wanted) == len(ordered_already) else f"中 {len(key_wanted)} 件"
         msg += f"。待回复的督办单{which}为一般督办，如需重点督办，请在工单页下达"
     return msg
-
-
-async def _normal_orders_only(rt, numbers: list[str]) -> list[str]:
-    """Which of the tickets `numbers` have orders awaiting their answer, none of them 重点督办 (key)."""
-    if not numbers:
-        return []
-    o, t = supervision_orders.c, tickets.c
-    async with rt.store("tracker").db.reading() as s:
-        key = set((await s.execute(select(t.number).join(supervision_orders, o.ticket_id == t.ticket_id).where(
-            t.number.in_(numbers), o.level == KEY, *awaiting_answer()))).scalars())
-    return [n for n in numbers if n not in key]
 
 
 # --- 督办单 -----------------------------------------------------------------------------

@@ -18,17 +18,10 @@ from schemas.enums import Role
 from services.intake.store import rate_limits
 from tests.integration.test_tracker_notifications import _until
 from tests.integration.test_tracker_workflow import CALL, REPLY, Desk, bearer
-from tests.smtp_sink import mail_server
 
 EMAIL = "zhangwei@example.cn"
 FULL_WIDTH = str.maketrans("0123456789-", "０１２３４５６７８９－")
 CTA = "评价办理结果"
-
-
-@pytest.fixture
-def outgoing():
-    with mail_server() as served:
-        yield served
 
 
 @pytest.fixture

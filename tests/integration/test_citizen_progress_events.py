@@ -41,7 +41,6 @@ from services.intake import bootstrap, mail, service
 from services.intake.api import progress_view
 from services.intake.domain.submission import TicketSubmission
 from services.intake.store import rating_invitations, tickets
-from tests.smtp_sink import mail_server
 
 TZ = ZoneInfo("Asia/Shanghai")
 UNIT = UnitRef(code="S-01-03", name="解放路街道")
@@ -50,12 +49,6 @@ REPLY = "经现场核实，路灯线路老化，已于今日更换，恢复照�
 LINK = "https://12345.city.example/tracker/rate/eyJ0IjoiMSJ9.first"
 LATER_LINK = "https://12345.city.example/tracker/rate/eyJ0IjoiMSJ9.second"
 EMAIL = "lina@example.cn"
-
-
-@pytest.fixture
-def outgoing():
-    with mail_server() as served:
-        yield served
 
 
 @pytest.fixture

@@ -196,5 +196,5 @@ async def test_the_ledgers_bulk_order_passes_over_tickets_whose_order_awaits_its
         )).all()
     assert dict(orders) == {waiting: 1, answered: 2, closed: 2}
 
-    made, passed_over = await supervision.order_many(rt, OFFICE, [waiting, answered, closed], "normal", "仍未办结")
+    made, passed_over, _ = await supervision.order_many(rt, OFFICE, [waiting, answered, closed], "normal", "仍未办结")
     assert made == [] and sorted(passed_over) == sorted([waiting, answered, closed])  # each has one waiting now

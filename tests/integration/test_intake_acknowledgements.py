@@ -27,16 +27,8 @@ from services.intake.domain.submission import TicketSubmission
 from services.intake.store import acknowledgements, tickets
 from tests.integration.test_intake_email import number_of, send
 from tests.integration.test_tracker_notifications import _until
-from tests.smtp_sink import mail_server
 
 TZ = ZoneInfo("Asia/Shanghai")
-
-
-@pytest.fixture
-def outgoing():
-    """The citizens' mail servers: a test makes them fail for now (`failures`) or refuse a mailbox (`refused`)."""
-    with mail_server() as served:
-        yield served
 
 
 @pytest.fixture

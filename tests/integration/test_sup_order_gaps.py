@@ -357,7 +357,7 @@ async def test_an_order_given_while_the_unit_returns_the_ticket_is_not_made_on_t
             await handlers.release_orders(returning, ticket_id)
             ordering = asyncio.create_task(supervision.order_many(rt, OFFICE, [number], "key", "群众反映强烈"))
             await asyncio.sleep(0.5)  # the ledger's order reads the ticket meanwhile
-        assert await ordering == ([], [])
+        assert await ordering == ([], [], [])
         async with store.db.session() as s:
             orders = (await s.execute(select(supervision_orders.c.order_no, supervision_orders.c.released_at)
                                       .where(supervision_orders.c.ticket_id == ticket_id))).all()
