@@ -28,13 +28,7 @@ from services.tracker import web as tracker_web
 from services.tracker.notify import DeliveryWorker, notify, purge_deliveries
 from services.tracker.store import deliveries, notifications, ticket_units, tickets, unit_contacts
 from tests.integration.test_delivery_failures import GONE, receivers  # noqa: F401 (receivers is a fixture)
-from tests.integration.test_intake_acknowledgements import (  # noqa: F401 (outgoing is a fixture)
-    NOBODY,
-    REFUSAL,
-    TZ,
-    form,
-    outgoing,
-)
+from tests.integration.test_intake_acknowledgements import NOBODY, REFUSAL, TZ, form
 
 UNIT = "M-CGW"
 NUMBER = "12345-20261125-000001"
