@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
+from collections.abc import Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -50,13 +51,16 @@ from services.tracker.domain.lifecycle import (
     ACTION_LABELS,
     AWAITING_DISPATCH,
     CITIZEN,
+    KEEPS_SET_ASIDE,
     Action,
     TERMINAL,
     ActionNotPermitted,
     TransitionRefused,
     decide,
+    next_state,
     set_aside_from,
 )
+from services.tracker.domain.escalation import KEY
 from services.tracker.domain.replies import reply_problem
 from services.tracker.domain.sla import (
     Deadlines,
@@ -69,6 +73,7 @@ from services.tracker.domain.sla import (
 )
 from services.tracker.handlers import Clocks, release_orders
 from services.tracker.notify import notify
+from services.tracker.queries import levels_awaiting_answer
 from services.tracker.store import extensions, return_visits, ticket_units, tickets, timeline, unit_log, visit_links
 
 PRODUCER = "tracker"
@@ -128,6 +133,24 @@ def supervision_refused(user: User, row) -> ApiError | None:
         return ApiError(409, "no_unit", "工单尚无承办单位（待派单），请派单后再下达督办单",
                         "The ticket has no unit yet (it waits for a dispatcher): dispatch it first")
     return None
+
+
+def order_stacks(level: str, waiting: Collection[str]) -> ApiError | None:
+    """Why an order at `level` would stack on the ticket's orders awaiting their answer (`waiting`: their levels),
+    or None when it would not: no order waits, or 重点督办 is asked over 一般督办 ones only (the office presses
+    harder). The unit owes that answer already, and escalation presses it when late (逾期升级): another order no
+    weightier would only stack another date, notice and escalation on the same matter."""
+    if not waiting or (level == KEY and KEY not in waiting):
+        return None
+    if KEY in waiting:
+        return ApiError(409, "order_awaiting_answer",
+                        "工单已有待回复的重点督办单，不再重复下达：请等待承办单位回复，逾期未回复的系统将升级催办",
+                        "A key supervision order of this ticket still awaits the unit's response: wait for it; "
+                        "one left unanswered past its date is escalated")
+    return ApiError(409, "order_awaiting_answer",
+                    "工单已有待回复的一般督办单，不再重复下达一般督办：请等待承办单位回复，或改为重点督办",
+                    "A normal supervision order of this ticket still awaits the unit's response: wait for it, or "
+                    "order key supervision (重点督办) instead")
 
 
 def note_refused(user: User, row) -> ApiError | None:
@@ -208,8 +231,13 @@ class Tracker:
             return row
 
     async def contact(self, user: User, ref: str, note: str) -> dict:
+        """联系市民, also while an extension request waits for its decision (KEEPS_SET_ASIDE): the request stands, and
+        the decision takes the ticket back to 已联系 instead of where it was asked from."""
         async with self._act(user, ref, Action.CONTACT) as (tx, row, state):
-            row = await self._save(tx, row, state=state, contacted_at=row.contacted_at or utcnow())
+            values = {"state": state, "contacted_at": row.contacted_at or utcnow()}
+            if (S(row.state), Action.CONTACT) in KEEPS_SET_ASIDE:
+                values["resume_to"] = next_state(_resume_to(row), Action.CONTACT).value
+            row = await self._save(tx, row, **values)
             await self._emit(tx, row, CitizenContacted(unit=_unit(row), note=note, by=user.username), user,
                              "联系市民" + (f"：{note}" if note else ""))
             await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)
@@ -375,6 +403,9 @@ class Tracker:
         async with self.store.transaction() as tx:
             row = await self._load(tx, user, ref, for_update=True)  # as returns, closes and moves lock it
             if refusal := supervision_refused(user, row):
+                raise refusal
+            waiting = await levels_awaiting_answer(tx.session, [row.ticket_id])
+            if refusal := order_stacks(level, waiting.get(row.ticket_id, set())):
                 raise refusal
             await timers.order_supervision(tx, self.clocks, row, level=level, by=user.username, reason=reason)
             return await self._save(tx, row)

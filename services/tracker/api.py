@@ -143,7 +143,8 @@ async def sign_for(ref: str, rt: RuntimeDep, user: Department) -> dict:
 
 @api.post("/tickets/{ref}/contact")
 async def contact(ref: str, body: Note, rt: RuntimeDep, user: Department) -> dict:
-    """联系市民: record that the citizen was contacted, and what was agreed."""
+    """联系市民: record that the citizen was contacted, and what was agreed; also while an extension request waits for
+    the office, which then takes the ticket back to `contacted`."""
     return await _answer(rt, user, await tracker(rt).contact(user, ref, body.note))
 
 
@@ -211,7 +212,8 @@ async def return_visit(ref: str, body: VisitIn, rt: RuntimeDep, user: Visitor) -
 
 @api.post("/tickets/{ref}/supervise")
 async def supervise(ref: str, body: SuperviseIn, rt: RuntimeDep, user: Supervisor) -> dict:
-    """督办单, by hand (the system orders one by itself after 1 working day overdue)."""
+    """督办单, by hand (the system orders one by itself after 1 working day overdue). Refused (409
+    `order_awaiting_answer`) while an order of the ticket awaits its unit's answer, but for `key` over `normal` ones."""
     return await _answer(rt, user, await tracker(rt).supervise(user, ref, body.level, body.reason))
 
 

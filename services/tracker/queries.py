@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 
 from jiesu import attachment_grants, audit
 from jiesu.db import one_of
@@ -20,7 +20,7 @@ from jiesu.privacy import mask_contact_in, mask_name, mask_phone
 from schemas.enums import Role
 from services.tracker import stats
 from services.tracker.store import code_names as code_names_table
-from services.tracker.store import messaging, ticket_units, tickets, timeline
+from services.tracker.store import messaging, supervision_orders, ticket_units, tickets, timeline
 
 
 async def code_names(session) -> dict[str, str]:
@@ -370,3 +370,22 @@ async def record_phone_search(session, user: User, phone: str, found: int) -> No
     """Looking tickets up by a caller's number is a view of personal data too."""
     await audit.record(session, messaging.audit, "search_by_phone",
                        details={"role": user.role.value, "phone": mask_phone(phone), "found": found})
+
+
+# --- supervision orders -----------------------------------------------------------------
+
+def awaiting_answer() -> list[ColumnElement[bool]]:
+    """An order its unit has not answered (督办回复) and the office has not closed (销号): the orders page's 待回复."""
+    o = supervision_orders.c
+    return [o.responded_at.is_(None), o.closed_at.is_(None)]
+
+
+async def levels_awaiting_answer(session, ticket_ids) -> dict[uuid.UUID, set[str]]:
+    """The tickets among `ticket_ids` with orders awaiting their answer (`awaiting_answer`), each with those orders'
+    levels (一般督办 normal, 重点督办 key)."""
+    o = supervision_orders.c
+    waiting: dict[uuid.UUID, set[str]] = {}
+    for ticket_id, level in (await session.execute(select(o.ticket_id, o.level).where(
+            o.ticket_id.in_(list(ticket_ids)), *awaiting_answer()))).all():
+        waiting.setdefault(ticket_id, set()).add(level)
+    return waiting

@@ -29,6 +29,7 @@ from schemas.enums import CHANNEL_LABELS, KIND_LABELS, Role
 from schemas.events import new_event_id, utcnow
 from services.tracker import hotspots as hot, queries, reports, rollup, stats, timers
 from services.tracker.actions import OUTCOME_LABELS
+from services.tracker.queries import awaiting_answer, levels_awaiting_answer
 from services.tracker.domain.escalation import KEY, RELEASE_REASONS, Escalation, escalated_due, released
 from services.tracker.ledger import LATENESS, SORTS, LedgerFilter, LedgerHub, ledger
 from services.tracker.notify import notify, notify_many
@@ -154,17 +155,11 @@ async def remind(rt, user: User, numbers: list[str], message: str) -> int:
     return sent
 
 
-def awaiting_answer() -> list[ColumnElement[bool]]:
-    """An order its unit has not answered (督办回复) and the office has not closed (销号): the orders page's 待回复."""
-    o = supervision_orders.c
-    return [o.responded_at.is_(None), o.closed_at.is_(None)]
-
-
 async def order_many(rt, user: User, numbers: list[str], level: str,
                      reason: str) -> tuple[list[str], list[str], list[str]]:
     """督办单 for each ticket, through the same path as the ticket page (SupervisionOrdered): the orders made, the
     numbers of the tickets passed over because an order of theirs still awaits its answer (`awaiting_answer`), and
-    those of them whose waiting orders are all 一般督办 (the ticket page gives a 重点督办 whatever orders wait).
+    those of them whose waiting orders are all 一般督办 (the ticket page gives a 重点督办 over those: `order_stacks`).
     Such a ticket's unit owes that answer already, and escalation presses it when late (逾期升级): a second order
     would only stack another date, notice and escalation on the same matter. An order answered may be followed by
     another, as the office sees fit.
@@ -181,17 +176,13 @@ async def order_many(rt, user: User, numbers: list[str], level: str,
         if tx.session.bind.dialect.name == "postgresql":
             stmt = stmt.with_for_update(of=tickets)
         rows = (await tx.session.execute(stmt)).all()
-        o = supervision_orders.c
-        waiting: dict = {}  # ticket → whether one of its orders awaiting an answer is 重点督办
-        for ticket_id, order_level in (await tx.session.execute(select(o.ticket_id, o.level).where(
-                o.ticket_id.in_([row.ticket_id for row in rows]), *awaiting_answer()))).all():
-            waiting[ticket_id] = waiting.get(ticket_id, False) or order_level == KEY
+        waiting = await levels_awaiting_answer(tx.session, [row.ticket_id for row in rows])
         for row in rows:
             if not row.lead_code or row.state not in stats.OPEN:
                 continue
             if row.ticket_id in waiting:
                 ordered_already.append(row.number)
-                if not waiting[row.ticket_id]:
+                if KEY not in waiting[row.ticket_id]:
                     normal_only.append(row.number)
                 continue
             done.append(await timers.order_supervision(tx, clocks, row, level=level, by=user.username,
@@ -231,7 +222,7 @@ def _named(numbers: list[str]) -> str:
 def _ordered_message(selected: int, orders: list[str], ordered_already: list[str], key_wanted: list[str]) -> str:
     """What the ledger's bulk 督办 says: how many orders were made, and which tickets were passed over because an
     order of theirs awaits its answer (`order_many`), with the way to a 重点督办 for those whose waiting order is
-    only 一般督办 (`key_wanted`): the ticket page gives one whatever orders the ticket has."""
+    only 一般督办 (`key_wanted`): the ticket page gives one over those (`order_stacks`)."""
     if not orders and not ordered_already:
         return "未下达督办单：所选工单已不在办理中（已答复、办结或退回待改派），无需督办"
     passed = f"已有待回复的督办单（{_named(ordered_already)}），未重复下达"

@@ -27,7 +27,7 @@ from schemas.enums import TicketState as S
 from schemas.events import DeadlineMissed, DeadlineWarning, Envelope, SupervisionOrdered, UnitRef, utcnow
 from services.tracker import notify as notifications
 from services.tracker.domain.lifecycle import set_aside_from
-from services.tracker.queries import tickets_by_id
+from services.tracker.queries import levels_awaiting_answer, tickets_by_id
 from services.tracker.store import supervision_orders, tickets, timeline, timers
 
 log = get_logger(__name__)
@@ -230,6 +230,10 @@ class TimerLoop:
             await notifications.notify(tx, settings, row, row.lead_code, "overdue",
                                        f"催办：工单 {row.number} 已超过答复期限，请尽快答复。")
         elif kind == "overdue_supervision" and state in RUNNING | {S.ASSIGNED}:
+            if (await levels_awaiting_answer(tx.session, [row.ticket_id])).get(row.ticket_id):
+                # An order of the ticket awaits its answer already (the office ordered before the deadline, or the
+                # deadline moved on since): escalation presses that one when late, a second would only stack on it.
+                return
             # Due a working day after the deadline; later when the tracker was down: say how late it really is.
             late = max(1, self.clocks.calendar.working_days_between(row.reply_due, now)) if row.reply_due else 1
             await order_supervision(tx, self.clocks, row, level="normal", by="system",

@@ -10,6 +10,8 @@ itself, and a recorded visit returns to the visit queue saying what followed.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
 
@@ -26,9 +28,10 @@ from schemas.enums import CHANNEL_LABELS, RETURN_REASONS, ROLE_LABELS, ROUTING_M
 from schemas.events import utcnow
 from services.tracker import queries, stats
 from services.tracker.actions import (OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, closes_when_unreachable,
-                                      extension_refused, note_refused, supervision_refused, visit_message)
+                                      extension_refused, note_refused, order_stacks,
+                                      supervision_refused, visit_message)
 from services.tracker.domain.lifecycle import allowed_actions, may
-from services.tracker.domain.sla import NONE_ALLOWED, SlaPolicy
+from services.tracker.domain.sla import SlaPolicy
 from services.tracker.notify import KIND_LABELS, resend_all, resend_delivery
 from services.tracker.store import deliveries, extensions, notifications, supervision_orders, tickets
 
@@ -175,36 +178,62 @@ def _next_actions(user: User, row) -> set[str]:
     return {a.value for a in allowed_actions(TicketState(row.state)) if may(user.role.value, a) and lead}
 
 
-def offered_actions(user: User, row, policy: SlaPolicy) -> set[str]:
+ORDER_LEVELS = {"normal": "一般督办", "key": "重点督办"}
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What the ticket page offers `user` on a ticket, and the lines that say why a form is left out or narrowed."""
+
+    actions: set[str]  # the forms (`offered_actions`)
+    no_extension: str = ""  # why 申请延期 is left out, to a unit that would ask for it (`extension_hint`)
+    order_levels: tuple[str, ...] = ()  # the levels the 督办 form offers (ORDER_LEVELS)
+    no_order: str = ""  # why a level, or the whole form, is left out: an order awaiting its answer (`order_stacks`)
+
+
+def offer(user: User, row, policy: SlaPolicy, waiting: Collection[str] = ()) -> Offer:
     """The forms the ticket page offers `user` on the ticket `row`: the lifecycle's next actions their role may take
     (a department only on the tickets it leads), but no extension (延期) the rules refuse whatever it asks
     (`extension_refused`), and a note or a supervision order where the action would accept it (`note_refused`,
-    `supervision_refused`): the same answers as the actions'."""
+    `supervision_refused`, and `order_stacks` given the levels of the ticket's orders awaiting their answer,
+    `waiting`): the same answers as the actions'."""
     can = _next_actions(user, row)
-    if "request_extension" in can and extension_refused(policy, row) is not None:
-        can.discard("request_extension")  # the page says why instead (extension_hint)
+    no_extension = ""
+    if "request_extension" in can and (refusal := extension_refused(policy, row)) is not None:
+        can.discard("request_extension")  # the page says why instead
+        no_extension = _why_no_extension(row, policy, refusal)
     if note_refused(user, row) is None:
         can.add("note")
+    levels: tuple[str, ...] = ()
+    no_order = ""
     if supervision_refused(user, row) is None:
-        can.add("supervise")
-    return can
+        stacking = {level: order_stacks(level, waiting) for level in ORDER_LEVELS}
+        levels = tuple(level for level, refusal in stacking.items() if refusal is None)
+        no_order = next((refusal.zh for refusal in stacking.values() if refusal is not None), "")
+        if levels:
+            can.add("supervise")
+    return Offer(can, no_extension, levels, no_order)
+
+
+def offered_actions(user: User, row, policy: SlaPolicy, waiting: Collection[str] = ()) -> set[str]:
+    """The forms the ticket page offers (`offer`)."""
+    return offer(user, row, policy, waiting).actions
 
 
 def extension_hint(user: User, row, policy: SlaPolicy) -> str:
     """What the ticket page says where it would offer 申请延期 but the rules refuse every extension of the ticket
-    (`offered_actions` leaves the form out): why, in a line; else nothing."""
-    if "request_extension" not in _next_actions(user, row):
-        return ""
-    refusal = extension_refused(policy, row)
-    if refusal is None:
-        return ""
-    if refusal.zh == NONE_ALLOWED[0]:  # the rule allows none at all: say which rule
-        if row.reopened:
-            return "重办工单须在重办期限内答复，不能申请延期。"
-        if row.urgency == "urgent":
-            return "紧急事项须按时限答复，不能申请延期。"
-        return "该事项不能申请延期。"
-    return f"不能再申请延期：{refusal.zh}"  # used up, or the total reply time would be too long
+    (`offer` leaves the form out): why, in a line; else nothing."""
+    return offer(user, row, policy).no_extension
+
+
+def _why_no_extension(row, policy: SlaPolicy, refusal: ApiError) -> str:
+    """Why the rules refuse every extension of the ticket `row` (`refusal`), in a line for the unit: where its rule
+    allows none at all (重办 never does), which rule; else the limit it reached (used up, or the total too long)."""
+    if row.reopened:
+        return "重办工单须在重办期限内答复，不能申请延期。"
+    if policy.rule_for(row.kind or "complaint", row.urgency or "normal").max_extensions == 0:
+        return "紧急事项须按时限答复，不能申请延期。" if row.urgency == "urgent" else "该事项不能申请延期。"
+    return f"不能再申请延期：{refusal.zh}"
 
 
 async def _ticket_context(rt, user: User, ref: str) -> dict:
@@ -222,14 +251,17 @@ async def _ticket_context(rt, user: User, ref: str) -> dict:
         if user.has(Role.SUPERVISOR) or user.role == Role.DEPARTMENT:
             undelivered = await failed_deliveries(s, ticket_id=row.ticket_id,
                                                   unit_code=user.department if user.role == Role.DEPARTMENT else None)
+        waiting = set()  # the levels of its orders awaiting their answer, which only the office's 督办 form asks
+        if user.has(Role.SUPERVISOR):
+            waiting = (await queries.levels_awaiting_answer(s, [row.ticket_id])).get(row.ticket_id, set())
     lead = user.role != Role.DEPARTMENT or row.lead_code == user.department
-    policy = _tracker(rt).clocks.policy
-    can = offered_actions(user, row, policy)
+    offered = offer(user, row, _tracker(rt).clocks.policy, waiting)
     names = await display_names(rt, [e["actor"] for e in events] + [pending.requested_by if pending else ""]
                                 + [e.get("by") for e in events])
     return dict(t=queries.ticket_view(row, user, utcnow()), timeline=timeline_lines(events, names),
                 merged_into=merged_into,
-                names=names, can=can, no_extension=extension_hint(user, row, policy), pending=pending, orders=orders,
+                names=names, can=offered.actions, no_extension=offered.no_extension, order_levels=offered.order_levels,
+                order_level_labels=ORDER_LEVELS, no_order=offered.no_order, pending=pending, orders=orders,
                 is_lead=lead, reasons=RETURN_REASONS, outcomes=OUTCOME_LABELS, labels=DONE_LABELS,
                 now_iso=utcnow().isoformat(), attachments=_attachments(rt.secret, user, row),
                 grant_minutes=int(attachment_grants.LIFETIME.total_seconds() // 60), undelivered=undelivered)

@@ -388,3 +388,30 @@ async def test_a_sign_for_warning_is_not_sent_once_the_sign_for_time_has_passed(
     finally:
         await rt.store("tracker").db.dispose()
         await rt.identity.db.dispose()
+
+
+async def test_the_automatic_overdue_order_does_not_stack_on_an_order_awaiting_its_answer(sqlite_settings):
+    """The office ordered 督办 before the deadline passed: a working day later the system orders none of its own
+    while that order awaits the unit's answer (escalation presses it when late); the other ticket gets its order."""
+    from services.tracker.timers import TimerLoop
+
+    await asyncio.to_thread(upgrade, "tracker", sqlite_settings.database_url("tracker"))
+    rt = await _tracker_runtime(sqlite_settings)
+    store = rt.store("tracker")
+    try:
+        await _seed_overdue(rt, 2)
+        async with store.transaction() as tx:
+            ordered, other = [r.ticket_id for r in (await tx.session.execute(
+                select(tickets.c.ticket_id).order_by(tickets.c.number))).all()]
+            await tx.session.execute(supervision_orders.insert().values(
+                order_no="DB-20261123-000000-1", ticket_id=ordered, level="normal", reason="市民多次来电",
+                due_at=utcnow() + dt.timedelta(days=2), created_at=utcnow(), by="office"))
+        assert await TimerLoop(store, rt.state["tracker.clocks"], name="t").fire_due() == 6
+        async with store.db.session() as s:
+            orders = Counter(r.ticket_id for r in (await s.execute(select(supervision_orders.c.ticket_id))).all())
+            pending = (await s.execute(select(func.count()).select_from(timers).where(
+                timers.c.fired_at.is_(None)))).scalar()
+        assert orders == {ordered: 1, other: 1} and pending == 0
+    finally:
+        await store.db.dispose()
+        await rt.identity.db.dispose()

@@ -41,6 +41,12 @@ ACTION_LABELS = {
 
 _WORKING = (S.SIGNED_FOR, S.CONTACTED, S.REOPENED)  # the department holds it and is working on it
 
+# Done while set aside, without ending that: the call to the citizen while an extension request (延期申请) waits for
+# the office, since no clock stops for a request and an urgent matter's call is still owed (timers.awaiting_contact).
+# The ticket stays 延期申请, so the office can still decide; the working state the decision takes it back to moves on
+# as the action moves a working ticket (asked from 已签收, it goes back to 已联系): the caller keeps that in resume_to.
+KEEPS_SET_ASIDE: frozenset[tuple[S, Action]] = frozenset({(S.EXTENSION_REQUESTED, Action.CONTACT)})
+
 TRANSITIONS: dict[tuple[S, Action], S] = {
     (S.RECEIVED, Action.NEED_DISPATCH): S.DISPATCHING,
     (S.RECEIVED, Action.ASSIGN): S.ASSIGNED,
@@ -61,6 +67,7 @@ TRANSITIONS: dict[tuple[S, Action], S] = {
     # Whether the rules allow an extension at all is the SLA policy's (urgent matters and 重办 take none, a 重办
     # signed for again too), asked by the action and the page alike: actions.extension_refused.
     **{(s, Action.REQUEST_EXTENSION): S.EXTENSION_REQUESTED for s in _WORKING},
+    **{(s, a): s for s, a in KEEPS_SET_ASIDE},
     **{(s, Action.DEFER): S.DEFERRED for s in _WORKING},
     **{(s, Action.REPLY): S.REPLIED for s in (*_WORKING, S.DEFERRED)},
     (S.REPLIED, Action.VISIT_CLOSE): S.CLOSED,
