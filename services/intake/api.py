@@ -187,23 +187,23 @@ class ProgressQuery(BaseModel):
                                                                  "number)")
     phone_last4: str = Field(default="", max_length=8, description="last four digits of the phone number given")
     query_code: str = Field(default="", max_length=16,
-                            description="查询码 shown when the ticket was received and in the receipt mail "
-                                        "(ABCD-EFGH), instead of phone_last4")
+                            description="查询码 (ABCD-EFGH) on the acceptance page (受理页面) or in the receipt mail "
+                                        "(受理回执邮件), instead of phone_last4")
 
 
 NOT_FOUND = ApiError(404, "progress_not_found", "未查到：请核对工单编号，以及联系电话后四位或查询码",
                      "Not found: check the ticket number, and the last four digits of the phone number or the "
                      "query code")
-NO_PROOF = ApiError(422, "proof_required", "请填写联系电话后四位，或受理页面、受理回执邮件上的查询码",
-                    "Give the last four digits of the phone number, or the query code shown when the ticket was "
-                    "received",
+NO_PROOF = ApiError(422, "proof_required", "请填写联系电话后四位；未留电话的，请填写受理页面或受理回执邮件上的查询码",
+                    "Give the last four digits of the phone number or, without one, the query code on the acceptance "
+                    "page or in the receipt mail",
                     fields=[{"field": "phone_last4", "type": "missing", "zh": "请填写联系电话后四位或查询码",
                              "en": "the last four digits of the phone number, or the query code"}])
 TOO_MANY = ApiError(429, "too_many_requests", "查询过于频繁，请稍后再试", "Too many look-ups; try again later",
                     headers={"Retry-After": "600"})
 
 
-def progress_view(found: tuple) -> dict:
+def progress_view(found: tuple, *, for_page: bool = False) -> dict:
     """All a citizen sees: never names, phones, addresses or the text of the request. A ticket merged into
     another as a repeat (重复件) is handled there: `merged_into` is that ticket's progress. The reply is the
     department's, or the operator's answer on the call (直接办结).
@@ -213,7 +213,9 @@ def progress_view(found: tuple) -> dict:
     which the handling unit sees too, gets `rating_needs_query_code` instead, so that no unit rates itself. A
     repeat's own query code proves its caller for the ticket it was merged into too. `rating_expired` once the
     link expired unused (a visitor calls instead), `rating_received` once the citizen rated through it and the
-    reply still waits for the visitor's call (a dissatisfied rating)."""
+    reply still waits for the visitor's call (a dissatisfied rating). On the page (`for_page`), `called_back` where a
+    caller waits for 12345's call about the reply instead (回访); the API, which portals and apps read for online
+    messages, answers as before."""
     row, into, by_code = found
     view = {"number": row.number, "state": row.state, "state_label": STATE_LABELS.get(row.state, row.state),
             "department": row.department, "reply_due": row.reply_due.isoformat() if row.reply_due else None,
@@ -223,9 +225,11 @@ def progress_view(found: tuple) -> dict:
         view["rating_link" if by_code else "rating_needs_query_code"] = link if by_code else True
     elif stands is not None:
         view[f"rating_{stands}"] = True  # rating_expired, rating_received
+    elif for_page and service.called_back(row):
+        view["called_back"] = True
     if into is not None:  # its progress only to the same caller: an operator may link another's ticket
-        view["merged_into"] = progress_view((into, None, by_code)) if service.same_citizen(row, into) else {
-            "number": into.number}
+        view["merged_into"] = (progress_view((into, None, by_code), for_page=for_page)
+                               if service.same_citizen(row, into) else {"number": into.number})
     return view
 
 

@@ -34,9 +34,10 @@ async def setup(rt: Runtime) -> None:
 
 
 def subscriptions(rt: Runtime) -> list[Subscription]:
-    return [Subscription((topics.LIFECYCLE, topics.RECONCILE, topics.DIRECTORY), {
+    return [Subscription((topics.LIFECYCLE, topics.RETURNED, topics.RECONCILE, topics.DIRECTORY), {
         "TicketTracked": service.on_tracked,
         "TicketAccepted": service.on_accepted,
+        "TicketReturned": service.on_returned,
         "CitizenContacted": service.on_contacted,
         "TicketReplied": service.on_replied,
         "TicketReopened": service.on_reopened,

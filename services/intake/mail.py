@@ -18,7 +18,8 @@ mail server is put right (`resend_receipt`, `resend_receipts`). Receipts sent or
 purged after the outbox's retention (`purge_acknowledgements`).
 
 When a unit replies to a ticket from an online channel, the tracker makes a one-time link where the citizen rates the
-reply (评价); a citizen who left an address is sent it the same way (`rating_invitation`, `inviter`), once per link.
+reply (评价); a citizen who left an address is sent it the same way (`rating_invitation`, `inviter`), once per link,
+and one given up is listed and sent again as a receipt is (INVITATIONS).
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ import asyncio
 import re
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 from aiosmtpd.smtp import SMTP
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from jiesu import audit
 from jiesu.config import Settings
@@ -54,7 +56,7 @@ from services.intake.store import acknowledgements, rating_invitations, tickets
 log = get_logger(__name__)
 LETTER_REF = "msgid:"  # a letter's source_ref: this and its Message-ID, one ticket per letter
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # five 5 MB attachments, base64-encoded, and the text
-RECENT_FAILURES = timedelta(days=7)  # receipts given up this recently are listed on the operators' console
+RECENT_FAILURES = timedelta(days=7)  # mail to citizens given up this recently is listed on the operators' console
 
 
 class LetterHandler:
@@ -242,8 +244,7 @@ def inviter(rt: Runtime) -> Callable[[], Awaitable[None]]:
 
 
 async def purge_invitations(store: ServiceStore, retention: timedelta) -> int:
-    """Drop rating invitations sent or given up, as `purge_acknowledgements` does receipts; a given-up invitation
-    is only logged (the progress page still offers the link, and the visitor queue follows up the unrated)."""
+    """Drop rating invitations sent or given up, as `purge_acknowledgements` does receipts."""
     return sum(await purge_done(store, rating_invitations, retention))
 
 
@@ -254,46 +255,73 @@ async def purge_acknowledgements(store: ServiceStore, retention: timedelta) -> i
     return sum(await purge_done(store, acknowledgements, retention))
 
 
-async def resend_receipt(store: ServiceStore, settings: Settings, number: str) -> None:
-    """Queue the given-up receipt of ticket `number` to be sent again now (to the address the ticket has now);
-    refused when it was not given up."""
-    _can_send(settings)
+# --- mail to citizens given up, which operators follow up and send again ---------------------------
+
+
+@dataclass(frozen=True)
+class CitizenMail:
+    """A kind of mail to citizens that the operators' console lists once it is given up, to be sent again."""
+
+    table: Table  # its rows, one a mail (store._mail_owed)
+    key: str  # in the console's forms and in error codes
+    zh: str  # what operators call it
+    en: str
+    resent: str  # the audit trail's action when one is sent again
+
+
+RECEIPTS = CitizenMail(acknowledgements, "receipt", "受理回执", "receipt", "ReceiptResent")
+# A given-up invitation leaves the link on the progress page (by the query code), and the visitor follows up the
+# unrated; once the address or the mail server is put right it may still be sent. One whose link the ticket no longer
+# offers by then goes unsent (`invitations`).
+INVITATIONS = CitizenMail(rating_invitations, "invitation", "评价邀请", "rating invitation", "RatingInvitationResent")
+CITIZEN_MAIL = {kind.key: kind for kind in (RECEIPTS, INVITATIONS)}
+
+
+async def resend_receipt(store: ServiceStore, settings: Settings, number: str, kind: CitizenMail = RECEIPTS) -> None:
+    """Queue the given-up receipt (or other `kind` of mail) of ticket `number` to be sent again now, to the address the
+    ticket has now; refused when it was not given up. A ticket has one receipt, and an invitation for each reply with
+    a link: the latest is the one that counts."""
+    _can_send(settings, kind)
+    table = kind.table
     async with store.transaction() as tx:
         row = (await tx.session.execute(
-            select(acknowledgements).join(tickets, tickets.c.ticket_id == acknowledgements.c.ticket_id)
-            .where(tickets.c.number == number))).first()
+            select(table).join(tickets, tickets.c.ticket_id == table.c.ticket_id)
+            .where(tickets.c.number == number).order_by(table.c.id.desc()).limit(1))).first()
         if row is None:
-            raise ApiError(404, "receipt_not_found", f"工单 {number} 没有待发或停止重试的受理回执（可能已过保存期限）",
-                           f"Ticket {number} has no receipt to send (it may have been purged)")
+            raise ApiError(404, f"{kind.key}_not_found", f"工单 {number} 没有待发或停止重试的{kind.zh}（可能已过保存期限）",
+                           f"Ticket {number} has no {kind.en} to send (it may have been purged)")
         if row.failed_at is None:
-            raise ApiError(409, "receipt_not_given_up",
-                           f"工单 {number} 的受理回执没有停止重试（正在发送或已送达），无需重新发送；请刷新页面查看",
-                           f"The receipt of ticket {number} was not given up (it is being sent or was delivered); "
+            raise ApiError(409, f"{kind.key}_not_given_up",
+                           f"工单 {number} 的{kind.zh}没有停止重试（正在发送或已送达），无需重新发送；请刷新页面查看",
+                           f"The {kind.en} of ticket {number} was not given up (it is being sent or was delivered); "
                            "reload the page")
-        await _requeue(tx, [row])
+        await _requeue(tx, kind, [row])
 
 
-async def resend_receipts(store: ServiceStore, settings: Settings, since) -> int:
-    """Queue again every receipt given up since `since` (those the console lists); how many."""
-    _can_send(settings)
+async def resend_receipts(store: ServiceStore, settings: Settings, since, kind: CitizenMail = RECEIPTS) -> int:
+    """Queue again every receipt (or other `kind` of mail) given up since `since`, as the console lists them; how
+    many."""
+    _can_send(settings, kind)
+    table = kind.table
     async with store.transaction() as tx:
-        rows = (await tx.session.execute(select(acknowledgements).where(acknowledgements.c.failed_at >= since))).all()
-        return await _requeue(tx, rows)
+        rows = (await tx.session.execute(select(table).where(table.c.failed_at >= since))).all()
+        return await _requeue(tx, kind, rows)
 
 
-def _can_send(settings: Settings) -> None:
-    if not settings.mail_host:  # nothing would send it: the receipts' loop runs only with a mail server
-        raise ApiError(409, "mail_not_configured", "未配置发信服务器（JIESU_MAIL_HOST），无法发送受理回执；请管理员先配置",
+def _can_send(settings: Settings, kind: CitizenMail) -> None:
+    if not settings.mail_host:  # nothing would send it: the mail loops run only with a mail server
+        raise ApiError(409, "mail_not_configured",
+                       f"未配置发信服务器（JIESU_MAIL_HOST），无法发送{kind.zh}；请管理员先配置",
                        "No mail server is configured (JIESU_MAIL_HOST): ask an administrator to set it first")
 
 
-async def _requeue(tx, rows) -> int:
+async def _requeue(tx, kind: CitizenMail, rows) -> int:
     """Due again now (jiesu.mailer.requeue); the audit trail says who sent it again, when, and how it stood."""
     requeued = 0
     for row in rows:
-        if await requeue(tx.session, acknowledgements, row.id):
+        if await requeue(tx.session, kind.table, row.id):
             requeued += 1
-            tx.append(tx.tables.audit, audit.entry("ReceiptResent", ticket_id=row.ticket_id, details={
+            tx.append(tx.tables.audit, audit.entry(kind.resent, ticket_id=row.ticket_id, details={
                 "attempts": row.attempts, "failed_at": row.failed_at.isoformat()}))
     return requeued
 
@@ -328,14 +356,16 @@ async def receipt_of(session, ticket) -> dict | None:
     return receipt_status(ack, ticket) if ack else None
 
 
-async def failed_receipts(store: ServiceStore, since, limit: int = 20) -> list[dict]:
-    """The receipts given up since `since`, newest first, with what an operator needs to follow up the ticket:
-    never the citizen's address or number (the ticket's page shows them to whoever may see them)."""
+async def failed_receipts(store: ServiceStore, since, limit: int = 20, kind: CitizenMail = RECEIPTS) -> list[dict]:
+    """The receipts (or other `kind` of mail) given up since `since`, newest first, with what an operator needs to
+    follow up the ticket: never the citizen's address or number (the ticket's page shows them to whoever may see
+    them)."""
+    table = kind.table
     async with store.db.reading() as s:
         rows = (await s.execute(
-            select(acknowledgements, tickets.c.number, tickets.c.subject,
+            select(table, tickets.c.number, tickets.c.subject,
                    tickets.c.citizen_name, tickets.c.citizen_phone, tickets.c.citizen_email)
-            .join(tickets, tickets.c.ticket_id == acknowledgements.c.ticket_id)
-            .where(acknowledgements.c.failed_at >= since)
-            .order_by(acknowledgements.c.failed_at.desc()).limit(limit))).all()
+            .join(tickets, tickets.c.ticket_id == table.c.ticket_id)
+            .where(table.c.failed_at >= since)
+            .order_by(table.c.failed_at.desc()).limit(limit))).all()
     return [{"number": r.number, "subject": _masked(r.subject, r), **receipt_status(r, r)} for r in rows]

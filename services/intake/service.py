@@ -378,6 +378,14 @@ async def on_contacted(tx: Transaction, envelope: Envelope, payload) -> None:
         state=TicketState.CONTACTED.value, department=payload.unit.name, status_at=envelope.occurred_at))
 
 
+async def on_returned(tx: Transaction, envelope: Envelope, payload) -> None:
+    """退单: the unit sent the ticket back, and until the router's next decision reaches intake (TicketTracked) no unit
+    holds it and no deadline stands (UNHELD_STATES). It comes on its own topic, in no order with the lifecycle's: a
+    return the next decision overtook changes nothing."""
+    await tx.session.execute(update(tickets).where(_newer(envelope)).values(
+        state=TicketState.RETURNED.value, department=None, reply_due=None, status_at=envelope.occurred_at))
+
+
 async def on_replied(tx: Transaction, envelope: Envelope, payload) -> None:
     """答复: the department's reply, which the citizen may read on look-up."""
     await tx.session.execute(update(tickets).where(_newer(envelope)).values(
@@ -583,6 +591,14 @@ def rating(row) -> tuple[str | None, str | None]:
             return "expired", None
         return "offered", row.rating_link
     return ("received", None) if row.rated_at is not None else (None, None)
+
+
+def called_back(row) -> bool:
+    """Whether 12345 calls the citizen of `row` about the reply it waits on (回访 by phone, as the tracker chooses for
+    every channel that is not online): a hotline caller who left a number. Online channels are offered the rating
+    link instead (`rating`)."""
+    return (row.state == TicketState.REPLIED and row.channel == Channel.HOTLINE.value
+            and bool(_digits(row.citizen_phone)))
 
 
 def same_citizen(a, b) -> bool:

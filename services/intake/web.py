@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -47,6 +47,8 @@ CHANNELS = {
 
 
 Operator = Annotated[User, Depends(require(Role.OPERATOR))]
+# Which mail to citizens a resend on the console is about (mail.CITIZEN_MAIL): receipts unless the form says otherwise.
+MailKind = Annotated[Literal["receipt", "invitation"], Form(alias="mail")]
 
 
 @console_pages.get("/intake/console", response_class=HTMLResponse)
@@ -54,42 +56,47 @@ async def console(request: Request, rt: RuntimeDep, user: Operator,
                   caller: Annotated[str, Query(max_length=32)] = "",
                   call_id: Annotated[str, Query(max_length=120)] = "",
                   done: Message = "", refused: Message = "", refused_en: Message = "") -> HTMLResponse:
-    """来电登记: the form the operator fills while talking, keyboard first; beside it, the receipts that could
-    not be delivered lately, so that someone gives those citizens their ticket number another way, or sends
-    the receipt again once the address or the mail server is put right."""
-    failed = await mail.failed_receipts(rt.store("intake"), since=utcnow() - mail.RECENT_FAILURES)
+    """来电登记: the form the operator fills while talking, keyboard first; beside it, the receipts and rating
+    invitations that could not be delivered lately, so that someone tells those citizens their ticket number (or
+    where to rate the reply) another way, or sends the mail again once the address or the mail server is put right."""
+    store, since = rt.store("intake"), utcnow() - mail.RECENT_FAILURES
+    failed = [(kind, rows) for kind in mail.CITIZEN_MAIL.values()
+              if (rows := await mail.failed_receipts(store, since=since, kind=kind))]
     return page(request, "intake_console.html", title="来电登记", caller=caller, call_id=call_id,
                 kinds=list(Kind), urgencies=list(Urgency), max_subject=MAX_SUBJECT, max_description=MAX_DESCRIPTION,
-                failed_receipts=failed, failed_days=mail.RECENT_FAILURES.days, done=done, refused=refused,
+                failed=failed, failed_days=mail.RECENT_FAILURES.days, done=done, refused=refused,
                 refused_en=refused_en)
 
 
 def _console_with(**messages: str) -> RedirectResponse:
-    """Back to the console's list of receipts, with what was done or why it was refused."""
+    """Back to the console's list of mail given up, with what was done or why it was refused."""
     return redirect_with("/intake/console", fragment="failed-receipts", **messages)
 
 
 @console_pages.post("/intake/receipts/{number}/resend")
-async def resend_receipt(number: str, rt: RuntimeDep, user: Operator) -> RedirectResponse:
-    """重新发送 one receipt that was given up, once the citizen's address or the mail server is put right."""
+async def resend_receipt(number: str, rt: RuntimeDep, user: Operator, which: MailKind = "receipt") -> RedirectResponse:
+    """重新发送 one receipt (or rating invitation) that was given up, once the citizen's address or the mail server
+    is put right."""
+    kind = mail.CITIZEN_MAIL[which]
     try:
-        await mail.resend_receipt(rt.store("intake"), rt.settings, number)
+        await mail.resend_receipt(rt.store("intake"), rt.settings, number, kind)
     except ApiError as exc:
         return _console_with(refused=exc.zh, refused_en=exc.en)
-    return _console_with(done=f"工单 {number} 的受理回执已重新发送，稍后刷新查看是否送达。")
+    return _console_with(done=f"工单 {number} 的{kind.zh}已重新发送，稍后刷新查看是否送达。")
 
 
 @console_pages.post("/intake/receipts/resend")
-async def resend_receipts(rt: RuntimeDep, user: Operator) -> RedirectResponse:
-    """全部重新发送: every receipt the console lists as given up."""
+async def resend_receipts(rt: RuntimeDep, user: Operator, which: MailKind = "receipt") -> RedirectResponse:
+    """全部重新发送: every receipt (or rating invitation) the console lists as given up."""
+    kind = mail.CITIZEN_MAIL[which]
     try:
-        resent = await mail.resend_receipts(rt.store("intake"), rt.settings, utcnow() - mail.RECENT_FAILURES)
+        resent = await mail.resend_receipts(rt.store("intake"), rt.settings, utcnow() - mail.RECENT_FAILURES, kind)
     except ApiError as exc:
         return _console_with(refused=exc.zh, refused_en=exc.en)
     if not resent:
-        return _console_with(refused="没有停止重试的受理回执，无需重新发送",
-                             refused_en="No receipt was given up: nothing to send again")
-    return _console_with(done=f"已重新发送 {resent} 份受理回执，稍后刷新查看是否送达。")
+        return _console_with(refused=f"没有停止重试的{kind.zh}，无需重新发送",
+                             refused_en=f"No {kind.en} was given up: nothing to send again")
+    return _console_with(done=f"已重新发送 {resent} 份{kind.zh}，稍后刷新查看是否送达。")
 
 
 def _letter_page(request: Request, rt, which: str, *, values: dict | None = None, errors: list[dict] | None = None,
@@ -215,5 +222,5 @@ async def progress_result(request: Request, rt: RuntimeDep) -> HTMLResponse:
                         error=exc, number_max=NUMBER_AS_TYPED)
         response.status_code = exc.status
         return response
-    return page(request, "intake_progress.html", title="办理进度查询", values=values, result=progress_view(found),
-                error=None, number_max=NUMBER_AS_TYPED)
+    return page(request, "intake_progress.html", title="办理进度查询", values=values,
+                result=progress_view(found, for_page=True), error=None, number_max=NUMBER_AS_TYPED)

@@ -23,21 +23,27 @@ NUMBER_PATTERN = r"^12345-\d{8}-\d{6}$"
 OTHER_DASHES = "\u2212\u30fc"
 
 
+def _dashes_plain(text: str) -> str:
+    """Full-width digits and letters made plain (NFKC), and every dash (－, —, ‐, −, ー) a hyphen."""
+    text = unicodedata.normalize("NFKC", text)
+    return "".join("-" if ch in OTHER_DASHES or unicodedata.category(ch) == "Pd" else ch for ch in text)
+
+
 def plain(text: str) -> str:
     """What a citizen typed or pasted into a look-up, as it is stored: full-width digits and letters made plain
     (NFKC), every run of dashes (－, —, ‐, a Chinese keyboard's ——) one hyphen, and no spaces at all."""
-    text = unicodedata.normalize("NFKC", text)
-    text = "".join("-" if ch in OTHER_DASHES or unicodedata.category(ch) == "Pd" else ch for ch in text)
-    return re.sub(r"-+", "-", re.sub(r"\s+", "", text))
+    return re.sub(r"-+", "-", re.sub(r"\s+", "", _dashes_plain(text)))
 
 
 def read_number(text: str) -> str | None:
-    """A ticket number as a citizen typed it (plain), or None if it cannot be one. Its 19 digits typed with spaces
-    for the dashes, or alone, are read as the number too (12345 20261125 000003, 1234520261125000003)."""
-    number = plain(text)
-    digits = number.replace("-", "")
-    if len(digits) == 19 and digits.isascii() and digits.isdigit():
-        number = f"{digits[:5]}-{digits[5:13]}-{digits[13:]}"
+    """A ticket number as a citizen typed it, or None if it cannot be one: its own three groups (12345, the day, the
+    sequence) with any run of dashes and spaces between them (12345 20261125 000003, 12345——20261125——000003), or its
+    19 digits alone (1234520261125000003). Digits split anywhere else (1234-520261125-000003) are not a number."""
+    groups = re.split(r"[-\s]+", _dashes_plain(text).strip())
+    if len(groups) == 1 and len(groups[0]) == 19:
+        digits = groups[0]
+        groups = [digits[:5], digits[5:13], digits[13:]]
+    number = "-".join(groups)
     return number if re.match(NUMBER_PATTERN, number, re.ASCII) else None
 
 
