@@ -81,7 +81,7 @@ async def test_operator_logs_a_call_with_the_keyboard_and_reads_back_the_number(
     assert await page.evaluate("document.activeElement.id") == "f-phone"  # ready for the next call
     assert await page.locator("#f-subject").input_value() == ""
     assert await page.locator("#f-phone").input_value() == ""  # the next caller is someone else
-    assert await page.evaluate("localStorage.getItem('jiesu.intake.console.draft')") is None
+    assert await page.evaluate("localStorage.getItem('jiesu.intake.console.draft:wangli')") is None
     await page.screenshot(path=str(live.settings.data_dir / "console-done.png"))
 
     # The next caller's number is mistyped: the error stands alone, not beside the last caller's number.

@@ -7,20 +7,32 @@
   if (!root || !form) return;
   const csrf = document.querySelector("meta[name=csrf-token]").content;
   const STATES = JSON.parse(root.dataset.states || "{}");
-  const DRAFT_KEY = "jiesu.intake.console.draft";
+  // One draft per operator: a colleague who signs in at the same desk must not be handed a caller's details.
+  const USER = (document.querySelector("meta[name=jiesu-user]") || {}).content || "";
+  const DRAFT_KEY = `jiesu.intake.console.draft:${USER}`;
+  try { localStorage.removeItem("jiesu.intake.console.draft"); } catch (e) { /* the unowned draft of older versions */ }
   const $ = (id) => document.getElementById(id);
   const field = (name) => form.elements.namedItem(name);
   let directory = null;
   let categoryNames = {};
   let suggestion = null;
   let draft = { id: null };
+  // Look-ups (history, repeats, suggestion) answer late: each keeps only its newest answer, and none made
+  // before the form was emptied for the next call (resetForm bumps every counter).
+  const asked = { history: 0, repeats: 0, suggest: 0 };
+  const ask = (what) => { const n = ++asked[what]; return () => n === asked[what]; };
 
   const newId = () => {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
     const b = crypto.getRandomValues(new Uint8Array(16));
     return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   };
-  const debounce = (fn, ms) => { let t; return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); }; };
+  const debounce = (fn, ms) => {
+    let t;
+    const later = (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
+    later.cancel = () => clearTimeout(t);
+    return later;
+  };
   const el = (tag, attrs = {}, ...children) => {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) {
@@ -70,6 +82,7 @@
     note.hidden = false;
   }
   function clearDraft() {
+    saveDraft.cancel();  // a save still pending from before the answer would bring the draft back
     try { localStorage.removeItem(DRAFT_KEY); } catch (e) { /* ignore */ }
     draft = { id: null };
   }
@@ -118,10 +131,14 @@
   }
 
   // --- caller history and repeats ---------------------------------------------------------
-  const phone = () => field("phone").value.replace(/\s/g, "");
+  // A number as typed (139-0000-1111, ＋86 139…) is the same caller's: compared and sent as digits (and +).
+  const plainPhone = (text) => text.replace(/[０-９＋]/g, (c) => String.fromCharCode(c.charCodeAt(0) - 0xfee0))
+    .replace(/[\s\-\u2010-\u2015\u2212\uff0d()（）]/g, "");
+  const phone = () => plainPhone(field("phone").value);
   async function loadHistory() {
     const body = $("history-body");
     const p = phone();
+    const current = ask("history");
     if (p.length < 5) { body.replaceChildren("输入来电号码后显示。"); body.className = "muted"; return; }
     let data;
     try {
@@ -129,7 +146,8 @@
                             { headers: { Accept: "application/json" } });
       if (!r.ok) throw new Error(r.status);
       data = await r.json();
-    } catch (e) { body.replaceChildren("历史工单暂时无法读取。"); return; }
+    } catch (e) { if (current()) body.replaceChildren("历史工单暂时无法读取。"); return; }
+    if (!current()) return;
     body.className = "";
     if (!data.items.length) { body.replaceChildren(el("p", { class: "muted" }, "该号码没有历史工单（首次来电）。")); return; }
     const rows = data.items.map((t) => el("tr", { class: t.overdue ? "late" : "" },
@@ -146,6 +164,7 @@
     const box = $("repeat");
     const p = phone();
     const subject = field("subject").value, description = field("description").value;
+    const current = ask("repeats");
     if (p.length < 5 || (subject + description).trim().length < 4) { box.hidden = true; return; }
     let data;
     try {
@@ -154,6 +173,7 @@
       if (!r.ok) throw new Error(r.status);
       data = await r.json();
     } catch (e) { return; }
+    if (!current()) return;
     if (!data.items.length) { box.hidden = true; return; }
     const t = data.items[0];
     const button = el("button", { type: "button", accessKey: "m", class: "attach" }, "并入此工单（重复件）");
@@ -169,6 +189,7 @@
   async function suggest() {
     const subject = field("subject").value, description = field("description").value;
     const body = $("suggestion-body");
+    const current = ask("suggest");
     if ((subject + description).trim().length < 4) return;
     let d;
     try {
@@ -177,7 +198,8 @@
         district: field("district").value || null, street: field("street").value || null }) });
       if (!r.ok) throw new Error(r.status);
       d = await r.json();
-    } catch (e) { body.replaceChildren("暂时无法给出建议。"); return; }
+    } catch (e) { if (current()) body.replaceChildren("暂时无法给出建议。"); return; }
+    if (!current()) return;
     suggestion = d;
     const score = d.reason && d.reason.score != null ? percent(d.reason.score) : null;
     const how = d.reason && d.reason.method === "rule" ? `规则 ${d.reason.rule_id}` : (score ? `模型置信度 ${score}` : "");
@@ -225,7 +247,7 @@
     const v = values();
     const body = {
       kind: v.kind, urgency: v.urgency, subject: v.subject, description: v.description,
-      citizen: { name: v.name, phone: v.phone.replace(/\s/g, ""), confidential: v.confidential },
+      citizen: { name: v.name, phone: plainPhone(v.phone), confidential: v.confidential },
       location: { district: v.district || null, street: v.street || null, address: v.address },
       category: v.category || null, suggested_unit: v.suggested_unit || null,
     };
@@ -234,25 +256,40 @@
     return Object.assign(body, extra || {});
   }
   let sending = false;
+  // While intake answers, what is typed would not be in the ticket and would be cleared with the form:
+  // the fields take no input until the answer (or the error) is in.
+  function lock(on) {
+    form.setAttribute("aria-busy", on ? "true" : "false");
+    for (const e of form.elements) {
+      if (e.matches("input:not([type=hidden]):not([type=checkbox]), textarea")) e.readOnly = on;
+      else if (e.matches("select, input[type=checkbox]")) e.disabled = on;
+    }
+    const button = $("submit");
+    button.disabled = on;
+    if (on) { button.dataset.label = button.innerHTML; button.textContent = "提交中…"; }
+    else if (button.dataset.label) button.innerHTML = button.dataset.label;  // its own markup (the Ctrl+Enter keys)
+  }
   async function submit(extra) {
     if (sending) return;
     if (!draft.id) draft.id = newId();
     saveDraft();
     sending = true;
-    $("submit").disabled = true;
     const headers = Object.assign({}, jsonHeaders);
     if (!field("call_id").value) headers["Idempotency-Key"] = `console-${draft.id}`;
+    const body = JSON.stringify(payload(extra));
+    lock(true);
     let r, data;
     try {
-      r = await fetch("/api/v1/intake/tickets", { method: "POST", headers, body: JSON.stringify(payload(extra)) });
+      r = await fetch("/api/v1/intake/tickets", { method: "POST", headers, body });
       data = await r.json();
     } catch (e) {
+      lock(false);
       showErrors(["网络中断，未能提交。草稿已保存，请再按 Ctrl+Enter 重试（不会重复登记）。"]);
       return;
     } finally {
       sending = false;
-      $("submit").disabled = false;
     }
+    lock(false);
     if (!r.ok) {
       // The last caller's number must not stand beside this caller's error: it could be read back by mistake.
       $("result").hidden = true;
@@ -285,10 +322,13 @@
       : field("direct").checked ? "已直接办结，不派单。" : (receipt.duplicate_request ? "此来电已登记过，编号不变。" : "已受理，正在派单。");
     $("result").hidden = false;
     resetForm();
+    // Where the number is below the fold (a phone's width), it is shown: the operator reads it back now.
+    $("result").scrollIntoView({ block: "nearest" });
   }
   function resetForm() {
     // The page was opened for one caller: the next call starts empty, not with that caller's number.
     for (const name of ["phone", "call_id"]) { field(name).defaultValue = ""; }
+    for (const what of Object.keys(asked)) asked[what] += 1;  // answers to the last caller's look-ups are void
     form.reset();
     root.dataset.callId = "";
     field("category_source").value = "";
@@ -304,7 +344,7 @@
     $("history-body").className = "muted";
     if (location.search) history.replaceState(null, "", location.pathname);
     counts();
-    field("phone").focus();
+    field("phone").focus({ preventScroll: true });
   }
   function toggleAnswer() {
     const on = field("direct").checked;
