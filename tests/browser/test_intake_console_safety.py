@@ -109,3 +109,21 @@ async def test_a_number_typed_with_dashes_is_the_same_callers(live, browser, log
     await type_call(page, "139-0000 1111", "工地夜间施工噪音又扰民", "晚上十一点以后还在打桩，孩子睡不着。")
     await page.locator("#history-body").get_by_text(earlier).wait_for()
     await expect(page.locator("#repeat")).to_contain_text(earlier)
+
+
+async def test_a_refusal_stands_beside_its_field_whichever_key_submits(live, browser, login):
+    await live.user("wangli", Role.OPERATOR)
+    page = await browser.new_page(viewport={"width": 1366, "height": 900})
+    await login(page, live.url, "wangli")
+    await page.goto(f"{live.url}/intake/console")
+    await type_call(page, "13700004444", "", "解放路路灯坏了一周。")  # no subject
+    await page.locator("#f-name").focus()
+    await page.keyboard.press("Enter")  # plain Enter: intake's refusal, not the browser's bubble
+    beside = page.locator("#error-f-subject")
+    await expect(beside).to_have_text("请填写标题")
+    assert await page.evaluate("document.activeElement.id") == "f-subject"
+    assert await page.locator("#f-subject").get_attribute("aria-describedby") == "error-f-subject"
+    await page.keyboard.type("路灯不亮")  # put right: its refusal goes
+    await expect(beside).to_have_count(0)
+    await page.keyboard.press("Control+Enter")
+    await page.locator("#result-number").wait_for()

@@ -228,19 +228,32 @@
   }
 
   // --- submit -----------------------------------------------------------------------------
+  // The errors are listed above the form and each one also stands beside its field (`fields[i]` is the field of
+  // `messages[i]`), which names it to a screen reader (aria-describedby) when the focus lands there.
   function showErrors(messages, fields = []) {
     const box = $("form-errors");
-    for (const e of form.querySelectorAll("[aria-invalid]")) e.removeAttribute("aria-invalid");
+    for (const e of form.querySelectorAll("[aria-invalid]")) {
+      e.removeAttribute("aria-invalid");
+      e.removeAttribute("aria-describedby");
+    }
+    for (const e of form.querySelectorAll(".field-error")) e.remove();
     if (!messages.length) { box.hidden = true; return; }
     box.replaceChildren(el("ul", {}, ...messages.map((m) => el("li", {}, m))));
     box.hidden = false;
     const names = { "citizen.phone": "phone", "citizen.name": "name", "location.address": "address",
-                    "location.district": "district", "location.street": "street" };
+                    "location.district": "district", "location.street": "street", duplicate_of_number: "direct" };
     let first = null;
-    for (const f of fields) {
+    fields.forEach((f, i) => {
       const e = field(names[f] || f);
-      if (e) { e.setAttribute("aria-invalid", "true"); first = first || e; }
-    }
+      if (!e || e.type === "hidden") return;
+      e.setAttribute("aria-invalid", "true");
+      if (messages[i] && !e.getAttribute("aria-describedby")) {
+        const note = el("small", { class: "field-error", id: `error-${e.id}` }, messages[i]);
+        (e.closest("label") || e.parentElement).append(note);
+        e.setAttribute("aria-describedby", note.id);
+      }
+      first = first || e;
+    });
     (first || box).focus();
   }
   function payload(extra) {
@@ -361,6 +374,11 @@
   // --- wiring -----------------------------------------------------------------------------
   const later = { repeats: debounce(checkRepeats, 500), suggest: debounce(suggest, 600), history: debounce(loadHistory, 400) };
   form.addEventListener("input", (e) => {
+    if (e.target.getAttribute("aria-invalid")) {  // being put right: its own refusal goes (the list stays until the next try)
+      document.getElementById(e.target.getAttribute("aria-describedby") || "")?.remove();
+      e.target.removeAttribute("aria-invalid");
+      e.target.removeAttribute("aria-describedby");
+    }
     saveDraft();
     counts();
     if (["phone"].includes(e.target.name)) { later.history(); later.repeats(); }
@@ -372,6 +390,8 @@
     if (["street", "kind"].includes(e.target.name)) later.suggest();
     if (e.target.name === "direct") toggleAnswer();
   });
+  // Enter and Ctrl+Enter alike go to intake, whose refusals name each field in Chinese: not the browser's own bubble.
+  form.noValidate = true;
   form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
   form.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); submit(); }
