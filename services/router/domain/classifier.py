@@ -184,9 +184,10 @@ class TextClassifier:
 
     _last: tuple[dict[str, int], sp.csr_matrix] | None = None  # the last texts' features (see _features)
     _grams: np.ndarray | None = None  # every feature column's n-gram, text then subject (see _feature_grams)
+    _gram_ids: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # the n-grams numbered (see _numbered_grams)
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_last", "_grams")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_last", "_grams", "_gram_ids")}
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
@@ -213,17 +214,20 @@ class TextClassifier:
             raise ValueError(f"未知类别 {label!r}，模型的类别为 {'、'.join(self.labels)} / unknown category {label!r}")
         indices, data = self._row(text)
         contributions = data * self.weights[indices, self.labels.index(label)]
-        # The same n-gram may be a whole-text and a subject feature: sum its weight over both.
-        grams, first, which = np.unique(self._feature_grams()[indices], return_index=True, return_inverse=True)
+        # The same n-gram may be a whole-text and a subject feature: sum its weight over both. N-grams are
+        # compared by number (numbered in their own order), which is what sorting their text cost.
+        numbers, names, long_name = self._numbered_grams()
+        grams, first, which = np.unique(numbers[indices], return_index=True, return_inverse=True)
         weights = np.bincount(which, contributions, minlength=len(grams))
-        longer = np.char.str_len(grams) > 1
+        longer = long_name[grams]
         ranked = np.flatnonzero(longer) if longer.any() else np.arange(len(grams))
+        ranked = ranked[weights[ranked] > 0]  # only what weighs towards the label is listed
         # Heaviest first; n-grams that always occur together weigh the same, and the one met first
         # (the shorter, as columns go by key) is listed.
         ranked = ranked[np.lexsort((first[ranked], -weights[ranked]))]
         chosen: list[tuple[str, float]] = []
         for i in ranked:
-            gram, weight = str(grams[i]), float(weights[i])
+            gram, weight = str(names[grams[i]]), float(weights[i])
             if weight <= 0 or len(chosen) == k:
                 break
             if not any(gram in kept or kept in gram for kept, _ in chosen):
@@ -235,6 +239,15 @@ class TextClassifier:
         if self._grams is None:
             self._grams = np.concatenate([self.text.grams(), self.head.grams()])
         return self._grams
+
+    def _numbered_grams(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each feature column's n-gram as a number (one number for an n-gram that is a whole-text and a subject
+        feature), numbered in the n-grams' sorted order; the n-grams by number; and whether each is longer than one
+        character. Made at the first explanation, as `_feature_grams`."""
+        if self._gram_ids is None:
+            names, numbers = np.unique(self._feature_grams(), return_inverse=True)
+            self._gram_ids = (numbers, names, np.char.str_len(names) > 1)
+        return self._gram_ids
 
     def _features(self, texts: Sequence[str]) -> sp.csr_matrix:
         """The texts' feature rows; the last call's are kept, as `explain` follows `predict` for one of its texts."""
