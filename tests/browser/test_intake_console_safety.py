@@ -3,30 +3,15 @@ late dropped, nothing typed while intake answers silently lost, and a number typ
 
 import asyncio
 
-import httpx
 from playwright.async_api import expect
 import pytest
 
 from schemas.enums import Role
+from tests.browser.test_intake_console import earlier_ticket
 
 pytestmark = pytest.mark.browser
 
 CALLER = "13900001111"
-
-
-async def tracked_ticket(live, token, subject: str) -> str:
-    async with httpx.AsyncClient(base_url=live.url, headers={"Authorization": f"Bearer {token}"}) as client:
-        r = await client.post("/api/v1/intake/tickets", json={
-            "kind": "complaint", "subject": subject, "description": "每天晚上十一点以后还在打桩，孩子睡不着。",
-            "citizen": {"name": "赵敏", "phone": CALLER},
-            "location": {"district": "D-01", "street": "S-01-03", "address": "解放路18号"}})
-        number = r.json()["number"]
-        for _ in range(200):
-            t = await client.get(f"/api/v1/tracker/tickets/{number}")
-            if t.status_code == 200 and t.json()["state"] == "assigned":
-                return number
-            await asyncio.sleep(0.05)
-    raise AssertionError("ticket not tracked")
 
 
 async def type_call(page, phone: str, subject: str, description: str) -> None:
@@ -37,6 +22,15 @@ async def type_call(page, phone: str, subject: str, description: str) -> None:
     await kb.type(subject)
     await kb.press("Tab")
     await kb.type(description)
+
+
+async def answer_late(page, pattern: str, seconds: float) -> None:
+    """The requests to `pattern` reach the server `seconds` late, as on a slow line."""
+    async def late(route):
+        await asyncio.sleep(seconds)
+        await route.continue_()
+
+    await page.route(pattern, late)
 
 
 async def test_a_draft_is_not_handed_to_the_next_operator_at_the_desk(live, browser, login):
@@ -65,12 +59,7 @@ async def test_what_is_typed_while_intake_answers_is_refused_not_lost(live, brow
     await login(page, live.url, "wangli")
     await page.goto(f"{live.url}/intake/console")
     await type_call(page, "13700003333", "小区路灯不亮", "解放路路灯坏了一周。")
-
-    async def slow(route):
-        await asyncio.sleep(1.5)
-        await route.continue_()
-
-    await page.route("**/api/v1/intake/tickets", slow)
+    await answer_late(page, "**/api/v1/intake/tickets", 1.5)
     await page.keyboard.press("Control+Enter")
     await expect(page.locator("#submit")).to_have_text("提交中…")
     await page.keyboard.type("，已经持续一个月")  # the focus is still in 诉求内容
@@ -82,16 +71,11 @@ async def test_what_is_typed_while_intake_answers_is_refused_not_lost(live, brow
 
 async def test_look_ups_that_answer_after_the_call_was_logged_are_dropped(live, browser, login):
     token = await live.user("wangli", Role.OPERATOR)
-    earlier = await tracked_ticket(live, token, "楼下工地夜间施工噪音扰民")
+    earlier = await earlier_ticket(live, token, CALLER)
     page = await browser.new_page(viewport={"width": 1366, "height": 900})
     await login(page, live.url, "wangli")
     await page.goto(f"{live.url}/intake/console")
-
-    async def slow(route):
-        await asyncio.sleep(2)
-        await route.continue_()
-
-    await page.route("**/api/v1/intake/similar", slow)
+    await answer_late(page, "**/api/v1/intake/similar", 2)
     await type_call(page, CALLER, "工地夜间施工噪音又扰民", "晚上十一点以后还在打桩，孩子睡不着。")
     await page.wait_for_timeout(700)  # the repeat check has been asked, and waits
     await page.keyboard.press("Control+Enter")
@@ -102,7 +86,7 @@ async def test_look_ups_that_answer_after_the_call_was_logged_are_dropped(live, 
 
 async def test_a_number_typed_with_dashes_is_the_same_callers(live, browser, login):
     token = await live.user("wangli", Role.OPERATOR)
-    earlier = await tracked_ticket(live, token, "楼下工地夜间施工噪音扰民")
+    earlier = await earlier_ticket(live, token, CALLER)
     page = await browser.new_page(viewport={"width": 1366, "height": 900})
     await login(page, live.url, "wangli")
     await page.goto(f"{live.url}/intake/console")
