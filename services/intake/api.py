@@ -113,7 +113,7 @@ class SimilarRequest(BaseModel):
 @api.post("/similar")
 async def similar(body: SimilarRequest, rt: RuntimeDep, user: Operator) -> dict:
     """重复件 warning for the console: the caller's open tickets (30 days) whose text reads alike."""
-    found = await service.repeats_of(rt.store("intake"), body.phone.replace(" ", ""), body.subject, body.description)
+    found = await service.repeats_of(rt.store("intake"), body.phone, body.subject, body.description)
     return {"items": [{"ticket_id": str(r.ticket.ticket_id), "number": r.ticket.number, "subject": r.ticket.subject,
                        "state": r.ticket.state, "state_label": STATE_LABELS.get(r.ticket.state, r.ticket.state),
                        "received_at": r.ticket.received_at.isoformat(), "similarity": r.similarity}

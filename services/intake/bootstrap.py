@@ -16,9 +16,11 @@ from services.intake.api import api
 from services.intake.open311_api import open311_api
 from services.intake.web import console_pages, letter_pages, lookup_pages
 from services.intake.store import messaging, metadata
-from services.router.domain.directory import DEMO_CITY  # the router's default file: a path, no code of the router
 
 HERE = Path(__file__).parent
+# The directory file the router starts from when none is configured (JIESU_DIRECTORY_FILE): its demo city. Intake
+# reads it as data until the router publishes; it never imports the router's code for it.
+DEMO_DIRECTORY = HERE.parent / "router" / "directory" / "demo_city.yaml"
 DIRECTORY_RELOAD_SECONDS = 10.0
 add_template_dir(HERE / "templates")
 register_nav("来电登记", "/intake/console", (Role.OPERATOR,), order=5, accesskey="n", home_for=(Role.OPERATOR,))
@@ -30,7 +32,7 @@ async def setup(rt: Runtime) -> None:
     store.local[service.ACKNOWLEDGE] = bool(rt.settings.mail_host)
     # The directory's public part as the router last published it; before it first does, the file it starts from.
     store.local[service.PLACES] = (await service.stored_places(store)
-                                   or service.file_places(rt.settings.directory_file or DEMO_CITY))
+                                   or service.file_places(rt.settings.directory_file or DEMO_DIRECTORY))
 
 
 def subscriptions(rt: Runtime) -> list[Subscription]:

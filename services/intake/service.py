@@ -30,7 +30,7 @@ from schemas.events import (RATED_BY_CITIZEN, Attachment, DirectoryPublished, En
 from services.intake.domain.places import Places
 from services.intake.domain.similarity import CLOSED_STATES, REPEAT_WINDOW, Earlier, Repeat, find_repeats
 from services.intake.domain.submission import (Receipt, TicketSubmission, format_number, new_query_code, plain,
-                                               read_query_code, to_event)
+                                               read_phone, read_query_code, to_event)
 from services.intake.store import acknowledgements, directory, rate_limits, rating_invitations, ticket_counters, tickets
 
 log = get_logger(__name__)
@@ -373,9 +373,12 @@ async def on_accepted(tx: Transaction, envelope: Envelope, payload) -> None:
 
 async def on_contacted(tx: Transaction, envelope: Envelope, payload) -> None:
     """联系市民: the unit recorded its call to the citizen; the look-up says 已联系, and a ticket set aside later goes
-    back to it, as the tracker's does."""
+    back to it, as the tracker's does. A call made while an extension request waits for the office leaves the look-up
+    at 延期审批中, as the tracker leaves the ticket: the decision then brings it back to 已联系 (resume_to)."""
     await tx.session.execute(update(tickets).where(_newer(envelope)).values(
-        state=TicketState.CONTACTED.value, department=payload.unit.name, status_at=envelope.occurred_at))
+        state=case((_EXTENSION_PENDING, tickets.c.state), else_=TicketState.CONTACTED.value),
+        resume_to=case((_EXTENSION_PENDING, TicketState.CONTACTED.value), else_=tickets.c.resume_to),
+        department=payload.unit.name, status_at=envelope.occurred_at))
 
 
 async def on_returned(tx: Transaction, envelope: Envelope, payload) -> None:
@@ -540,7 +543,11 @@ async def on_directory_published(tx: Transaction, envelope: Envelope, payload: D
 
 
 async def repeats_of(store: ServiceStore, phone: str, subject: str, description: str) -> list[Repeat]:
-    """重复件 candidates: the caller's open tickets of the last 30 days about the same matter, likeliest first."""
+    """重复件 candidates: the caller's open tickets of the last 30 days about the same matter, likeliest first.
+    `phone` as typed: it is read as tickets store it (read_phone)."""
+    phone = read_phone(phone)
+    if not phone:  # tickets without a number are no one caller's
+        return []
     now = utcnow()
     async with store.db.session() as s:
         rows = (await s.execute(

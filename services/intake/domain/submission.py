@@ -8,13 +8,14 @@ import unicodedata
 from datetime import date, datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from schemas.enums import Channel, Kind, Urgency
 from schemas.events import Attachment, Citizen, Location, TicketReceived
 
-PHONE = re.compile(r"^\+?[0-9][0-9\- ]{4,30}$")
+# A phone number as stored: its digits, and a leading + for an international number.
+PHONE = re.compile(r"^\+?[0-9]{5,31}$")
 MAX_SUBJECT = 200
 MAX_DESCRIPTION = 100_000  # the request size limit (256 kB) is what usually binds
 NUMBER_PATTERN = r"^12345-\d{8}-\d{6}$"
@@ -33,6 +34,14 @@ def plain(text: str) -> str:
     """What a citizen typed or pasted into a look-up, as it is stored: full-width digits and letters made plain
     (NFKC), every run of dashes (－, —, ‐, a Chinese keyboard's ——) one hyphen, and no spaces at all."""
     return re.sub(r"-+", "-", re.sub(r"\s+", "", _dashes_plain(text)))
+
+
+def read_phone(text: str) -> str:
+    """A phone number as it is stored, however it was typed: full-width digits and ＋ made plain (NFKC), and the
+    spaces, dashes and brackets people put between groups taken out: 139-0000-1111, 139 0000 1111 and
+    １３９００００１１１１ are all 13900001111, (010)1234-5678 is 01012345678. The same caller is then found under one
+    number (重复件, the caller's history). Judges nothing: CitizenIn does."""
+    return re.sub(r"[\s\-()]", "", _dashes_plain(text))
 
 
 def read_number(text: str) -> str | None:
@@ -81,11 +90,11 @@ class CitizenIn(BaseModel):
     @field_validator("phone")
     @classmethod
     def _phone(cls, v: str) -> str:
-        v = v.strip()
-        if v and not PHONE.match(v):
-            raise PydanticCustomError("phone_format",
-                                      "phone number may contain digits, spaces, '-' and a leading '+' only")
-        return v.replace(" ", "")
+        phone = read_phone(v)
+        if v.strip() and not PHONE.match(phone):
+            raise PydanticCustomError("phone_format", "phone number may contain digits (spaced by spaces, '-' or "
+                                                      "brackets) and a leading '+' only, at least 5 digits")
+        return phone
 
 
 class LocationIn(BaseModel):
@@ -137,11 +146,30 @@ class TicketSubmission(BaseModel):
             raise PydanticCustomError("missing", en, {"zh": zh})
         return v
 
-    @model_validator(mode="after")
-    def _answer_or_duplicate(self) -> TicketSubmission:
-        if self.answer is not None and self.duplicate_of_number is not None:
-            raise ValueError("a request answered on the call cannot also be attached to another ticket")
-        return self
+    # A field that cannot go with one before it (fields are validated in order: `info.data` has the earlier ones) is
+    # refused by its own name, its Chinese in the error's context as REQUIRED's, so the form marks that field.
+
+    @field_validator("answer")
+    @classmethod
+    def _not_urgent(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # 紧急 is dispatched at once to a unit that must call the citizen; answered on the call it never would be.
+        if v is not None and info.data.get("urgency") == Urgency.URGENT:
+            raise PydanticCustomError(
+                "urgent_answered_directly",
+                "An urgent matter must be dispatched to a unit, not answered directly: untick 直接办结",
+                {"zh": "紧急事项须派单办理，不能直接办结：请取消“直接办结”"})
+        return v
+
+    @field_validator("duplicate_of_number")
+    @classmethod
+    def _answer_or_duplicate(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and info.data.get("answer") is not None:
+            raise PydanticCustomError(
+                "answered_and_duplicate",
+                "A call answered directly (直接办结) cannot also be attached to another ticket: untick 直接办结, "
+                "or do not attach it",
+                {"zh": "直接办结的来电不能同时并入其他工单：请取消“直接办结”，或不并入"})
+        return v
 
 
 def format_number(day: date, sequence: int) -> str:

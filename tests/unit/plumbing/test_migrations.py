@@ -43,7 +43,9 @@ def test_every_migration_goes_down_and_up_again_on_sqlite(tmp_path, target):
     for revision in ScriptDirectory.from_config(config).walk_revisions():  # the head first
         before = _schema(path)
         command.downgrade(config, "-1")
-        assert _schema(path) != before or revision.down_revision is None, f"{revision.revision} undid nothing"
+        data_only = getattr(revision.module, "data_only", False)  # rows only: no schema to undo
+        assert _schema(path) != before or revision.down_revision is None or data_only, \
+            f"{revision.revision} undid nothing"
         command.upgrade(config, "+1")
         assert _schema(path) == before, revision.revision
         command.downgrade(config, "-1")
