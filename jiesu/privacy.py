@@ -17,6 +17,7 @@ amounts survive.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _AREA = r"(?:10|2\d|[3-9]\d{2})"  # area code without its leading 0: 10 Beijing, 2x, then 3xx–9xx
@@ -59,6 +60,16 @@ def _masked(match: re.Match) -> str:
     return digits[:3] + "****" + digits[-4:]
 
 
+@functools.lru_cache(maxsize=1024)
+def _known_number(phone: str) -> re.Pattern:
+    """One known number in free text as written, its digits spaced by any spaces, dashes or brackets (138 0013-8000,
+    (010)12345678 for 01012345678), and not inside a longer run of digits."""
+    if len(_digits(phone)) < 5:  # too short to tell from any other figure: only as it was kept
+        return re.compile(re.escape(phone))
+    spaced = r"[\s\-\u2010-\u2015\u2212\uff0d()（）]*".join(re.escape(ch) for ch in phone)
+    return re.compile(rf"(?<!\d){spaced}(?!\d)")
+
+
 def mask_phones(text: str) -> str:
     """Every phone number in `text` shown as its first three and last four digits: 138****8000, 010****5678."""
     return PHONE.sub(_masked, text)
@@ -89,8 +100,8 @@ def mask_contact_in(text: str | None, name: str | None, phone: str | None) -> st
     if not text:
         return text
     text = mask_phones(text)
-    if phone:  # however unusually it was written down
-        text = text.replace(phone, mask_phone(phone))
+    if phone:  # however unusually it was written down, spaced or not (the number is kept as its digits)
+        text = _known_number(phone).sub(mask_phone(phone), text)
     if name and len(name) > 1:  # a one-character "name" would mask that character everywhere
         text = text.replace(name, mask_name(name))
     return text

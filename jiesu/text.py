@@ -18,6 +18,27 @@ _PUNCTUATION = re.compile(r"[\s!-/:-@\[-`{-~\u2000-\u206f\u3000-\u3004\u3008-\u3
                           r"\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]+")
 
 
+# Not a dash to unicodedata (category Pd), but typed as one: the minus sign, and the long-vowel mark a Chinese
+# or Japanese keyboard gives for the key beside 0.
+OTHER_DASHES = "\u2212\u30fc"
+
+
+def plain_dashes(text: str) -> str:
+    """Full-width digits and letters made plain (NFKC), and every dash (－, —, ‐, −, ー) a hyphen."""
+    text = unicodedata.normalize("NFKC", text)
+    return "".join("-" if ch in OTHER_DASHES or unicodedata.category(ch) == "Pd" else ch for ch in text)
+
+
+def plain_phone(text: str) -> str:
+    """A phone number as jiesu keeps and compares it, however it was typed: full-width digits and ＋ made plain
+    (NFKC), and the spaces, dashes and brackets people put between groups taken out: 139-0000-1111, 139 0000 1111 and
+    １３９００００１１１１ are all 13900001111, (010)1234-5678 is 01012345678, ＋86 139… is +86139…. One caller is one
+    number then (重复件, the caller's history). Judges nothing: the submission's validation does."""
+    if text.isdigit() and text.isascii():  # as intake keeps them: nothing to do
+        return text
+    return re.sub(r"[\s\-()]", "", plain_dashes(text))
+
+
 def normalise(text: str) -> str:
     """Letters and digits only, NFKC and case-folded: punctuation and spacing never decide a match."""
     text = _PUNCTUATION.sub("", text)

@@ -23,6 +23,7 @@ from jiesu.db import insert_ignoring_conflicts, insert_rows, one_of, sqlite_on_l
 from jiesu.errors import ApiError
 from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
+from jiesu.text import plain_phone
 from schemas import topics
 from schemas.enums import Channel, TicketState
 from schemas.events import (RATED_BY_CITIZEN, Attachment, DirectoryPublished, Envelope, ReconcileRequested,
@@ -30,7 +31,7 @@ from schemas.events import (RATED_BY_CITIZEN, Attachment, DirectoryPublished, En
 from services.intake.domain.places import Places
 from services.intake.domain.similarity import CLOSED_STATES, REPEAT_WINDOW, Earlier, Repeat, find_repeats
 from services.intake.domain.submission import (Receipt, TicketSubmission, format_number, new_query_code, plain,
-                                               read_phone, read_query_code, to_event)
+                                               read_query_code, to_event)
 from services.intake.store import acknowledgements, directory, rate_limits, rating_invitations, ticket_counters, tickets
 
 log = get_logger(__name__)
@@ -544,8 +545,8 @@ async def on_directory_published(tx: Transaction, envelope: Envelope, payload: D
 
 async def repeats_of(store: ServiceStore, phone: str, subject: str, description: str) -> list[Repeat]:
     """重复件 candidates: the caller's open tickets of the last 30 days about the same matter, likeliest first.
-    `phone` as typed: it is read as tickets store it (read_phone)."""
-    phone = read_phone(phone)
+    `phone` as typed: it is read as tickets store it (plain_phone)."""
+    phone = plain_phone(phone)
     if not phone:  # tickets without a number are no one caller's
         return []
     now = utcnow()

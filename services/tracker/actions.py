@@ -212,6 +212,30 @@ def extension_refused(policy: SlaPolicy, row) -> ApiError | None:
     return None if refusal is None else ApiError(422, "extension_not_allowed", refusal.zh, refusal.en)
 
 
+def defer_refused(row) -> ApiError | None:
+    """Why the ticket `row` may not be deferred (挂账) at all, or None when it may: the one answer for `Tracker.pause`
+    and for the ticket page that offers the form. 挂账 is for works and seasonal matters that take months; an urgent
+    matter (紧急) must be answered within its hours, as it takes no extension either."""
+    if row.urgency == "urgent":
+        return ApiError(422, "defer_not_allowed", "紧急事项须按时限答复，不能挂账。",
+                        "An urgent matter must be answered within its time limit: it cannot be deferred (挂账).")
+    return None
+
+
+def planned_date_refused(expected_until: dt.datetime | None, today: dt.date, timezone) -> ApiError | None:
+    """Why 挂账's planned completion date (`expected_until`, 计划完成日期) is refused, or None: one before `today`
+    plans nothing. A date given without a zone is read as the calendar's (`timezone`)."""
+    if expected_until is None:
+        return None
+    local = expected_until.replace(tzinfo=timezone) if expected_until.tzinfo is None else expected_until
+    if local.astimezone(timezone).date() >= today:
+        return None
+    return ApiError(422, "expected_until_past", "计划完成日期不能早于今天，请选择今天或以后的日期",
+                    "The planned completion date (expected_until) is in the past: choose today or a later date",
+                    fields=[{"field": "expected_until", "zh": "计划完成日期不能早于今天",
+                             "en": "must not be before today"}])
+
+
 @dataclass
 class Tracker:
     """What every action needs: the tracker's store, its clocks, and the key that signs visit links."""
@@ -232,24 +256,35 @@ class Tracker:
 
     async def contact(self, user: User, ref: str, note: str) -> dict:
         """联系市民, also while an extension request waits for its decision (KEEPS_SET_ASIDE): the request stands, and
-        the decision takes the ticket back to 已联系 instead of where it was asked from."""
+        the decision takes the ticket back to 已联系 instead of where it was asked from. The note says what was said
+        and agreed: an empty one records nothing, and would stop an urgent matter's contact clock all the same."""
+        if not note.strip():
+            raise ApiError(422, "note_required", "请填写沟通情况：与市民说了什么、约定了什么",
+                           "Write what was said to the citizen and what was agreed",
+                           fields=[{"field": "note", "zh": "请填写沟通情况", "en": "required"}])
         async with self._act(user, ref, Action.CONTACT) as (tx, row, state):
             values = {"state": state, "contacted_at": row.contacted_at or utcnow()}
             if (S(row.state), Action.CONTACT) in KEEPS_SET_ASIDE:
                 values["resume_to"] = next_state(_resume_to(row), Action.CONTACT).value
             row = await self._save(tx, row, **values)
             await self._emit(tx, row, CitizenContacted(unit=_unit(row), note=note, by=user.username), user,
-                             "联系市民" + (f"：{note}" if note else ""))
+                             f"联系市民：{note}")
             await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)
             return row
 
     async def pause(self, user: User, ref: str, reason: str, note: str,
                     expected_until: dt.datetime | None = None) -> dict:
-        """待补充材料 (waiting on the citizen) or 挂账 (deferred): the reply clock stops."""
+        """待补充材料 (waiting on the citizen) or 挂账 (deferred): the reply clock stops. 挂账 is refused for urgent
+        matters (`defer_refused`) and with a planned completion date before today (`planned_date_refused`)."""
         action = Action.WAIT_CITIZEN if reason == "waiting_citizen" else Action.DEFER
         if not note.strip():
             raise ApiError(422, "note_required", "请说明原因", "Say why")
         async with self._act(user, ref, action) as (tx, row, state):
+            if action == Action.DEFER:
+                timezone = self.clocks.calendar.timezone
+                if refusal := (defer_refused(row) or planned_date_refused(  # the matter first: no date can help
+                        expected_until, utcnow().astimezone(timezone).date(), timezone)):
+                    raise refusal
             row = await self._save(tx, row, state=state, paused_at=utcnow(), resume_to=row.state)
             label = "待市民补充材料，计时暂停" if action == Action.WAIT_CITIZEN else "挂账，计时暂停"
             await self._emit(tx, row, ClockPaused(reason=reason, note=note, expected_until=expected_until,

@@ -51,12 +51,15 @@ def subscriptions(rt: Runtime) -> list[Subscription]:
     async def assigned(tx, items):
         await handlers.assigned_many(tx, items, rt.state["tracker.clocks"])
 
+    async def merged(tx, envelope, p):
+        await handlers.on_merged(tx, envelope, p, rt.state["tracker.clocks"])
+
     return [
         Subscription((topics.RECEIVED, topics.ASSIGNED, topics.RECONCILE), {
             "TicketReceived": handlers.on_received,
             "TicketAssigned": Batched(assigned),
             "DispatchNeeded": handlers.on_dispatch_needed,
-            "TicketMerged": handlers.on_merged,
+            "TicketMerged": merged,
             "ReconcileRequested": handlers.on_reconcile,
         }),
     ]

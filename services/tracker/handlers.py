@@ -20,6 +20,7 @@ from jiesu.consumer import Batched
 from jiesu.db import insert_rows, one_of, update_rows
 from jiesu.logging import get_logger
 from jiesu.messaging import Transaction
+from jiesu.text import plain_phone
 from schemas import topics
 from schemas.enums import KIND_LABELS, ROUTING_METHOD_LABELS, TicketState
 from schemas.events import (
@@ -75,7 +76,7 @@ def _derived_id(event_id, purpose: str):
 def _received_values(p: TicketReceived) -> dict:
     return dict(
         number=p.number, channel=p.channel.value, kind=p.kind.value, urgency=p.urgency.value, subject=p.subject,
-        description=p.description, citizen_name=p.citizen.name, citizen_phone=p.citizen.phone,
+        description=p.description, citizen_name=p.citizen.name, citizen_phone=plain_phone(p.citizen.phone),
         confidential=p.citizen.confidential, district=p.location.district, street=p.location.street,
         address=p.location.address, received_at=p.received_at,
         attachments=[a.model_dump() for a in p.attachments],
@@ -157,9 +158,10 @@ async def _acknowledge_if_received(tx: Transaction, row, envelope: Envelope, num
     return await _acknowledge(tx, envelope, number, state, lead, reply_due, merged_into)
 
 
-async def on_merged(tx: Transaction, envelope: Envelope, p: TicketMerged) -> None:
-    """重复件: this ticket follows an earlier one; both timelines say so. The ticket is locked (as an order given
-    meanwhile locks it) before `supervised` says whether it has orders to release."""
+async def on_merged(tx: Transaction, envelope: Envelope, p: TicketMerged, clocks: Clocks | None = None) -> None:
+    """重复件: this ticket follows an earlier one; both timelines say so, and the unit leading the earlier one is told
+    (`_tell_lead_of_repeat`). The ticket is locked (as an order given meanwhile locks it) before `supervised` says
+    whether it has orders to release."""
     row = await _row(tx, envelope, for_update=True)
     state = _transition(row.state if row else None, Action.MERGE)
     if state is None:
@@ -180,6 +182,25 @@ async def on_merged(tx: Transaction, envelope: Envelope, p: TicketMerged) -> Non
         ticket_id=p.into_ticket_id, event_id=_derived_id(envelope.event_id, "merged-into"),
         event_type="TicketMerged", at=envelope.occurred_at, actor="router",
         summary=f"重复件 {p.number} 已并入本工单", data={"from": str(envelope.ticket_id)}))
+    await _tell_lead_of_repeat(tx, envelope, p, row, clocks)
+
+
+async def _tell_lead_of_repeat(tx: Transaction, envelope: Envelope, p: TicketMerged, row,
+                               clocks: Clocks | None) -> None:
+    """The caller rang again about a ticket a unit leads: that unit reads the repeat (queries.readable), and is told
+    so, or what the caller added would reach nobody. The notice links the repeat; it carries the earlier ticket's
+    reply deadline, the one the unit works to. One more read, on merges only (rare); none while the earlier ticket
+    waits for a dispatcher: its next lead finds the repeat in its timeline."""
+    into = (await tx.session.execute(select(tickets.c.lead_code, tickets.c.subject, tickets.c.reply_due)
+                                     .where(tickets.c.ticket_id == p.into_ticket_id))).first()
+    if into is None or not into.lead_code:
+        return
+    repeat = SimpleNamespace(ticket_id=envelope.ticket_id, number=p.number,
+                             subject=(row.subject if row is not None else None) or into.subject,
+                             citizen_phone=row.citizen_phone if row is not None else None, reply_due=into.reply_due)
+    await notify_many(tx, clocks.settings if clocks else None, [(
+        repeat, into.lead_code, "repeat",
+        f"重复件：市民就工单 {p.into_number} 再次来电（{p.number}，已并入该工单），请查看补充的情况。")])
 
 
 def _transition(current: str | None, action: Action) -> TicketState | None:

@@ -39,7 +39,7 @@ from services.tracker.store import deliveries, notifications, unit_contacts
 
 KIND_LABELS = {
     "arrived": "新工单", "warning": "即将到期", "overdue": "已超期催办", "reminder": "催办", "supervision": "督办",
-    "reopened": "重办", "extension": "延期审批结果", "returned": "退单",
+    "reopened": "重办", "extension": "延期审批结果", "returned": "退单", "repeat": "重复件",
 }
 SIGNATURE_HEADER = "X-Jiesu-Signature"
 

@@ -1,7 +1,8 @@
 """Reading tickets for people, with the access rules applied in one place.
 
-Department staff see only tickets their unit leads or co-handles, ever; contact details
-are masked for roles that do not need them and on confidential tickets.
+Department staff see only tickets their unit leads or co-handles, and, to read, the repeat calls (重复件) merged
+into a ticket their unit leads; contact details are masked for roles that do not need them and on confidential
+tickets.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import uuid
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
-from sqlalchemy import ColumnElement, Select, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select
 
 from jiesu import attachment_grants, audit
 from jiesu.db import one_of
 from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_contact_in, mask_name, mask_phone
+from jiesu.text import plain_phone
 from schemas.enums import Role
 from services.tracker import stats
 from services.tracker.store import code_names as code_names_table
@@ -44,10 +46,24 @@ CONTACT_ROLES = {Role.OPERATOR, Role.VISITOR, Role.SUPERVISOR, Role.ADMIN}
 
 
 def scoped(stmt: Select, user: User) -> Select:
+    """The tickets `user` works on: for department staff, those their unit leads or co-handles."""
     if user.role == Role.DEPARTMENT:
         return stmt.where(exists().where(ticket_units.c.ticket_id == tickets.c.ticket_id,
                                          ticket_units.c.unit_code == user.department))
     return stmt
+
+
+def readable(stmt: Select, user: User) -> Select:
+    """The tickets `user` may read one at a time (`visible_ticket`): those `scoped` to them and, for department
+    staff, the repeat calls (重复件) merged into a ticket their unit leads now, which carry what the caller added.
+    Lists and actions stay `scoped`: a repeat is finished, and read only."""
+    if user.role != Role.DEPARTMENT:
+        return stmt
+    into = tickets.alias("merged_into_ticket")
+    return stmt.where(or_(
+        exists().where(ticket_units.c.ticket_id == tickets.c.ticket_id, ticket_units.c.unit_code == user.department),
+        and_(tickets.c.merged_into.is_not(None),
+             exists().where(into.c.ticket_id == tickets.c.merged_into, into.c.lead_code == user.department))))
 
 
 def can_see_contact(user: User, confidential: bool) -> bool:
@@ -155,11 +171,14 @@ def find_stmt(ref: str) -> Select:
 
 async def list_tickets(session, user: User, *, state: str | None = None, phone: str | None = None,
                        unit: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list, int]:
+    """A page of the tickets `user` may see, newest first, and how many there are. `phone` is read as a caller's
+    number however it was typed (jiesu.text.plain_phone), as the tracker keeps numbers."""
     stmt = scoped(select(tickets), user)
     if state:
         stmt = stmt.where(tickets.c.state == state)
     if phone:
-        stmt = stmt.where(tickets.c.citizen_phone == phone)
+        plain = plain_phone(phone)  # nothing but dashes and spaces is no caller's number: it finds nothing
+        stmt = stmt.where(tickets.c.citizen_phone == plain if plain else false())
     if unit:
         stmt = stmt.where(or_(tickets.c.lead_code == unit, exists().where(
             ticket_units.c.ticket_id == tickets.c.ticket_id, ticket_units.c.unit_code == unit)))
@@ -245,9 +264,31 @@ INBOX_TABS = {
     "replied": "已答复",
     "done": "已办结",
 }
+# A unit's clocks run on the tickets it leads: these tabs (and the badge's 已超期) count those alone, since a
+# co-handler (协办) neither signs for a ticket nor answers to its deadline. It finds the tickets it helps on under
+# 协办 (CO_TAB), which only department staff have.
+LEAD_ONLY_TABS = frozenset({"new", "soon", "overdue"})
+CO_TAB = {"co": "协办"}
 
 
-def inbox_filter(stmt: Select, tab: str, now: datetime) -> Select:
+def inbox_tabs(user: User) -> dict[str, str]:
+    """The workbench's tabs for `user`, in order: a unit's have 协办 after 已超期."""
+    if user.role != Role.DEPARTMENT:
+        return INBOX_TABS
+    tabs = list(INBOX_TABS.items())
+    at = list(INBOX_TABS).index("overdue") + 1
+    return dict(tabs[:at] + list(CO_TAB.items()) + tabs[at:])
+
+
+def inbox_filter(stmt: Select, tab: str, now: datetime, unit: str | None = None) -> Select:
+    """The tickets of the tab `tab` among `stmt`'s; with `unit` (a department's workbench), the LEAD_ONLY_TABS keep
+    the tickets it leads, and 协办 those it co-handles that are still open."""
+    if unit and tab in LEAD_ONLY_TABS:
+        stmt = stmt.where(tickets.c.lead_code == unit)
+    if tab == "co":
+        return stmt.where(tickets.c.state.in_(stats.OPEN), exists().where(
+            ticket_units.c.ticket_id == tickets.c.ticket_id, ticket_units.c.unit_code == unit,
+            ticket_units.c.role == "co"))
     if tab == "open":
         return stmt.where(tickets.c.state.in_(stats.OPEN))
     if tab == "new":  # just arrived, newest first
@@ -266,7 +307,9 @@ def inbox_filter(stmt: Select, tab: str, now: datetime) -> Select:
 
 async def inbox(session, user: User, *, tab: str, now: datetime, kind: str | None = None, q: str | None = None,
                 limit: int = 50, offset: int = 0) -> tuple[list, int, dict[str, int]]:
+    """One page of the workbench's tab `tab` (`inbox_tabs`), its total, and every tab's count."""
     base = scoped(select(tickets), user)
+    unit = user.department if user.role == Role.DEPARTMENT else None
     if user.role != Role.DEPARTMENT:
         base = base.where(tickets.c.lead_code.is_not(None))
     if kind:
@@ -275,9 +318,10 @@ async def inbox(session, user: User, *, tab: str, now: datetime, kind: str | Non
         like = f"%{q.strip()}%"
         base = base.where(or_(tickets.c.number.like(like), tickets.c.subject.like(like), tickets.c.address.like(like)))
     counts = {}
-    for name in INBOX_TABS:
-        counts[name] = await session.scalar(select(func.count()).select_from(inbox_filter(base, name, now).subquery()))
-    stmt = inbox_filter(base, tab, now)
+    for name in inbox_tabs(user):
+        counts[name] = await session.scalar(select(func.count()).select_from(
+            inbox_filter(base, name, now, unit).subquery()))
+    stmt = inbox_filter(base, tab, now, unit)
     if tab == "new":
         order = (tickets.c.assigned_at.desc().nulls_last(), tickets.c.ticket_id)
     elif tab in ("replied", "done"):
@@ -286,6 +330,14 @@ async def inbox(session, user: User, *, tab: str, now: datetime, kind: str | Non
         order = (tickets.c.reply_due.asc().nulls_last(), tickets.c.ticket_id)
     rows = (await session.execute(stmt.order_by(*order).limit(limit).offset(offset))).all()
     return rows, counts[tab], counts
+
+
+async def unit_name(session, unit_code: str | None) -> str | None:
+    """A unit's name as the directory gave it with its tickets' assignments (tracker_code_names, a lead's and its
+    co-handlers' alike); None for a code no assignment named."""
+    if not unit_code:
+        return None
+    return await session.scalar(select(code_names_table.c.name).where(code_names_table.c.code == unit_code))
 
 
 def urgency_class(row, now: datetime) -> str:
@@ -340,7 +392,7 @@ async def visible_ticket(session, user: User, ref: str):
     Showing a citizen's name and phone number is a view of personal data: it is written to the
     audit trail in the same transaction.
     """
-    row = (await session.execute(scoped(find_stmt(ref), user))).first()
+    row = (await session.execute(readable(find_stmt(ref), user))).first()
     if row is None:
         raise ApiError(404, "ticket_not_found", f"未找到工单 {ref}", f"No ticket {ref} that you may see")
     await record_contact_view(session, user, row)

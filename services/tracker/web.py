@@ -27,10 +27,11 @@ from jiesu.web import Message, RuntimeDep, localtime, page, redirect_with, requi
 from schemas.enums import CHANNEL_LABELS, RETURN_REASONS, ROLE_LABELS, ROUTING_METHOD_LABELS, Role, TicketState
 from schemas.events import utcnow
 from services.tracker import queries, stats
-from services.tracker.actions import (OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, closes_when_unreachable,
+from services.tracker.actions import (OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, closes_when_unreachable, defer_refused,
                                       extension_refused, note_refused, order_stacks,
                                       supervision_refused, visit_message)
 from services.tracker.domain.lifecycle import allowed_actions, may
+from services.tracker.domain.replies import BOILERPLATE, MIN_MEANINGFUL_CHARS
 from services.tracker.domain.sla import SlaPolicy
 from services.tracker.notify import KIND_LABELS, resend_all, resend_delivery
 from services.tracker.store import deliveries, extensions, notifications, supervision_orders, tickets
@@ -66,23 +67,28 @@ async def inbox(request: Request, rt: RuntimeDep, user: Workbench,
                 tab: Annotated[str, Query()] = "open", kind: Annotated[str, Query(max_length=32)] = "",
                 q: Annotated[str, Query(max_length=100)] = "",
                 page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> HTMLResponse:
-    if tab not in queries.INBOX_TABS:
+    tabs = queries.inbox_tabs(user)
+    if tab not in tabs:
         tab = "open"
     now = utcnow()
     async with rt.store("tracker").db.session() as s:
         rows, total, counts = await queries.inbox(s, user, tab=tab, now=now, kind=kind or None, q=q or None,
-                                                  limit=50, offset=(page_no - 1) * 50)
+                                                  limit=INBOX_PAGE, offset=(page_no - 1) * INBOX_PAGE)
         unread = await queries.unread_count(s, user.department)
         # Unread ones are the newest (only 全部标为已读 reads them): as many as the badge counts, up to a bound.
         notes = await queries.recent_notifications(s, user.department, min(max(unread, NOTES_SHOWN), NOTES_UNREAD_MAX))
+        # The unit's own name, whatever the page lists (a search, an empty tab, tickets it only co-handles).
+        unit_name = await queries.unit_name(s, user.department)
     title = "本单位工单" if user.role == Role.DEPARTMENT else "承办工作台（全部单位）"
-    unit_name = next((r.lead_name for r in rows if r.lead_code == user.department), None)
+    unit_name = unit_name or next((r.lead_name for r in rows if r.lead_code == user.department), None)
     return page(request, "tracker_inbox.html", items=[queries.ticket_view(r, user, now) for r in rows], total=total,
-                counts=counts, tabs=queries.INBOX_TABS, tab=tab, kind=kind, q=q, page_no=page_no, title=title,
+                counts=counts, tabs=tabs, tab=tab, kind=kind, q=q, page_no=page_no,
+                pages=max(1, -(-total // INBOX_PAGE)), title=title,
                 notes=notes, unread=unread, unlisted=unread - sum(1 for n in notes if n.read_at is None),
                 unit_name=unit_name)
 
 
+INBOX_PAGE = 50  # tickets on one page of the workbench
 NOTES_SHOWN = 8  # the inbox's panel: the newest notifications, read or not, and every unread one
 NOTES_UNREAD_MAX = 30  # … up to this many; the panel says how many more are unread
 
@@ -189,19 +195,24 @@ class Offer:
     no_extension: str = ""  # why 申请延期 is left out, to a unit that would ask for it (`extension_hint`)
     order_levels: tuple[str, ...] = ()  # the levels the 督办 form offers (ORDER_LEVELS)
     no_order: str = ""  # why a level, or the whole form, is left out: an order awaiting its answer (`order_stacks`)
+    no_defer: str = ""  # why 挂账 is left out, to a unit that would do it (`defer_refused`)
 
 
 def offer(user: User, row, policy: SlaPolicy, waiting: Collection[str] = ()) -> Offer:
     """The forms the ticket page offers `user` on the ticket `row`: the lifecycle's next actions their role may take
     (a department only on the tickets it leads), but no extension (延期) the rules refuse whatever it asks
-    (`extension_refused`), and a note or a supervision order where the action would accept it (`note_refused`,
-    `supervision_refused`, and `order_stacks` given the levels of the ticket's orders awaiting their answer,
-    `waiting`): the same answers as the actions'."""
+    (`extension_refused`) nor 挂账 of a matter that may take none (`defer_refused`), and a note or a supervision
+    order where the action would accept it (`note_refused`, `supervision_refused`, and `order_stacks` given the
+    levels of the ticket's orders awaiting their answer, `waiting`): the same answers as the actions'."""
     can = _next_actions(user, row)
     no_extension = ""
     if "request_extension" in can and (refusal := extension_refused(policy, row)) is not None:
         can.discard("request_extension")  # the page says why instead
         no_extension = _why_no_extension(row, policy, refusal)
+    no_defer = ""
+    if "defer" in can and (refusal := defer_refused(row)) is not None:
+        can.discard("defer")  # likewise
+        no_defer = refusal.zh
     if note_refused(user, row) is None:
         can.add("note")
     levels: tuple[str, ...] = ()
@@ -212,7 +223,7 @@ def offer(user: User, row, policy: SlaPolicy, waiting: Collection[str] = ()) -> 
         no_order = next((refusal.zh for refusal in stacking.values() if refusal is not None), "")
         if levels:
             can.add("supervise")
-    return Offer(can, no_extension, levels, no_order)
+    return Offer(can, no_extension, levels, no_order, no_defer)
 
 
 def offered_actions(user: User, row, policy: SlaPolicy, waiting: Collection[str] = ()) -> set[str]:
@@ -256,14 +267,18 @@ async def _ticket_context(rt, user: User, ref: str) -> dict:
             waiting = (await queries.levels_awaiting_answer(s, [row.ticket_id])).get(row.ticket_id, set())
     lead = user.role != Role.DEPARTMENT or row.lead_code == user.department
     offered = offer(user, row, _tracker(rt).clocks.policy, waiting)
+    today = utcnow().astimezone(_tracker(rt).clocks.calendar.timezone).date()  # 挂账's planned date is no earlier
     names = await display_names(rt, [e["actor"] for e in events] + [pending.requested_by if pending else ""]
                                 + [e.get("by") for e in events])
     return dict(t=queries.ticket_view(row, user, utcnow()), timeline=timeline_lines(events, names),
                 merged_into=merged_into,
-                names=names, can=offered.actions, no_extension=offered.no_extension, order_levels=offered.order_levels,
+                names=names, can=offered.actions, no_extension=offered.no_extension, no_defer=offered.no_defer,
+                order_levels=offered.order_levels, today=today,
                 order_level_labels=ORDER_LEVELS, no_order=offered.no_order, pending=pending, orders=orders,
                 is_lead=lead, reasons=RETURN_REASONS, outcomes=OUTCOME_LABELS, labels=DONE_LABELS,
                 now_iso=utcnow().isoformat(), attachments=_attachments(rt.secret, user, row),
+                # The reply box counts as the action does (domain/replies.py): tracker.js is given its rule.
+                reply_min=MIN_MEANINGFUL_CHARS, stock_phrases=BOILERPLATE,
                 grant_minutes=int(attachment_grants.LIFETIME.total_seconds() // 60), undelivered=undelivered)
 
 

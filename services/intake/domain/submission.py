@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import unicodedata
 from datetime import date, datetime
 from uuid import UUID
 
@@ -12,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from schemas.enums import Channel, Kind, Urgency
+from jiesu.text import plain_dashes, plain_phone
 from schemas.events import Attachment, Citizen, Location, TicketReceived
 
 # A phone number as stored: its digits, and a leading + for an international number.
@@ -19,36 +19,17 @@ PHONE = re.compile(r"^\+?[0-9]{5,31}$")
 MAX_SUBJECT = 200
 MAX_DESCRIPTION = 100_000  # the request size limit (256 kB) is what usually binds
 NUMBER_PATTERN = r"^12345-\d{8}-\d{6}$"
-# Not a dash to unicodedata (category Pd), but typed as one: the minus sign, and the long-vowel mark a Chinese
-# or Japanese keyboard gives for the key beside 0.
-OTHER_DASHES = "\u2212\u30fc"
-
-
-def _dashes_plain(text: str) -> str:
-    """Full-width digits and letters made plain (NFKC), and every dash (－, —, ‐, −, ー) a hyphen."""
-    text = unicodedata.normalize("NFKC", text)
-    return "".join("-" if ch in OTHER_DASHES or unicodedata.category(ch) == "Pd" else ch for ch in text)
-
-
 def plain(text: str) -> str:
     """What a citizen typed or pasted into a look-up, as it is stored: full-width digits and letters made plain
     (NFKC), every run of dashes (－, —, ‐, a Chinese keyboard's ——) one hyphen, and no spaces at all."""
-    return re.sub(r"-+", "-", re.sub(r"\s+", "", _dashes_plain(text)))
-
-
-def read_phone(text: str) -> str:
-    """A phone number as it is stored, however it was typed: full-width digits and ＋ made plain (NFKC), and the
-    spaces, dashes and brackets people put between groups taken out: 139-0000-1111, 139 0000 1111 and
-    １３９００００１１１１ are all 13900001111, (010)1234-5678 is 01012345678. The same caller is then found under one
-    number (重复件, the caller's history). Judges nothing: CitizenIn does."""
-    return re.sub(r"[\s\-()]", "", _dashes_plain(text))
+    return re.sub(r"-+", "-", re.sub(r"\s+", "", plain_dashes(text)))
 
 
 def read_number(text: str) -> str | None:
     """A ticket number as a citizen typed it, or None if it cannot be one: its own three groups (12345, the day, the
     sequence) with any run of dashes and spaces between them (12345 20261125 000003, 12345——20261125——000003), or its
     19 digits alone (1234520261125000003). Digits split anywhere else (1234-520261125-000003) are not a number."""
-    groups = re.split(r"[-\s]+", _dashes_plain(text).strip())
+    groups = re.split(r"[-\s]+", plain_dashes(text).strip())
     if len(groups) == 1 and len(groups[0]) == 19:
         digits = groups[0]
         groups = [digits[:5], digits[5:13], digits[13:]]
@@ -90,7 +71,7 @@ class CitizenIn(BaseModel):
     @field_validator("phone")
     @classmethod
     def _phone(cls, v: str) -> str:
-        phone = read_phone(v)
+        phone = plain_phone(v)
         if v.strip() and not PHONE.match(phone):
             raise PydanticCustomError("phone_format", "phone number may contain digits (spaced by spaces, '-' or "
                                                       "brackets) and a leading '+' only, at least 5 digits")

@@ -41,13 +41,27 @@
     var f = d.querySelector("textarea, input:not([type=hidden]), select");
     if (f) { f.focus(); }
   }
-  // Live character count on reply boxes.
+  // Live count on reply boxes of what the server counts (domain/replies.py, meaningful_chars): the stock phrases it
+  // is given (data-stock) taken out in its order, then everything but letters and digits, in characters (code
+  // points, as Python counts them); and the least it accepts (data-min).
+  function meaningfulChars(text, stock) {
+    stock.forEach(function (phrase) { text = text.split(phrase).join(""); });
+    return Array.from(text.replace(/[^\p{L}\p{N}]/gu, "")).length;
+  }
+  function count(el) {
+    var out = document.getElementById(el.dataset.counter);
+    if (!out) { return; }
+    var stock = [];
+    try { stock = JSON.parse(el.dataset.stock || "[]"); } catch (err) { stock = []; }
+    var n = meaningfulChars(el.value, stock), least = Number(el.dataset.min || 0);
+    out.textContent = "有效字数 " + n + (least ? "（至少 " + least + "）" : "");
+    out.classList.toggle("short", least > 0 && n < least);
+  }
   document.addEventListener("input", function (e) {
-    var el = e.target;
-    if (el.dataset && el.dataset.counter) {
-      var out = document.getElementById(el.dataset.counter);
-      if (out) { out.textContent = el.value.replace(/\s/g, "").length + " 字"; }
-    }
+    if (e.target.dataset && e.target.dataset.counter) { count(e.target); }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-counter]").forEach(count);  // what a refused reply brought back
   });
   // The dissatisfied-cause question matters only for "dissatisfied": then it must be answered; otherwise it is
   // hidden, cleared and disabled, so an answer given before switching outcome is never sent (the server refuses it).

@@ -5,7 +5,8 @@ import pytest
 from pydantic import ValidationError
 
 from jiesu.errors import validation_fields
-from services.intake.domain.submission import TicketSubmission, read_phone
+from jiesu.text import plain_phone as read_phone
+from services.intake.domain.submission import TicketSubmission
 
 BASE = {"kind": "complaint", "subject": "工地夜间施工噪音", "description": "晚上十一点以后还在打桩。"}
 

@@ -103,6 +103,15 @@ def test_free_text_hides_the_citizens_name_and_any_number_in_it():
     assert mask_contact_in(None, "王芳", "13800138000") is None
 
 
+@pytest.mark.parametrize("written", ["0101 2345 678", "010-1234-5678", "（010）12345678", "0 1 0 1 2 3 4 5 6 7 8"])
+def test_the_citizens_own_number_kept_as_digits_is_masked_however_the_text_spaces_it(written):
+    """Numbers are kept as their digits (plain_phone); the citizen may have written theirs out in any groups, some
+    of which no phone pattern knows: it is masked all the same, and a longer figure holding its digits is not."""
+    text = f"请打座机 {written} 找我，订单号 9901012345678123"
+    masked = mask_contact_in(text, None, "01012345678")
+    assert masked == "请打座机 010****5678 找我，订单号 9901012345678123"
+
+
 def test_a_masked_ticket_view_masks_the_free_text_too():
     from datetime import UTC, datetime
 
