@@ -15,6 +15,11 @@ class Channel(StrEnum):
     OTHER = "other"
 
 
+# Channels whose citizens are reached online: a reply to them comes with the one-time rating link (评价); the others'
+# citizens are called back (回访 by phone).
+ONLINE_CHANNELS = frozenset({Channel.ONLINE, Channel.OPEN311, Channel.MAILBOX, Channel.EMAIL})
+
+
 class Kind(StrEnum):
     """What the citizen wants; deadlines differ by kind."""
 

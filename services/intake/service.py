@@ -25,7 +25,7 @@ from jiesu.logging import get_logger
 from jiesu.messaging import ServiceStore, Transaction
 from jiesu.text import plain_phone
 from schemas import topics
-from schemas.enums import Channel, TicketState
+from schemas.enums import ONLINE_CHANNELS, Channel, TicketState
 from schemas.events import (RATED_BY_CITIZEN, Attachment, DirectoryPublished, Envelope, ReconcileRequested,
                             ReturnVisitDue, ReturnVisitRecorded, new_event_id, utcnow)
 from services.intake.domain.places import Places
@@ -602,10 +602,10 @@ def rating(row) -> tuple[str | None, str | None]:
 
 
 def called_back(row) -> bool:
-    """Whether 12345 calls the citizen of `row` about the reply it waits on (回访 by phone, as the tracker chooses for
-    every channel that is not online): a hotline caller who left a number. Online channels are offered the rating
-    link instead (`rating`)."""
-    return (row.state == TicketState.REPLIED and row.channel == Channel.HOTLINE.value
+    """Whether 12345 calls the citizen of `row` about the reply it waits on: 回访 by phone, as the tracker chooses for
+    every channel that is not online (ONLINE_CHANNELS), to a citizen who left a number. Online channels are offered
+    the rating link instead (`rating`)."""
+    return (row.state == TicketState.REPLIED and row.channel not in ONLINE_CHANNELS
             and bool(_digits(row.citizen_phone)))
 
 

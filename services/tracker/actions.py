@@ -25,7 +25,7 @@ from jiesu.mailer import public_base_url
 from jiesu.messaging import ServiceStore, Transaction
 from jiesu.web import localtime
 from schemas import topics
-from schemas.enums import RETURN_REASONS, STATE_LABELS, Role, TicketState as S
+from schemas.enums import ONLINE_CHANNELS, RETURN_REASONS, STATE_LABELS, Role, TicketState as S
 from schemas.events import (
     RATED_BY_CITIZEN,
     CitizenContacted,
@@ -77,7 +77,6 @@ from services.tracker.queries import levels_awaiting_answer
 from services.tracker.store import extensions, return_visits, ticket_units, tickets, timeline, unit_log, visit_links
 
 PRODUCER = "tracker"
-ONLINE_CHANNELS = frozenset({"online", "open311", "mailbox", "email"})
 VISIT_WORKING_DAYS = 3
 UNREACHABLE_ATTEMPTS = 3
 LINK_DAYS = 7

@@ -332,14 +332,6 @@ async def inbox(session, user: User, *, tab: str, now: datetime, kind: str | Non
     return rows, counts[tab], counts
 
 
-async def unit_name(session, unit_code: str | None) -> str | None:
-    """A unit's name as the directory gave it with its tickets' assignments (tracker_code_names, a lead's and its
-    co-handlers' alike); None for a code no assignment named."""
-    if not unit_code:
-        return None
-    return await session.scalar(select(code_names_table.c.name).where(code_names_table.c.code == unit_code))
-
-
 def urgency_class(row, now: datetime) -> str:
     """How a row is coloured: overdue, soon (warning passed or under a day), paused, or ok."""
     if row.state in stats.PAUSED:

@@ -78,9 +78,8 @@ async def inbox(request: Request, rt: RuntimeDep, user: Workbench,
         # Unread ones are the newest (only 全部标为已读 reads them): as many as the badge counts, up to a bound.
         notes = await queries.recent_notifications(s, user.department, min(max(unread, NOTES_SHOWN), NOTES_UNREAD_MAX))
         # The unit's own name, whatever the page lists (a search, an empty tab, tickets it only co-handles).
-        unit_name = await queries.unit_name(s, user.department)
+        unit_name = (await stats.unit_names(s, [user.department])).get(user.department)
     title = "本单位工单" if user.role == Role.DEPARTMENT else "承办工作台（全部单位）"
-    unit_name = unit_name or next((r.lead_name for r in rows if r.lead_code == user.department), None)
     return page(request, "tracker_inbox.html", items=[queries.ticket_view(r, user, now) for r in rows], total=total,
                 counts=counts, tabs=tabs, tab=tab, kind=kind, q=q, page_no=page_no,
                 pages=max(1, -(-total // INBOX_PAGE)), title=title,
@@ -191,8 +190,8 @@ ORDER_LEVELS = {"normal": "一般督办", "key": "重点督办"}
 class Offer:
     """What the ticket page offers `user` on a ticket, and the lines that say why a form is left out or narrowed."""
 
-    actions: set[str]  # the forms (`offered_actions`)
-    no_extension: str = ""  # why 申请延期 is left out, to a unit that would ask for it (`extension_hint`)
+    actions: set[str]  # the forms
+    no_extension: str = ""  # why 申请延期 is left out, to a unit that would ask for it
     order_levels: tuple[str, ...] = ()  # the levels the 督办 form offers (ORDER_LEVELS)
     no_order: str = ""  # why a level, or the whole form, is left out: an order awaiting its answer (`order_stacks`)
     no_defer: str = ""  # why 挂账 is left out, to a unit that would do it (`defer_refused`)
@@ -224,17 +223,6 @@ def offer(user: User, row, policy: SlaPolicy, waiting: Collection[str] = ()) -> 
         if levels:
             can.add("supervise")
     return Offer(can, no_extension, levels, no_order, no_defer)
-
-
-def offered_actions(user: User, row, policy: SlaPolicy, waiting: Collection[str] = ()) -> set[str]:
-    """The forms the ticket page offers (`offer`)."""
-    return offer(user, row, policy, waiting).actions
-
-
-def extension_hint(user: User, row, policy: SlaPolicy) -> str:
-    """What the ticket page says where it would offer 申请延期 but the rules refuse every extension of the ticket
-    (`offer` leaves the form out): why, in a line; else nothing."""
-    return offer(user, row, policy).no_extension
 
 
 def _why_no_extension(row, policy: SlaPolicy, refusal: ApiError) -> str:

@@ -19,12 +19,12 @@ CALL_BACK = "12345 热线回访员将电话回访"
 PHONE = "13700001234"
 
 
-async def called(intake, phone: str = PHONE) -> Ticket:  # noqa: F811
-    """A hotline call, as intake records it; `phone` empty: the caller withheld the number."""
+async def called(intake, phone: str = PHONE, channel: Channel = Channel.HOTLINE) -> Ticket:  # noqa: F811
+    """A hotline call (or a request by `channel`), as intake records it; `phone` empty: the number was withheld."""
     rt, consumer, _ = intake
     sub = TicketSubmission.model_validate({"kind": "help", "subject": "路灯不亮", "description": "幸福路路灯一周不亮",
                                            "citizen": {"name": "李娜", "phone": phone}})
-    receipt = await service.accept(rt.store("intake"), sub, channel=Channel.HOTLINE, operator="op",
+    receipt = await service.accept(rt.store("intake"), sub, channel=channel, operator="op",
                                    idempotency_key=None, tz=TZ)
     return Ticket(rt, consumer, receipt)
 
@@ -76,3 +76,10 @@ async def test_a_repeat_merged_into_a_callers_replied_ticket_shows_the_call_back
     await repeat.apply(repeat.event(TicketTracked(number=repeat.receipt.number, state=TicketState.MERGED,
                                                   merged_into=first.receipt.ticket_id), 1))
     assert CALL_BACK in await page_of(intake, repeat, PHONE[-4:])
+
+
+async def test_a_visitor_at_the_counter_is_told_too_as_the_tracker_calls_every_citizen_not_online(intake):  # noqa: F811
+    """The tracker calls back every channel that is not online (schemas.enums.ONLINE_CHANNELS), 来访 included."""
+    t = await called(intake, channel=Channel.IN_PERSON)
+    await t.replied(link=None, method="phone")
+    assert CALL_BACK in await page_of(intake, t, PHONE[-4:])

@@ -20,7 +20,7 @@ from services.tracker.actions import extension_refused
 from services.tracker.domain.calendar import WorkingCalendar
 from services.tracker.domain.sla import SlaPolicy, compute_deadlines, extension_refusal
 from services.tracker.timers import awaiting_contact, wanted_timers
-from services.tracker.web import extension_hint, offered_actions
+from services.tracker.web import offer
 
 POLICY = SlaPolicy.default()
 LEAD = User(id=1, username="cgw", display_name="城管委", role=Role.DEPARTMENT, department="M-CGW")
@@ -49,11 +49,11 @@ def test_whether_an_urgent_matter_may_be_extended_is_the_policys_not_the_urgency
     lenient = SlaPolicy.from_mapping({"rules": {"help": {"urgent": {"reply": {"working_days": 1},
                                                                     "max_extensions": 1}}}})
     assert extension_refusal(lenient, "help", "urgent") is None
-    assert "request_extension" in offered_actions(LEAD, ticket(kind="help", urgency="urgent"), lenient)
+    assert "request_extension" in offer(LEAD, ticket(kind="help", urgency="urgent"), lenient).actions
     # Refused by another of its limits, the page gives that reason, not the default policy's "urgent matters take none".
     capped = SlaPolicy.from_mapping({"rules": {"help": {"urgent": {"reply": {"working_days": 1}, "max_extensions": 1,
                                                                    "max_total_working_days": 1}}}})
-    assert extension_hint(LEAD, ticket(kind="help", urgency="urgent"), capped) == \
+    assert offer(LEAD, ticket(kind="help", urgency="urgent"), capped).no_extension == \
         "不能再申请延期：延期后总时限不能超过 1 个工作日。"
 
 
@@ -67,28 +67,28 @@ def test_whether_an_urgent_matter_may_be_extended_is_the_policys_not_the_urgency
 ], ids=["urgent", "urgent_contacted", "reopened", "reopened_signed_for_again", "reopened_contacted", "used_up"])
 def test_the_ticket_page_offers_no_extension_the_action_would_refuse(row):
     assert extension_refused(POLICY, row) is not None
-    assert "request_extension" not in offered_actions(LEAD, row, POLICY)
-    assert "reply" in offered_actions(LEAD, row, POLICY)  # the rest of the work is offered as before
+    assert "request_extension" not in offer(LEAD, row, POLICY).actions
+    assert "reply" in offer(LEAD, row, POLICY).actions  # the rest of the work is offered as before
 
 
 @pytest.mark.parametrize("state", [S.SIGNED_FOR, S.CONTACTED])
 def test_an_ordinary_ticket_is_offered_the_extension_form_and_no_hint(state):
     row = ticket(state)
     assert extension_refused(POLICY, row) is None
-    assert "request_extension" in offered_actions(LEAD, row, POLICY)
-    assert extension_hint(LEAD, row, POLICY) == ""
+    assert "request_extension" in offer(LEAD, row, POLICY).actions
+    assert offer(LEAD, row, POLICY).no_extension == ""
 
 
 def test_the_page_says_in_a_line_why_there_is_no_extension_to_ask_for():
-    assert extension_hint(LEAD, ticket(urgency="urgent"), POLICY) == "紧急事项须按时限答复，不能申请延期。"
-    assert extension_hint(LEAD, ticket(S.REOPENED, reopened=True), POLICY) == "重办工单须在重办期限内答复，不能申请延期。"
-    assert extension_hint(LEAD, ticket(extensions=[10]), POLICY) == "不能再申请延期：该事项最多延期 1 次，已用完。"
+    assert offer(LEAD, ticket(urgency="urgent"), POLICY).no_extension == "紧急事项须按时限答复，不能申请延期。"
+    assert offer(LEAD, ticket(S.REOPENED, reopened=True), POLICY).no_extension == "重办工单须在重办期限内答复，不能申请延期。"
+    assert offer(LEAD, ticket(extensions=[10]), POLICY).no_extension == "不能再申请延期：该事项最多延期 1 次，已用完。"
 
 
 @pytest.mark.parametrize("user", [OTHER_UNIT, OFFICE], ids=["another_unit", "office"])
 def test_nobody_who_could_not_ask_for_an_extension_anyway_is_told_why_not(user):
-    assert extension_hint(user, ticket(urgency="urgent"), POLICY) == ""
-    assert extension_hint(LEAD, ticket(S.REPLIED, urgency="urgent"), POLICY) == ""  # nothing to extend any more
+    assert offer(user, ticket(urgency="urgent"), POLICY).no_extension == ""
+    assert offer(LEAD, ticket(S.REPLIED, urgency="urgent"), POLICY).no_extension == ""  # nothing to extend any more
 
 
 # --- the call an urgent ticket owes its citizen ----------------------------------------------------------

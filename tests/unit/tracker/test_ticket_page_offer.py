@@ -18,7 +18,7 @@ from schemas.enums import Role, TicketState as S
 from services.tracker.actions import order_stacks
 from services.tracker.domain import sla
 from services.tracker.domain.lifecycle import Action, allowed_actions, decide
-from services.tracker.web import extension_hint, offer, offered_actions
+from services.tracker.web import offer
 
 POLICY = sla.SlaPolicy.default()
 OFFICE = User(id=1, username="sup", display_name="督查室", role=Role.SUPERVISOR)
@@ -67,7 +67,7 @@ def test_over_a_key_order_awaiting_its_answer_there_is_no_form_only_the_line():
     offered = offer(OFFICE, ticket(), POLICY, {"key"})
     assert "supervise" not in offered.actions and offered.order_levels == ()
     assert offered.no_order == order_stacks("normal", {"key"}).zh
-    assert "supervise" not in offered_actions(OFFICE, ticket(), POLICY, {"key"})
+    assert "supervise" not in offer(OFFICE, ticket(), POLICY, {"key"}).actions
 
 
 def test_whoever_may_not_order_supervision_is_told_nothing_about_orders():
@@ -81,14 +81,14 @@ def test_whoever_may_not_order_supervision_is_told_nothing_about_orders():
 def test_a_unit_records_its_call_while_its_extension_request_waits_and_the_request_stands():
     assert Action.CONTACT in allowed_actions(S.EXTENSION_REQUESTED)
     assert decide(S.EXTENSION_REQUESTED, Action.CONTACT, "department") == S.EXTENSION_REQUESTED
-    assert {"contact", "decide_extension"} & offered_actions(LEAD, ticket(S.EXTENSION_REQUESTED), POLICY) == \
+    assert {"contact", "decide_extension"} & offer(LEAD, ticket(S.EXTENSION_REQUESTED), POLICY).actions == \
         {"contact"}  # the unit records its call; the office decides
-    assert "decide_extension" in offered_actions(OFFICE, ticket(S.EXTENSION_REQUESTED), POLICY)
+    assert "decide_extension" in offer(OFFICE, ticket(S.EXTENSION_REQUESTED), POLICY).actions
 
 
 @pytest.mark.parametrize("state", [S.WAITING_CITIZEN, S.DEFERRED])
 def test_a_ticket_paused_or_deferred_still_takes_no_call_before_it_is_resumed(state):
-    assert "contact" not in offered_actions(LEAD, ticket(state), POLICY)
+    assert "contact" not in offer(LEAD, ticket(state), POLICY).actions
 
 
 # --- 申请延期: the line names the rule by the rule -----------------------------------------------------------
@@ -97,7 +97,7 @@ def test_a_ticket_paused_or_deferred_still_takes_no_call_before_it_is_resumed(st
 def test_the_line_names_the_rule_that_allows_none_whatever_its_refusal_says(monkeypatch):
     monkeypatch.setattr(sla, "NONE_ALLOWED", ("按规定不予延期。", "No extension under the rules."))
     assert sla.extension_refusal(POLICY, "complaint", "urgent").zh == "按规定不予延期。"
-    assert extension_hint(LEAD, ticket(urgency="urgent"), POLICY) == "紧急事项须按时限答复，不能申请延期。"
-    assert extension_hint(LEAD, ticket(reopened=True), POLICY) == "重办工单须在重办期限内答复，不能申请延期。"
+    assert offer(LEAD, ticket(urgency="urgent"), POLICY).no_extension == "紧急事项须按时限答复，不能申请延期。"
+    assert offer(LEAD, ticket(reopened=True), POLICY).no_extension == "重办工单须在重办期限内答复，不能申请延期。"
     none_at_all = sla.SlaPolicy.from_mapping({"rules": {"complaint": {"normal": {"max_extensions": 0}}}})
-    assert extension_hint(LEAD, ticket(), none_at_all) == "该事项不能申请延期。"
+    assert offer(LEAD, ticket(), none_at_all).no_extension == "该事项不能申请延期。"

@@ -13,7 +13,7 @@ from schemas.enums import Role, TicketState as S
 from services.tracker.actions import note_refused, orders_key_supervision, supervision_refused
 from services.tracker.domain.sla import SlaPolicy
 from services.tracker.queries import shows_redo
-from services.tracker.web import offered_actions, timeline_lines
+from services.tracker.web import offer, timeline_lines
 
 OFFICE = User(id=1, username="sup", display_name="督查室", role=Role.SUPERVISOR)
 
@@ -88,7 +88,7 @@ def test_only_units_and_the_office_add_notes(role):
 @pytest.mark.parametrize("state", list(S))
 def test_the_ticket_page_offers_a_note_and_an_order_exactly_when_the_action_accepts_them(state, user):
     row = ticket(state, lead_code=None if state in (S.RECEIVED, S.DISPATCHING, S.RETURNED) else "M-CGW")
-    offered = offered_actions(user, row, SlaPolicy.default())
+    offered = offer(user, row, SlaPolicy.default()).actions
     assert ("note" in offered) == (note_refused(user, row) is None)
     assert ("supervise" in offered) == (supervision_refused(user, row) is None)
 
