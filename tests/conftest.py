@@ -81,14 +81,16 @@ def _pg_reachable() -> bool:
         return False
 
 
-async def _create_database(admin_url: str, name: str) -> None:
+async def _create_database(admin_url: str, name: str, *, template: str | None = None) -> None:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
     engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+            if template:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     finally:
         await engine.dispose()
 
@@ -130,15 +132,59 @@ def pg_database() -> str:
 
 @pytest.fixture
 def pg_url(pg_database: str) -> str:
+    """The session's PostgreSQL database with no jiesu tables: for tests of migrations and of services that migrate
+    it themselves (`jiesu migrate` in the process-level tests)."""
     asyncio.run(drop_jiesu_tables(pg_database))
     return pg_database
 
 
+@pytest.fixture(scope="session")
+def pg_template(pg_database: str, tmp_path_factory) -> str | None:
+    """A database beside the session's with every service and identity migrated to head once (the router's starter
+    model in force, as in `migrated_sqlite`), for `pg_migrated_url` to copy: running the ~250 statements of the
+    migrations cost every PostgreSQL test seconds, a copy costs a fraction of one. None when the session shares the
+    configured database (no right to create one)."""
+    from sqlalchemy.engine import make_url
+
+    from jiesu.migrate import upgrade_all
+
+    if pg_database == PG_URL:
+        yield None
+        return
+    name = f"{make_url(pg_database).database}_head"
+    asyncio.run(_create_database(PG_URL, name, template="template0"))
+    url = make_url(pg_database).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade_all(Settings(data_dir=tmp_path_factory.mktemp("pg-head"), secret_key="test-secret",
+                             intake_database_url=url, router_database_url=url, tracker_database_url=url,
+                             identity_database_url=url, _env_file=None))
+        asyncio.run(_train_starter(url))  # as in `migrated_sqlite`
+        yield name
+    finally:
+        asyncio.run(_drop_database(PG_URL, name))
+
+
 @pytest.fixture
-def pg_settings(tmp_path: Path, pg_url: str) -> Settings:
+def pg_migrated_url(request, pg_database: str, pg_template: str | None) -> str:
+    """The session's PostgreSQL database at head and empty of data: a fresh copy of `pg_template`."""
+    from sqlalchemy.engine import make_url
+
+    if pg_template is None:
+        return request.getfixturevalue("pg_url")
+    asyncio.run(_create_database(PG_URL, make_url(pg_database).database, template=pg_template))
+    return pg_database
+
+
+def _on_postgres(tmp_path: Path, url: str) -> Settings:
     return Settings(data_dir=tmp_path, secret_key="test-secret", outbox_poll_seconds=0.05, consumer_retries=2,
-                    intake_database_url=pg_url, router_database_url=pg_url, tracker_database_url=pg_url,
-                    identity_database_url=pg_url, **FAST_GROUPS, _env_file=None)
+                    intake_database_url=url, router_database_url=url, tracker_database_url=url,
+                    identity_database_url=url, **FAST_GROUPS, _env_file=None)
+
+
+@pytest.fixture
+def pg_settings(tmp_path: Path, pg_migrated_url: str) -> Settings:
+    """Every database on the session's PostgreSQL, migrated (tests may run `upgrade_all` again: it finds them at head)."""
+    return _on_postgres(tmp_path, pg_migrated_url)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -147,6 +193,15 @@ def any_settings(request, tmp_path: Path) -> Settings:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_settings")
     return request.getfixturevalue("pg_settings")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def unmigrated_settings(request, tmp_path: Path) -> Settings:
+    """Run a test on SQLite and on PostgreSQL, every database without a table: for the tests of a data migration,
+    which migrate to the revision before it, keep rows as they were kept then, and migrate on."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_settings")
+    return _on_postgres(tmp_path, request.getfixturevalue("pg_url"))
 
 
 # --- a running system and a browser, for end-to-end and browser tests ---------------------
@@ -178,12 +233,30 @@ class LiveSystem:
 
 @pytest.fixture(scope="session")
 def migrated_sqlite(tmp_path_factory) -> Path:
-    """Every database (services and identity) migrated to head once per session, on SQLite."""
+    """Every database (services and identity) migrated to head once per session, on SQLite, the router's holding
+    the starter model a router trains on its first start (services/router/bootstrap.py). Trained here once, it is
+    copied with the file: training it cost 2-5 s of CPU to every system the integration and browser tests start."""
     from jiesu.migrate import upgrade_all
 
     path = tmp_path_factory.mktemp("migrated")
     upgrade_all(Settings(data_dir=path, secret_key="test-secret", _env_file=None))
+    asyncio.run(_train_starter(f"sqlite+aiosqlite:///{path / 'router.db'}"))
     return path
+
+
+async def _train_starter(url: str) -> None:
+    """What the router's first start does to an empty database: the demo city's starter model, in force."""
+    from jiesu.db import Database
+    from jiesu.messaging import ServiceStore
+    from services.router import models
+    from services.router.domain.directory import Directory
+    from services.router.store import messaging
+
+    store = ServiceStore("router", Database(url), messaging)
+    try:
+        await models.train_starter(store, Directory.default())
+    finally:
+        await store.db.dispose()
 
 
 @pytest.fixture

@@ -259,8 +259,8 @@ async def _orders_now(url: str) -> dict[str, tuple]:
     return {r.order_no: (r.from_level, r.released_at) for r in rows} | {"index": predicate}
 
 
-async def test_tracker_0014_fills_the_levels_from_the_timeline_and_marks_the_orders_already_released(any_settings):
-    url = any_settings.database_url("tracker")
+async def test_tracker_0014_fills_the_levels_from_the_timeline_and_marks_the_orders_already_released(unmigrated_settings):
+    url = unmigrated_settings.database_url("tracker")
     await asyncio.to_thread(upgrade, "tracker", url, "tracker_0013")
     await _seed_before_0014(url)
 

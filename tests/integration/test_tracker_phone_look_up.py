@@ -73,8 +73,8 @@ async def test_a_look_up_finds_the_caller_however_the_number_was_typed_there_and
         await _dispose(rt)
 
 
-async def test_the_numbers_kept_before_are_made_plain_by_the_migration(any_settings):
-    url = any_settings.database_url("tracker")
+async def test_the_numbers_kept_before_are_made_plain_by_the_migration(unmigrated_settings):
+    url = unmigrated_settings.database_url("tracker")
     await asyncio.to_thread(upgrade, "tracker", url, "tracker_0016")
     db = Database(url)
     now = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC)
