@@ -32,6 +32,7 @@ from schemas.events import (
     PublicDistrict,
     PublicStreet,
     RoutingReason,
+    Suggestion,
     TicketAssigned,
     TicketMerged,
     TicketReceived,
@@ -39,8 +40,9 @@ from schemas.events import (
     TicketReturned,
     utcnow,
 )
-from services.router.domain.decide import Classifier, Decision, decide, ref
+from services.router.domain.decide import SUGGESTED, Classifier, Decision, decide, ref
 from services.router.domain.directory import Directory, DirectoryError, UnknownCode
+from services.router.domain.return_reason import NamedUnit, units_named
 from services.router.domain.rules import TicketFacts
 from services.router.store import assignments, decisions, directory_versions, training_examples
 
@@ -295,16 +297,27 @@ async def reroute_after_return(tx: Transaction, envelope: Envelope, p: TicketRet
         why = d.why if guesses.suggestions or state.classifier is None else f"{d.why}；{guesses.why}"
         d = dataclasses.replace(d, suggestions=guesses.suggestions, why=why)
     returned = _returned_by(p)
+    # The unit the returning one says is responsible (此事应由市生态环境局办理): a dispatcher confirms it, unless
+    # the router, re-routing, sends the ticket there anyway.
+    named = units_named(state.directory, p.reason, returned_by=excluded)
+    agreed = bool(named) and d.outcome == "assign" and d.lead.code == named[0].unit.code
     if returns > MAX_AUTOMATIC_RETURNS:
         why = f"第 {returns} 次退单：{returned}，转人工派单"
+        if named:
+            why += f"；{_named_why(named)}"
         if not (d.suggestions or d.lead):
             why += f"；{d.why}"
         d = Decision("dispatch", RoutingReason(method="reroute", note=why[:500]), category=d.category,
-                     suggestions=d.suggestions or _suggestion_from(d), why=why)
+                     suggestions=_named_first(named, d), why=why)
+    elif named and not agreed:
+        why = f"{returned}；{_named_why(named)}；{'原拟改派' if d.outcome == 'assign' else '改派'}：{d.why}"
+        d = Decision("dispatch", RoutingReason(method="reroute", category=d.category, note=why[:500]),
+                     category=d.category, suggestions=_named_first(named, d), why=why)
     elif d.outcome == "assign":
+        also = f"；{_named_why(named)}" if agreed else ""
         d = Decision("assign", d.reason.model_copy(update={"method": "reroute", "note": (
-            f"{returned}后改派；原依据：{d.why}")[:500]}), d.lead, d.co_handlers,
-            d.category, d.suggestions, why=f"退单后改派：{d.why}")
+            f"{returned}后改派；原依据：{d.why}{also}")[:500]}), d.lead, d.co_handlers,
+            d.category, d.suggestions, why=f"退单后改派：{d.why}{also}")
     else:  # no other unit is certain enough: a dispatcher decides, told why the ticket came back
         why = f"{returned}；改派：{d.why}"
         d = Decision("dispatch", RoutingReason(method="reroute", category=d.category, note=why[:500]),
@@ -338,9 +351,23 @@ def _returned_by(p: TicketReturned) -> str:
 def _suggestion_from(d: Decision) -> tuple:
     if d.lead is None:
         return ()
-    from schemas.events import Suggestion
-
     return (Suggestion(unit=ref(d.lead), category=d.category, score=d.reason.score or 1.0, reason=d.why[:500]),)
+
+
+def _named_why(named: tuple[NamedUnit, ...]) -> str:
+    """退单理由指明：市生态环境局 (the directory's names: the reason's own words are on the card beside it)."""
+    return f"退单理由指明：{'、'.join(n.unit.name for n in named)}"
+
+
+def _named_first(named: tuple[NamedUnit, ...], d: Decision) -> tuple[Suggestion, ...]:
+    """The units the return reason names, one key each on the dispatch card, then the router's own suggestions
+    (or the unit it would have re-routed to); three in all, as the card shows."""
+    own = d.suggestions or _suggestion_from(d)
+    first = tuple(Suggestion(unit=ref(n.unit), score=1.0, reason=f"退单理由指明“{n.words}”"[:500],
+                             category=next((s.category for s in own if s.unit.code == n.unit.code), None))
+                  for n in named)
+    codes = {n.unit.code for n in named}
+    return (first + tuple(s for s in own if s.unit.code not in codes))[:SUGGESTED]
 
 
 # --- dispatchers (派单员) --------------------------------------------------------------------

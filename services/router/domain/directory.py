@@ -331,7 +331,7 @@ class Directory(_Frozen):
     def _matches(self, query: str) -> list[tuple[int, Unit]]:
         """Every unit the query names, best rank first, in directory order within a rank (characters in order:
         the fewest characters skipped first, so 城管委 finds 市城市管理委员会 before 江城高新区管理委员会)."""
-        needle = _fold(query)
+        needle = fold(query)
         if not needle:
             return []
         ranked: list[tuple[int, int, Unit]] = []
@@ -357,7 +357,7 @@ class Directory(_Frozen):
     @functools.cached_property
     def _search_keys(self) -> tuple[tuple[Unit, str, tuple[str, ...]], ...]:
         """Each unit with its code and names folded once, for the search box that asks on every keystroke."""
-        return tuple((unit, _fold(unit.code), tuple(_fold(name) for name in (unit.name, *unit.aliases)))
+        return tuple((unit, fold(unit.code), tuple(fold(name) for name in (unit.name, *unit.aliases)))
                      for unit in (*self.units, *self.districts, *self.streets))
 
     # -- category + place → unit -----------------------------------------------------
@@ -465,7 +465,7 @@ def _skipped(needle: str, text: str) -> int | None:
     return end - start + 1 - len(needle)
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
     """Searchable form: NFKC (full-width Ｍ－ＣＧＷ typed in a Chinese input method is M-CGW) and case-folded."""
     return unicodedata.normalize("NFKC", text).strip().casefold()
 
