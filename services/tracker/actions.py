@@ -224,15 +224,27 @@ def defer_refused(row) -> ApiError | None:
 def planned_date_refused(expected_until: dt.datetime | None, today: dt.date, timezone) -> ApiError | None:
     """Why 挂账's planned completion date (`expected_until`, 计划完成日期) is refused, or None: one before `today`
     plans nothing. A date given without a zone is read as the calendar's (`timezone`)."""
+    return _date_before_today(expected_until, today, timezone, "计划完成日期", "planned completion date")
+
+
+def supply_date_refused(expected_until: dt.datetime | None, today: dt.date, timezone) -> ApiError | None:
+    """Why 待补充材料's date (`expected_until`, 预计补充日期: when the citizen is expected to send the material) is
+    refused, or None: one before `today` waits for nothing. Read as `planned_date_refused` reads its date."""
+    return _date_before_today(expected_until, today, timezone, "预计补充日期",
+                              "date the citizen is expected to supply the material")
+
+
+def _date_before_today(expected_until: dt.datetime | None, today: dt.date, timezone, zh: str,
+                       en: str) -> ApiError | None:
+    """A pause's `expected_until` (named `zh`, `en`) refused when its local date is before `today`, or None."""
     if expected_until is None:
         return None
     local = expected_until.replace(tzinfo=timezone) if expected_until.tzinfo is None else expected_until
     if local.astimezone(timezone).date() >= today:
         return None
-    return ApiError(422, "expected_until_past", "计划完成日期不能早于今天，请选择今天或以后的日期",
-                    "The planned completion date (expected_until) is in the past: choose today or a later date",
-                    fields=[{"field": "expected_until", "zh": "计划完成日期不能早于今天",
-                             "en": "must not be before today"}])
+    return ApiError(422, "expected_until_past", f"{zh}不能早于今天，请选择今天或以后的日期",
+                    f"The {en} (expected_until) is in the past: choose today or a later date",
+                    fields=[{"field": "expected_until", "zh": f"{zh}不能早于今天", "en": "must not be before today"}])
 
 
 @dataclass
@@ -274,16 +286,20 @@ class Tracker:
     async def pause(self, user: User, ref: str, reason: str, note: str,
                     expected_until: dt.datetime | None = None) -> dict:
         """待补充材料 (waiting on the citizen) or 挂账 (deferred): the reply clock stops. 挂账 is refused for urgent
-        matters (`defer_refused`) and with a planned completion date before today (`planned_date_refused`)."""
+        matters (`defer_refused`); either is refused with its date (`expected_until`) before today
+        (`planned_date_refused`, `supply_date_refused`), and nothing changes."""
         action = Action.WAIT_CITIZEN if reason == "waiting_citizen" else Action.DEFER
         if not note.strip():
             raise ApiError(422, "note_required", "请说明原因", "Say why")
         async with self._act(user, ref, action) as (tx, row, state):
-            if action == Action.DEFER:
-                timezone = self.clocks.calendar.timezone
-                if refusal := (defer_refused(row) or planned_date_refused(  # the matter first: no date can help
-                        expected_until, utcnow().astimezone(timezone).date(), timezone)):
-                    raise refusal
+            timezone = self.clocks.calendar.timezone
+            today = utcnow().astimezone(timezone).date()
+            if action == Action.DEFER:  # the matter first: no date can help
+                refusal = defer_refused(row) or planned_date_refused(expected_until, today, timezone)
+            else:
+                refusal = supply_date_refused(expected_until, today, timezone)
+            if refusal:
+                raise refusal
             row = await self._save(tx, row, state=state, paused_at=utcnow(), resume_to=row.state)
             label = "待市民补充材料，计时暂停" if action == Action.WAIT_CITIZEN else "挂账，计时暂停"
             await self._emit(tx, row, ClockPaused(reason=reason, note=note, expected_until=expected_until,

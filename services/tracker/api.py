@@ -55,7 +55,7 @@ async def list_tickets(
             await queries.record_phone_search(s, user, phone, total)
         await queries.record_contact_export(s, user, "api.tickets", rows, state=state.value if state else None,
                                             phone=phone, unit=unit, limit=limit, offset=offset)
-    return {"total": total, "items": [queries.ticket_view(r, user, now) for r in rows]}
+    return {"total": total, "items": [queries.ticket_view(r, user, now, tracker(rt).clocks) for r in rows]}
 
 
 @api.get("/tickets/{ref}")
@@ -65,7 +65,7 @@ async def get_ticket(ref: str, rt: RuntimeDep, user: Reader) -> dict:
     Each file's `url` downloads it from intake for this user alone, within 10 minutes.
     """
     row, events = await _get(rt, user, ref)
-    return {**queries.ticket_view(row, user, utcnow()), "timeline": events,
+    return {**queries.ticket_view(row, user, utcnow(), tracker(rt).clocks), "timeline": events,
             "attachments": queries.attachment_links(rt.secret, user, row)}
 
 
@@ -85,7 +85,8 @@ async def _answer(rt, user: User, row) -> dict:
     """The ticket after an action, as `get_ticket` shows it (and audits it)."""
     async with rt.store("tracker").db.session() as s:
         await queries.record_contact_view(s, user, row)
-        return {**queries.ticket_view(row, user, utcnow()), "timeline": await queries.timeline_of(s, row, user)}
+        return {**queries.ticket_view(row, user, utcnow(), tracker(rt).clocks),
+                "timeline": await queries.timeline_of(s, row, user)}
 
 
 class Note(BaseModel):
@@ -224,7 +225,7 @@ async def visits(rt: RuntimeDep, user: Visitor) -> dict:
     async with rt.store("tracker").db.session() as s:
         rows = await queries.visit_queue(s)
         await queries.record_contact_export(s, user, "api.return_visits", rows)
-    return {"items": [queries.ticket_view(r, user, now) for r in rows]}
+    return {"items": [queries.ticket_view(r, user, now, tracker(rt).clocks) for r in rows]}
 
 
 @api.get("/notifications")

@@ -8,7 +8,8 @@ tickets.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select
@@ -19,10 +20,15 @@ from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_contact_in, mask_name, mask_phone
 from jiesu.text import plain_phone
-from schemas.enums import Role
+from schemas.enums import Role, TicketState
 from services.tracker import stats
+from services.tracker.domain.calendar import WorkingCalendar
+from services.tracker.domain.sla import SlaPolicy
 from services.tracker.store import code_names as code_names_table
 from services.tracker.store import messaging, supervision_orders, ticket_units, tickets, timeline
+
+if TYPE_CHECKING:
+    from services.tracker.handlers import Clocks
 
 
 async def code_names(session) -> dict[str, str]:
@@ -97,8 +103,12 @@ def attachment_links(secret: str, user: User, row) -> list[dict]:
     return out
 
 
-def ticket_view(row, user: User, now: datetime) -> dict:
+def ticket_view(row, user: User, now: datetime, clocks: Clocks | None = None) -> dict:
+    """The ticket as pages and the API show it to `user` at `now`. With the tracker's `clocks`, the time left is
+    counted as its reply deadline is, in working time or on the clock, and says what it counts to (`time_left`,
+    `time_left_note`); without them, on the clock."""
     show = can_see_contact(user, bool(row.confidential))
+    owed = contact_owed(row)
 
     def text(value: str | None) -> str | None:  # free text can name the citizen or quote a number too
         return value if show else mask_contact_in(value, row.citizen_name, row.citizen_phone)
@@ -128,6 +138,8 @@ def ticket_view(row, user: User, now: datetime) -> dict:
         "assigned_at": _iso(row.assigned_at),
         "sign_for_due": _iso(row.sign_for_due),
         "contact_due": _iso(row.contact_due),
+        "contact_owed": owed,  # the page's and the lists' 联系市民期限 are red past it only while the call is owed
+        "contact_overdue": owed and row.contact_due < now,
         "reply_due": _iso(due),
         "warn_at": _iso(row.warn_at),
         "calendar_unconfirmed": bool(row.calendar_unconfirmed),
@@ -148,8 +160,17 @@ def ticket_view(row, user: User, now: datetime) -> dict:
         "outcome": getattr(row, "outcome", None),
         "supervised": bool(getattr(row, "supervised", False)),
         "urgency_class": urgency_class(row, now),
-        "time_left": time_left(row, now),
+        "time_left": time_left(row, now, clocks),
+        "time_left_note": time_left_note(row, clocks),
     }
+
+
+def contact_owed(row) -> bool:
+    """Whether an urgent ticket still owes its call to the citizen (联系市民), as its contact timer chases it
+    (`timers.awaiting_contact`): also while an extension request asked before the call waits for the office."""
+    from services.tracker.timers import awaiting_contact  # timers reads tickets through this module
+
+    return bool(row.contact_due) and awaiting_contact(TicketState(row.state), row)
 
 
 def shows_redo(row) -> bool:
@@ -305,9 +326,10 @@ def inbox_filter(stmt: Select, tab: str, now: datetime, unit: str | None = None)
     return stmt.where(tickets.c.state.in_(("closed",)))
 
 
-async def inbox(session, user: User, *, tab: str, now: datetime, kind: str | None = None, q: str | None = None,
-                limit: int = 50, offset: int = 0) -> tuple[list, int, dict[str, int]]:
-    """One page of the workbench's tab `tab` (`inbox_tabs`), its total, and every tab's count."""
+def inbox_base(user: User, *, kind: str | None = None, q: str | None = None) -> tuple[Select, str | None]:
+    """The tickets the workbench of `user` lists, before its tabs (`inbox_filter`) split them, and the unit whose
+    workbench it is (None for the office's, which lists every unit's): with a kind, or a search of number, subject
+    and address."""
     base = scoped(select(tickets), user)
     unit = user.department if user.role == Role.DEPARTMENT else None
     if user.role != Role.DEPARTMENT:
@@ -317,10 +339,25 @@ async def inbox(session, user: User, *, tab: str, now: datetime, kind: str | Non
     if q:
         like = f"%{q.strip()}%"
         base = base.where(or_(tickets.c.number.like(like), tickets.c.subject.like(like), tickets.c.address.like(like)))
-    counts = {}
-    for name in inbox_tabs(user):
-        counts[name] = await session.scalar(select(func.count()).select_from(
-            inbox_filter(base, name, now, unit).subquery()))
+    return base, unit
+
+
+async def inbox_count(session, user: User, tab: str, now: datetime) -> int:
+    """How many tickets the workbench's tab `tab` holds for `user`, as its count on the inbox says: one query (the
+    badge's 超期)."""
+    base, unit = inbox_base(user)
+    return await _tab_count(session, base, tab, now, unit)
+
+
+async def _tab_count(session, base: Select, tab: str, now: datetime, unit: str | None) -> int:
+    return await session.scalar(select(func.count()).select_from(inbox_filter(base, tab, now, unit).subquery()))
+
+
+async def inbox(session, user: User, *, tab: str, now: datetime, kind: str | None = None, q: str | None = None,
+                limit: int = 50, offset: int = 0) -> tuple[list, int, dict[str, int]]:
+    """One page of the workbench's tab `tab` (`inbox_tabs`), its total, and every tab's count."""
+    base, unit = inbox_base(user, kind=kind, q=q)
+    counts = {name: await _tab_count(session, base, name, now, unit) for name in inbox_tabs(user)}
     stmt = inbox_filter(base, tab, now, unit)
     if tab == "new":
         order = (tickets.c.assigned_at.desc().nulls_last(), tickets.c.ticket_id)
@@ -345,13 +382,69 @@ def urgency_class(row, now: datetime) -> str:
     return "ok"
 
 
-def time_left(row, now: datetime) -> str:
+def time_left(row, now: datetime, clocks: Clocks | None = None) -> str:
+    """How long the unit has left to reply, or how late it is: in working time (剩余 2 个工作日 3 小时, 剩余 5 小时
+    20 分, 超期 1 个工作日) where the reply deadline is counted in working days or hours, so that a weekend or a
+    holiday ahead does not look like time to work; on the clock (剩余 3 天 2 小时) where the rules count it so, as
+    for urgent matters, or without `clocks`."""
     if row.state not in stats.RUNNING or not row.reply_due:
         return ""
+    if clocks is not None and counts_working_time(row, clocks.policy):
+        return working_time_left(clocks.calendar, row.reply_due, now)
     seconds = (row.reply_due - now).total_seconds()
     hours = abs(seconds) / 3600
     text = f"{int(hours // 24)} 天 {int(hours % 24)} 小时" if hours >= 24 else f"{int(hours)} 小时 {int(abs(seconds) % 3600 // 60)} 分"
     return ("超期 " if seconds < 0 else "剩余 ") + text
+
+
+def counts_working_time(row, policy: SlaPolicy) -> bool:
+    """Whether the ticket's reply deadline runs on the working calendar: its rule's (the reopen time for 重办), as
+    the deadline was computed (actions.Tracker._deadlines); extensions are working days, and only such rules take
+    them."""
+    if getattr(row, "reopened", False):
+        return policy.reopen.uses_calendar
+    return policy.rule_for(row.kind or "complaint", row.urgency or "normal").reply.uses_calendar
+
+
+def working_day_seconds(calendar: WorkingCalendar) -> int:
+    """The working time of one working day: its periods together (9:00–12:00 and 13:30–17:30, 7 hours)."""
+    day = date(2000, 1, 3)
+    return sum(int((datetime.combine(day, end) - datetime.combine(day, start)).total_seconds())
+               for start, end in calendar.working_periods)
+
+
+def working_time_left(calendar: WorkingCalendar, due: datetime, now: datetime) -> str:
+    """The working time from `now` to `due` as a unit reads it: whole working days and hours, or hours and minutes
+    under one working day; late as 超期 the same way (the supervision order's 超期 N 个工作日 counts these days)."""
+    seconds = calendar.working_seconds_between(now, due)
+    late = due < now
+    days, rest = divmod(int(abs(seconds)), working_day_seconds(calendar))
+    hours, minutes = rest // 3600, rest % 3600 // 60
+    if days:
+        text = f"{days} 个工作日" + (f" {hours} 小时" if hours else "")
+    elif hours:
+        text = f"{hours} 小时" + (f" {minutes} 分" if minutes else "")
+    elif minutes:
+        text = f"{minutes} 分"
+    else:  # past the deadline outside working hours, or less than a minute to it
+        return "已超期" if late else "剩余不到 1 分"
+    return ("超期 " if late else "剩余 ") + text
+
+
+WEEKDAYS = "一二三四五六日"
+
+
+def time_left_note(row, clocks: Clocks | None = None) -> str:
+    """What `time_left` counts to, for a tooltip: the deadline's local date, weekday and time, and whether the time
+    is working time (weekends and holidays left out) or the clock's. Nothing without `clocks` (the zone is theirs)."""
+    if clocks is None or row.state not in stats.RUNNING or not row.reply_due:
+        return ""
+    local = row.reply_due.astimezone(clocks.calendar.timezone)
+    due = f"答复期限 {local:%Y-%m-%d %H:%M}（周{WEEKDAYS[local.weekday()]}）"
+    if not counts_working_time(row, clocks.policy):
+        return f"{due}，按自然时间计"
+    hours = "、".join(f"{start:%H:%M}–{end:%H:%M}" for start, end in clocks.calendar.working_periods)
+    return f"{due}，按工作时间计（工作日 {hours}，周末和节假日不计）"
 
 
 async def visit_queue(session, *, limit: int = 100) -> list:

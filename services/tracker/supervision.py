@@ -34,7 +34,7 @@ from services.tracker.domain.escalation import KEY, RELEASE_REASONS, Escalation,
 from services.tracker.ledger import LATENESS, SORTS, LedgerFilter, LedgerHub, ledger
 from services.tracker.notify import notify, notify_many
 from services.tracker.store import supervision_orders, tickets, timeline
-from services.tracker.web import back_to, display_names, ticket_of, ticket_refused
+from services.tracker.web import back_to, display_names, pages_of, ticket_of, ticket_refused
 
 if TYPE_CHECKING:
     from services.tracker.handlers import Clocks
@@ -48,8 +48,12 @@ Supervisor = Annotated[User, Depends(require(Role.SUPERVISOR))]
 Responder = Annotated[User, Depends(require(Role.SUPERVISOR, Role.DEPARTMENT))]
 
 
+def _clocks(rt) -> Clocks:
+    return rt.state["tracker"].clocks
+
+
 def _tz(rt):
-    return rt.state["tracker"].clocks.calendar.timezone
+    return _clocks(rt).calendar.timezone
 
 
 def hub(rt) -> LedgerHub:
@@ -93,7 +97,7 @@ async def ledger_page(request: Request, rt: RuntimeDep, user: Supervisor, unit: 
         rows, counts = await ledger(s, f, now)
         choices = await _choices(s)
     return page(request, "tracker_sup_ledger.html", title="督办台账", f=f, counts=counts, now=now,
-                items=[queries.ticket_view(r, user, now) for r in rows], lateness=LATENESS, sorts=SORTS,
+                items=[queries.ticket_view(r, user, now, _clocks(rt)) for r in rows], lateness=LATENESS, sorts=SORTS,
                 done=done, refused=refused, **choices)
 
 
@@ -108,7 +112,7 @@ async def ledger_rows(request: Request, rt: RuntimeDep, user: Supervisor, unit: 
         rows, counts = await ledger(s, f, now)
         names = await queries.code_names(s)
     return page(request, "tracker_sup_ledger_rows.html", counts=counts, names=names,
-                items=[queries.ticket_view(r, user, now) for r in rows])
+                items=[queries.ticket_view(r, user, now, _clocks(rt)) for r in rows])
 
 
 @sup.get("/ledger/stream")
@@ -525,6 +529,7 @@ def _recent_months(rt, n: int = 12) -> list[str]:
 
 
 MEASURE_LABELS = {"assigned": "派件", "handling": "已答复（平均办理时长）"}
+FIGURE_PAGE = 100  # rows on one page of a figure's list
 
 
 @sup.get("/tickets", response_class=HTMLResponse)
@@ -549,7 +554,8 @@ async def figure_tickets(request: Request, rt: RuntimeDep, user: Supervisor, per
         ticket_count = await s.scalar(select(func.count(i.ticket_id.distinct()))) or 0
         what_counted = [c for c in i if c.key != "ticket_id"]  # the ticket's own id comes with the ticket
         rows = (await s.execute(select(*what_counted, tickets).join(tickets, tickets.c.ticket_id == i.ticket_id)
-                                .order_by(i.item_at.desc(), i.ticket_id).limit(100).offset((page_no - 1) * 100))).all()
+                                .order_by(i.item_at.desc(), i.ticket_id).limit(FIGURE_PAGE)
+                                .offset((page_no - 1) * FIGURE_PAGE))).all()
         names = await stats.unit_names(s, [unit] if unit else [r.item_unit for r in rows])
     total = sum(by_kind.values())
     rate = stats.RATES.get(measure)
@@ -558,13 +564,14 @@ async def figure_tickets(request: Request, rt: RuntimeDep, user: Supervisor, per
     unit_name = names.get(unit, unit) if unit else "全市"
     qs = urlencode({"period": p.key, "measure": measure, "part": part, "unit": unit})
     kinds = set(by_kind) or {stats.figure_kind(measure, part)}  # an empty list still says what it would hold
-    items = [{"t": queries.ticket_view(r, user, now), "kind_key": r.item_kind, "at": r.item_at,
+    items = [{"t": queries.ticket_view(r, user, now, _clocks(rt)), "kind_key": r.item_kind, "at": r.item_at,
               "kind": _item_label(r), "unit": names.get(r.item_unit, r.item_unit) if r.item_unit else "—",
               "assigned_at": r.item_assigned_at, "sign_for_due": r.item_sign_for_due,
               "signed_for_at": r.item_signed_for_at, "reply_due": r.item_reply_due, "replied_at": r.item_replied_at}
              for r in rows]
     return page(request, "tracker_sup_tickets.html", title=f"{p.label} {unit_name} {what}", what=what, p=p,
-                rate=rate, total=total, counted=_counted(by_kind, ticket_count, kinds), page_no=page_no, qs=qs,
+                rate=rate, total=total, counted=_counted(by_kind, ticket_count, kinds), page_no=page_no,
+                pages=pages_of(total, FIGURE_PAGE), qs=qs,
                 unit_name=unit_name, outcomes=OUTCOME_LABELS, events=kinds != {"ticket"},
                 # Which clocks the rows of events have: a unit's holding (a ticket, a return) has them, a visit or
                 # an assignment none; a reply only a ticket (a return is the unit's answer instead).

@@ -55,11 +55,20 @@ async def tickets_page(request: Request, rt: RuntimeDep, user: Reader,
                        page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> HTMLResponse:
     now = utcnow()
     async with rt.store("tracker").db.session() as s:
-        rows, total = await queries.list_tickets(s, user, state=state.value if state else None, limit=50,
-                                                 offset=(page_no - 1) * 50)
-    return page(request, "tracker_tickets.html", items=[queries.ticket_view(r, user, now) for r in rows],
-                total=total, state=state.value if state else "", page_no=page_no, now=now,
-                title="工单列表" if user.role != Role.DEPARTMENT else "本单位工单")
+        rows, total = await queries.list_tickets(s, user, state=state.value if state else None, limit=TICKETS_PAGE,
+                                                 offset=(page_no - 1) * TICKETS_PAGE)
+    clocks = _tracker(rt).clocks
+    return page(request, "tracker_tickets.html", items=[queries.ticket_view(r, user, now, clocks) for r in rows],
+                total=total, state=state.value if state else "", page_no=page_no, pages=pages_of(total, TICKETS_PAGE),
+                now=now, title="工单列表" if user.role != Role.DEPARTMENT else "本单位工单")
+
+
+TICKETS_PAGE = 50  # tickets on one page of the list
+
+
+def pages_of(total: int, per_page: int) -> int:
+    """How many pages a list of `total` takes, `per_page` a page: one at least, which says 共 0 件."""
+    return max(1, -(-total // per_page))
 
 
 @pages.get("/inbox", response_class=HTMLResponse)
@@ -80,9 +89,10 @@ async def inbox(request: Request, rt: RuntimeDep, user: Workbench,
         # The unit's own name, whatever the page lists (a search, an empty tab, tickets it only co-handles).
         unit_name = (await stats.unit_names(s, [user.department])).get(user.department)
     title = "本单位工单" if user.role == Role.DEPARTMENT else "承办工作台（全部单位）"
-    return page(request, "tracker_inbox.html", items=[queries.ticket_view(r, user, now) for r in rows], total=total,
-                counts=counts, tabs=tabs, tab=tab, kind=kind, q=q, page_no=page_no,
-                pages=max(1, -(-total // INBOX_PAGE)), title=title,
+    clocks = _tracker(rt).clocks
+    return page(request, "tracker_inbox.html", items=[queries.ticket_view(r, user, now, clocks) for r in rows],
+                total=total, counts=counts, tabs=tabs, tab=tab, kind=kind, q=q, page_no=page_no,
+                pages=pages_of(total, INBOX_PAGE), title=title,
                 notes=notes, unread=unread, unlisted=unread - sum(1 for n in notes if n.read_at is None),
                 unit_name=unit_name)
 
@@ -94,10 +104,12 @@ NOTES_UNREAD_MAX = 30  # … up to this many; the panel says how many more are u
 
 @pages.get("/badge", response_class=HTMLResponse)
 async def badge(request: Request, rt: RuntimeDep, user: Workbench) -> HTMLResponse:
-    """The unread-notification count, polled by htmx on the department's pages."""
+    """The workbench's 已超期 count and the unread notifications, polled by htmx every 20 s on every open workbench:
+    the two counts alone (two queries for a unit, one for the office, which has no notifications), the same numbers
+    as the inbox's."""
     async with rt.store("tracker").db.session() as s:
         unread = await queries.unread_count(s, user.department)
-        overdue = (await queries.inbox(s, user, tab="overdue", now=utcnow(), limit=1))[1]
+        overdue = await queries.inbox_count(s, user, "overdue", utcnow())
     return page(request, "tracker_badge.html", unread=unread, overdue=overdue)
 
 
@@ -258,7 +270,8 @@ async def _ticket_context(rt, user: User, ref: str) -> dict:
     today = utcnow().astimezone(_tracker(rt).clocks.calendar.timezone).date()  # 挂账's planned date is no earlier
     names = await display_names(rt, [e["actor"] for e in events] + [pending.requested_by if pending else ""]
                                 + [e.get("by") for e in events])
-    return dict(t=queries.ticket_view(row, user, utcnow()), timeline=timeline_lines(events, names),
+    return dict(t=queries.ticket_view(row, user, utcnow(), _tracker(rt).clocks),
+                timeline=timeline_lines(events, names),
                 merged_into=merged_into,
                 names=names, can=offered.actions, no_extension=offered.no_extension, no_defer=offered.no_defer,
                 order_levels=offered.order_levels, today=today,
@@ -481,7 +494,7 @@ async def visits(request: Request, rt: RuntimeDep, user: Visitor,
     now = utcnow()
     async with rt.store("tracker").db.session() as s:
         rows = await queries.visit_queue(s)
-    items = [queries.ticket_view(r, user, now) for r in rows]
+    items = [queries.ticket_view(r, user, now, _tracker(rt).clocks) for r in rows]
     return page(request, "tracker_visits.html", items=items, now=now.isoformat(), done=done, title="回访队列")
 
 
@@ -517,8 +530,8 @@ async def supervision(request: Request, rt: RuntimeDep, user: Supervisor,
     year = dt.datetime.now(calendar.timezone).year
     unconfirmed = [y for y in (year, year + 1) if not calendar.is_confirmed(y)]
     return page(request, "tracker_supervision.html", pending=pending, now=now,
-                overdue=[queries.ticket_view(r, user, now) for r in overdue],
-                deferred=[queries.ticket_view(r, user, now) for r in deferred], orders=orders,
+                overdue=[queries.ticket_view(r, user, now, _tracker(rt).clocks) for r in overdue],
+                deferred=[queries.ticket_view(r, user, now, _tracker(rt).clocks) for r in deferred], orders=orders,
                 unconfirmed=unconfirmed, undelivered=undelivered, title="延期审批与挂账", done=done,
                 refused=refused)
 
