@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiosmtpd.smtp import SMTP
@@ -46,7 +47,7 @@ from jiesu.messaging import ServiceStore
 from jiesu.privacy import mask_contact_in
 from jiesu.runtime import Runtime
 from jiesu.web import LONG_DATE, localtime
-from schemas.enums import Channel
+from schemas.enums import STATE_LABELS, Channel
 from services.intake import files, service
 from services.intake.domain import attachments as attachment_rules
 from services.intake.domain import letters
@@ -258,6 +259,11 @@ async def purge_acknowledgements(store: ServiceStore, retention: timedelta) -> i
 # --- mail to citizens given up, which operators follow up and send again ---------------------------
 
 
+def _always_needed(row) -> None:
+    """A receipt is worth sending as long as it is kept: the citizen still needs the ticket number."""
+    return None
+
+
 @dataclass(frozen=True)
 class CitizenMail:
     """A kind of mail to citizens that the operators' console lists once it is given up, to be sent again."""
@@ -267,25 +273,56 @@ class CitizenMail:
     zh: str  # what operators call it
     en: str
     resent: str  # the audit trail's action when one is sent again
+    # Why a given-up mail (its row, with its ticket's columns: _TICKET_COLUMNS) need no longer be sent, in Chinese
+    # and English; None while it is still worth sending. One that is not is neither listed nor sent again.
+    no_longer_needed: Callable[[Any], tuple[str, str] | None] = _always_needed
+
+
+def _invitation_no_longer_needed(row) -> tuple[str, str] | None:
+    """Why the rating invitation `row` need not be sent again: its link is no longer the one the ticket offers
+    (`invitations` would be done with it unsent)."""
+    status, link = service.rating(row)
+    if link == row.link:
+        return None
+    if status == "offered":
+        return "工单已有新的答复和评价链接", "a later reply brought a new rating link"
+    if status == "expired":
+        return "评价链接已过期，改由回访员电话回访", "the rating link expired; a visitor calls the citizen instead"
+    if status == "received" or row.rated_at is not None:
+        return "市民已评价", "the citizen has rated the reply"
+    label = STATE_LABELS.get(row.state, row.state)
+    return f"工单现为“{label}”，不再等待评价", f"the ticket is now {row.state} and no longer waits for a rating"
 
 
 RECEIPTS = CitizenMail(acknowledgements, "receipt", "受理回执", "receipt", "ReceiptResent")
 # A given-up invitation leaves the link on the progress page (by the query code), and the visitor follows up the
-# unrated; once the address or the mail server is put right it may still be sent. One whose link the ticket no longer
-# offers by then goes unsent (`invitations`).
-INVITATIONS = CitizenMail(rating_invitations, "invitation", "评价邀请", "rating invitation", "RatingInvitationResent")
+# unrated; once the address or the mail server is put right it may still be sent, as long as the ticket offers its
+# link: one rated, closed, reopened, expired or replied to again since is neither listed nor sent again.
+INVITATIONS = CitizenMail(rating_invitations, "invitation", "评价邀请", "rating invitation", "RatingInvitationResent",
+                          _invitation_no_longer_needed)
 CITIZEN_MAIL = {kind.key: kind for kind in (RECEIPTS, INVITATIONS)}
+# What of a ticket the console shows beside a given-up mail, and what says whether it is still needed.
+_TICKET_COLUMNS = (tickets.c.number, tickets.c.subject, tickets.c.citizen_name, tickets.c.citizen_phone,
+                   tickets.c.citizen_email, tickets.c.state, tickets.c.rating_link, tickets.c.rating_link_expires_at,
+                   tickets.c.rated_at)
+
+
+def _given_up(kind: CitizenMail):
+    """The given-up mail of `kind`, each row with its ticket's _TICKET_COLUMNS."""
+    return (select(kind.table, *_TICKET_COLUMNS).join(tickets, tickets.c.ticket_id == kind.table.c.ticket_id)
+            .where(kind.table.c.failed_at.is_not(None)))
 
 
 async def resend_receipt(store: ServiceStore, settings: Settings, number: str, kind: CitizenMail = RECEIPTS) -> None:
     """Queue the given-up receipt (or other `kind` of mail) of ticket `number` to be sent again now, to the address the
-    ticket has now; refused when it was not given up. A ticket has one receipt, and an invitation for each reply with
-    a link: the latest is the one that counts."""
+    ticket has now; refused when it was not given up, or is no longer needed (an invitation whose link the ticket no
+    longer offers). A ticket has one receipt, and an invitation for each reply with a link: the latest is the one that
+    counts."""
     _can_send(settings, kind)
     table = kind.table
     async with store.transaction() as tx:
         row = (await tx.session.execute(
-            select(table).join(tickets, tickets.c.ticket_id == table.c.ticket_id)
+            select(table, *_TICKET_COLUMNS).join(tickets, tickets.c.ticket_id == table.c.ticket_id)
             .where(tickets.c.number == number).order_by(table.c.id.desc()).limit(1))).first()
         if row is None:
             raise ApiError(404, f"{kind.key}_not_found", f"工单 {number} 没有待发或停止重试的{kind.zh}（可能已过保存期限）",
@@ -295,17 +332,20 @@ async def resend_receipt(store: ServiceStore, settings: Settings, number: str, k
                            f"工单 {number} 的{kind.zh}没有停止重试（正在发送或已送达），无需重新发送；请刷新页面查看",
                            f"The {kind.en} of ticket {number} was not given up (it is being sent or was delivered); "
                            "reload the page")
+        if why := kind.no_longer_needed(row):
+            raise ApiError(409, f"{kind.key}_no_longer_needed",
+                           f"工单 {number} 的{kind.zh}无需重新发送：{why[0]}。",
+                           f"The {kind.en} of ticket {number} need not be sent again: {why[1]}.")
         await _requeue(tx, kind, [row])
 
 
 async def resend_receipts(store: ServiceStore, settings: Settings, since, kind: CitizenMail = RECEIPTS) -> int:
-    """Queue again every receipt (or other `kind` of mail) given up since `since`, as the console lists them; how
-    many."""
+    """Queue again every receipt (or other `kind` of mail) given up since `since` and still needed, as the console
+    lists them; how many."""
     _can_send(settings, kind)
-    table = kind.table
     async with store.transaction() as tx:
-        rows = (await tx.session.execute(select(table).where(table.c.failed_at >= since))).all()
-        return await _requeue(tx, kind, rows)
+        rows = (await tx.session.execute(_given_up(kind).where(kind.table.c.failed_at >= since))).all()
+        return await _requeue(tx, kind, [row for row in rows if not kind.no_longer_needed(row)])
 
 
 def _can_send(settings: Settings, kind: CitizenMail) -> None:
@@ -357,15 +397,15 @@ async def receipt_of(session, ticket) -> dict | None:
 
 
 async def failed_receipts(store: ServiceStore, since, limit: int = 20, kind: CitizenMail = RECEIPTS) -> list[dict]:
-    """The receipts (or other `kind` of mail) given up since `since`, newest first, with what an operator needs to
-    follow up the ticket: never the citizen's address or number (the ticket's page shows them to whoever may see
-    them)."""
+    """The receipts (or other `kind` of mail) given up since `since` and still needed, newest first, with what an
+    operator needs to follow up the ticket: never the citizen's address or number (the ticket's page shows them to
+    whoever may see them).
+
+    Whether one is still needed is the ticket's to say (an invitation's link), so all those given up since `since`
+    are read and the first `limit` still needed kept: mail given up within days (RECENT_FAILURES) is a handful."""
     table = kind.table
     async with store.db.reading() as s:
-        rows = (await s.execute(
-            select(table, tickets.c.number, tickets.c.subject,
-                   tickets.c.citizen_name, tickets.c.citizen_phone, tickets.c.citizen_email)
-            .join(tickets, tickets.c.ticket_id == table.c.ticket_id)
-            .where(table.c.failed_at >= since)
-            .order_by(table.c.failed_at.desc()).limit(limit))).all()
-    return [{"number": r.number, "subject": _masked(r.subject, r), **receipt_status(r, r)} for r in rows]
+        rows = (await s.execute(_given_up(kind).where(table.c.failed_at >= since)
+                                .order_by(table.c.failed_at.desc()))).all()
+    needed = [r for r in rows if not kind.no_longer_needed(r)][:limit]
+    return [{"number": r.number, "subject": _masked(r.subject, r), **receipt_status(r, r)} for r in needed]

@@ -131,9 +131,11 @@
   }
 
   // --- caller history and repeats ---------------------------------------------------------
-  // A number as typed (139-0000-1111, ＋86 139…) is the same caller's: compared and sent as digits (and +).
-  const plainPhone = (text) => text.replace(/[０-９＋]/g, (c) => String.fromCharCode(c.charCodeAt(0) - 0xfee0))
-    .replace(/[\s\-\u2010-\u2015\u2212\uff0d()（）]/g, "");
+  // A number as typed (139-0000-1111, ＋86 139…) is the same caller's: compared and sent as digits (and +), as
+  // jiesu.text.plain_phone makes it: NFKC (full-width digits, ＋ and brackets), every dash (Unicode Pd, the minus
+  // sign, the long-vowel mark ー) a hyphen, then Python's whitespace (\s), hyphens and brackets taken out.
+  const plainPhone = (text) => text.normalize("NFKC").replace(/[\p{Pd}\u2212\u30fc]/gu, "-")
+    .replace(/[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000()-]/g, "");
   const phone = () => plainPhone(field("phone").value);
   async function loadHistory() {
     const body = $("history-body");
@@ -151,7 +153,7 @@
     body.className = "";
     if (!data.items.length) { body.replaceChildren(el("p", { class: "muted" }, "该号码没有历史工单（首次来电）。")); return; }
     const rows = data.items.map((t) => el("tr", { class: t.overdue ? "late" : "" },
-      el("td", {}, el("a", { href: `/tracker/tickets/${t.number}`, tabIndex: -1 }, t.number)),
+      el("td", {}, el("a", { href: `/tracker/tickets/${t.number}` }, t.number)),
       el("td", {}, el("span", { class: "tag" }, STATES[t.state] || t.state)),
       el("td", { class: "subject" }, t.subject),
       el("td", {}, (t.overdue ? "已超期 " : "") + localTime(t.reply_due))));
@@ -406,10 +408,15 @@
       .find((x) => x.offsetParent !== null && !x.disabled);
     if (!target) return;
     e.preventDefault();
-    if (target.matches("button, a, input[type=checkbox]")) { target.focus(); target.click(); } else target.focus();
+    if (target.matches("button, a, input[type=checkbox]")) { target.focus(); target.click(); }
+    else if (target.matches("section")) (target.querySelector("a[href]") || target).focus();  // a list: its first entry
+    else target.focus();
   });
   $("accept-suggestion").addEventListener("click", acceptSuggestion);
   $("clear").addEventListener("click", () => { clearDraft(); resetForm(); $("result").hidden = true; });
+
+  // The page's own normalisation, for the browser test that holds it to jiesu.text.plain_phone.
+  window.jiesuConsole = Object.freeze({ plainPhone });
 
   loadDraft();
   toggleAnswer();
