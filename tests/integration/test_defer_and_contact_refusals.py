@@ -9,7 +9,6 @@ PostgreSQL) and through the ticket page, which comes back with what was typed.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from html import unescape
 
 import httpx
@@ -20,6 +19,7 @@ from schemas.enums import Role
 from schemas.events import utcnow
 from tests.integration.test_tracker_escalation import _dispose, _migrated_runtime
 from tests.integration.test_tracker_resume import STAFF, _assigned, _pending, _row
+from tests.pages import action_form
 
 
 def _local_today(rt) -> dt.date:
@@ -86,12 +86,6 @@ async def test_a_call_recorded_without_a_note_is_refused_and_the_contact_clock_s
         await _dispose(rt)
 
 
-def _form(html: str, action: str) -> str:
-    """The <form> posting to `action` on the ticket page, or ''."""
-    found = re.search(rf'<form method="post" action="/tracker/tickets/[^"]+/do/{action}".*?</form>', html, re.S)
-    return found.group(0) if found else ""
-
-
 async def test_the_page_offers_no_deferral_of_an_urgent_matter_and_says_why(live):
     rt = live.runtime
     urgent, normal = await _assigned(rt, 4, urgency="urgent"), await _assigned(rt, 5)
@@ -100,12 +94,12 @@ async def test_the_page_offers_no_deferral_of_an_urgent_matter_and_says_why(live
     unit = await live.user("cgw", Role.DEPARTMENT, department=STAFF.department)
     async with httpx.AsyncClient(base_url=live.url, headers={"Authorization": f"Bearer {unit}"}) as client:
         shown = (await client.get(f"/tracker/tickets/{urgent}")).text
-        assert _form(shown, "defer") == "" and _form(shown, "reply")
+        assert action_form(shown, "defer") == "" and action_form(shown, "reply")
         assert '<p class="muted" id="no-defer"><small>紧急事项须按时限答复，不能挂账。</small></p>' in shown
         shown = (await client.get(f"/tracker/tickets/{normal}")).text
     assert 'id="no-defer"' not in shown
     today = _local_today(rt).isoformat()
-    assert f'name="expected_until" min="{today}"' in _form(shown, "defer")
+    assert f'name="expected_until" min="{today}"' in action_form(shown, "defer")
 
 
 async def test_a_refused_deferral_or_call_comes_back_with_what_was_typed(live):
@@ -122,7 +116,7 @@ async def test_a_refused_deferral_or_call_comes_back_with_what_was_typed(live):
         assert r.status_code == 422
         shown = unescape(r.text)
         assert "未能挂账：" in shown and "计划完成日期不能早于今天" in shown and "planned completion date" in shown
-        form = _form(shown, "defer")
+        form = action_form(shown, "defer")
         assert "待明年春季道路改造时一并修复</textarea>" in form and f'value="{yesterday}"' in form
         assert (await _row(rt, other)).state == "signed_for"
 
@@ -130,5 +124,5 @@ async def test_a_refused_deferral_or_call_comes_back_with_what_was_typed(live):
         assert r.status_code == 422
         shown = unescape(r.text)
         assert "未能记录联系情况：" in shown and "请填写沟通情况" in shown
-        assert "what was said" in shown and "required" in _form(shown, "contact")
+        assert "what was said" in shown and "required" in action_form(shown, "contact")
         assert (await _row(rt, number)).contacted_at is None

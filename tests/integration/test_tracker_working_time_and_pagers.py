@@ -39,6 +39,7 @@ from tests.integration.test_inbox_paging_and_unit_name import _assign_many, _pag
 from tests.integration.test_tracker_escalation import _dispose, _migrated_runtime
 from tests.integration.test_tracker_resume import STAFF, _assigned, _id, _later_working_day, _row
 from tests.integration.test_tracker_workflow import bearer
+from tests.pages import action_form
 
 
 class TrackerApp:
@@ -204,11 +205,6 @@ async def test_waiting_on_the_citizen_until_yesterday_is_refused_and_changes_not
         await _dispose(rt)
 
 
-def _form(html: str, action: str) -> str:
-    found = re.search(rf'<form method="post" action="/tracker/tickets/[^"]+/do/{action}".*?</form>', html, re.S)
-    return found.group(0) if found else ""
-
-
 async def test_the_wait_form_says_no_earlier_than_today_and_a_refusal_comes_back_with_what_was_typed(pages):
     rt = pages.runtime
     number = await _assigned(rt, 4)
@@ -216,7 +212,7 @@ async def test_the_wait_form_says_no_earlier_than_today_and_a_refusal_comes_back
     today = _local_today(rt)
     yesterday = (today - dt.timedelta(days=1)).isoformat()
     async with await pages.client("cgw", Role.DEPARTMENT, STAFF.department) as client:
-        form = _form((await client.get(f"/tracker/tickets/{number}")).text, "wait_citizen")
+        form = action_form((await client.get(f"/tracker/tickets/{number}")).text, "wait_citizen")
         assert f'name="expected_until" min="{today.isoformat()}"' in form and "不早于今天" in form
         r = await client.post(f"/tracker/tickets/{number}/do/wait_citizen",
                               data={"note": "请市民补充漏水位置照片", "expected_until": yesterday})
@@ -224,7 +220,7 @@ async def test_the_wait_form_says_no_earlier_than_today_and_a_refusal_comes_back
     shown = unescape(r.text)
     assert "未能暂停计时（待市民补充材料）：" in shown and "预计补充日期不能早于今天" in shown
     assert "The date the citizen is expected to supply the material (expected_until) is in the past" in shown
-    form = _form(shown, "wait_citizen")
+    form = action_form(shown, "wait_citizen")
     assert "请市民补充漏水位置照片</textarea>" in form and f'value="{yesterday}"' in form
     assert (await _row(rt, number)).state == "signed_for"
 
