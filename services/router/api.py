@@ -23,6 +23,7 @@ from services.router import service
 from services.router.domain import rules as rule_engine
 from services.router.domain.decide import decide
 from services.router.domain.directory import Directory, DirectoryError
+from services.router.domain.return_reason import NAMED, named_by_return
 from services.router.domain.rules import TicketFacts
 from services.router.store import assignments, decisions, directory_versions
 
@@ -43,6 +44,8 @@ def percent(score: float) -> str:
 
 
 templates.env.filters["percent"] = percent  # e.g. {{ s.score|percent }} beside a suggestion
+# A unit the return reason named (退单理由指明“市环保局”) has no score worth reading: the card says who named it.
+templates.env.tests["named_by_return"] = named_by_return  # {% if s.reason is named_by_return %}
 
 
 class TicketText(BaseModel):
@@ -232,7 +235,7 @@ async def dispatch_queue(request: Request, rt: RuntimeDep, user: Watcher, done: 
     directory = rt.state["router"].directory
     return page(request, "router_dispatch.html", rows=items, total=total, done=done, refused=refused,
                 refused_en=refused_en, failed=failed_id, typed=typed, selected=chosen,
-                can_dispatch=user.has(Role.DISPATCHER),
+                can_dispatch=user.has(Role.DISPATCHER), NAMED=NAMED,
                 unit_name=lambda code: directory.unit(code).name if directory.has_unit(code) else code)
 
 

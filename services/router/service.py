@@ -40,9 +40,9 @@ from schemas.events import (
     TicketReturned,
     utcnow,
 )
-from services.router.domain.decide import SUGGESTED, Classifier, Decision, decide, ref
+from services.router.domain.decide import SUGGESTED, Classifier, Decision, category_handled_by, decide, ref
 from services.router.domain.directory import Directory, DirectoryError, UnknownCode
-from services.router.domain.return_reason import NamedUnit, units_named
+from services.router.domain.return_reason import NAMED, NamedUnit, named_by_return, units_named
 from services.router.domain.rules import TicketFacts
 from services.router.store import assignments, decisions, directory_versions, training_examples
 
@@ -301,6 +301,7 @@ async def reroute_after_return(tx: Transaction, envelope: Envelope, p: TicketRet
     # the router, re-routing, sends the ticket there anyway.
     named = units_named(state.directory, p.reason, returned_by=excluded)
     agreed = bool(named) and d.outcome == "assign" and d.lead.code == named[0].unit.code
+    categories = _categories_handled(state, facts, named) if named else {}
     if returns > MAX_AUTOMATIC_RETURNS:
         why = f"第 {returns} 次退单：{returned}，转人工派单"
         if named:
@@ -308,11 +309,11 @@ async def reroute_after_return(tx: Transaction, envelope: Envelope, p: TicketRet
         if not (d.suggestions or d.lead):
             why += f"；{d.why}"
         d = Decision("dispatch", RoutingReason(method="reroute", note=why[:500]), category=d.category,
-                     suggestions=_named_first(named, d), why=why)
+                     suggestions=_named_first(named, categories, d), why=why)
     elif named and not agreed:
         why = f"{returned}；{_named_why(named)}；{'原拟改派' if d.outcome == 'assign' else '改派'}：{d.why}"
         d = Decision("dispatch", RoutingReason(method="reroute", category=d.category, note=why[:500]),
-                     category=d.category, suggestions=_named_first(named, d), why=why)
+                     category=d.category, suggestions=_named_first(named, categories, d), why=why)
     elif d.outcome == "assign":
         also = f"；{_named_why(named)}" if agreed else ""
         d = Decision("assign", d.reason.model_copy(update={"method": "reroute", "note": (
@@ -356,16 +357,27 @@ def _suggestion_from(d: Decision) -> tuple:
 
 def _named_why(named: tuple[NamedUnit, ...]) -> str:
     """退单理由指明：市生态环境局 (the directory's names: the reason's own words are on the card beside it)."""
-    return f"退单理由指明：{'、'.join(n.unit.name for n in named)}"
+    return f"{NAMED}：{'、'.join(n.unit.name for n in named)}"
 
 
-def _named_first(named: tuple[NamedUnit, ...], d: Decision) -> tuple[Suggestion, ...]:
+def _categories_handled(state: RouterState, facts: TicketFacts, named: tuple[NamedUnit, ...]) -> dict[str, str | None]:
+    """Each named unit's category: of the ones the directory gives it, the operator's (chosen on the call), else the
+    one the classifier ranks highest; None when it handles none of them. Taking the suggestion takes this category
+    (dispatch), so a dispatcher's one key never teaches the model the ticket's earlier category, another unit's."""
+    ranked = [facts.category] if facts.category else []
+    if state.classifier is not None:
+        ranked += [label for label, _ in state.classifier.predict([f"{facts.subject} {facts.description}"])[0].top]
+    return {n.unit.code: category_handled_by(state.directory, n.unit, ranked, facts) for n in named}
+
+
+def _named_first(named: tuple[NamedUnit, ...], categories: dict[str, str | None],
+                 d: Decision) -> tuple[Suggestion, ...]:
     """The units the return reason names, one key each on the dispatch card, then the router's own suggestions
-    (or the unit it would have re-routed to); three in all, as the card shows."""
+    (or the unit it would have re-routed to); three in all, as the card shows. A named unit's score says nothing
+    (the schema wants one): the card shows 退单理由指明 in its place."""
     own = d.suggestions or _suggestion_from(d)
-    first = tuple(Suggestion(unit=ref(n.unit), score=1.0, reason=f"退单理由指明“{n.words}”"[:500],
-                             category=next((s.category for s in own if s.unit.code == n.unit.code), None))
-                  for n in named)
+    first = tuple(Suggestion(unit=ref(n.unit), score=1.0, reason=f"{NAMED}“{n.words}”"[:500],
+                             category=categories.get(n.unit.code)) for n in named)
     codes = {n.unit.code for n in named}
     return (first + tuple(s for s in own if s.unit.code not in codes))[:SUGGESTED]
 
@@ -396,11 +408,15 @@ async def dispatch(store: ServiceStore, state: RouterState, ticket_id: UUID, *, 
                                 "This ticket is not waiting for a dispatcher")
         lead = directory.unit(unit_code)
         co = tuple(directory.unit(c) for c in co_handlers if c != unit_code)
-        if category is None:  # taking a suggestion takes its category too
-            category = next((s["category"] for s in row.suggestions if s["unit"]["code"] == unit_code), None)
-        d = Decision("assign", RoutingReason(method="dispatcher", category=category or row.category,
-                                             note=f"派单员 {by} 人工派单", by=by), lead, co, category or row.category,
-                     why=f"派单员 {by} 派至 {lead.name}")
+        taken = next((s for s in row.suggestions if s["unit"]["code"] == unit_code), None)
+        if category is None and taken is not None:  # taking a suggestion takes its category too
+            category = taken["category"]
+        # A unit the return reason named carries a category it handles, or none: the ticket's own is the one that
+        # sent it to a unit that returned it, and as training data it would teach the model that mistake.
+        if category is None and not (taken is not None and named_by_return(taken["reason"])):
+            category = row.category
+        d = Decision("assign", RoutingReason(method="dispatcher", category=category, note=f"派单员 {by} 人工派单",
+                                             by=by), lead, co, category, why=f"派单员 {by} 派至 {lead.name}")
         attempt = row.attempt if row.attempt > 1 or row.returns == 0 else row.attempt + 1
         await tx.session.execute(update(decisions).where(decisions.c.ticket_id == ticket_id).values(
             **_decision_values(d), status="assigned", attempt=attempt, decided_at=utcnow()))

@@ -187,6 +187,27 @@ def suggest(directory: Directory, prediction: Prediction, facts: TicketFacts,
     return tuple(suggestions), tuple(passed_over)
 
 
+def category_handled_by(directory: Directory, unit: Unit, ranked: Sequence[str], facts: TicketFacts) -> str | None:
+    """The first of the categories (best first) the directory gives `unit`, or None: for a unit the router did not
+    pick itself (one a return reason named), the category its assignment and its training example carry. Given
+    at the ticket's place, at no place (a local matter's supervising department: 物业服务 is 市住建委's where no
+    street is known), or at the unit's own place (a street office named while the ticket's street is not)."""
+    places = [(facts.district, facts.street), (None, None)]
+    if unit.type == "street":
+        places.append((unit.parent, unit.code))
+    elif unit.type == "district":
+        places.append((unit.code, None))
+    for category in ranked:
+        for district, street in places:
+            try:
+                assignment = directory.responsible_unit(category, district, street)
+            except (UnknownCode, ValueError):
+                continue
+            if assignment is not None and assignment.unit.code == unit.code:
+                return category
+    return None
+
+
 def _rule_passed_over(directory: Directory, match: rule_engine.RuleMatch) -> str:
     """Why the rule that fired did not place the ticket (Chinese): its lead unit returned it (退单)."""
     name = directory.unit(match.lead).name if directory.has_unit(match.lead) else match.lead

@@ -14,7 +14,10 @@ responsible for ("不属于市城管委职责"). So, for a dispatcher to rely on
   (负责、职责、辖区、办理、处理…), or after a heading ("责任单位：市水务局"), or be all the reason says;
   a word that refuses it (不属于、非、不归、与…无关) takes it away;
 - a district named together with one of its streets (属于东湖区湖滨街道辖区), or a unit together with one of
-  its own sub-units, only says where that one is: the narrower unit is meant.
+  its own sub-units, only says where that one is: the narrower unit is meant;
+- a municipal department's short name written right after a district's (东湖区住建局, 某某县住建局) is that
+  district's own bureau, not the city's department: the directory's district is meant where the directory has
+  it (and the bureau itself where the directory lists it by that name: the longer name wins), else no unit.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from services.router.domain.directory import Directory, Unit, fold
+
+# How a suggestion the reason gave starts (退单理由指明“市环保局”): the dispatch card shows these words, not a score.
+NAMED = "退单理由指明"
 
 # An alias this long and ending so is a unit's name, not a word of the matter (城管、燃气、自来水 are not).
 _ORGANISATION_ENDINGS = ("局", "委", "会", "公司", "集团", "中心", "支队", "大队", "所", "厅", "院", "办事处")
@@ -83,6 +89,11 @@ def units_named(directory: Directory, text: str, *, returned_by: Collection[str]
         seen.add(m.unit.code)
         out.append(NamedUnit(m.unit, text[origin[m.start]:origin[m.end]]))
     return tuple(out)
+
+
+def named_by_return(reason: str) -> bool:
+    """Whether a dispatch suggestion is a unit the return reason named (its reason says so), not the router's."""
+    return reason.startswith(NAMED)
 
 
 def _folded(text: str) -> tuple[str, list[int]]:
@@ -147,7 +158,25 @@ def _mentions(directory: Directory, folded: str) -> list[_Mention]:
     for m in sorted(found, key=lambda m: (m.start - m.end, -m.key_length, m.start)):
         if all(m.end <= k.start or k.end <= m.start for k in kept):
             kept.append(m)
-    return sorted(kept, key=lambda m: m.start)
+    return _district_bureaus(folded, sorted(kept, key=lambda m: m.start))
+
+
+def _district_bureaus(folded: str, mentions: list[_Mention]) -> list[_Mention]:
+    """The mentions, a municipal department's name written right after a district's read as that district's bureau
+    (东湖区住建局 is not 市住建委): the district's mention, taking in the bureau's name, where the directory has the
+    district; none after any other word ending in 区 or 县 (某某区、高新区、辖区、区住建局). A utility's name is the
+    utility (东湖区供电公司 is the power company's office there: the district only says where)."""
+    out: list[_Mention] = []
+    for m in mentions:
+        district = out[-1] if out and out[-1].end == m.start and out[-1].unit.type == "district" else None
+        if m.unit.type == "municipal" and folded[m.start - 1:m.start] in ("区", "县"):
+            if district is not None:
+                out[-1] = _Mention(district.start, m.end, district.unit, district.key_length)
+            continue
+        if m.unit.type == "utility" and district is not None:
+            m = _Mention(out.pop().start, m.end, m.unit, m.key_length)
+        out.append(m)
+    return out
 
 
 def _given(folded: str, m: _Mention, mentions: list[_Mention]) -> bool:

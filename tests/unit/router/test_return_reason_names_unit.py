@@ -92,3 +92,40 @@ def test_several_units_are_named_in_the_order_written_each_once():
 
 def test_full_width_punctuation_and_spaces_are_read_as_written():
     assert named("不属于我委职责；应由 市生态环境局 办理！") == [("M-STHJ", "市生态环境局")]
+
+
+@pytest.mark.parametrize(("reason", "expected"), [
+    # A district's own bureau: the directory's district (its government) is meant, in the words written.
+    ("经核实，该小区加装电梯审批属东湖区住建局职责，请转东湖区住建局办理", [("D-02", "东湖区住建局")]),
+    ("此事应由西山区市场监督管理局查处", [("D-03", "西山区市场监督管理局")]),
+    ("东湖区住建局负责", [("D-02", "东湖区住建局")]),
+    # A district or county the directory does not have, or none said: no unit, not the city's department.
+    ("该违建位于青山区，应由青山区住建局依法处置", []),
+    ("经核实，此事属于某某县住建局职责范围", []),
+    ("该工地在高新区，应由高新区住建局负责", []),
+    ("请转区住建局处理", []),
+    ("属于辖区住建局监管范围，请转办", []),
+])
+def test_a_city_departments_name_after_a_districts_is_that_districts_bureau_not_the_city_department(reason, expected):
+    assert named(reason, CGW, "M-STHJ") == expected
+
+
+def test_the_city_department_is_still_named_when_no_district_stands_right_before_it():
+    assert named("投诉地点在东湖区，应由市住建委处理") == [("M-ZJW", "市住建委")]
+    assert named("应由江城市住建局处理") == [("M-ZJW", "江城市住建局")]
+    assert named("不属于东湖区职责，应由住建局处理") == [("M-ZJW", "住建局")]
+
+
+def test_a_district_bureau_the_directory_has_is_that_bureau():
+    data = CITY.model_dump()
+    data["units"] = [*data["units"], {"code": "D-02-ZJJ", "name": "东湖区住房和城乡建设局", "type": "municipal",
+                                      "jurisdiction": ["D-02"], "aliases": ["东湖区住建局"]}]
+    city = Directory.from_data(data)
+    assert [(n.unit.code, n.words) for n in units_named(city, "此事应由东湖区住建局办理", returned_by=(CGW,))] == [
+        ("D-02-ZJJ", "东湖区住建局")]
+    assert [n.unit.code for n in units_named(city, "此事应由东湖区住房和城乡建设局办理", returned_by=(CGW,))] == [
+        "D-02-ZJJ"]
+
+
+def test_a_utilitys_office_in_a_district_is_the_utility():
+    assert named("表前线路属东湖区供电公司维护，请转供电公司处理") == [("U-GD", "东湖区供电公司")]
