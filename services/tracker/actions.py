@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from jiesu.errors import ApiError
 from jiesu.identity import User
@@ -79,6 +79,9 @@ from services.tracker.store import extensions, return_visits, ticket_units, tick
 PRODUCER = "tracker"
 VISIT_WORKING_DAYS = 3
 UNREACHABLE_ATTEMPTS = 3
+# Unanswered calls (未接通) at least this far apart, so that 联系不上 means the citizen was tried at different times of
+# day, not three times within a minute. An answered call is never held back.
+UNREACHABLE_CALL_GAP = dt.timedelta(hours=2)
 LINK_DAYS = 7
 OUTCOME_LABELS = {"satisfied": "满意", "basically_satisfied": "基本满意", "dissatisfied": "不满意",
                   "unreachable": "联系不上"}
@@ -90,6 +93,55 @@ KEY_ORDER_DISSATISFIED = 2  # the dissatisfied visit (承办单位原因) whose 
 def closes_when_unreachable(attempts_so_far: int) -> bool:
     """Whether one more 联系不上 closes the ticket as unreachable (the UNREACHABLE_ATTEMPTS-th attempt)."""
     return attempts_so_far + 1 >= UNREACHABLE_ATTEMPTS
+
+
+def next_call_at(last_unanswered: dt.datetime | None) -> dt.datetime | None:
+    """When another unanswered call may be recorded after the ticket's last one (`last_unanswered`), or None when
+    no unanswered call of this visit was recorded yet."""
+    return None if last_unanswered is None else last_unanswered + UNREACHABLE_CALL_GAP
+
+
+def call_too_soon(outcome: str, last_unanswered: dt.datetime | None, now: dt.datetime) -> ApiError | None:
+    """Why recording `outcome` at `now` is refused as too soon after the last unanswered call, or None. Only
+    联系不上 is held back (UNREACHABLE_CALL_GAP): the citizen answering settles the visit whenever it happens."""
+    allowed = next_call_at(last_unanswered)
+    if outcome != "unreachable" or allowed is None or now >= allowed:
+        return None
+    gap = call_gap_words()
+    return ApiError(
+        409, "visit_call_too_soon",
+        f"上次未接通在 {localtime(last_unanswered)}，两次未接通须间隔至少 {gap[0]}：请于 {localtime(allowed)} 以后再拨。"
+        "本次未登记；市民接听了，可随时登记结果。",
+        f"The last unanswered call was at {localtime(last_unanswered)} and unanswered calls must be at least "
+        f"{gap[1]} apart: call again from {localtime(allowed)} (local time). Nothing was recorded; a call the "
+        "citizen answers may be recorded at any time.")
+
+
+def call_gap_words() -> tuple[str, str]:
+    """UNREACHABLE_CALL_GAP in whole hours or minutes, in Chinese and English."""
+    minutes = int(UNREACHABLE_CALL_GAP.total_seconds() // 60)
+    if minutes % 60 == 0:
+        return f"{minutes // 60} 小时", f"{minutes // 60} hour{'s' if minutes != 60 else ''}"
+    return f"{minutes} 分钟", f"{minutes} minutes"
+
+
+def callable_first(rows: list, last_unanswered: dict, now: dt.datetime) -> list[tuple]:
+    """The visit queue's rows, each with when its next call may be made (None: now), those that may be called now
+    first, in their order, then those not yet, the soonest first."""
+    queue = [(row, next_call_at(last_unanswered.get(row.ticket_id))) for row in rows]
+    waiting = sorted(((row, at) for row, at in queue if at is not None and at > now), key=lambda item: item[1])
+    return [(row, None) for row, at in queue if at is None or at <= now] + waiting
+
+
+async def last_unanswered_calls(session, rows) -> dict:
+    """The last unanswered call (未接通) of each ticket in `rows` whose visit has one (`visit_attempts`): by ticket id.
+    A 重办 starts the count again, and its unanswered calls are later than any before it."""
+    ids = [row.ticket_id for row in rows if row.visit_attempts]
+    if not ids:
+        return {}
+    v = return_visits.c
+    return dict((await session.execute(select(v.ticket_id, func.max(v.at)).where(
+        v.ticket_id.in_(ids), v.outcome == "unreachable").group_by(v.ticket_id))).all())
 
 
 def orders_key_supervision(dissatisfied_count: int | None) -> bool:
@@ -485,6 +537,10 @@ class Tracker:
                 raise refusal
             self._decide(row, Action.VISIT_CLOSE, role)  # still waiting for its visit, and this role may record it
             now = utcnow()
+            if outcome == "unreachable":
+                last = (await last_unanswered_calls(tx.session, [row])).get(row.ticket_id)
+                if refusal := call_too_soon(outcome, last, now):
+                    raise refusal
             await tx.session.execute(return_visits.insert().values(
                 ticket_id=row.ticket_id, outcome=outcome, department_caused=department_caused, unit_code=row.lead_code,
                 comment=comment, by=by, at=now))

@@ -205,7 +205,9 @@ async def add_note(ref: str, body: NoteIn, rt: RuntimeDep, user: Worker) -> dict
 @api.post("/tickets/{ref}/return-visit")
 async def return_visit(ref: str, body: VisitIn, rt: RuntimeDep, user: Visitor) -> dict:
     """回访结果. `message` says what followed, as the visit page says it: closed, reopened (and whether key
-    supervision was ordered), or how many calls are left before 联系不上 closes the ticket."""
+    supervision was ordered), or how many calls are left before 联系不上 closes the ticket. Another 联系不上 sooner
+    than actions.UNREACHABLE_CALL_GAP after the last one is refused (409 `visit_call_too_soon`, saying from when the
+    next call may be made) and changes nothing."""
     row = await tracker(rt).record_visit(user, ref, body.outcome, department_caused=body.department_caused,
                                          comment=body.comment)
     return {**await _answer(rt, user, row), "message": visit_message(row, body.outcome)}

@@ -7,6 +7,9 @@ one UPDATE … RETURNING claims a round of them, its inner select locking the ro
 FOR UPDATE SKIP LOCKED on PostgreSQL, so a second instance takes other rows instead of
 waiting (SQLite, one process, serialises writers anyway). Firing and the claim commit
 together with the events they emit, so a crash in between fires the timer again, never half.
+A timer that its ticket no longer owes, or that a later timer of the ticket also due overtakes (a
+tracker back from an outage owes them all at once), is claimed like the others but skipped: the
+unit hears only the latest reminder.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import socket
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
+from prometheus_client import Counter
 from sqlalchemy import delete, select, update
 
 from jiesu.db import insert_rows
@@ -35,6 +39,9 @@ PRODUCER = "tracker"
 
 SIGN_FOR_WARN_RATIO = 0.8
 RETRY_FAILED_TIMER = timedelta(seconds=60)
+SKIPPED = Counter("jiesu_tracker_timers_skipped_total",
+                  "Timers claimed that neither emitted nor notified: overtaken by a later one also due, or not owed "
+                  "in the ticket's state", ["kind", "why"])
 
 # States in which the department owes a reply and its clock runs.
 RUNNING = frozenset({S.SIGNED_FOR, S.CONTACTED, S.REOPENED, S.EXTENSION_REQUESTED})
@@ -42,6 +49,9 @@ RUNNING = frozenset({S.SIGNED_FOR, S.CONTACTED, S.REOPENED, S.EXTENSION_REQUESTE
 # for it (催办) when the contact clock runs out. An extension request (延期申请) stops no clock (RUNNING): asked
 # before the call, the call is still owed meanwhile; asked after it, or on a 重办 (no contact clock), none is.
 AWAITING_CONTACT = frozenset({S.ASSIGNED, S.SIGNED_FOR, S.EXTENSION_REQUESTED})
+# The states whose timers stand for successive moments of one ticket's clocks (签收, 联系市民, 答复, 督办), so that a
+# later one overtakes an earlier one (`due_after`).
+_LADDER_STATES = frozenset({S.ASSIGNED.value, *(s.value for s in RUNNING)})
 
 
 def awaiting_contact(state: S, t) -> bool:
@@ -78,6 +88,30 @@ def wanted_timers(state: str, t, calendar) -> list[tuple[str, datetime]]:
     if state == S.REPLIED and getattr(t, "visit_due", None):
         out.append(("return_visit_due", t.visit_due))
     return out
+
+
+def owed(kind: str, t) -> bool:
+    """Whether a ticket (`t`: its row) in its state still owes what a timer of `kind` stands for: a sign-for
+    reminder only until it is signed for, a reply reminder while its clock runs, and so on."""
+    state = S(t.state)
+    if kind in ("sign_for_warning", "sign_for_due"):
+        return state == S.ASSIGNED
+    if kind == "contact_due":
+        return awaiting_contact(state, t)
+    if kind in ("reply_warning", "reply_due", "overdue_supervision"):
+        return state == S.ASSIGNED or state in RUNNING
+    return kind == "return_visit_due" and state == S.REPLIED
+
+
+def due_after(kind: str, due_at: datetime, t, calendar, now: datetime) -> list[str]:
+    """The kinds of the timers a ticket (`t`: its row) needs that stand for a later moment than its timer of `kind`
+    (due at `due_at`) and are due by `now` as well, the latest last: what overtakes that timer. Its own moment is
+    read from the ticket's deadlines too, as a timer retried a minute on is still the same reminder."""
+    if t.state not in _LADDER_STATES:
+        return []
+    wanted = dict(wanted_timers(t.state, t, calendar))
+    mine = wanted.get(kind, due_at)  # a 签收预警 whose start is unknown is not re-timed, yet owed
+    return [k for at, k in sorted((at, k) for k, at in wanted.items() if mine < at <= now)]
 
 
 async def schedule(tx: Transaction, ticket_id, state: str, t, calendar) -> None:
@@ -197,58 +231,88 @@ class TimerLoop:
             return False
 
     async def _fire(self, tx: Transaction, timer, row, now: datetime) -> None:
-        """Do what `timer` stands for to its ticket `row` (as it was when the round began), if still owed."""
+        """Do what `timer` stands for to its ticket `row` (as it was when the round began), if still owed; a timer
+        whose reminder means nothing any more is dropped, and recorded as skipped (`_skip`)."""
         if row is None:
-            return
+            _skip(tx, timer, "no_ticket")
+        elif not owed(timer.kind, row):
+            _skip(tx, timer, "not_owed")
+        elif later := await self._overtaken_by(tx, timer, row, now):
+            _skip(tx, timer, "overtaken", by=later)
+        elif not await self._speak(tx, timer, row, now):  # an order of the ticket awaits its answer (or a kind unknown)
+            _skip(tx, timer, "order_awaiting" if timer.kind == "overdue_supervision" else "not_owed")
+
+    async def _overtaken_by(self, tx: Transaction, timer, row, now: datetime) -> str | None:
+        """The kind of the ticket's latest timer that is due by `now` too and stands for a later moment than
+        `timer`, or None. A tracker back from an outage owes a ticket several of them at once (签收预警, 签收催办,
+        答复预警, 答复超期, the overdue order): only the latest still means something, and the unit hears only it.
+        Read from the deadlines the ticket's state needs timers for (`wanted_timers`), whether their rows fired
+        already, wait in this round or in the next. The overdue order does not overtake while an order of the
+        ticket awaits its answer: it orders nothing then, and the reminder before it speaks."""
+        later = due_after(timer.kind, timer.due_at, row, self.clocks.calendar, now)
+        if later and later[-1] == "overdue_supervision" and (
+                await levels_awaiting_answer(tx.session, [row.ticket_id])).get(row.ticket_id):
+            later.pop()
+        return later[-1] if later else None
+
+    async def _speak(self, tx: Transaction, timer, row, now: datetime) -> bool:
+        """Emit and notify what `timer` stands for, owed by the ticket's state (`owed`); answers whether it did."""
         unit = UnitRef(code=row.lead_code, name=row.lead_name or row.lead_code) if row.lead_code else None
-        state = S(row.state)
         kind = timer.kind
         settings = self.clocks.settings
-        if kind == "sign_for_warning" and state == S.ASSIGNED and not _too_late_to_warn(row.sign_for_due, now):
+        if kind == "sign_for_warning":
             await _emit(tx, row, DeadlineWarning(clock="sign_for", due_at=row.sign_for_due, unit=unit),
                         "签收时限将到，预警", {"clock": "sign_for"})
             await notifications.notify(tx, settings, row, row.lead_code, "warning",
                                        f"预警：工单 {row.number} 尚未签收，签收时限即将到期。")
-        elif kind == "sign_for_due" and state == S.ASSIGNED:
+        elif kind == "sign_for_due":
             await _emit(tx, row, DeadlineMissed(clock="sign_for", due_at=timer.due_at, unit=unit),
                         "签收超时，已催办", {"clock": "sign_for"})
             await notifications.notify(tx, settings, row, row.lead_code, "reminder",
                                        f"催办：工单 {row.number} 已超过签收时限，请立即签收。")
-        elif kind == "contact_due" and awaiting_contact(state, row):
+        elif kind == "contact_due":
             await _emit(tx, row, DeadlineMissed(clock="contact", due_at=timer.due_at, unit=unit),
                         "紧急工单联系市民超时，已催办", {"clock": "contact"})
             await notifications.notify(tx, settings, row, row.lead_code, "reminder",
                                        f"催办：紧急工单 {row.number} 已超过联系市民时限，请立即与市民联系。")
-        elif kind == "reply_warning" and state in RUNNING | {S.ASSIGNED} and not _too_late_to_warn(row.reply_due, now):
+        elif kind == "reply_warning":
             await _emit(tx, row, DeadlineWarning(clock="reply", due_at=timer.due_at, unit=unit),
                         "答复时限已用 80%，预警", {"clock": "reply"})
             await notifications.notify(tx, settings, row, row.lead_code, "warning",
                                        f"预警：工单 {row.number} 答复时限已用去 80%，请抓紧办理。")
-        elif kind == "reply_due" and state in RUNNING | {S.ASSIGNED}:
+        elif kind == "reply_due":
             await _emit(tx, row, DeadlineMissed(clock="reply", due_at=timer.due_at, unit=unit),
                         "答复超期，已催办", {"clock": "reply"})
             await notifications.notify(tx, settings, row, row.lead_code, "overdue",
                                        f"催办：工单 {row.number} 已超过答复期限，请尽快答复。")
-        elif kind == "overdue_supervision" and state in RUNNING | {S.ASSIGNED}:
+        elif kind == "overdue_supervision":
             if (await levels_awaiting_answer(tx.session, [row.ticket_id])).get(row.ticket_id):
                 # An order of the ticket awaits its answer already (the office ordered before the deadline, or the
                 # deadline moved on since): escalation presses that one when late, a second would only stack on it.
-                return
+                return False
             # Due a working day after the deadline; later when the tracker was down: say how late it really is.
             late = max(1, self.clocks.calendar.working_days_between(row.reply_due, now)) if row.reply_due else 1
             await order_supervision(tx, self.clocks, row, level="normal", by="system",
                                     reason=f"超期 {late} 个工作日仍未答复", now=now)
-        elif kind == "return_visit_due" and state == S.REPLIED:
+        elif kind == "return_visit_due":
             await tx.session.execute(timeline.insert().values(
                 ticket_id=row.ticket_id, event_id=_uuid(), event_type="ReturnVisitOverdue", at=now, actor="system",
                 summary="回访已超过 3 个工作日，请尽快回访", data={}))
+        else:
+            return False
+        return True
 
 
-def _too_late_to_warn(deadline: datetime | None, now: datetime) -> bool:
-    """A warning that fires after its deadline (a tracker back from an outage fires what it owes at once)
-    would reach the unit in the same instant as the reminder (催办) of the deadline itself: only the
-    reminder goes."""
-    return deadline is not None and deadline <= now
+def _skip(tx: Transaction, timer, why: str, *, by: str | None = None) -> None:
+    """A claimed timer that neither emits nor notifies: logged with why (`overtaken` by the later timer `by`,
+    `not_owed` in the ticket's state, `order_awaiting` its answer) and counted once its round commits. Its row
+    stays fired, so that no move of the ticket brings it back (`schedule`)."""
+    def record() -> None:
+        log.info("timer skipped", timer=timer.id, kind=timer.kind, ticket_id=str(timer.ticket_id), why=why,
+                 overtaken_by=by)
+        SKIPPED.labels(kind=timer.kind, why=why).inc()
+
+    tx.after_commit(record)
 
 
 def claim(now: datetime, name: str, batch: int, *, postgres: bool):

@@ -27,9 +27,10 @@ from jiesu.web import Message, RuntimeDep, localtime, page, redirect_with, requi
 from schemas.enums import CHANNEL_LABELS, RETURN_REASONS, ROLE_LABELS, ROUTING_METHOD_LABELS, Role, TicketState
 from schemas.events import utcnow
 from services.tracker import queries, stats
-from services.tracker.actions import (OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, closes_when_unreachable, defer_refused,
-                                      extension_refused, note_refused, order_stacks,
-                                      supervision_refused, visit_message)
+from services.tracker.actions import (OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, call_gap_words, callable_first,
+                                      closes_when_unreachable, defer_refused, extension_refused,
+                                      last_unanswered_calls, note_refused, order_stacks, supervision_refused,
+                                      visit_message)
 from services.tracker.domain.lifecycle import allowed_actions, may
 from services.tracker.domain.replies import BOILERPLATE, MIN_MEANINGFUL_CHARS
 from services.tracker.domain.sla import SlaPolicy
@@ -491,11 +492,16 @@ async def _visit_context(rt, user: User, ref: str) -> dict:
 @pages.get("/visits", response_class=HTMLResponse)
 async def visits(request: Request, rt: RuntimeDep, user: Visitor,
                  done: Message = "") -> HTMLResponse:
+    """回访队列: a ticket whose last call went unanswered shows when it may be called again, and waits below the
+    tickets that may be called now until then (actions.UNREACHABLE_CALL_GAP)."""
     now = utcnow()
     async with rt.store("tracker").db.session() as s:
         rows = await queries.visit_queue(s)
-    items = [queries.ticket_view(r, user, now, _tracker(rt).clocks) for r in rows]
-    return page(request, "tracker_visits.html", items=items, now=now.isoformat(), done=done, title="回访队列")
+        unanswered = await last_unanswered_calls(s, rows)
+    items = [{**queries.ticket_view(r, user, now, _tracker(rt).clocks), "call_after": call_after}
+             for r, call_after in callable_first(rows, unanswered, now)]
+    return page(request, "tracker_visits.html", items=items, now=now.isoformat(), done=done,
+                call_gap=call_gap_words()[0], title="回访队列")
 
 
 @pages.get("/visits/{ref}", response_class=HTMLResponse)

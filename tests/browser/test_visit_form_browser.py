@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from services.tracker.actions import OUTCOME_LABELS, UNREACHABLE_ATTEMPTS
 from services.tracker.store import return_visits, tickets
+from tests.integration.test_tracker_workflow import wait_out_the_call_gap
 from tests.integration.test_visit_form_refusals import desk, replied_ticket  # noqa: F401 (desk is a fixture)
 
 pytestmark = pytest.mark.browser
@@ -91,6 +92,7 @@ async def test_the_form_warns_before_the_unreachable_call_that_closes_the_ticket
     number = await replied_ticket(desk)
     for _ in range(UNREACHABLE_ATTEMPTS - 1):
         await desk.act("visitor", number, "return-visit", {"outcome": "unreachable"})
+        await wait_out_the_call_gap(live, number)
     await page.goto(f"{live.url}/tracker/visits/{number}")
     warning = await page.inner_text("#attempts.warnbar")
     assert f"已联系不上 {UNREACHABLE_ATTEMPTS - 1} 次" in warning

@@ -18,8 +18,9 @@ from sqlalchemy import select, update
 from schemas.enums import Role
 from schemas.events import Envelope
 from tests.conftest import DEMO_PASSWORD
+from services.tracker.actions import UNREACHABLE_CALL_GAP
 from services.tracker.domain.sla import compute_deadlines
-from services.tracker.store import tickets
+from services.tracker.store import return_visits, tickets
 
 CALL = {
     "kind": "complaint",
@@ -251,6 +252,16 @@ async def test_a_dispatch_made_by_hand_names_its_dispatcher_in_the_tickets_timel
     assert '>派单员 王丽</span><span>派单至 市城市管理委员会（依据：人工派单）</span>' in page
 
 
+async def wait_out_the_call_gap(live, number: str) -> None:
+    """The ticket's unanswered calls moved back by the gap unanswered calls must keep (UNREACHABLE_CALL_GAP), as if
+    the visitor had waited it out before calling again."""
+    async with live.runtime.store("tracker").db.session() as s:
+        ticket_id = await s.scalar(select(tickets.c.ticket_id).where(tickets.c.number == number))
+        for visit in (await s.execute(select(return_visits).where(return_visits.c.ticket_id == ticket_id))).all():
+            await s.execute(update(return_visits).where(return_visits.c.id == visit.id)
+                            .values(at=visit.at - UNREACHABLE_CALL_GAP))
+
+
 async def test_three_unreachable_attempts_close_the_ticket_as_unreachable(desk):
     t = await desk.post_ticket()
     await desk.as_("dept", Role.DEPARTMENT, department=t["lead"]["code"])
@@ -261,6 +272,7 @@ async def test_three_unreachable_attempts_close_the_ticket_as_unreachable(desk):
         r = await desk.act("visitor", t["number"], "return-visit", {"outcome": "unreachable"})
         assert r["state"] == "replied" and r["visit_attempts"] == attempt
         assert f"（第 {attempt} 次，共 3 次后按联系不上办结），请另选时间再拨。" in r["message"]
+        await wait_out_the_call_gap(desk.live, t["number"])
     r = await desk.act("visitor", t["number"], "return-visit", {"outcome": "unreachable"})
     assert r["state"] == "closed" and r["outcome"] == "unreachable"
     assert r["message"].endswith("（第 3 次），已按联系不上办结，不计入满意率。")

@@ -22,7 +22,7 @@ from schemas.enums import Role
 from services.tracker.actions import UNREACHABLE_ATTEMPTS
 from services.tracker.store import return_visits, tickets
 from tests.conftest import DEMO_PASSWORD
-from tests.integration.test_tracker_workflow import REPLY, Desk, bearer
+from tests.integration.test_tracker_workflow import REPLY, Desk, bearer, wait_out_the_call_gap
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 COMMENT = "晚上十一点以后还是有打桩声，孩子睡不着"
@@ -142,6 +142,7 @@ async def test_unreachable_calls_say_how_many_are_left_and_the_form_warns_before
             last = attempt == UNREACHABLE_ATTEMPTS - 1
             assert ("这次再登记“联系不上”，工单即按“联系不上”办结" in page) is last
             assert (f"联系不上（第 {attempt + 1} 次，将办结）" in page) is last
+            await wait_out_the_call_gap(live, number)
         r = await post_visit(client, number, outcome="unreachable")
         message = done_message(r)
         assert message == f"工单 {number} 已登记：联系不上（第 {UNREACHABLE_ATTEMPTS} 次），已按联系不上办结，不计入满意率。"
