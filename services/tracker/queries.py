@@ -1,12 +1,13 @@
 """Reading tickets for people, with the access rules applied in one place.
 
 Department staff see only tickets their unit leads or co-handles, and, to read, the repeat calls (重复件) merged
-into a ticket their unit leads; contact details are masked for roles that do not need them and on confidential
-tickets.
+into a ticket their unit leads; of the tickets their unit returned (已退单), only what became of them. Contact
+details are masked for roles that do not need them and on confidential tickets.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ from services.tracker import stats
 from services.tracker.domain.calendar import WorkingCalendar
 from services.tracker.domain.sla import SlaPolicy
 from services.tracker.store import code_names as code_names_table
-from services.tracker.store import messaging, supervision_orders, ticket_units, tickets, timeline
+from services.tracker.store import messaging, supervision_orders, ticket_units, tickets, timeline, unit_log
 
 if TYPE_CHECKING:
     from services.tracker.handlers import Clocks
@@ -334,12 +335,17 @@ def inbox_base(user: User, *, kind: str | None = None, q: str | None = None) -> 
     unit = user.department if user.role == Role.DEPARTMENT else None
     if user.role != Role.DEPARTMENT:
         base = base.where(tickets.c.lead_code.is_not(None))
+    return searched(base, kind=kind, q=q), unit
+
+
+def searched(stmt: Select, *, kind: str | None = None, q: str | None = None) -> Select:
+    """`stmt`'s tickets of the kind `kind` and matching the workbench's search `q` (number, subject or address)."""
     if kind:
-        base = base.where(tickets.c.kind == kind)
+        stmt = stmt.where(tickets.c.kind == kind)
     if q:
         like = f"%{q.strip()}%"
-        base = base.where(or_(tickets.c.number.like(like), tickets.c.subject.like(like), tickets.c.address.like(like)))
-    return base, unit
+        stmt = stmt.where(or_(tickets.c.number.like(like), tickets.c.subject.like(like), tickets.c.address.like(like)))
+    return stmt
 
 
 async def inbox_count(session, user: User, tab: str, now: datetime) -> int:
@@ -356,8 +362,8 @@ async def _tab_count(session, base: Select, tab: str, now: datetime, unit: str |
 async def inbox(session, user: User, *, tab: str, now: datetime, kind: str | None = None, q: str | None = None,
                 limit: int = 50, offset: int = 0) -> tuple[list, int, dict[str, int]]:
     """One page of the workbench's tab `tab` (`inbox_tabs`), its total, and every tab's count."""
+    counts = await inbox_counts(session, user, now, kind=kind, q=q)
     base, unit = inbox_base(user, kind=kind, q=q)
-    counts = {name: await _tab_count(session, base, name, now, unit) for name in inbox_tabs(user)}
     stmt = inbox_filter(base, tab, now, unit)
     if tab == "new":
         order = (tickets.c.assigned_at.desc().nulls_last(), tickets.c.ticket_id)
@@ -367,6 +373,98 @@ async def inbox(session, user: User, *, tab: str, now: datetime, kind: str | Non
         order = (tickets.c.reply_due.asc().nulls_last(), tickets.c.ticket_id)
     rows = (await session.execute(stmt.order_by(*order).limit(limit).offset(offset))).all()
     return rows, counts[tab], counts
+
+
+async def inbox_counts(session, user: User, now: datetime, *, kind: str | None = None,
+                       q: str | None = None) -> dict[str, int]:
+    """How many tickets each of the workbench's ticket tabs (`inbox_tabs`) holds for `user`: one query a tab."""
+    base, unit = inbox_base(user, kind=kind, q=q)
+    return {name: await _tab_count(session, base, name, now, unit) for name in inbox_tabs(user)}
+
+
+# 已退单: a unit's workbench also lists the tickets it sent back (退单) lately, newest return first, and where each
+# stands now, for the unit to answer whoever asks what became of them. They are returns, not tickets it holds: the
+# unit log (tracker_unit_log) says which unit returned what and when, the return's timeline line why. A row carries
+# no contact, and a link only to a ticket the unit may open now (`readable`).
+RETURNED = "returned"
+RETURNED_TAB = {RETURNED: "已退单"}
+RETURNED_DAYS = 90
+RETURN_SUMMARY = re.compile(r"退单（(?P<label>[^）]*)）：(?P<words>.*)", re.S)  # as actions.Tracker.return_ticket writes it
+
+
+def workbench_tabs(user: User) -> dict[str, str]:
+    """The workbench's tabs for `user`, in order: the ticket tabs (`inbox_tabs`) and, for a unit, 已退单 after 协办."""
+    tabs = inbox_tabs(user)
+    if user.role != Role.DEPARTMENT:
+        return tabs
+    items = list(tabs.items())
+    at = list(tabs).index("co") + 1
+    return dict(items[:at] + list(RETURNED_TAB.items()) + items[at:])
+
+
+async def workbench(session, user: User, *, tab: str, now: datetime, kind: str | None = None, q: str | None = None,
+                    limit: int = 50, offset: int = 0) -> tuple[list, list[dict], int, dict[str, int]]:
+    """One page of the workbench's tab `tab` (`workbench_tabs`): the tickets of a ticket tab (`inbox`), or the
+    returns of 已退单 (`returned_by_unit`); its total; and every tab's count."""
+    if tab == RETURNED:
+        returns, total = await returned_by_unit(session, user, now=now, kind=kind, q=q, limit=limit, offset=offset)
+        return [], returns, total, await inbox_counts(session, user, now, kind=kind, q=q) | {RETURNED: total}
+    rows, total, counts = await inbox(session, user, tab=tab, now=now, kind=kind, q=q, limit=limit, offset=offset)
+    if RETURNED in workbench_tabs(user):
+        counts[RETURNED] = await session.scalar(select(func.count()).select_from(
+            _returns_stmt(user, now, kind=kind, q=q).subquery()))
+    return rows, [], total, counts
+
+
+def _returns_stmt(user: User, now: datetime, *, kind: str | None = None, q: str | None = None) -> Select:
+    """The returns by the unit of `user` in the last RETURNED_DAYS, each with its ticket as it is now."""
+    u = unit_log.c
+    return searched(select(u.id, u.at, tickets.c.ticket_id, tickets.c.number, tickets.c.subject, tickets.c.state,
+                           tickets.c.lead_code, tickets.c.citizen_name, tickets.c.citizen_phone)
+                    .join(tickets, tickets.c.ticket_id == u.ticket_id)
+                    .where(u.unit_code == user.department, u.kind == "returned",
+                           u.at >= now - timedelta(days=RETURNED_DAYS)), kind=kind, q=q)
+
+
+async def returned_by_unit(session, user: User, *, now: datetime, kind: str | None = None, q: str | None = None,
+                           limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+    """A page of 已退单 for the unit of `user`, newest return first, and how many there are: each return (a ticket
+    returned twice is there twice) with its ticket's number and subject, when and why the unit returned it, and
+    where the ticket stands now (its state, the unit leading it or none). The unit's words and the subject are
+    masked like a reader's who may not see the citizen's contact: the ticket may be no longer the unit's."""
+    stmt = _returns_stmt(user, now, kind=kind, q=q)
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = (await session.execute(stmt.order_by(unit_log.c.at.desc(), unit_log.c.id.desc())
+                                  .limit(limit).offset(offset))).all()
+    if not rows:
+        return [], total
+    ids = sorted({r.ticket_id for r in rows})
+    lines: dict = {}
+    for ticket_id, at, summary in (await session.execute(
+            select(timeline.c.ticket_id, timeline.c.at, timeline.c.summary)
+            .where(timeline.c.ticket_id.in_(ids), timeline.c.event_type == "TicketReturned"))).all():
+        lines.setdefault(ticket_id, []).append((at, summary))
+    openable = set((await session.execute(readable(select(tickets.c.ticket_id).where(
+        tickets.c.ticket_id.in_(ids)), user))).scalars())
+    names = await stats.unit_names(session, [r.lead_code for r in rows if r.lead_code])
+    out = []
+    for r in rows:
+        # The return's own line: written with the log row, in the same transaction, an instant after it.
+        summary = min(lines.get(r.ticket_id, []), key=lambda line: abs(line[0] - r.at), default=(None, ""))[1]
+        said = RETURN_SUMMARY.match(summary)
+        words = said["words"] if said else summary
+        out.append({
+            "ticket_id": str(r.ticket_id),
+            "number": r.number,
+            "subject": mask_contact_in(r.subject, r.citizen_name, r.citizen_phone) or "",
+            "returned_at": _iso(r.at),
+            "reason_label": said["label"] if said else "",
+            "reason": mask_contact_in(words, r.citizen_name, r.citizen_phone) or "",
+            "state": r.state,
+            "lead": {"code": r.lead_code, "name": names.get(r.lead_code, r.lead_code)} if r.lead_code else None,
+            "openable": r.ticket_id in openable,
+        })
+    return out, total
 
 
 def urgency_class(row, now: datetime) -> str:

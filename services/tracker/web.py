@@ -77,13 +77,14 @@ async def inbox(request: Request, rt: RuntimeDep, user: Workbench,
                 tab: Annotated[str, Query()] = "open", kind: Annotated[str, Query(max_length=32)] = "",
                 q: Annotated[str, Query(max_length=100)] = "",
                 page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1) -> HTMLResponse:
-    tabs = queries.inbox_tabs(user)
+    tabs = queries.workbench_tabs(user)
     if tab not in tabs:
         tab = "open"
     now = utcnow()
     async with rt.store("tracker").db.session() as s:
-        rows, total, counts = await queries.inbox(s, user, tab=tab, now=now, kind=kind or None, q=q or None,
-                                                  limit=INBOX_PAGE, offset=(page_no - 1) * INBOX_PAGE)
+        rows, returns, total, counts = await queries.workbench(
+            s, user, tab=tab, now=now, kind=kind or None, q=q or None, limit=INBOX_PAGE,
+            offset=(page_no - 1) * INBOX_PAGE)
         unread = await queries.unread_count(s, user.department)
         # Unread ones are the newest (only 全部标为已读 reads them): as many as the badge counts, up to a bound.
         notes = await queries.recent_notifications(s, user.department, min(max(unread, NOTES_SHOWN), NOTES_UNREAD_MAX))
@@ -92,7 +93,8 @@ async def inbox(request: Request, rt: RuntimeDep, user: Workbench,
     title = "本单位工单" if user.role == Role.DEPARTMENT else "承办工作台（全部单位）"
     clocks = _tracker(rt).clocks
     return page(request, "tracker_inbox.html", items=[queries.ticket_view(r, user, now, clocks) for r in rows],
-                total=total, counts=counts, tabs=tabs, tab=tab, kind=kind, q=q, page_no=page_no,
+                returns=returns, returned_days=queries.RETURNED_DAYS, total=total, counts=counts, tabs=tabs, tab=tab,
+                kind=kind, q=q, page_no=page_no,
                 pages=pages_of(total, INBOX_PAGE), title=title,
                 notes=notes, unread=unread, unlisted=unread - sum(1 for n in notes if n.read_at is None),
                 unit_name=unit_name)
