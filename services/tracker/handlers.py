@@ -221,7 +221,7 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
     The tickets are locked (as an order given meanwhile locks its ticket) before `supervised` says whether a
     re-assignment has orders to close or to bind again."""
     rows = await tickets_by_id(tx.session, [e.ticket_id for e, _ in items], for_update=True)
-    inserts, updates, units, again, again_supervised, due, notices = [], [], [], [], [], [], []
+    inserts, updates, units, again, again_supervised, due, notices, moved = [], [], [], [], [], [], [], []
     for envelope, p in items:
         row = rows.get(envelope.ticket_id)
         state = _transition(row.state if row else None, Action.ASSIGN)
@@ -231,6 +231,13 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
             await _timeline(tx, envelope, "router", f"派单未生效（工单状态：{row.state}）", {})
             continue
         assigned_at = envelope.occurred_at
+        if (row is not None and row.state == TicketState.ASSIGNED.value and row.lead_code
+                and row.lead_code != p.lead.code):
+            # 改派 before sign-for: the unit's holding ends, kept with its clocks as a return keeps them, so that a
+            # deadline it let pass stays on its scorecard (stats.late_return_conditions).
+            moved.append(dict(ticket_id=envelope.ticket_id, unit_code=row.lead_code, kind="moved", at=assigned_at,
+                              assigned_at=row.assigned_at, sign_for_due=row.sign_for_due,
+                              signed_for_at=row.signed_for_at, reply_due=row.reply_due))
         deadlines = compute_deadlines(clocks.policy, clocks.calendar, assigned_at, p.kind.value, p.urgency.value)
         tracked = await _acknowledge_if_received(tx, row, envelope, p.number, state, p.lead, deadlines.reply_due)
         values = dict(
@@ -276,6 +283,8 @@ async def assigned_many(tx: Transaction, items: list[tuple[Envelope, TicketAssig
                         f"派单至 {p.lead.name}" + (f"，协办 {co}" if co else "") + f"（依据：{why}）",
                         {"lead": p.lead.code, "reason": p.reason.model_dump(mode="json")})
     await _write(tx, inserts, updates)
+    if moved:
+        await insert_rows(tx.session, unit_log, moved)
     await _remember_names(tx, {code: name for _, p in items for code, name in _names_of(p).items()})
     if again:
         await tx.session.execute(delete(ticket_units).where(

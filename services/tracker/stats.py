@@ -13,7 +13,8 @@ Three sources, each read by an index over its time column:
   operator answered directly (直办) and tickets returned or waiting for dispatch;
 - the **return visits** (回访) recorded in the period (``tracker_return_visits.at``);
 - the **unit log**: assignments to and returns (退单) by the unit in the period; and, by the period the unit was
-  given the ticket, returns made after a clock ran out, whose lateness stays the unit's (`late_return_conditions`).
+  given the ticket, holdings that ended after a clock ran out, by a return or by a dispatcher's move (改派) before
+  sign-for, whose lateness stays the unit's (`late_return_conditions`).
 
 A unit is scored and ranked only when all three weighted rates rest on enough data (`MIN_SAMPLE`);
 the others are listed after the ranked, 不参与排名, with the reason (`Score.unranked_reason`).
@@ -122,7 +123,8 @@ class Rate:
 RATES: dict[str, Rate] = {r.key: r for r in (
     Rate("response", "响应率", "按时签收", "应签收",
          "本期派件中在签收时限内签收的件数 ÷ 本期派件中已签收或签收时限已过的件数。签收时限未到且尚未签收的不计。"
-         "超过签收时限才签收或仍未签收即退单的，仍计入该单位的分母。", "cohort"),
+         "超过签收时限才签收或仍未签收即退单的，以及超过签收时限仍未签收即被改派的，仍计入该单位的分母；"
+         "签收时限前被改派的不计入该单位。", "cohort"),
     Rate("resolution", "解决率", "已解决", "参评回访",
          "本期回访结果为满意、基本满意，或不满意但经核实非承办单位原因的件数 ÷ 本期参评回访数。"
          "参评回访：满意、基本满意、不满意（已判明原因）；联系不上的、市民在线评价不满意尚待回访员核实的不计。",
@@ -132,7 +134,7 @@ RATES: dict[str, Rate] = {r.key: r for r in (
          "前一次不满意仍计入。", "visits"),
     Rate("on_time", "按时办结率", "按期答复", "应答复",
          "本期派件中在答复期限内答复的件数 ÷ 本期派件中已答复或答复期限已过仍未答复的件数（暂停计时中的不计）。"
-         "期限含批准的延期与暂停顺延；重办件以重办期限计。超过答复期限后退单的，仍计入该单位的分母。", "cohort"),
+         "期限含批准的延期与暂停顺延；重办件以重办期限计。超过答复期限后退单或被改派的，仍计入该单位的分母。", "cohort"),
     Rate("return", "退单率", "退单次数", "派件次数",
          "本期该单位退单次数 ÷ 本期派给该单位的次数（含后来被退回的）。", "log"),
     Rate("redo", "重办率", "重办件", "已答复件",
@@ -143,7 +145,14 @@ RATES: dict[str, Rate] = {r.key: r for r in (
 )}
 HANDLING_DEFINITION = "本期派件中已答复工单从派单到（最后一次）答复的平均时长，按自然时间计，单位小时。"
 ASSIGNED_DEFINITION = ("本期（按派单时间）派给该单位且仍由其负责的工单；不含重复件合并、直接办结、已退回待改派的工单。"
-                       "超时后退单的另计入响应率、按时办结率的分母，故应签收、应答复可多于派件量。")
+                       "超时后退单或被改派的另计入响应率、按时办结率的分母，故应签收、应答复可多于派件量。")
+# The city total (全市合计) adds up the units' rows: each assignment is an obligation, so a ticket late with one
+# unit and then given to another counts for both, and the total's denominators can exceed its tickets.
+TOTAL_DEFINITION = ("全市合计为各单位之和：每次派单各是一项责任，超时后退单或被改派的工单既计入原单位的应签收、应答复，"
+                    "也计入后来承办的单位，故同一工单可计入多次。")
+# Why a unit is shown by its code (`Score.named`): the tracker learns a unit's name only with an assignment to it.
+UNNAMED_UNIT = ("单位名称未知：跟踪系统只从派单消息得知单位名称，派给该单位的工单记录中均未留下其名称；"
+                "再有工单派给该单位后即显示名称。")
 
 
 def cohort_conditions(now: dt.datetime) -> dict[str, tuple[ColumnElement, ColumnElement]]:
@@ -161,11 +170,13 @@ def cohort_conditions(now: dt.datetime) -> dict[str, tuple[ColumnElement, Column
 
 
 def late_return_conditions() -> dict[str, ColumnElement]:
-    """Returns (退单) made after the unit let a clock run out, as conditions on tracker_unit_log (the clocks the
-    return kept, as they stood): signed for late or not by the deadline (响应率), the reply deadline passed (按时办结率).
-    Each counts in that rate's denominator of the unit, in the period it was given the ticket (`late_return_where`),
-    as it would have had the unit kept the ticket: returning it takes the lateness off nothing. A return in time
-    counts nowhere, as before."""
+    """Holdings that ended after the unit let a clock run out, as conditions on tracker_unit_log rows that keep the
+    clocks the unit held the ticket under, as they stood when it ended: a return (退单, kind "returned") or a
+    dispatcher's move (改派, kind "moved", only possible before sign-for). Signed for late, or not signed for by the
+    deadline (响应率); the reply deadline passed (按时办结率). Each counts in that rate's denominator of the unit, in
+    the period it was given the ticket (`late_return_where`), as it would have had the unit kept the ticket:
+    returning it, or having it taken away, takes the lateness off nothing. A return or a move before the deadline
+    counts nowhere (a move is not the unit's doing). Assignments keep no clocks and never match."""
     u = unit_log.c
     return {
         "response": or_(u.signed_for_at > u.sign_for_due, and_(u.signed_for_at.is_(None), u.sign_for_due < u.at)),
@@ -225,6 +236,11 @@ class Score:
     counts: dict[str, tuple[int, int]] | None = None  # rate key -> (numerator, denominator)
     rank: int | None = None
     total: bool = False  # the city total (全市合计, `total_of`), never ranked
+
+    @property
+    def named(self) -> bool:
+        """Whether the unit's name is known; shown by its code otherwise (`UNNAMED_UNIT`)."""
+        return self.unit_name != self.unit_code
 
     def rate(self, key: str) -> float | None:
         n, d = self.counts_of(key)
@@ -404,7 +420,10 @@ def total_of(scores: list[Score]) -> Score:
 
 
 # What a row of a figure's list stands for (`figure_items`), as the list says it.
-ITEM_KINDS = {"ticket": "本期派件", "late_return": "超时后退单", "visit": "回访", "assigned": "派件", "returned": "退单"}
+ITEM_KINDS = {"ticket": "本期派件", "late_return": "超时后退单", "late_move": "超时后被改派", "visit": "回访",
+              "assigned": "派件", "returned": "退单"}
+# The list's kind of a late holding (`late_return_conditions`), by how it ended.
+LATE_KIND = {"returned": "late_return", "moved": "late_move"}
 
 
 def figure_kind(measure: str, part: str) -> str:
@@ -424,21 +443,23 @@ def figure_items(measure: str, part: str, period: Period, now: dt.datetime, unit
     item_caused, item_unit, item_assigned_at, item_sign_for_due, item_signed_for_at, item_reply_due,
     item_replied_at).
 
-    A cohort figure counts tickets (`item_kind` "ticket", at their assignment), and its late returns
-    (`late_return_conditions`) one row per return, as the figure adds them; a visit figure counts each return
-    visit (回访, "visit", with its outcome and cause), a ticket visited twice twice; the return rate counts each
-    assignment ("assigned") or return ("returned") in the unit log. `item_unit` is the unit the row counts for.
+    A cohort figure counts tickets (`item_kind` "ticket", at their assignment), and its late holdings
+    (`late_return_conditions`) one row per return ("late_return") or move ("late_move"), as the figure adds them;
+    a visit figure counts each return visit (回访, "visit", with its outcome and cause), a ticket visited twice
+    twice; the return rate counts each assignment ("assigned") or return ("returned") in the unit log. `item_unit`
+    is the unit the row counts for.
 
     The clocks (item_assigned_at … item_replied_at) are the ones the row was counted under: a ticket's own, a
-    return's as it kept them (NULL before tracker_0016), none for a visit or an assignment, so that a row never
-    shows what happened to the ticket after the thing it counts."""
+    return's or a move's as it kept them (NULL for returns before tracker_0016), none for a visit or an assignment,
+    so that a row never shows what happened to the ticket after the thing it counts."""
     t, v, u = tickets.c, return_visits.c, unit_log.c
     no_outcome, no_cause, no_time = cast(null(), String), cast(null(), Boolean), cast(null(), UTCDateTime)
     no_clocks = (no_time,) * 5
 
-    def row(ticket_id, at, kind: str, outcome, caused, unit_code, clocks):
+    def row(ticket_id, at, kind: str | ColumnElement, outcome, caused, unit_code, clocks):
         assigned_at, sign_for_due, signed_for_at, reply_due, replied_at = clocks
-        return (ticket_id.label("ticket_id"), at.label("item_at"), literal(kind, String).label("item_kind"),
+        kind = literal(kind, String) if isinstance(kind, str) else kind
+        return (ticket_id.label("ticket_id"), at.label("item_at"), kind.label("item_kind"),
                 outcome.label("item_outcome"), caused.label("item_caused"), unit_code.label("item_unit"),
                 assigned_at.label("item_assigned_at"), sign_for_due.label("item_sign_for_due"),
                 signed_for_at.label("item_signed_for_at"), reply_due.label("item_reply_due"),
@@ -457,8 +478,10 @@ def figure_items(measure: str, part: str, period: Period, now: dt.datetime, unit
     kept = (u.assigned_at, u.sign_for_due, u.signed_for_at, u.reply_due, no_time)  # a return's clocks, as it kept them
     if rate.source == "cohort":
         counted = cohort.where(*cohort_where(period, unit), cohort_conditions(now)[measure][index])
-        if index == 1 and measure in late_return_conditions():  # and the returns made late, as the figure adds them
-            late = select(*row(u.ticket_id, u.at, "late_return", no_outcome, no_cause, u.unit_code, kept)).where(
+        if index == 1 and measure in late_return_conditions():  # and the late holdings, as the figure adds them
+            late_kind = case(*((u.kind == k, literal(v, String)) for k, v in LATE_KIND.items()),
+                             else_=literal("late_return", String))
+            late = select(*row(u.ticket_id, u.at, late_kind, no_outcome, no_cause, u.unit_code, kept)).where(
                 *late_return_where(period, unit), late_return_conditions()[measure])
             return union_all(counted, late)
         return counted

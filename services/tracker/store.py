@@ -267,7 +267,8 @@ AWAITING_ESCALATION = "escalated_at IS NULL AND responded_at IS NULL AND closed_
 Index("ix_tracker_supervision_orders_awaiting", supervision_orders.c.due_at,
       postgresql_where=text(AWAITING_ESCALATION), sqlite_where=text(AWAITING_ESCALATION))
 
-# Each assignment of a ticket to a unit and each return (退单) by it, for the return rate:
+# Each assignment of a ticket to a unit, each return (退单) by it, and each move (改派) away from it before it signed
+# for the ticket, for the return rate and the scorecard:
 # the ticket row only remembers its current lead. Written in the same transaction as the change.
 unit_log = Table(
     "tracker_unit_log",
@@ -275,11 +276,11 @@ unit_log = Table(
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("ticket_id", UUIDStr, nullable=False),
     Column("unit_code", String(32), nullable=False),
-    Column("kind", String(8), nullable=False),  # assigned | returned
+    Column("kind", String(8), nullable=False),  # assigned | returned | moved
     Column("at", UTCDateTime, nullable=False),
-    # A return keeps the clocks the unit held the ticket under, as they stood (the ticket row drops them): its
-    # lateness stays on the unit's scorecard (stats.late_return_conditions). NULL on assignments, and on returns
-    # made before tracker_0016.
+    # A return or a move keeps the clocks the unit held the ticket under, as they stood (the ticket row drops them):
+    # its lateness stays on the unit's scorecard (stats.late_return_conditions). NULL on assignments, on returns
+    # made before tracker_0016; moves are kept from tracker_0018 on.
     Column("assigned_at", UTCDateTime, nullable=True),
     Column("sign_for_due", UTCDateTime, nullable=True),
     Column("signed_for_at", UTCDateTime, nullable=True),

@@ -506,7 +506,8 @@ async def scorecard_page(request: Request, rt: RuntimeDep, user: Supervisor, per
     return page(request, "tracker_sup_scorecard.html", title="部门考评", p=p, scores=scores, total=total,
                 rates=stats.RATES, pct=stats.pct, months=months, score_definition=stats.SCORE_DEFINITION,
                 min_sample=stats.MIN_SAMPLE,
-                handling_definition=stats.HANDLING_DEFINITION, assigned_definition=stats.ASSIGNED_DEFINITION)
+                handling_definition=stats.HANDLING_DEFINITION, assigned_definition=stats.ASSIGNED_DEFINITION,
+                total_definition=stats.TOTAL_DEFINITION, unnamed_unit=stats.UNNAMED_UNIT)
 
 
 @sup_api.get("/scorecard")
@@ -573,9 +574,9 @@ async def figure_tickets(request: Request, rt: RuntimeDep, user: Supervisor, per
                 rate=rate, total=total, counted=_counted(by_kind, ticket_count, kinds), page_no=page_no,
                 pages=pages_of(total, FIGURE_PAGE), qs=qs,
                 unit_name=unit_name, outcomes=OUTCOME_LABELS, events=kinds != {"ticket"},
-                # Which clocks the rows of events have: a unit's holding (a ticket, a return) has them, a visit or
+                # Which clocks the rows of events have: a unit's holding (a ticket, a return, a move) has them, a visit or
                 # an assignment none; a reply only a ticket (a return is the unit's answer instead).
-                clocks=bool(kinds & {"ticket", "late_return", "returned"}), replies="ticket" in kinds,
+                clocks=bool(kinds & {"ticket", "late_return", "late_move", "returned"}), replies="ticket" in kinds,
                 nothing=_nothing(kinds), items=items)
 
 
