@@ -44,6 +44,7 @@ from schemas.events import (
     TicketReplied,
     TicketReturned,
     UnitRef,
+    new_event_id,
     utcnow,
 )
 from services.tracker import queries, timers
@@ -73,8 +74,9 @@ from services.tracker.domain.sla import (
 )
 from services.tracker.handlers import Clocks, release_orders
 from services.tracker.notify import notify
-from services.tracker.queries import levels_awaiting_answer
-from services.tracker.store import extensions, return_visits, ticket_units, tickets, timeline, unit_log, visit_links
+from services.tracker.queries import awaiting_answer, levels_awaiting_answer
+from services.tracker.store import (extensions, return_visits, supervision_orders, ticket_units, tickets, timeline,
+                                   unit_log, visit_links)
 
 PRODUCER = "tracker"
 VISIT_WORKING_DAYS = 3
@@ -454,8 +456,9 @@ class Tracker:
             payload = TicketReturned(number=row.number, unit=unit, reason_code=reason_code, reason=reason,
                                      by=user.username, returns_so_far=row.returns_count, subject=row.subject or "",
                                      description=row.description or "")
+            # The reason in the line's data too, for the unit's 已退单 tab to read (queries.returned_by_unit).
             await self._emit(tx, row, payload, user, f"退单（{RETURN_REASONS[reason_code]}）：{reason}",
-                             topic=topics.RETURNED)
+                             topic=topics.RETURNED, data={"reason_code": reason_code, "reason": reason})
             await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)
             return row
 
@@ -578,7 +581,7 @@ class Tracker:
 
     async def _reopen(self, tx: Transaction, user: User, row, reason: str):
         """重办: back to the same department with 3 working days; from the KEY_ORDER_DISSATISFIED-th time, a key
-        supervision order as well."""
+        supervision order as well, unless one awaits its answer already (`_order_key_supervision`)."""
         state = self._decide(row, Action.REOPEN, user.role.value)
         now = utcnow()
         deadlines = compute_deadlines(self.clocks.policy, self.clocks.calendar, now, row.kind, row.urgency,
@@ -597,9 +600,25 @@ class Tracker:
                      f"重办：工单 {row.number} 回访不满意，请在 3 个工作日内重新办理并答复。")
         await timers.schedule(tx, row.ticket_id, row.state, row, self.clocks.calendar)
         if orders_key_supervision(count):
-            await timers.order_supervision(tx, self.clocks, row, level="key", by=user.username,
-                                           reason=f"第 {count} 次回访不满意")
-            row = await self._save(tx, row)
+            row = await self._order_key_supervision(tx, user, row, f"第 {count} 次回访不满意")
+        return row
+
+    async def _order_key_supervision(self, tx: Transaction, user: User, row, reason: str):
+        """The key order (重点督办) of a 重办, unless it would stack (`order_stacks`): over 一般督办 orders awaiting their
+        answer it goes out, as the office's would; over a 重点督办 one it does not, and the timeline says why. That
+        order keeps binding the unit with its own date, which the 重办 leaves as it was (escalation presses it when
+        late)."""
+        waiting = (await levels_awaiting_answer(tx.session, [row.ticket_id])).get(row.ticket_id, set())
+        if order_stacks(KEY, waiting) is None:
+            await timers.order_supervision(tx, self.clocks, row, level=KEY, by=user.username, reason=reason)
+            return await self._save(tx, row)
+        o = supervision_orders.c
+        numbers = (await tx.session.execute(select(o.order_no).where(
+            o.ticket_id == row.ticket_id, o.level == KEY, *awaiting_answer()).order_by(o.created_at))).scalars().all()
+        await tx.session.execute(timeline.insert().values(
+            ticket_id=row.ticket_id, event_id=new_event_id(), event_type="SupervisionNotOrdered", at=utcnow(),
+            actor="system", summary=f"{reason}：已有重点督办单 {'、'.join(numbers)} 待回复，不再另发",
+            data={"by": "system", "state": row.state, "waiting": list(numbers)}))
         return row
 
     # --- one-time links for online channels ---------------------------------------------
@@ -700,7 +719,9 @@ class Tracker:
         return (await tx.session.execute(select(tickets).where(tickets.c.ticket_id == row.ticket_id))).first()
 
     async def _emit(self, tx: Transaction, row, payload: EventPayload, user: User | None, summary: str, *,
-                    topic: str = topics.LIFECYCLE, actor: str | None = None) -> Envelope:
+                    topic: str = topics.LIFECYCLE, actor: str | None = None, data: dict | None = None) -> Envelope:
+        """Emit `payload` through the outbox and write its timeline line: `summary`, and in its data who and the
+        state, with `data` besides."""
         envelope = Envelope.wrap(payload, ticket_id=row.ticket_id, producer=PRODUCER)
         await tx.emit(topic, envelope)
         who = actor or (f"{user.display_name or user.username}（{user.department}）" if user and user.department
@@ -708,7 +729,7 @@ class Tracker:
         await tx.session.execute(timeline.insert().values(
             ticket_id=row.ticket_id, event_id=envelope.event_id, event_type=envelope.event_type,
             at=envelope.occurred_at, actor=who[:64], summary=summary,
-            data={"by": getattr(user, "username", actor or "system"), "state": row.state}))
+            data={"by": getattr(user, "username", actor or "system"), "state": row.state, **(data or {})}))
         return envelope
 
     def _deadlines(self, row, *, pauses: list[Pause] | None = None, extensions_: list[int] | None = None) -> Deadlines:

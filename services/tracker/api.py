@@ -15,7 +15,7 @@ from jiesu.web import RuntimeDep, require
 from schemas.enums import RETURN_REASONS, Role, TicketState
 from schemas.events import utcnow
 from services.tracker import queries
-from services.tracker.actions import visit_message
+from services.tracker.actions import callable_first, last_unanswered_calls, visit_message
 from services.tracker.store import notifications, unit_contacts
 
 if TYPE_CHECKING:
@@ -222,12 +222,18 @@ async def supervise(ref: str, body: SuperviseIn, rt: RuntimeDep, user: Superviso
 
 @api.get("/return-visits")
 async def visits(rt: RuntimeDep, user: Visitor) -> dict:
-    """The return visits due, with the numbers to call (an export of contacts: audited)."""
+    """The return visits due, with the numbers to call (an export of contacts: audited), in the visit queue's order:
+    those that may be called now first, then those whose last call went unanswered too recently, the soonest
+    callable first. `next_call_at` says from when such a ticket may be called again (actions.UNREACHABLE_CALL_GAP),
+    null for one that may be called now."""
     now = utcnow()
     async with rt.store("tracker").db.session() as s:
         rows = await queries.visit_queue(s)
+        unanswered = await last_unanswered_calls(s, rows)
         await queries.record_contact_export(s, user, "api.return_visits", rows)
-    return {"items": [queries.ticket_view(r, user, now, tracker(rt).clocks) for r in rows]}
+    return {"items": [{**queries.ticket_view(r, user, now, tracker(rt).clocks),
+                       "next_call_at": call_after.isoformat() if call_after else None}
+                      for r, call_after in callable_first(rows, unanswered, now)]}
 
 
 @api.get("/notifications")

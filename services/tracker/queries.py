@@ -21,7 +21,7 @@ from jiesu.errors import ApiError
 from jiesu.identity import User
 from jiesu.privacy import mask_contact_in, mask_name, mask_phone
 from jiesu.text import plain_phone
-from schemas.enums import Role, TicketState
+from schemas.enums import RETURN_REASONS, Role, TicketState
 from services.tracker import stats
 from services.tracker.domain.calendar import WorkingCalendar
 from services.tracker.domain.sla import SlaPolicy
@@ -384,12 +384,14 @@ async def inbox_counts(session, user: User, now: datetime, *, kind: str | None =
 
 # 已退单: a unit's workbench also lists the tickets it sent back (退单) lately, newest return first, and where each
 # stands now, for the unit to answer whoever asks what became of them. They are returns, not tickets it holds: the
-# unit log (tracker_unit_log) says which unit returned what and when, the return's timeline line why. A row carries
-# no contact, and a link only to a ticket the unit may open now (`readable`).
+# unit log (tracker_unit_log) says which unit returned what and when, the return's timeline line why (its data's
+# reason_code and reason). A row carries no contact, and a link only to a ticket the unit may open now (`readable`).
 RETURNED = "returned"
 RETURNED_TAB = {RETURNED: "已退单"}
 RETURNED_DAYS = 90
-RETURN_SUMMARY = re.compile(r"退单（(?P<label>[^）]*)）：(?P<words>.*)", re.S)  # as actions.Tracker.return_ticket writes it
+# Only for return lines written before their data kept the reason: their summary, as actions.Tracker.return_ticket
+# writes it, is all that says why.
+RETURN_SUMMARY = re.compile(r"退单（(?P<label>[^）]*)）：(?P<words>.*)", re.S)
 
 
 def workbench_tabs(user: User) -> dict[str, str]:
@@ -440,31 +442,43 @@ async def returned_by_unit(session, user: User, *, now: datetime, kind: str | No
         return [], total
     ids = sorted({r.ticket_id for r in rows})
     lines: dict = {}
-    for ticket_id, at, summary in (await session.execute(
-            select(timeline.c.ticket_id, timeline.c.at, timeline.c.summary)
+    for line in (await session.execute(
+            select(timeline.c.ticket_id, timeline.c.at, timeline.c.summary, timeline.c.data)
             .where(timeline.c.ticket_id.in_(ids), timeline.c.event_type == "TicketReturned"))).all():
-        lines.setdefault(ticket_id, []).append((at, summary))
+        lines.setdefault(line.ticket_id, []).append(line)
     openable = set((await session.execute(readable(select(tickets.c.ticket_id).where(
         tickets.c.ticket_id.in_(ids)), user))).scalars())
     names = await stats.unit_names(session, [r.lead_code for r in rows if r.lead_code])
     out = []
     for r in rows:
         # The return's own line: written with the log row, in the same transaction, an instant after it.
-        summary = min(lines.get(r.ticket_id, []), key=lambda line: abs(line[0] - r.at), default=(None, ""))[1]
-        said = RETURN_SUMMARY.match(summary)
-        words = said["words"] if said else summary
+        line = min(lines.get(r.ticket_id, []), key=lambda candidate: abs(candidate.at - r.at), default=None)
+        label, words = return_reason(line)
         out.append({
             "ticket_id": str(r.ticket_id),
             "number": r.number,
             "subject": mask_contact_in(r.subject, r.citizen_name, r.citizen_phone) or "",
             "returned_at": _iso(r.at),
-            "reason_label": said["label"] if said else "",
+            "reason_label": label,
             "reason": mask_contact_in(words, r.citizen_name, r.citizen_phone) or "",
             "state": r.state,
             "lead": {"code": r.lead_code, "name": names.get(r.lead_code, r.lead_code)} if r.lead_code else None,
             "openable": r.ticket_id in openable,
         })
     return out, total
+
+
+def return_reason(line) -> tuple[str, str]:
+    """Why a unit returned a ticket, from the return's timeline line (`line`, or None): the reason's label and the
+    unit's words, as its data keeps them. A line written before the data kept them is read from its summary
+    (RETURN_SUMMARY), or the summary is the words."""
+    if line is None:
+        return "", ""
+    data = line.data or {}
+    if "reason_code" in data:
+        return RETURN_REASONS.get(data["reason_code"], data["reason_code"]), data.get("reason") or ""
+    said = RETURN_SUMMARY.match(line.summary or "")
+    return (said["label"], said["words"]) if said else ("", line.summary or "")
 
 
 def urgency_class(row, now: datetime) -> str:

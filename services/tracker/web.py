@@ -10,8 +10,10 @@ itself, and a recorded visit returns to the visit queue saying what followed.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Annotated
 from urllib.parse import quote
 
@@ -29,8 +31,8 @@ from schemas.events import utcnow
 from services.tracker import queries, stats
 from services.tracker.actions import (OUTCOME_LABELS, UNREACHABLE_ATTEMPTS, call_gap_words, callable_first,
                                       closes_when_unreachable, defer_refused, extension_refused,
-                                      last_unanswered_calls, note_refused, order_stacks, supervision_refused,
-                                      visit_message)
+                                      last_unanswered_calls, next_call_at, note_refused, order_stacks,
+                                      supervision_refused, visit_message)
 from services.tracker.domain.lifecycle import allowed_actions, may
 from services.tracker.domain.replies import BOILERPLATE, MIN_MEANINGFUL_CHARS
 from services.tracker.domain.sla import SlaPolicy
@@ -485,10 +487,23 @@ def _date(value: str | None) -> dt.date | None:
 
 
 async def _visit_context(rt, user: User, ref: str) -> dict:
-    """The visit form's page: the ticket, and how many unreachable calls were made and whether one more closes it."""
+    """The visit form's page: the ticket, how many unreachable calls were made and whether one more closes it, and,
+    while the last of them is too recent for another (actions.UNREACHABLE_CALL_GAP), when it was and from when the
+    next may be recorded (`last_unanswered`, `next_call`), as the visit queue says it; else both None."""
     context = await _ticket_context(rt, user, ref)
+    t = context["t"]
+    last = next_call = None
+    if "visit_close" in context["can"] and t["visit_attempts"]:
+        async with rt.store("tracker").db.session() as s:
+            # The ticket as last_unanswered_calls reads a queue's rows: its id and this visit's attempts.
+            visit = SimpleNamespace(ticket_id=uuid.UUID(t["ticket_id"]), visit_attempts=t["visit_attempts"])
+            last = (await last_unanswered_calls(s, [visit])).get(visit.ticket_id)
+        next_call = next_call_at(last)
+        if next_call is None or next_call <= utcnow():
+            last = next_call = None
     return {**context, "unreachable_limit": UNREACHABLE_ATTEMPTS,
-            "last_attempt": closes_when_unreachable(context["t"]["visit_attempts"])}
+            "last_attempt": closes_when_unreachable(t["visit_attempts"]), "last_unanswered": last,
+            "next_call": next_call, "call_gap": call_gap_words()[0]}
 
 
 @pages.get("/visits", response_class=HTMLResponse)
