@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
@@ -141,16 +142,18 @@ async def route_received_many(tx: Transaction, items: list[tuple[Envelope, Ticke
 
 class Predicted:
     """The classifier with a run's texts predicted in one call (several times faster than one at a time);
-    `decide` then asks it about one text at a time."""
+    `decide` then asks it about one text at a time. Each text is predicted once: a return asks about its ticket
+    up to three times (decide, decide again without the category, the named units' categories)."""
 
     def __init__(self, classifier: Classifier, texts: list[str]) -> None:
         self.classifier = classifier
         self.version = classifier.version
-        self.known = dict(zip(texts, classifier.predict(texts)))
+        self.known = dict(zip(texts, classifier.predict(texts))) if texts else {}
 
     def predict(self, texts):
         missing = [t for t in texts if t not in self.known]
-        self.known.update(zip(missing, self.classifier.predict(missing)))
+        if missing:
+            self.known.update(zip(missing, self.classifier.predict(missing)))
         return [self.known[t] for t in texts]
 
     def explain(self, text: str, label: str | None = None, k: int = 5):
@@ -288,10 +291,11 @@ async def reroute_after_return(tx: Transaction, envelope: Envelope, p: TicketRet
     returns = row.returns + 1
     attempt = row.attempt + 1
     facts = _facts_for_reroute(row)
-    d = decide(state.directory, facts, classifier=state.classifier, threshold=state.threshold,
+    classifier = state.classifier and Predicted(state.classifier, [])  # asked below up to three times, run once
+    d = decide(state.directory, facts, classifier=classifier, threshold=state.threshold,
                exclude=frozenset(excluded))
     if d.outcome == "dispatch" and not d.suggestions and facts.category:  # the category's unit sent it back
-        guesses = decide(state.directory, dataclasses.replace(facts, category=None), classifier=state.classifier,
+        guesses = decide(state.directory, dataclasses.replace(facts, category=None), classifier=classifier,
                          threshold=state.threshold, exclude=frozenset(excluded))
         # With none either, the card says why: the model's categories all belong to units that sent it back.
         why = d.why if guesses.suggestions or state.classifier is None else f"{d.why}；{guesses.why}"
@@ -301,7 +305,8 @@ async def reroute_after_return(tx: Transaction, envelope: Envelope, p: TicketRet
     # the router, re-routing, sends the ticket there anyway.
     named = units_named(state.directory, p.reason, returned_by=excluded)
     agreed = bool(named) and d.outcome == "assign" and d.lead.code == named[0].unit.code
-    categories = _categories_handled(state, facts, named) if named else {}
+    categories = {n.unit.code: category_handled_by(state.directory, n.unit, _ranked(classifier, facts), facts)
+                  for n in named}
     if returns > MAX_AUTOMATIC_RETURNS:
         why = f"第 {returns} 次退单：{returned}，转人工派单"
         if named:
@@ -360,14 +365,15 @@ def _named_why(named: tuple[NamedUnit, ...]) -> str:
     return f"{NAMED}：{'、'.join(n.unit.name for n in named)}"
 
 
-def _categories_handled(state: RouterState, facts: TicketFacts, named: tuple[NamedUnit, ...]) -> dict[str, str | None]:
-    """Each named unit's category: of the ones the directory gives it, the operator's (chosen on the call), else the
-    one the classifier ranks highest; None when it handles none of them. Taking the suggestion takes this category
-    (dispatch), so a dispatcher's one key never teaches the model the ticket's earlier category, another unit's."""
-    ranked = [facts.category] if facts.category else []
-    if state.classifier is not None:
-        ranked += [label for label, _ in state.classifier.predict([f"{facts.subject} {facts.description}"])[0].top]
-    return {n.unit.code: category_handled_by(state.directory, n.unit, ranked, facts) for n in named}
+def _ranked(classifier: Classifier | None, facts: TicketFacts) -> Iterator[str]:
+    """The categories a unit the router did not pick may carry, best first: the ticket's own (the operator's, or
+    the one it waits in the queue with), then the classifier's ranking, predicted only when read that far. A unit
+    takes the first it handles (category_handled_by), or none: a named unit on the dispatch card, or one a
+    dispatcher typed; so a dispatcher's choice never teaches the model another unit's category."""
+    if facts.category:
+        yield facts.category
+    if classifier is not None:
+        yield from (label for label, _ in classifier.predict([f"{facts.subject} {facts.description}"])[0].top)
 
 
 def _named_first(named: tuple[NamedUnit, ...], categories: dict[str, str | None],
@@ -411,10 +417,13 @@ async def dispatch(store: ServiceStore, state: RouterState, ticket_id: UUID, *, 
         taken = next((s for s in row.suggestions if s["unit"]["code"] == unit_code), None)
         if category is None and taken is not None:  # taking a suggestion takes its category too
             category = taken["category"]
-        # A unit the return reason named carries a category it handles, or none: the ticket's own is the one that
-        # sent it to a unit that returned it, and as training data it would teach the model that mistake.
+        # Any other unit carries a category it handles, or none (a named unit's was found on the return): the
+        # ticket's own may be the one that sent it to a unit that returned it, and as training data it would
+        # teach the model that mistake. It stays where the unit handles it too (another street office, the same
+        # matter).
         if category is None and not (taken is not None and named_by_return(taken["reason"])):
-            category = row.category
+            facts = facts_of(row)
+            category = category_handled_by(directory, lead, _ranked(state.classifier, facts), facts)
         d = Decision("assign", RoutingReason(method="dispatcher", category=category, note=f"派单员 {by} 人工派单",
                                              by=by), lead, co, category, why=f"派单员 {by} 派至 {lead.name}")
         attempt = row.attempt if row.attempt > 1 or row.returns == 0 else row.attempt + 1

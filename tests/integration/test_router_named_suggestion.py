@@ -36,14 +36,16 @@ RANKING = (("HC.CONSTRUCTION.DUST", 0.81), ("CM.SANITATION.GARBAGE", 0.06), ("PU
 
 
 class Model:
-    """A classifier that ranks every text as the test says."""
+    """A classifier that ranks every text as the test says, and keeps the texts it was asked about."""
 
     version = "test-ranking"
 
     def __init__(self, top: Sequence[tuple[str, float]]) -> None:
         self.top = tuple(top)
+        self.asked: list[str] = []
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        self.asked += texts
         return [Prediction(label=self.top[0][0], score=self.top[0][1], top=self.top) for _ in texts]
 
     def explain(self, text: str, label: str | None = None, k: int = 5) -> list[tuple[str, float]]:
@@ -167,3 +169,39 @@ async def test_the_card_shows_who_named_the_unit_where_the_models_units_show_the
     assert '<span class="score">6%</span>' in buttons[1]  # 垃圾清运, the model's, as before
     assert re.search(r'<li class="suggestion"><span class="unit">市生态环境局</span> <span class="score named">'
                      r'退单理由指明</span> <span class="muted">“环保局”</span></li>', watched)
+
+
+async def test_a_return_naming_a_unit_asks_the_classifier_about_the_ticket_once(app):
+    # The re-routing and the named unit's category read one prediction: a model's call is most of a return's time.
+    with_model(app, RANKING)
+    model = app.state.runtime.state["router"].classifier
+    ticket, _ = await received(app, "工地附近气味刺鼻", "东湖街道一带有股刺鼻的气味，像是附近工地和厂子排出来的。",
+                               location={"district": "D-02", "street": "S-02-01"})
+    model.asked.clear()
+
+    await returned(app, ticket, HOUSING, "经现场核实，系企业生产废气，非工地扬尘，此事应由市生态环境局办理")
+
+    assert model.asked == ["工地附近气味刺鼻 东湖街道一带有股刺鼻的气味，像是附近工地和厂子排出来的。"]
+
+
+async def test_a_second_return_naming_a_unit_asks_the_classifier_once_for_the_card_and_the_named_units_category(app):
+    # The operator's 物业服务 went to 湖滨街道 after the power company's return; 湖滨街道 returns it too, naming
+    # 市生态环境局: the model is asked for the card's guesses and for the named unit's category, once.
+    with_model(app, (("PU.POWER.OUTAGE", 0.7), ("HC.PROPERTY.SERVICE", 0.2), ("EN.AIR.EMISSION", 0.1)))
+    model = app.state.runtime.state["router"].classifier
+    ticket, _ = await received(app, "小区停电", "小区停电两天了，物业不管不问。", category="HC.PROPERTY.SERVICE",
+                               location={"district": "D-02", "street": "S-02-02"})
+    back = TicketReturned(number="x", unit=POWER, reason_code="other_unit", reason="表后线路不属于本单位维护范围",
+                          by="dept", returns_so_far=1)
+    rt = app.state.runtime
+    async with rt.store("router").transaction() as tx:
+        await service.reroute_after_return(tx, Envelope.wrap(back, ticket_id=ticket, producer="tracker"), back,
+                                           rt.state["router"])
+    assert model.asked == []  # the operator's category placed it, the rule's unit having sent it back
+
+    queued = await returned(app, ticket, UnitRef(code="S-02-02", name="湖滨街道"),
+                            "经核实，系小区旁企业违规排污被查封断电所致，应由市生态环境局处理")
+
+    assert (queued["suggestions"][0]["unit"]["code"], queued["suggestions"][0]["category"]) == (
+        ENVIRONMENT.code, "EN.AIR.EMISSION")
+    assert model.asked == ["小区停电 小区停电两天了，物业不管不问。"]

@@ -11,7 +11,7 @@ Every decision says why, so it can be explained and audited.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -187,11 +187,12 @@ def suggest(directory: Directory, prediction: Prediction, facts: TicketFacts,
     return tuple(suggestions), tuple(passed_over)
 
 
-def category_handled_by(directory: Directory, unit: Unit, ranked: Sequence[str], facts: TicketFacts) -> str | None:
-    """The first of the categories (best first) the directory gives `unit`, or None: for a unit the router did not
-    pick itself (one a return reason named), the category its assignment and its training example carry. Given
-    at the ticket's place, at no place (a local matter's supervising department: 物业服务 is 市住建委's where no
-    street is known), or at the unit's own place (a street office named while the ticket's street is not)."""
+def category_handled_by(directory: Directory, unit: Unit, ranked: Iterable[str], facts: TicketFacts) -> str | None:
+    """The first of the categories (best first, read no further than needed) the directory gives `unit`, or None:
+    for a unit the router did not pick itself (one a return reason named, one a dispatcher typed), the category its
+    assignment and its training example carry. Given at the ticket's place, at no place (a local matter's
+    supervising department: 物业服务 is 市住建委's where no street is known), or at the unit's own place (a street
+    office named or typed while the ticket's street is not)."""
     places = [(facts.district, facts.street), (None, None)]
     if unit.type == "street":
         places.append((unit.parent, unit.code))

@@ -15,6 +15,9 @@ responsible for ("不属于市城管委职责"). So, for a dispatcher to rely on
   a word that refuses it (不属于、非、不归、与…无关) takes it away;
 - a district named together with one of its streets (属于东湖区湖滨街道辖区), or a unit together with one of
   its own sub-units, only says where that one is: the narrower unit is meant;
+- a district or a street only said to be where the matter is (属于东湖区、位于湖滨街道辖区内), while the reason
+  gives the matter to another unit (属于东湖区，应由市住建委处理), is that unit's place, not a unit named: it stays
+  named where the reason gives it something to do (属于东湖区职责、应由东湖区…处理) or names no one else;
 - a municipal department's short name written right after a district's (东湖区住建局, 某某县住建局) is that
   district's own bureau, not the city's department: the directory's district is meant where the directory has
   it (and the bureau itself where the directory lists it by that name: the longer name wins), else no unit.
@@ -41,9 +44,14 @@ _SHORTEST_ALIAS = 3
 _CLAUSE_END = re.compile(r"[,，。.;；!！?？\n\r]")
 # Between a word and the name: enumerations and quotation marks (应由“市住建委”、市城管委处理).
 _BETWEEN = r"[\s、和及与或“”\"'‘’「」《》]*"
-_GIVEN_BEFORE = re.compile(
-    r"(?:(?:职责|单位|部门)\s*[:：]|应由|交由|转由|(?<![理自])由|转交|移交|转至|转给|转到|转|交给|交|归口|归|属于|属|(?<!申)请|联系|建议|派至|派给|派)"
-    + _BETWEEN + "$")
+_HANDING = (r"(?:职责|单位|部门)\s*[:：]|应由|交由|转由|(?<![理自])由|转交|移交|转至|转给|转到|转|交给|交|归口|归|(?<!申)请|"
+           r"联系|建议|派至|派给|派")
+_GIVEN_BEFORE = re.compile(r"(?:" + _HANDING + r"|属于|属)" + _BETWEEN + "$")
+# Words that only place the matter in a district or a street (属于东湖区、位于湖滨街道辖区内): before it, and after it
+# (辖区、范围…, then nothing, or 的 and what is there: 属于东湖区的市管道路).
+_HANDED_BEFORE = re.compile(r"(?:" + _HANDING + r")" + _BETWEEN + "$")
+_PLACE_BEFORE = re.compile(r"(?:属于|属|位于|地处|处于|在)" + _BETWEEN + "$")
+_PLACE_AFTER = re.compile("^" + _BETWEEN + r"((?:辖区|管辖范围|范围|境内|地界|内)*)")
 _REFUSED_BEFORE = re.compile(r"(?:不属于|不属|不归|不是|并非|非|不应由|不由|不在|无需)" + _BETWEEN + "$")
 # After the name: its office (湖滨街道办事处), then the word that gives the matter to it.
 _OFFICE = r"(?:人民政府|政府|办事处|街道办|部门)?"
@@ -77,6 +85,10 @@ def units_named(directory: Directory, text: str, *, returned_by: Collection[str]
     mentions = _mentions(directory, folded)
     if _without(folded, 0, len(folded), mentions).strip(" \t\r\n、,。."):
         named = [m for m in mentions if _given(folded, m, mentions)]
+        # 属于东湖区，应由市住建委处理: the district says where, the unit given the matter by name is meant.
+        placed = {m for m in named if _only_placed(folded, m, mentions)}
+        named = [m for m in named if m not in placed
+                 or not any(o not in placed and o.unit.code != m.unit.code for o in named)]
     else:  # the reason is names and nothing else ("市水务局"): whom else would it name
         named = mentions
     # A district before its street, a department before its own sub-unit, only says where that one is.
@@ -181,14 +193,32 @@ def _district_bureaus(folded: str, mentions: list[_Mention]) -> list[_Mention]:
 
 def _given(folded: str, m: _Mention, mentions: list[_Mention]) -> bool:
     """Whether the clause around the mention gives the matter to its unit (see the module's docstring)."""
-    start = max((s.end() for s in _CLAUSE_END.finditer(folded, 0, m.start)), default=0)
-    end = next((s.start() for s in _CLAUSE_END.finditer(folded, m.end)), len(folded))
-    others = [o for o in mentions if o is not m and start <= o.start and o.end <= end]
-    before = _without(folded, start, m.start, others)
-    after = _without(folded, m.end, end, others)
+    before, after = _clause(folded, m, mentions)
     if _REFUSED_BEFORE.search(before) or _REFUSED_AFTER.match(after):
         return False
     return bool(_GIVEN_BEFORE.search(before) or _GIVEN_AFTER.match(after))
+
+
+def _only_placed(folded: str, m: _Mention, mentions: list[_Mention]) -> bool:
+    """Whether a district's or a street's mention only says where the matter is (属于东湖区、位于湖滨街道辖区内,
+    属于东湖区的市管道路), giving it nothing to do: no word hands the matter to it (应由、转、请…), none after it
+    says it is its to do (职责、负责、管理、处理…)."""
+    if m.unit.type not in ("district", "street"):
+        return False
+    before, after = _clause(folded, m, mentions)
+    place = _PLACE_AFTER.match(after)
+    rest = after[place.end():]
+    if _HANDED_BEFORE.search(before) or not (_PLACE_BEFORE.search(before) or place.group(1)):
+        return False
+    return not rest or (rest.startswith("的") and not _GIVEN_AFTER.match(rest))
+
+
+def _clause(folded: str, m: _Mention, mentions: list[_Mention]) -> tuple[str, str]:
+    """The words of the mention's clause before it and after it, the other names in it left out."""
+    start = max((s.end() for s in _CLAUSE_END.finditer(folded, 0, m.start)), default=0)
+    end = next((s.start() for s in _CLAUSE_END.finditer(folded, m.end)), len(folded))
+    others = [o for o in mentions if o is not m and start <= o.start and o.end <= end]
+    return _without(folded, start, m.start, others), _without(folded, m.end, end, others)
 
 
 def _without(folded: str, start: int, end: int, mentions: list[_Mention]) -> str:

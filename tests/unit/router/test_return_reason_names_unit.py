@@ -129,3 +129,38 @@ def test_a_district_bureau_the_directory_has_is_that_bureau():
 
 def test_a_utilitys_office_in_a_district_is_the_utility():
     assert named("表前线路属东湖区供电公司维护，请转供电公司处理") == [("U-GD", "东湖区供电公司")]
+
+
+@pytest.mark.parametrize(("reason", "expected"), [
+    ("属于东湖区，应由市住建委处理", [("M-ZJW", "市住建委")]),
+    ("经核实，该小区位于东湖区辖区内，加装电梯事宜应由市住建委负责", [("M-ZJW", "市住建委")]),
+    ("经核实，该地块属东湖区湖滨街道辖区，违法占地应由市规划和自然资源局依法查处", [("M-GHZY", "市规划和自然资源局")]),
+    ("该路段属于湖滨街道，路灯线路请转供电公司处理", [("U-GD", "供电公司")]),
+    ("属于东湖区的市管道路，应由市城管委负责养护", [("M-CGW", "市城管委")]),
+    ("投诉地址属于东湖区辖区范围，属于市住建委职责", [("M-ZJW", "市住建委")]),
+    ("属于湖滨街道，应由东湖区处理", [("D-02", "东湖区")]),  # the street only placed it: the district is given it
+])
+def test_a_district_or_street_that_only_places_the_matter_is_not_named_beside_the_unit_given_it(reason, expected):
+    assert named(reason, "M-STHJ") == expected
+
+
+@pytest.mark.parametrize(("reason", "expected"), [
+    # Given the matter itself (职责、管辖、请、由…), a district stays beside the unit.
+    ("属于东湖区职责，请市住建委配合", [("D-02", "东湖区"), ("M-ZJW", "市住建委")]),
+    ("属于东湖区的职责，应由市住建委协助", [("D-02", "东湖区"), ("M-ZJW", "市住建委")]),
+    ("属于东湖区管辖，应由市住建委处理", [("D-02", "东湖区"), ("M-ZJW", "市住建委")]),
+    ("属于东湖区辖区，建议由东湖区协调市住建委处理", [("D-02", "东湖区"), ("M-ZJW", "市住建委")]),
+    ("应由东湖区辖区内的街道办事处处理，请市住建委指导", [("D-02", "东湖区"), ("M-ZJW", "市住建委")]),
+    # The place and the unit given the matter are one: it is named.
+    ("该小区属于湖滨街道辖区，请转湖滨街道办理", [("S-02-02", "湖滨街道")]),
+    ("属于东湖区辖区，请转东湖区住建局办理", [("D-02", "东湖区")]),
+    # Nothing else is given the matter: the place is what the reason says.
+    ("该处属于东湖区辖区", [("D-02", "东湖区")]),
+    ("该河道属于东湖区和西山区", [("D-02", "东湖区"), ("D-03", "西山区")]),
+    ("属于东湖区，非我局职责", [("D-02", "东湖区")]),
+    ("东湖区、市住建委", [("D-02", "东湖区"), ("M-ZJW", "市住建委")]),
+    # Only a district or a street is a place: a department the matter belongs to (属于) is given it.
+    ("废气扰民属于市城管委，请市住建委配合", [("M-CGW", "市城管委"), ("M-ZJW", "市住建委")]),
+])
+def test_a_district_given_the_matter_or_the_only_one_named_is_still_named(reason, expected):
+    assert named(reason, "M-STHJ") == expected
