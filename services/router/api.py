@@ -134,9 +134,21 @@ class DispatchBody(BaseModel):
 
 @api.get("/queue")
 async def queue(rt: RuntimeDep, user: Watcher, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict:
-    """Tickets waiting for a dispatcher, oldest first, with the router's suggestions."""
+    """Tickets waiting for a dispatcher, oldest first, with the router's suggestions.
+
+    Each suggestion is as the router published it (unit, category, score, reason), plus `named_by_return`: true
+    for a unit the return reason named (退单理由指明), whose `score` of 1.0 only fills the field and is no
+    probability; false for the model's and the rules' suggestions, whose score is one. Show a named unit as
+    the dispatch card does, by who named it, not as 100 %."""
     rows, total = await _queue(rt, limit)
-    return {"total": total, "items": [_queue_item(r, returned) for r, returned in rows]}
+    return {"total": total, "items": [_flag_named(_queue_item(r, returned)) for r, returned in rows]}
+
+
+def _flag_named(item: dict) -> dict:
+    """A queue item as the API gives it: each suggestion says whether a return reason named its unit. The event's
+    Suggestion has no such field; the card reads its reason instead (the named_by_return test)."""
+    return {**item, "suggestions": [{**s, "named_by_return": named_by_return(s["reason"])}
+                                    for s in item["suggestions"]]}
 
 
 @api.post("/tickets/{ticket_id}/dispatch")

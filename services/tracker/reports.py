@@ -78,6 +78,19 @@ class Percent(str):
         return text
 
 
+class UnitCell(str):
+    """A unit in the per-unit table: its name, or its code marked 名称未知 when the tracker does not know the name
+    (`stats.Score.named`): "D-99（名称未知）" on the page, in the workbook and the CSV alike. `hint` says why
+    (`stats.UNNAMED_UNIT`): the page's tooltip; the table's note says it for the exports and the print."""
+
+    hint: str | None
+
+    def __new__(cls, score: stats.Score) -> UnitCell:
+        cell = super().__new__(cls, score.unit_name if score.named else f"{score.unit_code}（名称未知）")
+        cell.hint = None if score.named else stats.UNNAMED_UNIT
+        return cell
+
+
 def _share(n: int, total: int) -> Percent:
     return Percent(n / total if total else None)
 
@@ -237,11 +250,13 @@ def render(kind: str, period: stats.Period, now: dt.datetime, tz, f: dict, month
     units = Table("units", "八、承办单位考评", ["排名", "承办单位", "派件量", "响应率", "解决率", "满意率", "按时办结率",
                                         "退单率", "重办率", "回访率", "平均办理时长（小时）", "综合得分", "说明"])
     for s in scores:
-        units.rows.append([s.rank or "不参与排名", s.unit_name, s.assigned, *(Percent(s.rate(k)) for k in (
+        units.rows.append([s.rank or "不参与排名", UnitCell(s), s.assigned, *(Percent(s.rate(k)) for k in (
             "response", "resolution", "satisfaction", "on_time", "return", "redo", "visit")),
             "—" if s.handling_hours is None else round(s.handling_hours, 1),
             "—" if s.score is None else round(s.score, 2), s.unranked_reason or ""])
     units.note = stats.SCORE_DEFINITION + "各比率口径见“部门考评”页。"
+    if not all(s.named for s in scores):
+        units.note += stats.UNNAMED_UNIT
 
     tables = [overview, by_channel, by_kind, by_district, by_category, replies, orders, units]
     if kind == "annual" and months is not None:
