@@ -59,7 +59,8 @@ async def test_what_is_typed_while_intake_answers_is_refused_not_lost(live, brow
     await login(page, live.url, "wangli")
     await page.goto(f"{live.url}/intake/console")
     await type_call(page, "13700003333", "小区路灯不亮", "解放路路灯坏了一周。")
-    await answer_late(page, "**/api/v1/intake/tickets", 1.5)
+    await answer_late(page, "**/api/v1/intake/tickets", 3)  # long enough to be seen on a busy machine
+    await expect(page.locator("#f-description")).to_be_focused()  # Ctrl+Enter is the form's
     await page.keyboard.press("Control+Enter")
     await expect(page.locator("#submit")).to_have_text("提交中…")
     await page.keyboard.type("，已经持续一个月")  # the focus is still in 诉求内容
