@@ -11,24 +11,14 @@ from __future__ import annotations
 import html
 import re
 
-import httpx
-import pytest
 from sqlalchemy import func, select
 
 from jiesu.web import localtime
-from schemas.enums import Role
 from services.tracker.actions import UNREACHABLE_CALL_GAP
 from services.tracker.store import return_visits, tickets, timeline
-from tests.integration.test_tracker_workflow import REPLY, Desk, bearer, wait_out_the_call_gap
-from tests.integration.test_visit_form_refusals import post_visit, replied_ticket, stored_visits, visitor_browser
-
-
-@pytest.fixture
-async def desk(live):
-    async with httpx.AsyncClient(base_url=live.url, timeout=20) as client:
-        desk = Desk(live, client)
-        await desk.as_("visitor", Role.VISITOR)
-        yield desk
+from tests.integration.test_tracker_workflow import REPLY, bearer, wait_out_the_call_gap
+from tests.integration.test_visit_form_refusals import (  # noqa: F401 (desk is a fixture)
+    desk, post_visit, replied_ticket, stored_visits, visitor_browser)
 
 
 async def last_unanswered(live, number: str):

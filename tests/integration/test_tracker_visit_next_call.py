@@ -12,23 +12,11 @@ import datetime as dt
 import html
 import re
 
-import httpx
-import pytest
-
 from jiesu.web import localtime
-from schemas.enums import Role
 from services.tracker.actions import UNREACHABLE_CALL_GAP
 from tests.integration.test_tracker_visit_call_gap import last_unanswered
 from tests.integration.test_tracker_workflow import REPLY, Desk, bearer, wait_out_the_call_gap
-from tests.integration.test_visit_form_refusals import replied_ticket
-
-
-@pytest.fixture
-async def desk(live):
-    async with httpx.AsyncClient(base_url=live.url, timeout=20) as client:
-        desk = Desk(live, client)
-        await desk.as_("visitor", Role.VISITOR)
-        yield desk
+from tests.integration.test_visit_form_refusals import desk, replied_ticket  # noqa: F401 (desk is a fixture)
 
 
 async def visit_page(desk: Desk, number: str) -> str:
